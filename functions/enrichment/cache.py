@@ -1,0 +1,130 @@
+"""Cache of source answers, keyed by source + normalised input (never by user).
+
+Stores return entries whether fresh or not: freshness is the engine's decision, because an
+expired GitHub entry still carries ETags for a conditional request. Firestore deletes expired
+documents by itself (TTL policy on ``expireAt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "external_data_cache"
+MAX_PAYLOAD_CHARS = 900_000
+"""Firestore documents hold 1 MiB at most; larger answers are simply not cached."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached source answer."""
+
+    payload: dict[str, Any]
+    """The source's (already redacted) data, as returned in ``enrichedData[source]``."""
+    fetched_at: datetime
+    """When the payload was fetched (or last revalidated)."""
+    expire_at: datetime
+    """After this the entry is stale: not served, but its ``etag`` may revalidate it."""
+    etag: str | None = None
+    """Validator(s) for conditional requests (GitHub: JSON map of URL to ETag)."""
+
+    def is_fresh(self, now: datetime) -> bool:
+        """True while the entry may be served without asking upstream."""
+        return now < self.expire_at
+
+
+class CacheStore(Protocol):
+    """Where source answers are kept between requests."""
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key`` (fresh or stale), or None."""
+        ...
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """Store or replace the entry for ``key``."""
+        ...
+
+
+def cache_key(source: str, normalised_input: str) -> str:
+    """``{source}_{sha256(normalised input)}``: also the Firestore document id."""
+    digest = hashlib.sha256(normalised_input.encode("utf-8")).hexdigest()
+    return f"{source}_{digest}"
+
+
+class MemoryCacheStore:
+    """In-process store (tests, local runs). Thread-safe; unbounded, so not for production."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, CacheEntry] = {}
+
+    def get(self, key: str) -> CacheEntry | None:
+        """See ``CacheStore.get``."""
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """See ``CacheStore.put``."""
+        with self._lock:
+            self._entries[key] = entry
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+class FirestoreCacheStore:
+    """``external_data_cache/{source}_{sha256}`` documents.
+
+    Fields ``{source, key, payload, etag, fetchedAt, expireAt}``. ``payload`` is stored as a JSON
+    string, not a map: a map would be indexed field by field, and a user with hundreds of
+    repositories would pass Firestore's 40,000 index entries per document.
+    """
+
+    def __init__(self, client: Any, collection: str = COLLECTION) -> None:
+        self._collection = client.collection(collection)
+
+    def get(self, key: str) -> CacheEntry | None:
+        """See ``CacheStore.get``; a document that cannot be decoded counts as a miss."""
+        snap = self._collection.document(key).get()
+        if not snap.exists:
+            return None
+        doc = snap.to_dict() or {}
+        try:
+            payload = json.loads(doc["payload"])
+            if not isinstance(payload, dict):
+                return None
+            return CacheEntry(
+                payload=payload,
+                fetched_at=doc["fetchedAt"],
+                expire_at=doc["expireAt"],
+                etag=doc.get("etag"),
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable cache document %s ignored", key)
+            return None
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """See ``CacheStore.put``; payloads too large for one document are not cached."""
+        text = json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False)
+        if len(text) > MAX_PAYLOAD_CHARS:
+            log.info("cache payload for %s too large (%d chars), not cached", key, len(text))
+            return
+        source = key.split("_", 1)[0]
+        self._collection.document(key).set(
+            {
+                "source": source,
+                "key": key,
+                "payload": text,
+                "etag": entry.etag,
+                "fetchedAt": entry.fetched_at,
+                "expireAt": entry.expire_at,
+            }
+        )

@@ -1,0 +1,271 @@
+"""Runs the requested sources concurrently under one deadline, with the cache in front.
+
+``Engine.enrich`` is synchronous (it owns an event loop per call), so it can be called from a
+plain thread such as a Flask request; ``enrich_async`` is the same for async callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from .cache import CacheEntry, CacheStore, cache_key
+from .errors import ErrorCode, SourceFailure, SourceSkipped
+from .fetch import Deadline, Fetcher
+from .merge import merge
+from .model import EnrichmentInput, EnrichmentResult, SourceError, SourceReport
+from .net import UrlGuard
+from .settings import EnrichmentSettings
+from .sources.base import Source, SourceContext
+
+log = logging.getLogger(__name__)
+
+SERVICE_ERRORS = frozenset({ErrorCode.UPSTREAM.value, ErrorCode.TIMEOUT.value})
+
+__all__ = [
+    "Engine",
+    "EnrichmentInput",
+    "EnrichmentResult",
+    "SourceError",
+    "SourceReport",
+    "default_sources",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def default_sources(settings: EnrichmentSettings) -> dict[str, Source]:
+    """The four real sources."""
+    from .sources.github import GitHubSource
+    from .sources.linkedin import LinkedInSource
+    from .sources.web import WebSearchSource
+    from .sources.website import WebsiteSource
+
+    return {
+        "github": GitHubSource(),
+        "linkedin": LinkedInSource(),
+        "website": WebsiteSource(),
+        "web": WebSearchSource.from_settings(settings),
+    }
+
+
+@dataclass
+class _Outcome:
+    report: SourceReport
+    payload: dict[str, Any] | None
+
+
+def _elapsed_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
+
+
+class Engine:
+    """The enrichment engine. One instance per process; ``enrich`` is thread-safe."""
+
+    def __init__(
+        self,
+        settings: EnrichmentSettings,
+        cache: CacheStore,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        sources: Mapping[str, Source] | None = None,
+        guard: UrlGuard | None = None,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.now = now
+        self.sources: Mapping[str, Source] = (
+            sources if sources is not None else default_sources(settings)
+        )
+        self.guard = guard or UrlGuard(settings.allow_hosts)
+        self._rng = rng or random.Random()
+        self._transport = transport
+
+    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
+        """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.enrich_async(inp))
+        # Called from inside a running loop: run ours on a helper thread rather than nest.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self.enrich_async(inp)).result()
+
+    async def enrich_async(self, inp: EnrichmentInput) -> EnrichmentResult:
+        """The same as ``enrich`` for callers that already run an event loop."""
+        start = time.monotonic()
+        budget = max(0.001, inp.timeout_ms / 1000)
+        deadline = Deadline(budget)
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        async with httpx.AsyncClient(
+            limits=limits, transport=self._transport, trust_env=False
+        ) as client:
+            fetcher = Fetcher(
+                client,
+                deadline,
+                attempts=self.settings.retry_attempts,
+                base_delay_s=self.settings.retry_base_ms / 1000,
+                user_agent=self.settings.user_agent,
+                rng=self._rng,
+            )
+            ctx = SourceContext(fetcher, self.settings, self.guard, self.now)
+            names = list(dict.fromkeys(inp.sources))
+            tasks = {
+                name: asyncio.create_task(self._run_source(name, inp, ctx), name=f"source-{name}")
+                for name in names
+            }
+            done, pending = await asyncio.wait(tasks.values(), timeout=budget)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        outcomes: list[_Outcome] = []
+        for name, task in tasks.items():
+            if task in done and not task.cancelled() and task.exception() is None:
+                outcomes.append(task.result())
+            elif task in done and task.exception() is not None:
+                log.error("source %s crashed", name, exc_info=task.exception())
+                outcomes.append(self._failed(name, ErrorCode.UPSTREAM, "internal error", start))
+            else:
+                outcomes.append(
+                    _Outcome(
+                        SourceReport(
+                            name,
+                            "timeout",
+                            0,
+                            int(budget * 1000),
+                            False,
+                            SourceError(ErrorCode.TIMEOUT.value, "the source did not answer in time"),
+                        ),
+                        None,
+                    )
+                )
+        return self._result(outcomes, start)
+
+    @staticmethod
+    def _failed(name: str, code: ErrorCode, message: str, start: float) -> _Outcome:
+        status = "timeout" if code is ErrorCode.TIMEOUT else "failed"
+        return _Outcome(
+            SourceReport(name, status, 0, _elapsed_ms(start), False, SourceError(code.value, message)),
+            None,
+        )
+
+    async def _run_source(self, name: str, inp: EnrichmentInput, ctx: SourceContext) -> _Outcome:
+        start = time.monotonic()
+        source = self.sources.get(name)
+        if source is None:
+            return _Outcome(
+                SourceReport(
+                    name,
+                    "skipped",
+                    0,
+                    0,
+                    False,
+                    SourceError(ErrorCode.NOT_CONFIGURED.value, "this source is not available"),
+                ),
+                None,
+            )
+        try:
+            normalised = source.normalise(inp)
+        except SourceSkipped as skip:
+            return _Outcome(
+                SourceReport(
+                    name, "skipped", 0, _elapsed_ms(start), False, SourceError(skip.code.value, skip.message)
+                ),
+                None,
+            )
+        except SourceFailure as fail:
+            return self._failed(name, fail.code, fail.message, start)
+        key = cache_key(name, normalised)
+        stale: CacheEntry | None = None
+        if not inp.force_refresh:
+            entry = await self._cache_get(key)
+            if entry is not None and entry.is_fresh(self.now()):
+                return _Outcome(
+                    SourceReport(name, "success", source.count(entry.payload), _elapsed_ms(start), True),
+                    entry.payload,
+                )
+            stale = entry
+        try:
+            fetched = await source.fetch(normalised, inp, ctx, stale)
+        except SourceFailure as fail:
+            return self._failed(name, fail.code, fail.message, start)
+        except SourceSkipped as skip:
+            return _Outcome(
+                SourceReport(
+                    name, "skipped", 0, _elapsed_ms(start), False, SourceError(skip.code.value, skip.message)
+                ),
+                None,
+            )
+        now = self.now()
+        await self._cache_put(
+            key,
+            CacheEntry(
+                payload=fetched.payload,
+                fetched_at=now,
+                expire_at=now + timedelta(seconds=self.settings.ttl_for(name)),
+                etag=fetched.etag,
+            ),
+        )
+        return _Outcome(
+            SourceReport(
+                name, "success", source.count(fetched.payload), _elapsed_ms(start), fetched.revalidated
+            ),
+            fetched.payload,
+        )
+
+    async def _cache_get(self, key: str) -> CacheEntry | None:
+        # A cache that is down costs freshness, never the enrichment.
+        try:
+            return await asyncio.to_thread(self.cache.get, key)
+        except Exception:  # noqa: BLE001 - any store failure is a miss
+            log.warning("cache read failed for %s", key.split("_", 1)[0], exc_info=True)
+            return None
+
+    async def _cache_put(self, key: str, entry: CacheEntry) -> None:
+        if self.settings.ttl_for(key.split("_", 1)[0]) <= 0:
+            return
+        try:
+            await asyncio.to_thread(self.cache.put, key, entry)
+        except Exception:  # noqa: BLE001
+            log.warning("cache write failed for %s", key.split("_", 1)[0], exc_info=True)
+
+    def _result(self, outcomes: list[_Outcome], start: float) -> EnrichmentResult:
+        data: dict[str, Any] = {}
+        for o in outcomes:
+            if o.payload is not None:
+                data[o.report.source] = o.payload
+        tried = [o.report for o in outcomes if o.report.status != "skipped"]
+        ok = [r for r in tried if r.status == "success"]
+        if tried and len(ok) == len(tried):
+            status = "success"
+        elif ok:
+            status = "partial"
+        else:
+            status = "failed"
+        service_failure = bool(tried) and all(
+            r.status != "success" and r.error is not None and r.error.code in SERVICE_ERRORS
+            for r in tried
+        )
+        return EnrichmentResult(
+            data=merge(data),
+            sources=tuple(o.report for o in outcomes),
+            status=status,
+            service_failure=service_failure,
+            duration_ms=_elapsed_ms(start),
+        )

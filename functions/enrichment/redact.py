@@ -1,0 +1,64 @@
+"""Remove e-mail addresses and phone numbers from free text before it is stored or returned.
+
+Applied to every string of a source's payload except URLs, dates and identifiers (keys listed
+in ``_KEEP``), so a new free-text field is redacted by default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+EMAIL_MARK = "[email removed]"
+PHONE_MARK = "[phone removed]"
+
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+\-]+"
+    r"(?:@|\s*[\[(]\s*at\s*[\])]\s*)"
+    r"[A-Za-z0-9\-]+(?:(?:\.|\s*[\[(]\s*dot\s*[\])]\s*)[A-Za-z0-9\-]+)*"
+    r"(?:\.|\s*[\[(]\s*dot\s*[\])]\s*)[A-Za-z]{2,}",
+    re.IGNORECASE,
+)
+# A run of digits with phone-like separators. Whether it is a phone is decided in _phone():
+# enough digits, and not a date or a year range.
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d[\d\s().\-/]{6,}\d(?![\w])")
+_DATE_LIKE = re.compile(r"^\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+_YEAR_RANGE = re.compile(r"^(19|20)\d\d\s*[-/]\s*(19|20)\d\d$")
+
+# camelCase suffixes (``htmlUrl``, ``updatedAt``, ``startedOn``) or whole keys, case-sensitive
+# on purpose: "description" and "location" end in "on" but are free text.
+_KEEP = re.compile(
+    r"(?<=[a-z])(Url|Urls|At|On|Date|Id)$"
+    r"|^(url|urls|href|login|id|etag|language|date|start|end|published|updated|sameAs)$"
+)
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    stripped = text.strip()
+    if _DATE_LIKE.match(stripped) or _YEAR_RANGE.match(stripped):
+        return text
+    international = stripped.startswith(("+", "00"))
+    if digits >= 9 or (international and digits >= 7) or (digits >= 7 and "(" in stripped):
+        return PHONE_MARK
+    return text
+
+
+def redact_text(text: str) -> str:
+    """``text`` with e-mail addresses and phone numbers replaced by markers."""
+    if not text:
+        return text
+    text = _EMAIL.sub(EMAIL_MARK, text)
+    return _PHONE_CANDIDATE.sub(_phone, text)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy of ``value`` (JSON-like) with every free-text string redacted."""
+    if isinstance(value, str):
+        return value if key and _KEEP.search(key) else redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, key) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""The external sources: ``github``, ``linkedin``, ``website``, ``web``."""
