@@ -149,7 +149,7 @@ def merge_projects(data: dict[str, Any], limit: int = 50) -> list[dict[str, Any]
                 "url": proj.get("url"),
                 "description": proj.get("description"),
                 "stars": None,
-                "updatedAt": proj.get("finishedOn") or proj.get("startedOn"),
+                "updatedAt": proj.get("end") or proj.get("start"),
                 "source": "linkedin",
             }
         )
