@@ -1,0 +1,1 @@
+"""Histograms, per-user stats, admin analytics and metric windows for the rollout evaluator."""

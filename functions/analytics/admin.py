@@ -1,0 +1,165 @@
+"""Admin analytics (contract 2.4), computed from the aggregates, the funnel and the audit.
+
+Every figure is defined in README.md ("Analytics figures"). Rates are 0, never NaN, when
+there is no data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from analytics import histogram
+from analytics.metrics import get, num, read_buckets, total
+from gating.recording import AUDIT
+from gating.requests import AnalyticsRequest
+from stores.base import DocumentStore
+
+ENRICH = "enrichCVWithExternalData"
+SUSPICIOUS_UNAUTHORIZED = 5
+"""A user with this many unauthorized attempts in the period counts as suspicious activity."""
+SUSPICIOUS_RATE_LIMITED = 20
+"""... or with this many rate-limit refusals."""
+AUDIT_SCAN_LIMIT = 20_000
+
+
+def _rate(num_: float, den: float) -> float:
+    return round(num_ / den, 4) if den > 0 else 0.0
+
+
+def _lat(doc: dict[str, Any], path: str) -> dict[str, float]:
+    return histogram.summary(histogram.merge([get(doc, path) or {}]))
+
+
+def build_analytics(store: DocumentStore, req: AnalyticsRequest) -> dict[str, Any]:
+    """The analytics answer for the request's period."""
+    start = datetime.combine(req.start, time(0), tzinfo=UTC)
+    end = datetime.combine(req.end, time(0), tzinfo=UTC) + timedelta(days=1)
+    g = "h" if req.granularity == "hour" else "d"
+    buckets = read_buckets(store, g, start, end)
+    all_ = total(buckets)
+
+    def c(name: str) -> int:
+        return num(all_, f"c.{name}")
+
+    funnel_users, converted_users = funnel(store, start, end)
+    requests, errors = c("requests"), c("errors")
+    totals = {
+        "requests": requests,
+        "successful": c("successful"),
+        "failed": c("failed"),
+        "premiumRequests": c("premiumRequests"),
+        "freeRequests": c("freeRequests"),
+        "previews": c("previews"),
+        "fullRequests": c("fullRequests"),
+        "gateShown": c("gateShown"),
+        "upgradeClicks": c("upgradeClicks"),
+        "conversions": c("conversions"),
+        "rateLimited": c("rateLimited"),
+        "unauthorizedAttempts": c("unauthorizedAttempts"),
+    }
+    admitted = c("successful") + c("failed")
+    rates = {
+        "successRate": _rate(c("successful"), admitted),
+        "errorRate": _rate(errors, requests),
+        "conversionRate": _rate(len(converted_users & funnel_users), len(funnel_users)),
+        "previewEngagementRate": _rate(len(funnel_users), len(funnel_users | free_users(store, start, end))),
+    }
+    by_source = {}
+    for s in req.sources:
+        reqs = num(all_, f"src.{s}.requests")
+        by_source[s] = {
+            "requests": reqs,
+            "successful": num(all_, f"src.{s}.successful"),
+            "failed": num(all_, f"src.{s}.failed"),
+            "timeouts": num(all_, f"src.{s}.timeouts"),
+            "cacheHits": num(all_, f"src.{s}.cacheHits"),
+            "successRate": _rate(num(all_, f"src.{s}.successful"), reqs),
+            "latencyMs": _lat(all_, f"src.{s}.lat"),
+        }
+    series = []
+    step = timedelta(hours=1) if g == "h" else timedelta(days=1)
+    at = start
+    while at < end:
+        doc = buckets.get(at, {})
+        breq = num(doc, "c.requests")
+        series.append(
+            {
+                "bucket": at.isoformat().replace("+00:00", "Z"),
+                "requests": breq,
+                "successful": num(doc, "c.successful"),
+                "errors": num(doc, "c.errors"),
+                "errorRate": _rate(num(doc, "c.errors"), breq),
+                "p95Ms": histogram.percentile(
+                    histogram.merge([get(doc, f"fn.{ENRICH}.lat") or {}]), 0.95
+                ),
+                "previews": num(doc, "c.previews"),
+                "gateShown": num(doc, "c.gateShown"),
+                "conversions": num(doc, "c.conversions"),
+                "rateLimited": num(doc, "c.rateLimited"),
+            }
+        )
+        at += step
+    return {
+        "period": {
+            "startDate": req.start.isoformat(),
+            "endDate": req.end.isoformat(),
+            "granularity": req.granularity,
+        },
+        "totals": totals,
+        "rates": rates,
+        "latencyMs": _lat(all_, f"fn.{ENRICH}.lat"),
+        "bySource": by_source,
+        "series": series,
+        "security": {
+            "unauthorizedAttempts": num(all_, "sec.unauthorizedAttempts"),
+            "rateLimitViolations": num(all_, "sec.rateLimitViolations"),
+            "suspiciousActivity": suspicious(store, start, end),
+        },
+    }
+
+
+def funnel(store: DocumentStore, start: datetime, end: datetime) -> tuple[set[str], set[str]]:
+    """(free users who had a preview or a gate in the period, users who turned premium in the
+    period within 7 days after a preview or gate)."""
+    rows = store.query(
+        "events",
+        [("type", "in", ["preview", "gate"]), ("at", ">=", start), ("at", "<", end)],
+        group=True,
+    )
+    users = {d["uid"] for _, d in rows if d.get("tier") == "free" and isinstance(d.get("uid"), str)}
+    conv = store.query(
+        "conversions",
+        [("precededByFunnel", "==", True), ("at", ">=", start), ("at", "<", end)],
+        group=True,
+    )
+    converted = {d["uid"] for _, d in conv if isinstance(d.get("uid"), str)}
+    return users, converted
+
+
+def free_users(store: DocumentStore, start: datetime, end: datetime) -> set[str]:
+    """Free users who asked for an enrichment in the period (any outcome)."""
+    rows = store.query(
+        "events",
+        [("tier", "==", "free"), ("at", ">=", start), ("at", "<", end)],
+        group=True,
+    )
+    return {d["uid"] for _, d in rows if isinstance(d.get("uid"), str)}
+
+
+def suspicious(store: DocumentStore, start: datetime, end: datetime) -> int:
+    """Users whose unauthorized attempts or rate-limit refusals in the period pass a threshold."""
+    found: set[str] = set()
+    for kind, threshold in (
+        ("unauthorized_access", SUSPICIOUS_UNAUTHORIZED),
+        ("rate_limit_exceeded", SUSPICIOUS_RATE_LIMITED),
+    ):
+        rows = store.query(
+            AUDIT,
+            [("type", "==", kind), ("at", ">=", start), ("at", "<", end)],
+            limit=AUDIT_SCAN_LIMIT,
+        )
+        per_user = Counter(d.get("uid") for _, d in rows if d.get("uid"))
+        found |= {u for u, n in per_user.items() if n >= threshold and isinstance(u, str)}
+    return len(found)

@@ -1,0 +1,66 @@
+"""The access decision as a value (contract section 3): a pure function of what was read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gating.entitlements import Tier
+from gating.rollout import RolloutConfig, in_cohort
+
+
+class Access(StrEnum):
+    """What the caller gets."""
+
+    FULL = "full"
+    PREVIEW = "preview"
+    DENIED = "denied"
+
+
+class Reason(StrEnum):
+    """Why; recorded with the decision."""
+
+    GATING_OFF = "gating_off"
+    """Phase off or the kill switch: the pre-gating experience for everyone."""
+    OUTSIDE_COHORT = "outside_cohort"
+    """Not in the gated cohort and the fallback is on: the pre-gating experience."""
+    PREMIUM = "premium"
+    FREE_PREVIEW = "free_preview"
+    PREMIUM_REQUIRED = "premium_required"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of the gate for one call."""
+
+    access: Access
+    reason: Reason
+    tier: Tier
+    """The user's own tier."""
+    limit_tier: Tier
+    """The tier whose rate limit applies (premium-sized in the pre-gating experience)."""
+    gated: bool
+    """True when the premium gate applied to this user (in the cohort, or no fallback)."""
+
+    @property
+    def denied(self) -> bool:
+        """True when the call is refused with ``premium_required``."""
+        return self.access is Access.DENIED
+
+
+def decide(
+    cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str], mode: str
+) -> Decision:
+    """Decide access for ``mode`` ("full" or "preview")."""
+    tier = Tier.PREMIUM if premium else Tier.FREE
+    asked = Access(mode)
+    if not cfg.gating_active:
+        return Decision(asked, Reason.GATING_OFF, tier, Tier.PREMIUM, gated=False)
+    cohort = in_cohort(cfg, uid, premium, groups)
+    if not cohort and cfg.fallbackEnabled:
+        return Decision(asked, Reason.OUTSIDE_COHORT, tier, Tier.PREMIUM, gated=False)
+    if premium:
+        return Decision(asked, Reason.PREMIUM, tier, tier, gated=True)
+    if asked is Access.PREVIEW:
+        return Decision(Access.PREVIEW, Reason.FREE_PREVIEW, tier, tier, gated=True)
+    return Decision(Access.DENIED, Reason.PREMIUM_REQUIRED, tier, tier, gated=True)

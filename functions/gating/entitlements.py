@@ -1,0 +1,68 @@
+"""Premium entitlement from ``users/{uid}.subscription`` (contract section 1).
+
+Custom claims never make anyone premium: only the server-written subscription does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class Tier(StrEnum):
+    """The two plans."""
+
+    FREE = "free"
+    PREMIUM = "premium"
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def is_premium(user_doc: Mapping[str, Any] | None, now: datetime, grace_days: int) -> bool:
+    """True when the subscription entitles the user to premium right now.
+
+    A missing doc or field, or anything malformed, is free (paid access fails closed).
+    """
+    if not user_doc:
+        return False
+    sub = user_doc.get("subscription")
+    if not isinstance(sub, Mapping) or sub.get("tier") != "premium":
+        return False
+    if sub.get("lifetime") is True:
+        return True
+    status = sub.get("status")
+    end_raw = sub.get("currentPeriodEnd")
+    end = _as_datetime(end_raw)
+    if end_raw is not None and end is None:
+        return False
+    if status in ("active", "trialing"):
+        return end is None or end > now
+    if status == "past_due":
+        return end is not None and now < end + timedelta(days=grace_days)
+    return False
+
+
+def tier_of(user_doc: Mapping[str, Any] | None, now: datetime, grace_days: int) -> Tier:
+    """The user's tier now."""
+    return Tier.PREMIUM if is_premium(user_doc, now, grace_days) else Tier.FREE
+
+
+def rollout_groups(user_doc: Mapping[str, Any] | None) -> frozenset[str]:
+    """The user's rollout groups (server-written), as a set of names."""
+    if not user_doc:
+        return frozenset()
+    groups = user_doc.get("rolloutGroups")
+    if not isinstance(groups, list):
+        return frozenset()
+    return frozenset(g for g in groups if isinstance(g, str))

@@ -1,0 +1,128 @@
+"""Sliding-window rate limits (weighted pair of fixed windows) over atomic counters (contract §4).
+
+Admission is decided by the value an atomic increment returns, never by read-modify-write: of N
+simultaneous calls with L units left, the increments return N distinct values and exactly the
+calls that drew a value within L are admitted. A refused call gives its unit back; since
+admitted calls never do, the counter cannot fall back under the admitted count, so a late call
+cannot slip in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from stores.base import DocumentStore
+
+RATE_LIMITS = "rate_limits"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the counters for one user, scope and moment live."""
+
+    current_path: str
+    previous_path: str
+    start: datetime
+    length: timedelta
+    elapsed_fraction: float
+
+    @property
+    def end(self) -> datetime:
+        """When the current fixed window closes."""
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The limiter's answer."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: datetime
+    """When the next unit becomes available (remaining 0) or the current window ends."""
+
+    def retry_after_seconds(self, now: datetime) -> int:
+        """Whole seconds from ``now`` until ``reset_at``, at least 1."""
+        return max(1, math.ceil((self.reset_at - now).total_seconds()))
+
+
+def window_for(scope: str, uid: str, now: datetime, length: timedelta) -> Window:
+    """The fixed window containing ``now`` and the one before it."""
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    n = int((now - epoch) // length)
+    start = epoch + n * length
+    prev = start - length
+    fmt = "%Y-%m-%dT%H:%M"
+    return Window(
+        current_path=f"{RATE_LIMITS}/{uid}_{scope}_{start.strftime(fmt)}",
+        previous_path=f"{RATE_LIMITS}/{uid}_{scope}_{prev.strftime(fmt)}",
+        start=start,
+        length=length,
+        elapsed_fraction=(now - start) / length,
+    )
+
+
+def next_available(
+    window: Window, limit: int, previous: int, current: int, now: datetime
+) -> datetime:
+    """The first moment at which one more call would be admitted, given the counts."""
+    if limit <= 0:
+        return window.end + window.length
+    if current + 1 <= limit:
+        if previous <= 0:
+            return now
+        # previous * (1 - f) + current + 1 <= limit
+        f = 1.0 - (limit - current - 1) / previous
+        at = window.start + window.length * max(f, window.elapsed_fraction)
+    else:
+        # In the next window the current count becomes the weighted previous one.
+        f = 1.0 - (limit - 1) / current if current > 0 else 0.0
+        at = window.end + window.length * max(f, 0.0)
+    return max(at, now).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def weighted(window: Window, previous: int) -> float:
+    """The previous window's count as it weighs now."""
+    return previous * (1.0 - window.elapsed_fraction)
+
+
+class SlidingWindowLimiter:
+    """Per-user sliding-window limiter for one scope ("enrich" per hour, "track" per minute)."""
+
+    def __init__(self, store: DocumentStore, scope: str, length: timedelta) -> None:
+        self.store = store
+        self.scope = scope
+        self.length = length
+
+    def window(self, uid: str, now: datetime) -> Window:
+        """The window for ``uid`` at ``now``."""
+        return window_for(self.scope, uid, now, self.length)
+
+    def admit(self, uid: str, limit: int, previous: int, now: datetime) -> tuple[RateDecision, int]:
+        """Take one unit if the sliding window allows; one round trip (two when refused).
+
+        ``previous`` is the previous window's final count (read once, cacheable: it is closed).
+        Returns the decision and the value the increment returned.
+        """
+        w = self.window(uid, now)
+        expire = {"expireAt": w.end + 2 * self.length}
+        drawn = self.store.increment(w.current_path, "count", 1, expire)
+        budget = limit - weighted(w, previous)
+        if drawn <= budget:
+            remaining = max(0, math.floor(budget - drawn))
+            reset = w.end if remaining > 0 else next_available(w, limit, previous, drawn, now)
+            return RateDecision(True, limit, remaining, reset), drawn
+        self.store.increment(w.current_path, "count", -1, {})
+        reset = next_available(w, limit, previous, drawn - 1, now)
+        return RateDecision(False, limit, 0, reset), drawn
+
+    def usage(self, uid: str, limit: int, previous: int, current: int, now: datetime) -> RateDecision:
+        """What a user has left, from counts read elsewhere (for stats; takes nothing)."""
+        w = self.window(uid, now)
+        used = weighted(w, previous) + current
+        remaining = max(0, math.floor(limit - used))
+        reset = w.end if remaining > 0 else next_available(w, limit, previous, current, now)
+        return RateDecision(remaining > 0, limit, remaining, reset)

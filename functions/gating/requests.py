@@ -1,0 +1,239 @@
+"""Request validation for the four callables, in one place (contract section 2).
+
+Every refusal is ``InvalidArgument`` naming the field, so a client can point at it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from gating.errors import InvalidArgument
+
+SOURCES = ("github", "linkedin", "website", "web")
+MODES = ("full", "preview")
+EVENTS = (
+    "preview_viewed",
+    "gate_shown",
+    "upgrade_clicked",
+    "feature_discovered",
+    "upgrade_completed_view",
+)
+LINKEDIN_MAX_BYTES = 1_000_000
+_CV_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
+@dataclass(frozen=True)
+class EnrichRequest:
+    """A validated ``enrichCVWithExternalData`` request."""
+
+    cv_id: str
+    mode: str
+    sources: tuple[str, ...]
+    github: str | None
+    website: str | None
+    linkedin_export: Mapping[str, str] | None
+    name: str | None
+    force_refresh: bool
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """A validated ``trackExternalDataUsage`` request."""
+
+    event: str
+    cv_id: str | None
+    source: str | None
+    metadata: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    """A validated ``getUserExternalDataUsageStats`` request."""
+
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class AnalyticsRequest:
+    """A validated ``getExternalDataAnalytics`` request."""
+
+    start: date
+    end: date
+    granularity: str
+    sources: tuple[str, ...]
+
+
+def _object(raw: Any, field: str = "data") -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(field, "must be an object")
+    return raw
+
+
+def _no_unknown(obj: Mapping[str, Any], allowed: set[str], prefix: str = "") -> None:
+    for key in obj:
+        if key not in allowed:
+            raise InvalidArgument(f"{prefix}{key}", "is not a known field")
+
+
+def _string(obj: Mapping[str, Any], field: str, max_len: int, prefix: str = "") -> str | None:
+    value = obj.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(prefix + field, "must be a string")
+    if len(value) > max_len:
+        raise InvalidArgument(prefix + field, f"must be at most {max_len} characters")
+    return value
+
+
+def _cv_id(obj: Mapping[str, Any], required: bool) -> str | None:
+    value = obj.get("cvId")
+    if value is None:
+        if required:
+            raise InvalidArgument("cvId", "is required")
+        return None
+    if not isinstance(value, str) or not _CV_ID.match(value):
+        raise InvalidArgument("cvId", "must be 1 to 128 characters of letters, digits, _ or -")
+    return value
+
+
+def _source_list(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise InvalidArgument(field, "must be a list of sources")
+    out: list[str] = []
+    for item in value:
+        if item not in SOURCES:
+            raise InvalidArgument(field, f"unknown source {str(item)[:40]!r}; use {', '.join(SOURCES)}")
+        if item not in out:
+            out.append(item)
+    if not out:
+        raise InvalidArgument(field, "must name at least one source")
+    return tuple(out)
+
+
+def parse_enrich(raw: Any) -> EnrichRequest:
+    """Validate an enrichment request."""
+    obj = _object(raw)
+    _no_unknown(
+        obj, {"cvId", "mode", "sources", "github", "website", "linkedin", "name", "options"}
+    )
+    cv_id = _cv_id(obj, required=True)
+    assert cv_id is not None
+    mode = obj.get("mode", "full")
+    if mode not in MODES:
+        raise InvalidArgument("mode", "must be full or preview")
+    sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
+    github = _string(obj, "github", 39)
+    if github is not None and not _GITHUB_USER.match(github):
+        raise InvalidArgument("github", "is not a valid GitHub username")
+    website = _string(obj, "website", 2048)
+    if website is not None:
+        parts = urlsplit(website)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidArgument("website", "must be an http or https URL")
+    name = _string(obj, "name", 200)
+    export = _linkedin(obj.get("linkedin"))
+    options = _object(obj.get("options"), "options")
+    _no_unknown(options, {"forceRefresh", "timeoutMs"}, "options.")
+    force = options.get("forceRefresh", False)
+    if not isinstance(force, bool):
+        raise InvalidArgument("options.forceRefresh", "must be true or false")
+    timeout = options.get("timeoutMs", 10000)
+    if isinstance(timeout, float) and timeout.is_integer():
+        timeout = int(timeout)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1000 <= timeout <= 30000:
+        raise InvalidArgument("options.timeoutMs", "must be an integer from 1000 to 30000")
+    return EnrichRequest(cv_id, mode, sources, github, website, export, name, force, timeout)
+
+
+def _linkedin(value: Any) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidArgument("linkedin", "must be an object with an export")
+    _no_unknown(value, {"export"}, "linkedin.")
+    export = value.get("export")
+    if not isinstance(export, Mapping):
+        raise InvalidArgument("linkedin.export", "must map file names to file text")
+    total = 0
+    for fname, text in export.items():
+        if not isinstance(fname, str) or len(fname) > 100:
+            raise InvalidArgument("linkedin.export", "file names must be short strings")
+        if not isinstance(text, str):
+            raise InvalidArgument(f"linkedin.export.{fname}", "must be the file's text")
+        total += len(text.encode("utf-8"))
+        if total > LINKEDIN_MAX_BYTES:
+            raise InvalidArgument("linkedin.export", "must be at most 1 MB in all")
+    return dict(export)
+
+
+def parse_track(raw: Any) -> TrackRequest:
+    """Validate a funnel event. A ``userId`` in the request is ignored (the token decides)."""
+    obj = _object(raw)
+    _no_unknown(obj, {"event", "cvId", "source", "metadata", "userId"})
+    event = obj.get("event")
+    if event not in EVENTS:
+        raise InvalidArgument("event", f"must be one of {', '.join(EVENTS)}")
+    source = obj.get("source")
+    if source is not None and source not in SOURCES:
+        raise InvalidArgument("source", f"must be one of {', '.join(SOURCES)}")
+    metadata = obj.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise InvalidArgument("metadata", "must be an object")
+        try:
+            size = len(json.dumps(metadata, separators=(",", ":")).encode("utf-8"))
+        except (TypeError, ValueError):
+            raise InvalidArgument("metadata", "must be plain JSON") from None
+        if size > 2048:
+            raise InvalidArgument("metadata", "must be at most 2 KB")
+    return TrackRequest(event, _cv_id(obj, required=False), source, metadata)
+
+
+def parse_stats(raw: Any) -> StatsRequest:
+    """Validate a stats request."""
+    obj = _object(raw)
+    _no_unknown(obj, {"userId"})
+    user_id = _string(obj, "userId", 128)
+    if user_id is not None and not user_id:
+        raise InvalidArgument("userId", "must not be empty")
+    return StatsRequest(user_id)
+
+
+def _date(obj: Mapping[str, Any], field: str) -> date:
+    value = obj.get(field)
+    if not isinstance(value, str):
+        raise InvalidArgument(field, "is required as an ISO date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(field, "must be an ISO date (YYYY-MM-DD)") from None
+
+
+def parse_analytics(raw: Any) -> AnalyticsRequest:
+    """Validate an analytics request (span at most 92 days; hours only up to 7 days)."""
+    obj = _object(raw)
+    _no_unknown(obj, {"startDate", "endDate", "granularity", "sources"})
+    start, end = _date(obj, "startDate"), _date(obj, "endDate")
+    if end < start:
+        raise InvalidArgument("endDate", "must not be before startDate")
+    span = (end - start) + timedelta(days=1)
+    if span > timedelta(days=92):
+        raise InvalidArgument("endDate", "the period may span at most 92 days")
+    granularity = obj.get("granularity", "day")
+    if granularity not in ("hour", "day"):
+        raise InvalidArgument("granularity", "must be hour or day")
+    if granularity == "hour" and span > timedelta(days=7):
+        raise InvalidArgument("granularity", "hour is allowed for periods of at most 7 days")
+    sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
+    return AnalyticsRequest(start, end, granularity, sources)

@@ -1,0 +1,211 @@
+"""The rollout config document, the stable per-user bucket and the gated cohort (contract §3)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+CONFIG_PATH = "config/externalDataRollout"
+"""Where the rollout config lives."""
+HISTORY_COLLECTION = f"{CONFIG_PATH}/history"
+"""Where every change to it is appended."""
+
+
+class Phase(StrEnum):
+    """Rollout phases, in order."""
+
+    OFF = "off"
+    BETA = "beta"
+    PREMIUM = "premium"
+    FULL = "full"
+
+
+PHASE_ORDER = (Phase.OFF, Phase.BETA, Phase.PREMIUM, Phase.FULL)
+COMPONENTS = ("premiumGating", "usageTracking", "rateLimiting", "securityAudit")
+DEFAULT_TARGET_GROUPS = ("beta-testers", "internal-team", "trusted-advisors")
+
+FREE_USER_MESSAGES = {
+    "preview": (
+        "Get a taste of our powerful external data insights! This preview shows what's "
+        "possible with premium access."
+    ),
+    "gate": (
+        "Unlock the full power of external data enrichment with Premium. Get real-time salary "
+        "data, industry trends, and comprehensive market insights."
+    ),
+    "upgrade": (
+        "Upgrade to Premium for unlimited access to external data sources and advanced analytics."
+    ),
+}
+"""The rollout plan's free-user wording (overridable in config ``messages``)."""
+
+PREMIUM_USER_MESSAGES = {
+    "welcome": (
+        "Welcome to enhanced external data integration! Your premium access unlocks "
+        "comprehensive industry insights."
+    ),
+    "guidance": (
+        "Explore real-time salary data, industry trends, and market insights to optimize your "
+        "CV strategy."
+    ),
+    "support": (
+        "Need help maximizing your external data features? Visit our premium support center."
+    ),
+}
+"""The rollout plan's premium-user wording (overridable in config ``messages``)."""
+
+
+class ConfigInvalid(ValueError):
+    """A config document that must not be applied; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Components:
+    """Per-component switches (partial rollback turns one off)."""
+
+    premiumGating: bool = True  # noqa: N815 - the contract's field names
+    usageTracking: bool = True  # noqa: N815
+    rateLimiting: bool = True  # noqa: N815
+    securityAudit: bool = True  # noqa: N815
+
+    def to_dict(self) -> dict[str, bool]:
+        """The document form."""
+        return {name: getattr(self, name) for name in COMPONENTS}
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The typed form of ``config/externalDataRollout``."""
+
+    phase: Phase = Phase.OFF
+    rolloutPercentage: int = 0  # noqa: N815
+    targetGroups: tuple[str, ...] = DEFAULT_TARGET_GROUPS  # noqa: N815
+    fallbackEnabled: bool = True  # noqa: N815
+    components: Components = field(default_factory=Components)
+    messages: Mapping[str, str] = field(default_factory=dict)
+    version: int = 0
+    updatedAt: datetime | None = None  # noqa: N815
+    updatedBy: str | None = None  # noqa: N815
+
+    @property
+    def gating_active(self) -> bool:
+        """False when nobody is gated: phase off, or the kill switch (premiumGating false)."""
+        return self.phase is not Phase.OFF and self.components.premiumGating
+
+    def message_set(self, keys: tuple[str, ...]) -> dict[str, str]:
+        """The texts for ``keys``, config overrides first, the plan's wording otherwise."""
+        defaults = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
+        return {k: str(self.messages.get(k, defaults[k])) for k in keys}
+
+    def to_doc(self) -> dict[str, Any]:
+        """The document form (without ``updatedAt``, which the writer sets)."""
+        return {
+            "phase": self.phase.value,
+            "rolloutPercentage": self.rolloutPercentage,
+            "targetGroups": list(self.targetGroups),
+            "fallbackEnabled": self.fallbackEnabled,
+            "components": self.components.to_dict(),
+            "messages": dict(self.messages),
+            "version": self.version,
+            "updatedAt": self.updatedAt,
+            "updatedBy": self.updatedBy,
+        }
+
+    def with_changes(self, **changes: Any) -> RolloutConfig:
+        """A copy with fields replaced, validated."""
+        return validate(replace(self, **changes))
+
+
+def validate(cfg: RolloutConfig) -> RolloutConfig:
+    """Refuse configs that must never be applied."""
+    if not isinstance(cfg.rolloutPercentage, int) or isinstance(cfg.rolloutPercentage, bool):
+        raise ConfigInvalid("rolloutPercentage must be an integer from 0 to 100")
+    if not 0 <= cfg.rolloutPercentage <= 100:
+        raise ConfigInvalid(
+            f"rolloutPercentage must be from 0 to 100, not {cfg.rolloutPercentage}"
+        )
+    known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
+    for key, text in cfg.messages.items():
+        if key not in known:
+            raise ConfigInvalid(f"messages.{key} is not a known message (known: {sorted(known)})")
+        if not isinstance(text, str) or not 0 < len(text) <= 1000:
+            raise ConfigInvalid(f"messages.{key} must be a text of 1 to 1000 characters")
+    return cfg
+
+
+def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
+    """Parse the document; a missing doc is phase off with every component on.
+
+    Raises ``ConfigInvalid`` naming the field for a document that must not be applied.
+    """
+    if doc is None:
+        return RolloutConfig()
+    phase_raw = doc.get("phase", "off")
+    try:
+        phase = Phase(phase_raw)
+    except ValueError:
+        raise ConfigInvalid(
+            f"phase must be one of {', '.join(p.value for p in Phase)}, not {phase_raw!r}"
+        ) from None
+    pct = doc.get("rolloutPercentage", 0)
+    if isinstance(pct, float) and pct.is_integer():
+        pct = int(pct)
+    groups = doc.get("targetGroups", list(DEFAULT_TARGET_GROUPS))
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ConfigInvalid("targetGroups must be a list of group names")
+    fallback = doc.get("fallbackEnabled", True)
+    if not isinstance(fallback, bool):
+        raise ConfigInvalid("fallbackEnabled must be true or false")
+    comps_raw = doc.get("components") or {}
+    if not isinstance(comps_raw, Mapping):
+        raise ConfigInvalid("components must be a map of switches")
+    unknown = set(comps_raw) - set(COMPONENTS)
+    if unknown:
+        raise ConfigInvalid(f"unknown component(s): {', '.join(sorted(unknown))}")
+    comps: dict[str, bool] = {}
+    for name in COMPONENTS:
+        value = comps_raw.get(name, True)
+        if not isinstance(value, bool):
+            raise ConfigInvalid(f"components.{name} must be true or false")
+        comps[name] = value
+    messages = doc.get("messages") or {}
+    if not isinstance(messages, Mapping):
+        raise ConfigInvalid("messages must be a map of texts")
+    version = doc.get("version", 0)
+    updated_at = doc.get("updatedAt")
+    return validate(
+        RolloutConfig(
+            phase=phase,
+            rolloutPercentage=pct,
+            targetGroups=tuple(groups),
+            fallbackEnabled=fallback,
+            components=Components(**comps),
+            messages=dict(messages),
+            version=version if isinstance(version, int) else 0,
+            updatedAt=updated_at if isinstance(updated_at, datetime) else None,
+            updatedBy=doc.get("updatedBy") if isinstance(doc.get("updatedBy"), str) else None,
+        )
+    )
+
+
+def bucket(uid: str) -> int:
+    """The user's stable bucket 0..99: the same on every call and every instance."""
+    digest = hashlib.sha256(f"external-data-rollout:{uid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def in_cohort(cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str]) -> bool:
+    """Whether the user is in the gated cohort (only meaningful when gating is active)."""
+    if cfg.phase is Phase.FULL:
+        return True
+    beta_user = bool(groups & set(cfg.targetGroups))
+    in_bucket = bucket(uid) < cfg.rolloutPercentage
+    if cfg.phase is Phase.PREMIUM:
+        return premium or beta_user or in_bucket
+    if cfg.phase is Phase.BETA:
+        return beta_user or in_bucket
+    return False

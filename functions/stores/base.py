@@ -1,0 +1,76 @@
+"""The one storage protocol the core needs, with write values that both stores understand."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Inc:
+    """An atomic increment of a numeric field (``firestore.Increment`` in Firestore)."""
+
+    by: int | float = 1
+
+
+@dataclass(frozen=True)
+class Write:
+    """One document write in a batch.
+
+    ``merge=True`` deep-merges maps and applies ``Inc`` values; ``merge=False`` replaces the doc.
+    """
+
+    path: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    merge: bool = True
+
+
+Filter = tuple[str, str, Any]
+"""(field path, operator, value); operators ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in``."""
+
+
+class DocumentStore(Protocol):
+    """Document reads and writes; every backend failure raises ``gating.errors.StoreError``."""
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Read several documents in one round trip; missing ones map to ``None``."""
+        ...
+
+    def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
+        """Atomically add ``by`` to a counter and return its new value, in one round trip.
+
+        ``extra`` plain fields are merged into the same document in the same write.
+        """
+        ...
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """Apply the writes atomically, in one round trip."""
+        ...
+
+    def query(
+        self,
+        collection: str,
+        filters: Sequence[Filter] = (),
+        *,
+        group: bool = False,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Documents of a collection (or collection group) matching all filters, as (path, data)."""
+        ...
+
+    def compare_and_set(
+        self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
+    ) -> None:
+        """Replace ``path`` with ``data`` only if its ``version`` is still ``expected_version``
+        (0 for a missing doc), together with ``extra`` writes, atomically.
+
+        Raises ``gating.errors.ConfigConflict`` when someone else changed it first.
+        """
+        ...
+
+    def delete_all(self) -> None:
+        """Remove everything (tests and the demo only)."""
+        ...

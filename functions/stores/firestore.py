@@ -1,0 +1,163 @@
+"""The Firestore implementation of ``DocumentStore`` (emulator-aware).
+
+Every call has a short deadline: a store that does not answer becomes ``StoreError`` (and so
+``unavailable`` for the caller) within seconds, instead of hanging the function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core import retry as retries
+from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from gating.errors import ConfigConflict, StoreError
+from stores.base import Filter, Inc, Write
+
+_TRANSIENT = retries.if_exception_type(
+    gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted
+)
+
+
+def make_client(project: str | None = None) -> firestore.Client:
+    """A Firestore client: anonymous credentials on the emulator, ADC otherwise."""
+    project = project or os.environ.get("GCLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return firestore.Client(
+            project=project or "demo-cv-enrichment", credentials=AnonymousCredentials()
+        )
+    return firestore.Client(project=project)
+
+
+def _to_firestore(value: Any) -> Any:
+    if isinstance(value, Inc):
+        return firestore.Increment(value.by)
+    if isinstance(value, Mapping):
+        return {k: _to_firestore(v) for k, v in value.items()}
+    return value
+
+
+class FirestoreStore:
+    """``DocumentStore`` over a ``google.cloud.firestore.Client``."""
+
+    def __init__(
+        self, client: firestore.Client, *, deadline_s: float = 5.0, retry_s: float = 3.0
+    ) -> None:
+        self.client = client
+        self._timeout = deadline_s
+        self._retry = retries.Retry(
+            predicate=_TRANSIENT, initial=0.05, maximum=0.5, multiplier=2.0, timeout=retry_s
+        )
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """See ``DocumentStore.get_many``: one BatchGetDocuments round trip."""
+        refs = [self.client.document(p) for p in paths]
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(paths)
+        try:
+            for snap in self.client.get_all(refs, retry=self._retry, timeout=self._timeout):
+                out[snap.reference.path] = snap.to_dict() if snap.exists else None
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"read failed: {type(exc).__name__}") from exc
+        return out
+
+    def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
+        """See ``DocumentStore.increment``: one Commit whose transform result is the new value."""
+        data = {**{k: _to_firestore(v) for k, v in extra.items()}, field_name: firestore.Increment(by)}
+        try:
+            result = self.client.document(path).set(
+                data, merge=True, retry=self._retry, timeout=self._timeout
+            )
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"increment failed: {type(exc).__name__}") from exc
+        transforms = list(result.transform_results)
+        if len(transforms) != 1:
+            raise StoreError("increment returned no value")
+        return int(_helpers.decode_value(transforms[0], self.client))
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """See ``DocumentStore.commit``: one batched Commit."""
+        if not writes:
+            return
+        batch = self.client.batch()
+        for w in writes:
+            batch.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
+        try:
+            batch.commit(retry=self._retry, timeout=self._timeout)
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"write failed: {type(exc).__name__}") from exc
+
+    def query(
+        self,
+        collection: str,
+        filters: Sequence[Filter] = (),
+        *,
+        group: bool = False,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """See ``DocumentStore.query``."""
+        q: Any = (
+            self.client.collection_group(collection) if group else self.client.collection(collection)
+        )
+        for fld, op, value in filters:
+            q = q.where(filter=FieldFilter(fld, op, value))
+        if order_by:
+            q = q.order_by(
+                order_by,
+                direction=firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING,
+            )
+        if limit is not None:
+            q = q.limit(limit)
+        try:
+            return [
+                (snap.reference.path, snap.to_dict() or {})
+                for snap in q.stream(retry=self._retry, timeout=max(self._timeout, 30.0))
+            ]
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"query failed: {type(exc).__name__}") from exc
+
+    def compare_and_set(
+        self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
+    ) -> None:
+        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first."""
+        ref = self.client.document(path)
+
+        @firestore.transactional
+        def run(txn: Any) -> None:
+            snap = ref.get(transaction=txn)
+            version = int((snap.to_dict() or {}).get("version", 0)) if snap.exists else 0
+            if version != expected_version:
+                raise ConfigConflict(f"expected version {expected_version}, found {version}")
+            txn.set(ref, _to_firestore(dict(data)))
+            for w in extra:
+                txn.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
+
+        try:
+            run(self.client.transaction(max_attempts=1))
+        except ConfigConflict:
+            raise
+        except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
+            raise ConfigConflict(f"another change landed first ({type(exc).__name__})") from exc
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"config write failed: {type(exc).__name__}") from exc
+
+    def delete_all(self) -> None:
+        """Clear the emulator's database (refuses to run against a real project)."""
+        host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        if not host:
+            raise RuntimeError("delete_all is only allowed against the emulator")
+        import httpx
+
+        url = (
+            f"http://{host}/emulator/v1/projects/{self.client.project}"
+            "/databases/(default)/documents"
+        )
+        httpx.delete(url, timeout=10).raise_for_status()

@@ -1,0 +1,150 @@
+"""The in-memory twin of the Firestore store: same protocol, same semantics, for unit tests."""
+
+from __future__ import annotations
+
+import copy
+import operator
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gating.errors import ConfigConflict, StoreError
+from stores.base import Filter, Inc, Write
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+}
+
+
+def _merge(target: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, Inc):
+            current = target.get(key, 0)
+            target[key] = (current if isinstance(current, (int, float)) else 0) + value.by
+        elif isinstance(value, Mapping):
+            child = target.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                target[key] = child
+            _merge(child, value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _resolve(data: Mapping[str, Any], value: Any) -> Any:
+    if isinstance(value, Inc):
+        return value.by
+    if isinstance(value, Mapping):
+        return {k: _resolve(data, v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+def _field(doc: Mapping[str, Any], path: str) -> Any:
+    cur: Any = doc
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+class MemoryStore:
+    """A thread-safe dict of documents keyed by path. ``fail`` makes every call raise."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.fail = False
+        self.round_trips = 0
+        self._lock = threading.Lock()
+
+    def _enter(self) -> None:
+        self.round_trips += 1
+        if self.fail:
+            raise StoreError("memory store is down")
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """See ``DocumentStore.get_many``."""
+        with self._lock:
+            self._enter()
+            return {p: copy.deepcopy(self.docs[p]) if p in self.docs else None for p in paths}
+
+    def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
+        """See ``DocumentStore.increment``."""
+        with self._lock:
+            self._enter()
+            doc = self.docs.setdefault(path, {})
+            _merge(doc, {field_name: Inc(by), **extra})
+            return int(doc[field_name])
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """See ``DocumentStore.commit``."""
+        with self._lock:
+            self._enter()
+            for w in writes:
+                if w.merge:
+                    _merge(self.docs.setdefault(w.path, {}), w.data)
+                else:
+                    self.docs[w.path] = {k: _resolve(w.data, v) for k, v in w.data.items()}
+
+    def query(
+        self,
+        collection: str,
+        filters: Sequence[Filter] = (),
+        *,
+        group: bool = False,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """See ``DocumentStore.query``."""
+        with self._lock:
+            self._enter()
+            out = []
+            for path, doc in self.docs.items():
+                parent, _, _ = path.rpartition("/")
+                if group:
+                    if parent.rpartition("/")[2] != collection:
+                        continue
+                elif parent != collection:
+                    continue
+                ok = True
+                for fld, op, value in filters:
+                    actual = _field(doc, fld)
+                    try:
+                        ok = actual is not None and _OPS[op](actual, value)
+                    except TypeError:
+                        ok = False
+                    if not ok:
+                        break
+                if ok:
+                    out.append((path, copy.deepcopy(doc)))
+        if order_by:
+            out.sort(key=lambda pd: _field(pd[1], order_by), reverse=descending)
+        return out[:limit] if limit is not None else out
+
+    def compare_and_set(
+        self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
+    ) -> None:
+        """See ``DocumentStore.compare_and_set``."""
+        with self._lock:
+            self._enter()
+            current = self.docs.get(path)
+            version = int(current.get("version", 0)) if current else 0
+            if version != expected_version:
+                raise ConfigConflict(f"expected version {expected_version}, found {version}")
+            self.docs[path] = copy.deepcopy(dict(data))
+            for w in extra:
+                if w.merge:
+                    _merge(self.docs.setdefault(w.path, {}), w.data)
+                else:
+                    self.docs[w.path] = {k: _resolve(w.data, v) for k, v in w.data.items()}
+
+    def delete_all(self) -> None:
+        """See ``DocumentStore.delete_all``."""
+        with self._lock:
+            self.docs.clear()

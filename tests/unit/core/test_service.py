@@ -1,0 +1,336 @@
+"""Contract section 2 through the core service, on the in-memory store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import FakeClock, StaticEngine, seed_user, set_config
+
+from gating.errors import (
+    GatingError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from gating.service import Caller, ExternalDataService
+from stores.memory import MemoryStore
+
+
+def _audit_types(store: MemoryStore) -> list[str]:
+    return [d["type"] for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
+
+
+def _metric(store: MemoryStore, name: str, g: str = "h") -> int:
+    return sum(
+        d.get("c", {}).get(name, 0)
+        for p, d in store.docs.items()
+        if p.startswith(f"external_data_metrics/{g}_")
+    )
+
+
+def test_checks_run_in_the_contract_order(svc: ExternalDataService, store: MemoryStore) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    with pytest.raises(Unauthenticated):
+        svc.enrich(Caller(None), {"cvId": "bad id!"})
+    with pytest.raises(InvalidArgument) as bad:
+        svc.enrich(Caller("alice"), {"cvId": "cv-bob", "mode": "maximal"})
+    assert bad.value.field == "mode"
+    with pytest.raises(NotFound):
+        svc.enrich(Caller("alice"), {"cvId": "cv-nobody"})
+    seed_user(store, "bob")
+    with pytest.raises(NotFound) as foreign:
+        svc.enrich(Caller("alice"), {"cvId": "cv-bob"})
+    assert "bob" not in foreign.value.message
+    with pytest.raises(PermissionDenied) as denied:
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    assert denied.value.details and denied.value.details["reason"] == "premium_required"
+    assert denied.value.details["upgradeUrl"] and denied.value.details["message"]
+    assert _audit_types(store).count("unauthorized_access") == 3
+    assert {"unauthenticated", "invalid_request"} <= set(_audit_types(store))
+    assert _metric(store, "gateShown") == 1 and _metric(store, "unauthorizedAttempts") == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (None, "cvId"),
+        ([], "data"),
+        ({"cvId": "x" * 129}, "cvId"),
+        ({"cvId": "c", "sources": ["github", "myspace"]}, "sources"),
+        ({"cvId": "c", "sources": "github"}, "sources"),
+        ({"cvId": "c", "github": "a" * 40}, "github"),
+        ({"cvId": "c", "website": "ftp://x"}, "website"),
+        ({"cvId": "c", "name": "n" * 201}, "name"),
+        ({"cvId": "c", "options": {"timeoutMs": 999}}, "options.timeoutMs"),
+        ({"cvId": "c", "options": {"forceRefresh": "yes"}}, "options.forceRefresh"),
+        ({"cvId": "c", "linkedin": {"export": {"Profile.csv": "x" * 1_000_001}}}, "linkedin.export"),
+        ({"cvId": "c", "surprise": 1}, "surprise"),
+    ],
+)
+def test_malformed_requests_name_the_field(svc: ExternalDataService, data: object, field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        svc.enrich(Caller("alice"), data)
+    assert err.value.field == field
+    assert err.value.details == {"field": field}
+
+
+def test_free_user_gets_a_trimmed_preview_with_free_messages(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview", "github": "octocat"})
+    assert out["access"] == "preview"
+    data = out["enrichedData"]
+    assert len(data["github"]["repositories"]) == 3 and data["github"]["locked"] is True
+    assert len(data["skills"]) == 3 and data["locked"] is True
+    assert "locked" not in data["projects"]  # 2 items: nothing trimmed
+    assert set(out["messages"]) == {"preview", "gate", "upgrade"}
+    assert out["usage"] == {
+        "tier": "free",
+        "limit": 3,
+        "remaining": 2,
+        "resetAt": "2026-11-26T11:00:00Z",
+    }
+    # What the owner can read back from Firestore is the preview, never the full data.
+    stored = store.docs["cvs/cv-alice/externalData/latest"]
+    assert len(stored["enrichedData"]["github"]["repositories"]) == 3
+
+
+def test_premium_user_gets_full_data_and_premium_messages(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    out = svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    assert out["access"] == "full" and out["status"] == "success"
+    assert len(out["enrichedData"]["github"]["repositories"]) == 6
+    assert set(out["messages"]) == {"welcome", "guidance", "support"}
+    assert out["usage"]["limit"] == 100 and out["usage"]["remaining"] == 99
+    stats = svc.user_stats(Caller("pat"), {})
+    assert stats["totals"]["requests"] == 1 and stats["totals"]["full"] == 1
+    assert stats["hourly"]["used"] == 1 and stats["bySource"]["github"]["successful"] == 1
+
+
+def test_fourth_free_call_in_the_hour_is_refused_without_consuming(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    for _ in range(3):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    with pytest.raises(ResourceExhausted) as err:
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    d = err.value.details
+    assert d is not None
+    assert d["tier"] == "free" and d["limit"] == 3 and d["remaining"] == 0
+    assert d["resetAt"] == "2026-11-26T11:20:01Z" and d["retryAfterSeconds"] == 4801
+    assert "rate_limit_exceeded" in _audit_types(store)
+    stats = svc.user_stats(Caller("alice"), {})
+    assert stats["hourly"] == {
+        "limit": 3, "used": 3, "remaining": 0, "resetAt": "2026-11-26T11:20:01Z", "limited": True,
+    }
+    assert stats["totals"]["rateLimited"] == 1 and stats["totals"]["previews"] == 3
+
+
+def test_a_user_who_upgrades_is_served_at_once(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})  # caches "free"
+    with pytest.raises(PermissionDenied):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    store.docs["users/alice"]["subscription"] = {"tier": "premium", "status": "active"}
+    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    assert out["access"] == "full"
+
+
+def test_upgrade_also_lifts_a_free_rate_limit_at_once(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    for _ in range(3):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    store.docs["users/alice"]["subscription"] = {"tier": "premium", "status": "active"}
+    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    assert out["usage"]["tier"] == "premium" and out["usage"]["remaining"] == 96
+
+
+def test_warm_hot_path_is_one_round_trip_and_cold_is_two(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    before = store.round_trips
+    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    assert store.round_trips - before == 3  # batched read + increment + batched write
+    before = store.round_trips
+    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    assert store.round_trips - before == 2  # increment + batched write
+
+
+def test_kill_switch_and_phase_change_take_effect_after_the_config_ttl(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    with pytest.raises(PermissionDenied):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    set_config(store, components={"premiumGating": False}, version=2)
+    clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
+    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    assert out["access"] == "full" and out["usage"]["limit"] == 100
+    set_config(store, phase="off", version=3)
+    clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
+    assert svc.config().version == 3
+
+
+def test_an_unreadable_config_keeps_the_last_good_one(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    assert svc.config().phase.value == "full"
+    store.docs["config/externalDataRollout"] = {"phase": "sideways", "rolloutPercentage": 140}
+    clock.advance(seconds=60)
+    assert svc.config().phase.value == "full" and svc.config().version == 1
+
+
+def test_store_down_is_unavailable_never_a_free_pass(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    store.fail = True
+    with pytest.raises(Unavailable):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+
+
+def test_engine_crash_is_internal_and_counted_as_an_error(
+    svc: ExternalDataService, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    engine.fail = True
+    with pytest.raises(GatingError) as err:
+        svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    assert err.value.code.value == "internal" and "boom" not in err.value.message
+    assert _metric(store, "errors") == 1
+
+
+def test_all_sources_failing_upstream_is_an_error_but_denials_are_not(
+    svc: ExternalDataService, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    seed_user(store, "alice")
+    set_config(store)
+    engine.status = "failed"
+    assert svc.enrich(Caller("pat"), {"cvId": "cv-pat"})["status"] == "failed"
+    with pytest.raises(PermissionDenied):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    assert _metric(store, "errors") == 1 and _metric(store, "requests") == 2
+    assert _metric(store, "errors", "m") == 1 and _metric(store, "errors", "d") == 1
+
+
+def test_track_events_are_limited_per_minute_and_ignore_a_foreign_user_id(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    out = svc.track(Caller("alice"), {"event": "upgrade_clicked", "userId": "bob"})
+    assert out["recorded"] is True and out["eventId"]
+    assert not any(p.startswith("external_data_usage/bob") for p in store.docs)
+    for _ in range(59):
+        svc.track(Caller("alice"), {"event": "preview_viewed"})
+    with pytest.raises(ResourceExhausted):
+        svc.track(Caller("alice"), {"event": "preview_viewed"})
+    with pytest.raises(InvalidArgument):
+        svc.track(Caller("alice"), {"event": "bought_yacht"})
+    with pytest.raises(InvalidArgument):
+        svc.track(Caller("alice"), {"event": "gate_shown", "metadata": {"x": "y" * 3000}})
+    assert _metric(store, "upgradeClicks") == 1
+
+
+def test_stats_are_zeros_for_a_new_user_and_private(svc: ExternalDataService) -> None:
+    stats = svc.user_stats(Caller("newbie"), None)
+    assert stats["totals"] == dict.fromkeys(
+        ("requests", "successful", "failed", "previews", "full", "rateLimited"), 0
+    )
+    assert stats["averageDurationMs"] == 0 and stats["lastUsedAt"] is None
+    assert stats["hourly"]["remaining"] == 100  # no config: gating off, premium-sized limits
+    with pytest.raises(PermissionDenied):
+        svc.user_stats(Caller("newbie"), {"userId": "someone"})
+    assert svc.user_stats(Caller("root", admin=True), {"userId": "someone"})["userId"] == "someone"
+
+
+def test_conversion_is_recorded_from_the_subscription_not_the_client(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    clock.advance(days=2)
+    before = {"subscription": {"tier": "free"}}
+    after = {"subscription": {"tier": "premium", "status": "active"}}
+    assert svc.subscription_changed("alice", before, after) is True
+    assert svc.subscription_changed("alice", after, after) is False
+    conv = [d for p, d in store.docs.items() if "/conversions/" in p]
+    assert len(conv) == 1 and conv[0]["precededByFunnel"] is True
+    report = svc.analytics(
+        Caller("root", admin=True), {"startDate": "2026-11-26", "endDate": "2026-11-28"}
+    )
+    assert report["totals"]["conversions"] == 1 and report["rates"]["conversionRate"] == 1.0
+    assert report["totals"]["previews"] == 1
+
+
+def test_analytics_are_admin_only_and_never_nan(svc: ExternalDataService) -> None:
+    with pytest.raises(PermissionDenied):
+        svc.analytics(Caller("alice"), {"startDate": "2026-11-01", "endDate": "2026-11-02"})
+    out = svc.analytics(
+        Caller("root", admin=True),
+        {"startDate": "2026-11-01", "endDate": "2026-11-02", "granularity": "hour"},
+    )
+    assert out["rates"] == {
+        "successRate": 0.0, "errorRate": 0.0, "conversionRate": 0.0, "previewEngagementRate": 0.0,
+    }
+    assert len(out["series"]) == 48 and out["latencyMs"] == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    with pytest.raises(InvalidArgument) as err:
+        svc.analytics(
+            Caller("root", admin=True),
+            {"startDate": "2026-01-01", "endDate": "2026-06-01"},
+        )
+    assert err.value.field == "endDate"
+    with pytest.raises(InvalidArgument):
+        svc.analytics(
+            Caller("root", admin=True),
+            {"startDate": "2026-11-01", "endDate": "2026-11-20", "granularity": "hour"},
+        )
+
+
+def test_analytics_figures_add_up(svc: ExternalDataService, store: MemoryStore, clock: FakeClock) -> None:
+    seed_user(store, "pat", premium=True)
+    seed_user(store, "alice")
+    set_config(store)
+    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    with pytest.raises(PermissionDenied):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    clock.advance(hours=1)
+    out = svc.analytics(
+        Caller("root", admin=True),
+        {"startDate": "2026-11-26", "endDate": "2026-11-26", "granularity": "hour"},
+    )
+    t = out["totals"]
+    assert (t["requests"], t["successful"], t["previews"], t["fullRequests"]) == (3, 2, 1, 1)
+    assert (t["premiumRequests"], t["freeRequests"], t["gateShown"]) == (1, 2, 1)
+    assert out["rates"]["successRate"] == 1.0 and out["rates"]["errorRate"] == 0.0
+    assert out["rates"]["previewEngagementRate"] == 1.0
+    assert out["series"][10]["requests"] == 3 and out["latencyMs"]["p50"] > 0
+    assert out["bySource"]["github"]["requests"] == 2
+    assert out["security"]["unauthorizedAttempts"] == 1
+    _ = timedelta
