@@ -88,7 +88,7 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(handler: Handler, **behaviour: Any) -> Iterator[FakeService]:
+def serve(handler: Handler, *, port: int = 0, **behaviour: Any) -> Iterator[FakeService]:
     """Run ``handler`` behind a loopback HTTP server for the duration of the block."""
     state = Behaviour(**behaviour)
     stop = threading.Event()
@@ -145,7 +145,7 @@ def serve(handler: Handler, **behaviour: Any) -> Iterator[FakeService]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout / size limit): expected in fault tests
 
-    server = _Server(("127.0.0.1", 0), _RequestHandler)
+    server = _Server(("127.0.0.1", port), _RequestHandler)
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

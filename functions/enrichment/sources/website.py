@@ -1,0 +1,343 @@
+"""Personal website: a small, polite, same-origin crawl.
+
+robots.txt is obeyed (RFC 9309: 4xx = no rules, 401/403 = keep out, 5xx = unreachable). At
+most ``website_max_pages`` pages of at most ``website_max_page_bytes`` each, bodies streamed and
+cut at the limit. Every request, and every redirect hop, goes through the SSRF guard.
+Extracted: title, description, person, projects, blog posts, contact links, from JSON-LD,
+OpenGraph and microformats (h-card, h-entry), with light URL heuristics as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+from ..cache import CacheEntry
+from ..errors import ErrorCode, SourceFailure, SourceSkipped
+from ..fetch import FetchResponse, TooLarge
+from ..model import EnrichmentInput
+from ..redact import redact
+from .base import Fetched, SourceContext
+from .html_extract import Mf2Item, Page, jsonld_nodes, node_types, parse_page
+
+MAX_REDIRECTS = 5
+ROBOTS_MAX_BYTES = 512 * 1024
+PAGE_CONCURRENCY = 4
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_SKIP_EXT = re.compile(
+    r"\.(png|jpe?g|gif|svg|webp|ico|pdf|zip|gz|tar|mp[34]|mov|avi|css|js|json|xml|rss|atom|txt|woff2?|ttf)$",
+    re.IGNORECASE,
+)
+_PROJECT_PATH = re.compile(r"/(projects?|portfolio|work|case-studies)/[^/]+", re.IGNORECASE)
+_POST_PATH = re.compile(r"/(blog|posts?|articles?|writing|notes)/[^/]+", re.IGNORECASE)
+_PRIORITY_PATH = re.compile(r"/(projects?|portfolio|work|blog|posts?|articles?|writing|about|cv|resume)\b", re.IGNORECASE)
+_REPO_LINK = re.compile(r"^https?://(www\.)?(github\.com|gitlab\.com|codeberg\.org)/[^/]+/[^/#?]+/?$", re.IGNORECASE)
+_SOCIAL = {
+    "github.com": "github", "gitlab.com": "gitlab", "linkedin.com": "linkedin",
+    "twitter.com": "twitter", "x.com": "twitter", "mastodon.social": "mastodon",
+    "bsky.app": "bluesky", "stackoverflow.com": "stackoverflow", "youtube.com": "youtube",
+    "medium.com": "medium", "dev.to": "devto", "keybase.io": "keybase", "codeberg.org": "codeberg",
+    "instagram.com": "instagram", "facebook.com": "facebook", "kaggle.com": "kaggle",
+}
+_PROJECT_TYPES = {"SoftwareSourceCode", "SoftwareApplication", "WebApplication", "MobileApplication",
+                  "CreativeWork", "Project", "Product"}
+_POST_TYPES = {"BlogPosting", "Article", "NewsArticle", "TechArticle", "ScholarlyArticle", "Blog"}
+
+
+def normalise_url(raw: str) -> str:
+    """Lower-case scheme and host, no default port, no fragment, ``/`` for an empty path."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise SourceFailure(ErrorCode.INVALID_INPUT, "the website must be an http or https URL")
+    if parts.username or parts.password:
+        raise SourceFailure(ErrorCode.INVALID_INPUT, "the website URL must not contain credentials")
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise SourceFailure(ErrorCode.INVALID_INPUT, "the website URL has an invalid port") from None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    p = urlsplit(url)
+    return p.scheme, p.netloc.lower()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict):
+        return _text(value.get("name") or value.get("@value") or value.get("url"))
+    if isinstance(value, list) and value:
+        return _text(value[0])
+    if isinstance(value, Mf2Item):
+        return _text(value.first("name"))
+    return None
+
+
+def _all_items(items: list[Mf2Item]) -> list[Mf2Item]:
+    out: list[Mf2Item] = []
+    stack = list(items)
+    while stack:
+        item = stack.pop(0)
+        out.append(item)
+        for values in item.properties.values():
+            stack.extend(v for v in values if isinstance(v, Mf2Item))
+    return out
+
+
+class _Collected:
+    """Findings across pages, deduplicated by URL."""
+
+    def __init__(self) -> None:
+        self.projects: dict[str, dict[str, Any]] = {}
+        self.posts: dict[str, dict[str, Any]] = {}
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.person: dict[str, Any] = {}
+        self.skills: list[str] = []
+
+    def project(self, name: str | None, url: str | None, description: str | None = None,
+                updated: str | None = None) -> None:
+        if not (name or url):
+            return
+        key = (url or f"name:{name}").rstrip("/").lower()
+        entry = self.projects.setdefault(key, {"name": name, "url": url, "description": None, "updatedAt": None})
+        entry["name"] = entry["name"] or name
+        entry["description"] = entry["description"] or description
+        entry["updatedAt"] = entry["updatedAt"] or updated
+
+    def post(self, title: str | None, url: str | None, published: str | None, summary: str | None) -> None:
+        if not (title and url):
+            return
+        key = url.rstrip("/").lower()
+        entry = self.posts.setdefault(key, {"title": title, "url": url, "publishedAt": None, "summary": None})
+        entry["publishedAt"] = entry["publishedAt"] or published
+        entry["summary"] = entry["summary"] or summary
+
+    def contact(self, url: str, label: str | None = None, rel_me: bool = False) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return  # mailto:/tel: are never kept (personal data)
+        host = parts.hostname.lower().removeprefix("www.")
+        kind = _SOCIAL.get(host)
+        if kind is None and not rel_me:
+            return
+        if kind == "github" and _REPO_LINK.match(url):
+            return  # a repository, not a profile
+        self.contacts.setdefault(url.rstrip("/").lower(), {"kind": kind or "website", "url": url, "label": label or None})
+
+
+class WebsiteSource:
+    """``website``: crawls the user's site within the SSRF guard and robots.txt."""
+
+    name = "website"
+
+    def normalise(self, inp: EnrichmentInput) -> str:
+        """The normalised start URL."""
+        if not (inp.website or "").strip():
+            raise SourceSkipped(ErrorCode.INVALID_INPUT, "no website given")
+        return normalise_url(inp.website or "")
+
+    def count(self, payload: dict[str, Any]) -> int:
+        """Projects, posts and contact links found."""
+        return sum(len(payload.get(k) or []) for k in ("projects", "posts", "contactLinks"))
+
+    async def _get(self, ctx: SourceContext, url: str, max_bytes: int, accept: str) -> FetchResponse:
+        return await ctx.fetcher.get(
+            url,
+            headers={"Accept": accept},
+            max_bytes=max_bytes,
+            guard=ctx.guard,
+            max_redirects=MAX_REDIRECTS,
+        )
+
+    async def _robots(self, ctx: SourceContext, origin: tuple[str, str]) -> RobotFileParser:
+        rp = RobotFileParser()
+        url = f"{origin[0]}://{origin[1]}/robots.txt"
+        try:
+            resp = await self._get(ctx, url, ROBOTS_MAX_BYTES, "text/plain")
+        except TooLarge:
+            rp.allow_all = True  # RFC 9309 lets us stop at 500 KiB; we ignore the file then
+            return rp
+        if resp.status in (401, 403):
+            rp.disallow_all = True
+        elif resp.status >= 500 or resp.status == 429:
+            raise SourceFailure(ErrorCode.UPSTREAM, f"the website answered {resp.status}")
+        elif resp.status >= 400 or resp.status in (301, 302, 303, 307, 308):
+            rp.allow_all = True
+        else:
+            rp.parse(resp.body.decode("utf-8", "replace").splitlines())
+        return rp
+
+    async def _page(self, ctx: SourceContext, url: str) -> tuple[FetchResponse, str]:
+        resp = await self._get(ctx, url, ctx.settings.website_max_page_bytes, "text/html,application/xhtml+xml")
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        if resp.status != 200:
+            return resp, ""
+        if ctype and ctype not in _HTML_TYPES:
+            raise SourceFailure(ErrorCode.UPSTREAM, "the website did not send an HTML page")
+        charset = "utf-8"
+        if m := re.search(r"charset=([\w-]+)", resp.headers.get("content-type", ""), re.IGNORECASE):
+            charset = m.group(1)
+        try:
+            text = resp.body.decode(charset, "replace")
+        except LookupError:
+            text = resp.body.decode("utf-8", "replace")
+        if "\x00" in text or "<" not in text or text.count("\ufffd") > max(16, len(text) // 20):
+            raise SourceFailure(ErrorCode.UPSTREAM, "the website sent malformed HTML")
+        return resp, text
+
+    async def fetch(
+        self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
+    ) -> Fetched:
+        """Crawl from ``key`` (the normalised start URL)."""
+        ua = ctx.settings.user_agent
+        origin = _origin(key)
+        robots = await self._robots(ctx, origin)
+        if not robots.can_fetch(ua, key):
+            raise SourceFailure(ErrorCode.REFUSED, "the website's robots.txt does not allow reading it")
+        first, html = await self._page(ctx, key)
+        if first.status in (404, 410):
+            raise SourceFailure(ErrorCode.NOT_FOUND, f"the website answered {first.status}")
+        if first.status in (301, 302, 303, 307, 308):
+            raise SourceFailure(ErrorCode.UPSTREAM, "the website redirects too often")
+        if first.status != 200:
+            code = ErrorCode.UPSTREAM if first.status >= 500 or first.status == 429 else ErrorCode.NOT_FOUND
+            raise SourceFailure(code, f"the website answered {first.status}")
+        start_url = first.url
+        if _origin(start_url) != origin:  # redirected to another origin (e.g. www.): its rules apply
+            origin = _origin(start_url)
+            robots = await self._robots(ctx, origin)
+            if not robots.can_fetch(ua, start_url):
+                raise SourceFailure(ErrorCode.REFUSED, "the website's robots.txt does not allow reading it")
+
+        found = _Collected()
+        pages: list[dict[str, Any]] = []
+        seen = {urldefrag(start_url)[0], key}
+        skipped = 0
+        first_page = parse_page(html)
+        self._extract(first_page, start_url, found, is_start=True)
+        pages.append({"url": start_url, "title": first_page.title})
+        frontier = self._links(first_page, start_url, origin, robots, ua, seen)
+        sem = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+        async def visit(url: str) -> tuple[str, Page | None]:
+            async with sem:
+                try:
+                    resp, text = await self._page(ctx, url)
+                except SourceFailure as exc:
+                    if exc.code is ErrorCode.TIMEOUT:
+                        raise
+                    return url, None  # one bad page does not spoil the site
+                if resp.status != 200 or _origin(resp.url) != origin:
+                    return url, None
+                return resp.url, parse_page(text)
+
+        max_pages = ctx.settings.website_max_pages
+        while frontier and len(pages) < max_pages:
+            batch = frontier[: max_pages - len(pages)]
+            frontier = frontier[len(batch):]
+            for url, page in await asyncio.gather(*(visit(u) for u in batch)):
+                if page is None:
+                    skipped += 1
+                    continue
+                self._extract(page, url, found, is_start=False)
+                pages.append({"url": url, "title": page.title})
+                frontier += self._links(page, url, origin, robots, ua, seen)
+
+        meta = first_page.meta
+        payload = {
+            "url": start_url,
+            "title": meta.get("og:title") or first_page.title,
+            "description": meta.get("og:description") or meta.get("description"),
+            "siteName": meta.get("og:site_name"),
+            "person": found.person or None,
+            "projects": list(found.projects.values()),
+            "posts": sorted(found.posts.values(), key=lambda p: str(p["publishedAt"] or ""), reverse=True),
+            "contactLinks": list(found.contacts.values()),
+            "skills": list(dict.fromkeys(found.skills)),
+            "pages": pages,
+            "skippedPages": skipped,
+        }
+        return Fetched(redact(payload))
+
+    @staticmethod
+    def _links(page: Page, base: str, origin: tuple[str, str], robots: RobotFileParser, ua: str,
+               seen: set[str]) -> list[str]:
+        out: list[str] = []
+        for link in page.links:
+            url = urldefrag(urljoin(base, link.href.strip()))[0]
+            if _origin(url) != origin or url in seen:
+                continue
+            if _SKIP_EXT.search(urlsplit(url).path) or not robots.can_fetch(ua, url):
+                continue
+            seen.add(url)
+            out.append(url)
+        # Pages likely to list projects and posts first.
+        return sorted(out, key=lambda u: 0 if _PRIORITY_PATH.search(urlsplit(u).path) else 1)
+
+    @staticmethod
+    def _extract(page: Page, url: str, found: _Collected, *, is_start: bool) -> None:
+        meta = page.meta
+        abs_url = lambda u: urljoin(url, u) if isinstance(u, str) and u.strip() else None  # noqa: E731
+        # JSON-LD
+        for node in jsonld_nodes(page.jsonld):
+            types = node_types(node)
+            if "Person" in types:
+                found.person.setdefault("name", _text(node.get("name")))
+                found.person.setdefault("jobTitle", _text(node.get("jobTitle")))
+                same = node.get("sameAs")
+                for s in same if isinstance(same, list) else [same]:
+                    if isinstance(s, str):
+                        found.contact(s, rel_me=True)
+                knows = node.get("knowsAbout")
+                for k in knows if isinstance(knows, list) else [knows]:
+                    if _text(k):
+                        found.skills.append(_text(k) or "")
+            if types & _POST_TYPES and not (types & {"Blog"}):
+                found.post(_text(node.get("headline") or node.get("name")), abs_url(node.get("url")) or url,
+                           _text(node.get("datePublished")), _text(node.get("description")))
+            elif types & _PROJECT_TYPES:
+                found.project(_text(node.get("name")), abs_url(node.get("url") or node.get("codeRepository")),
+                              _text(node.get("description")), _text(node.get("dateModified")))
+        # microformats
+        for item in _all_items(page.items):
+            if "h-card" in item.types:
+                found.person.setdefault("name", _text(item.first("name")))
+                if item.first("job-title"):
+                    found.person.setdefault("jobTitle", _text(item.first("job-title")))
+                if item.first("note"):
+                    found.person.setdefault("note", _text(item.first("note")))
+                for u in item.properties.get("url", []):
+                    if isinstance(u, str) and abs_url(u):
+                        found.contact(abs_url(u) or "", rel_me=_origin(abs_url(u) or "") != _origin(url))
+            if "h-entry" in item.types:
+                found.post(_text(item.first("name")), abs_url(item.first("url")) or url,
+                           _text(item.first("published")), _text(item.first("summary")))
+        # OpenGraph / page kind
+        path = urlsplit(url).path
+        if not is_start and (meta.get("og:type") == "article" or (_POST_PATH.search(path) and page.has_article)):
+            found.post(meta.get("og:title") or page.title, url,
+                       meta.get("article:published_time"), meta.get("og:description") or meta.get("description"))
+        elif not is_start and _PROJECT_PATH.search(path):
+            found.project(meta.get("og:title") or page.title, url,
+                          meta.get("og:description") or meta.get("description"))
+        # links: rel=me and social profiles; repository links are projects
+        for link in page.links:
+            target = urljoin(url, link.href.strip())
+            if _REPO_LINK.match(target):
+                name = link.text or target.rstrip("/").rsplit("/", 1)[-1]
+                found.project(name, target)
+            found.contact(target, link.text, rel_me="me" in link.rel)
+        if found.person.get("name") is None:
+            found.person.pop("name", None)
+        for k in [k for k, v in found.person.items() if v is None]:
+            found.person.pop(k)

@@ -1,0 +1,78 @@
+"""Web search source and its Brave provider (issue: "Web search")."""
+
+from __future__ import annotations
+
+import json
+
+from enrichment.engine import EnrichmentInput
+from enrichment.settings import EnrichmentSettings
+from enrichment.sources.web import WebSearchSource
+from tests.unit.enrichment.helpers import make_engine
+from tests.unit.enrichment.servers import fake_brave
+
+
+def search(url, name="Ada Lovelace", key="test-brave-key", **overrides):
+    settings = EnrichmentSettings(web_search_url=url, web_search_api_key=key)
+    engine = make_engine(sources={"web": WebSearchSource.from_settings(settings)}, **overrides)
+    return engine.enrich(EnrichmentInput(sources=("web",), name=name, timeout_ms=2000))
+
+
+def test_results_are_parsed_and_redacted():
+    with fake_brave() as url:
+        result = search(url)
+        req = url.requests[0]
+    assert req.path == "/res/v1/web/search" and req.query["q"] == ['"Ada Lovelace"']
+    assert req.headers["x-subscription-token"] == "test-brave-key"
+    report = result.sources[0]
+    assert (report.status, report.items) == ("success", 3)
+    results = result.data["web"]["results"]
+    assert results[1] == {
+        "title": "octocat (Ada Lovelace) · GitHub",
+        "url": "https://github.com/octocat",
+        "snippet": "octocat has 5 repositories available. Follow their code on GitHub.",
+    }
+    text = json.dumps(results)
+    assert "ada@example.org" not in text and "7946" not in text and "<strong>" not in text
+
+
+def test_without_a_key_the_source_is_skipped_and_nothing_is_asked():
+    with fake_brave() as url:
+        report = search(url, key=None).sources[0]
+        assert url.requests == []
+    assert (report.status, report.error.code) == ("skipped", "not_configured")
+
+
+def test_without_a_name_the_source_is_skipped():
+    with fake_brave() as url:
+        report = search(url, name=None).sources[0]
+    assert (report.status, report.error.code) == ("skipped", "invalid_input")
+
+
+def test_quota_is_reported_with_the_retry_time():
+    with fake_brave(quota=True) as url:
+        report = search(url).sources[0]
+    assert (report.status, report.error.code) == ("failed", "quota")
+    assert "2026-11-26T13:00:00Z" in report.error.message
+
+
+def test_rejected_key_is_upstream():
+    with fake_brave(api_key="other") as url:
+        report = search(url).sources[0]
+    assert (report.status, report.error.code) == ("failed", "upstream")
+
+
+def test_malformed_json_is_upstream():
+    with fake_brave(malformed=True) as url:
+        report = search(url).sources[0]
+    assert (report.status, report.error.code) == ("failed", "upstream")
+
+
+def test_same_name_differently_spaced_hits_the_cache(cache, clock):
+    settings = EnrichmentSettings(web_search_api_key="test-brave-key")
+    with fake_brave() as url:
+        settings = EnrichmentSettings(web_search_url=url, web_search_api_key="test-brave-key")
+        engine = make_engine(clock, cache, {"web": WebSearchSource.from_settings(settings)})
+        engine.enrich(EnrichmentInput(sources=("web",), name="Ada Lovelace"))
+        again = engine.enrich(EnrichmentInput(sources=("web",), name="  ada   LOVELACE "))
+        assert len(url.requests) == 1
+    assert again.sources[0].cached is True
