@@ -193,6 +193,9 @@ class Recorder:
                 c["previews"] = Inc(1)
             if o in _ENRICHED and rec.access == "full":
                 c["fullRequests"] = Inc(1)
+                if rec.gated and rec.tier != "premium":
+                    # Must stay 0: a full answer to a non-premium user inside the gate.
+                    c["unauthorizedFull"] = Inc(1)
             if o is Outcome.DENIED and rec.reason == "premium_required":
                 c["gateShown"] = Inc(1)
             if o in (Outcome.DENIED, Outcome.NOT_FOUND):
