@@ -147,7 +147,7 @@ def serve(handler: Handler, *, port: int = 0, **behaviour: Any) -> Iterator[Fake
 
     server = _Server(("127.0.0.1", port), _RequestHandler)
     port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     url = FakeService(f"http://127.0.0.1:{port}")
     url.requests = seen

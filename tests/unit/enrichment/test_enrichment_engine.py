@@ -1,0 +1,204 @@
+"""Orchestration: concurrency, deadlines, statuses, cache behaviour (issue: "Orchestration")."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from enrichment.cache import MemoryCacheStore
+from enrichment.engine import EnrichmentInput
+from enrichment.model import SourceError, SourceReport
+from enrichment.settings import EnrichmentSettings
+from enrichment.sources.github import GitHubSource
+from enrichment.sources.linkedin import LinkedInSource
+from enrichment.sources.web import WebSearchSource
+from enrichment.sources.website import WebsiteSource
+from tests.unit.enrichment.helpers import make_engine
+from tests.unit.enrichment.servers import FIXTURES, fake_brave, fake_github, fake_website
+
+SKILLS = {"Skills.csv": "Name\nJS\nTypeScript\nKubernetes\n"}
+
+
+def all_sources(brave_url: str | None, key: str | None = "test-brave-key"):
+    settings = EnrichmentSettings(web_search_url=brave_url or "http://127.0.0.1:9", web_search_api_key=key)
+    return {
+        "github": GitHubSource(),
+        "linkedin": LinkedInSource(),
+        "website": WebsiteSource(),
+        "web": WebSearchSource.from_settings(settings),
+    }
+
+
+def full_input(gh, site, **kw) -> EnrichmentInput:
+    linkedin = {p.name: p.read_text() for p in (FIXTURES / "linkedin" / "complete").glob("*.csv")}
+    return EnrichmentInput(
+        sources=("github", "linkedin", "website", "web"),
+        github="octocat",
+        website=str(site),
+        linkedin_export=linkedin,
+        name="Ada Lovelace",
+        **kw,
+    )
+
+
+def test_all_four_sources_succeed_and_are_merged():
+    with fake_github() as gh, fake_website() as site, fake_brave() as brave:
+        engine = make_engine(sources=all_sources(brave), github_api_url=gh, allow_hosts=(site.host_port,))
+        result = engine.enrich(full_input(gh, site))
+    assert result.status == "success" and not result.service_failure
+    assert [r.source for r in result.sources] == ["github", "linkedin", "website", "web"]
+    assert all(r.status == "success" and r.items > 0 for r in result.sources)
+    assert set(result.data) == {"github", "linkedin", "website", "web", "skills", "projects"}
+    skills = {s["name"]: s for s in result.data["skills"]}
+    assert skills["Kubernetes"]["sources"] == ["github", "linkedin", "website"]
+    assert skills["Go"]["sources"] == ["github", "linkedin", "website"]  # "Golang", "golang"
+    assert skills["JavaScript"]["sources"] == ["github", "linkedin"]  # "JS"
+    assert "PostgreSQL" in skills  # "postgres"
+    assert skills["Kubernetes"]["confidence"] > skills["Distributed Systems"]["confidence"]
+    projects = result.data["projects"]
+    assert projects[0]["name"] == "Hello-World" and projects[0]["stars"] == 2500
+    assert sum(1 for p in projects if p["url"] == "https://github.com/octocat/kube-tools") == 1
+
+
+def test_a_hanging_source_times_out_while_the_others_succeed():
+    with fake_github(delay_s=5) as gh, fake_website() as site:
+        engine = make_engine(sources=all_sources(None, key=None), github_api_url=gh, allow_hosts=(site.host_port,))
+        started = time.monotonic()
+        result = engine.enrich(full_input(gh, site, timeout_ms=400))
+        elapsed = time.monotonic() - started
+    by = {r.source: r for r in result.sources}
+    assert (by["github"].status, by["github"].error.code) == ("timeout", "timeout")
+    assert by["linkedin"].status == by["website"].status == "success"
+    assert by["web"].status == "skipped"
+    assert result.status == "partial" and not result.service_failure
+    assert "github" not in result.data
+    assert elapsed < 1.5
+
+
+def test_every_source_timing_out_is_a_service_failure():
+    with fake_github(delay_s=5) as gh:
+        engine = make_engine(sources={"github": GitHubSource()}, github_api_url=gh)
+        result = engine.enrich(EnrichmentInput(sources=("github",), github="octocat", timeout_ms=200))
+    assert result.status == "failed" and result.service_failure
+    assert result.sources[0].to_dict()["error"]["code"] == "timeout"
+
+
+def test_user_caused_failures_are_not_a_service_failure():
+    engine = make_engine(sources={"linkedin": LinkedInSource(), "github": GitHubSource()})
+    result = engine.enrich(
+        EnrichmentInput(sources=("linkedin", "github"), github="bad name!", linkedin_export={"x.csv": ""})
+    )
+    assert result.status == "failed" and not result.service_failure
+
+
+def test_nothing_tried_is_failed_but_not_a_service_failure():
+    engine = make_engine(sources=all_sources(None, key=None))
+    result = engine.enrich(EnrichmentInput(sources=("github", "web")))
+    assert [r.status for r in result.sources] == ["skipped", "skipped"]
+    assert result.status == "failed" and not result.service_failure
+    assert result.data == {"skills": [], "projects": []}
+
+
+def test_sources_run_concurrently():
+    # Each source alone needs 0.5 s (github: one round, brave: one, website: robots + page).
+    with fake_github(delay_s=0.5) as gh, fake_website(delay_s=0.25) as site, fake_brave(delay_s=0.5) as brave:
+        engine = make_engine(
+            sources=all_sources(brave),
+            github_api_url=gh,
+            allow_hosts=(site.host_port,),
+            github_language_repos=0,
+            website_max_pages=1,
+        )
+        started = time.monotonic()
+        result = engine.enrich(
+            EnrichmentInput(
+                sources=("github", "website", "web"), github="octocat", website=str(site), name="Ada", timeout_ms=5000
+            )
+        )
+        elapsed = time.monotonic() - started
+    assert result.status == "success"
+    assert elapsed < 0.9  # one after another would take 1.5 s
+
+
+def test_report_shape_matches_the_contract():
+    ok = SourceReport("github", "success", 3, 12, True)
+    assert ok.to_dict() == {"source": "github", "status": "success", "items": 3, "durationMs": 12, "cached": True}
+    bad = SourceReport("web", "skipped", 0, 0, False, SourceError("not_configured", "web search is not configured"))
+    assert bad.to_dict()["error"] == {"code": "not_configured", "message": "web search is not configured"}
+
+
+def test_enrich_works_from_a_plain_thread_and_inside_a_running_loop():
+    engine = make_engine(sources={"linkedin": LinkedInSource()})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(engine.enrich(inp).status))
+    t.start()
+    t.join()
+
+    async def inside_loop() -> str:
+        return engine.enrich(inp).status
+
+    assert out == ["success"] and asyncio.run(inside_loop()) == "success"
+
+
+def test_cache_expiry_follows_the_injected_clock(clock, cache):
+    engine = make_engine(clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_seconds=600)
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
+    assert engine.enrich(inp).sources[0].cached is False
+    clock.advance(seconds=599)
+    assert engine.enrich(inp).sources[0].cached is True
+    clock.advance(seconds=2)
+    assert engine.enrich(inp).sources[0].cached is False
+
+
+def test_per_source_ttl_override(clock, cache):
+    engine = make_engine(clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_by_source={"linkedin": 10})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
+    engine.enrich(inp)
+    clock.advance(seconds=11)
+    assert engine.enrich(inp).sources[0].cached is False
+
+
+def test_force_refresh_skips_reads_but_writes(clock, cache):
+    engine = make_engine(clock, cache, {"linkedin": LinkedInSource()})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, force_refresh=True)
+    assert engine.enrich(inp).sources[0].cached is False
+    assert engine.enrich(inp).sources[0].cached is False
+    assert len(cache) == 1
+
+
+def test_a_broken_cache_never_breaks_enrichment():
+    class Broken(MemoryCacheStore):
+        def get(self, key):
+            raise RuntimeError("store down")
+
+        def put(self, key, entry):
+            raise RuntimeError("store down")
+
+    engine = make_engine(cache=Broken(), sources={"linkedin": LinkedInSource()})
+    result = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS))
+    assert result.status == "success"
+
+
+def test_cache_key_does_not_depend_on_the_user(cache):
+    engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
+    engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS))
+    (key,) = cache._entries
+    assert key.startswith("linkedin_") and len(key) == len("linkedin_") + 64
+
+
+def test_a_source_that_crashes_is_reported_not_raised():
+    class Crashing(LinkedInSource):
+        async def fetch(self, key, inp, ctx, stale):
+            raise KeyError("bug")
+
+    engine = make_engine(sources={"linkedin": Crashing()})
+    report = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)).sources[0]
+    assert (report.status, report.error.code, report.error.message) == ("failed", "upstream", "internal error")
+
+
+def test_unknown_source_name_is_skipped_not_configured():
+    engine = make_engine(sources={})
+    report = engine.enrich(EnrichmentInput(sources=("github",), github="octocat")).sources[0]
+    assert (report.status, report.error.code) == ("skipped", "not_configured")
