@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import FakeClock, StaticEngine, seed_user, set_config
+from tests.support.doubles import FakeClock, StaticEngine, seed_user, set_config
 
 from gating.errors import (
     GatingError,

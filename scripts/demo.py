@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The main job: seed users and CVs on the Emulator Suite, then walk the scenarios through the
+real callable protocol and print what happened at each step.
+
+    scripts/with-emulators.sh .venv/bin/python scripts/demo.py          (make demo)
+    scripts/with-emulators.sh .venv/bin/python scripts/demo.py --serve  (make serve)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from stores.base import Write  # noqa: E402
+from tests.support.emulator import Answer, User, call, require_emulators, sign_up, store  # noqa: E402
+from tests.support.services import WEBSITE_URL, fixed_port_services  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+ENRICH = "enrichCVWithExternalData"
+BOLD, DIM, GREEN, RED, YELLOW, RESET = (
+    ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[33m", "\033[0m")
+    if sys.stdout.isatty()
+    else ("",) * 6
+)
+
+GATED = {
+    "phase": "full",
+    "rolloutPercentage": 100,
+    "targetGroups": ["beta-testers", "internal-team", "trusted-advisors"],
+    "fallbackEnabled": False,
+    "components": dict.fromkeys(("premiumGating", "usageTracking", "rateLimiting", "securityAudit"), True),
+    "version": 1,
+    "updatedBy": "demo seed",
+}
+
+
+def heading(text: str) -> None:
+    print(f"\n{BOLD}== {text} =={RESET}")
+
+
+def step(text: str) -> None:
+    print(f"  {DIM}→{RESET} {text}")
+
+
+def ok(text: str) -> None:
+    print(f"    {GREEN}✓{RESET} {text}")
+
+
+def refused(text: str) -> None:
+    print(f"    {YELLOW}✗{RESET} {text}")
+
+
+def linkedin_export() -> dict[str, str]:
+    folder = FIXTURES / "linkedin" / "complete"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.csv"))}
+
+
+def seed_people(s: Any) -> dict[str, tuple[User, str]]:
+    """Free, premium, beta and admin users with a CV each."""
+    people: dict[str, tuple[User, str]] = {}
+    profiles = {
+        "free": {"displayName": "Fran Free"},
+        "premium": {"displayName": "Pat Premium", "subscription": {"tier": "premium", "status": "active"}},
+        "beta": {"displayName": "Bea Beta", "rolloutGroups": ["beta-testers"]},
+        "admin": {"displayName": "Ada Admin", "role": "admin"},
+    }
+    writes = [Write("config/externalDataRollout", GATED, merge=False)]
+    for role, profile in profiles.items():
+        user = sign_up(role, admin=role == "admin")
+        cv_id = f"cv-{role}-{user.uid[:8]}"
+        people[role] = (user, cv_id)
+        writes.append(Write(f"users/{user.uid}", profile, merge=False))
+        writes.append(Write(f"cvs/{cv_id}", {"userId": user.uid, "title": f"{profile['displayName']}'s CV"}, merge=False))
+    s.commit(writes)
+    return people
+
+
+def describe_sources(result: dict[str, Any]) -> None:
+    for src in result["sources"]:
+        note = f" ({src['error']['code']}: {src['error']['message']})" if src.get("error") else ""
+        cached = ", cached" if src["cached"] else ""
+        print(f"      {src['source']:<8} {src['status']:<8} {src['items']:>3} items {src['durationMs']:>5} ms{cached}{note}")
+
+
+def show_error(answer: Answer) -> None:
+    err = answer.error
+    refused(f"{err['status']}: {err['message']}")
+    for key, value in (err.get("details") or {}).items():
+        print(f"      {key}: {value}")
+
+
+def scenario_free(people: dict[str, tuple[User, str]]) -> None:
+    heading("Scenario 1: a free user's journey")
+    user, cv = people["free"]
+    print(f"  Fran is on the free plan (uid {user.uid[:8]}…), CV {cv}; the gate is on for everyone.")
+    step("Fran asks for a preview of her GitHub enrichment (github: prolific)")
+    out = call(ENRICH, {"cvId": cv, "mode": "preview", "sources": ["github"], "github": "prolific"}, user).result
+    gh = out["enrichedData"].get("github", {})
+    ok(f"preview served ({out['status']}); {len(gh.get('repositories', []))} repositories shown, locked={gh.get('locked', False)}")
+    print(f"      message: {out['messages']['preview']}")
+    print(f"      usage: {out['usage']['remaining']} of {out['usage']['limit']} enrichments left this hour")
+    step("Fran asks for the full enrichment")
+    answer = call(ENRICH, {"cvId": cv, "sources": ["github"], "github": "prolific"}, user)
+    show_error(answer)
+    s = store()
+    audits = [d["type"] for _, d in s.query("external_data_security_audit", [("uid", "==", user.uid)])]
+    events = [d["type"] for _, d in s.query(f"external_data_usage/{user.uid}/events")]
+    ok(f"the gate was recorded: audit {sorted(set(audits))}, funnel events {sorted(set(events))}")
+    step("Fran clicks the upgrade button (client funnel event)")
+    tracked = call("trackExternalDataUsage", {"event": "upgrade_clicked", "cvId": cv}, user).result
+    ok(f"event recorded={tracked['recorded']} (id {tracked['eventId'][:8]}…)")
+
+
+def scenario_premium(people: dict[str, tuple[User, str]]) -> None:
+    heading("Scenario 2: a premium user's journey")
+    user, cv = people["premium"]
+    print(f"  Pat has an active premium subscription (uid {user.uid[:8]}…), CV {cv}.")
+    step("Pat enriches the CV from all four sources: GitHub, a LinkedIn export, a website, web search")
+    request = {
+        "cvId": cv,
+        "github": "octocat",
+        "website": WEBSITE_URL,
+        "linkedin": {"export": linkedin_export()},
+        "name": "Ada Lovelace",
+    }
+    out = call(ENRICH, request, user).result
+    ok(f"full enrichment: status {out['status']}, {out['durationMs']} ms")
+    describe_sources(out)
+    data = out["enrichedData"]
+    skills = ", ".join(f"{s['name']} ({'+'.join(s['sources'])})" for s in data.get("skills", [])[:6])
+    print(f"      top skills: {skills}")
+    projects = ", ".join(f"{p['name']}★{p.get('stars', 0)}" for p in data.get("projects", [])[:4])
+    print(f"      top projects: {projects}")
+    print(f"      message: {out['messages']['welcome']}")
+    step("Pat asks again: the answers now come from the cache")
+    again = call(ENRICH, request, user).result
+    cached = [s["source"] for s in again["sources"] if s["cached"]]
+    ok(f"{again['durationMs']} ms (first call {out['durationMs']} ms); cached sources: {', '.join(cached) or 'none'}")
+    step("Pat looks at the usage stats")
+    stats = call("getUserExternalDataUsageStats", {}, user).result
+    h, t = stats["hourly"], stats["totals"]
+    ok(f"tier {stats['tier']}; this hour {h['used']} used, {h['remaining']} of {h['limit']} left; totals {t}")
+
+
+def scenario_rate_limit(people: dict[str, tuple[User, str]]) -> None:
+    heading("Scenario 3: rate limiting")
+    user, cv = people["beta"]
+    print(f"  Bea (free, beta tester) has {3} enrichments an hour on the free plan.")
+    for n in range(1, 5):
+        step(f"call {n}: preview from the LinkedIn export")
+        answer = call(ENRICH, {"cvId": cv, "mode": "preview", "sources": ["linkedin"], "linkedin": {"export": linkedin_export()}}, user)
+        if answer.ok:
+            u = answer.result["usage"]
+            ok(f"admitted; {u['remaining']} left, window resets {u['resetAt']}")
+        else:
+            show_error(answer)
+
+
+def scenario_admin(people: dict[str, tuple[User, str]]) -> None:
+    heading("What the admin sees")
+    admin, _ = people["admin"]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    report = call("getExternalDataAnalytics", {"startDate": today, "endDate": today}, admin).result
+    t, r = report["totals"], report["rates"]
+    ok(
+        f"today: {t['requests']} requests, {t['successful']} successful, {t['previews']} previews, "
+        f"{t['gateShown']} gates, {t['upgradeClicks']} upgrade clicks, {t['rateLimited']} rate-limited"
+    )
+    ok(
+        f"error rate {r['errorRate']:.0%}, success rate {r['successRate']:.0%}, "
+        f"p50/p95 {report['latencyMs']['p50']}/{report['latencyMs']['p95']} ms, "
+        f"unauthorized attempts {report['security']['unauthorizedAttempts']}"
+    )
+
+
+def rollout_story(people: dict[str, tuple[User, str]]) -> None:
+    script = ROOT / "scripts" / "rollout_story.py"
+    if script.exists():
+        subprocess.run([sys.executable, str(script)], check=True, env=os.environ.copy())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", action="store_true", help="seed, then keep the fakes up until Ctrl-C")
+    args = parser.parse_args()
+    require_emulators()
+    with fixed_port_services():
+        s = store()
+        people = seed_people(s)
+        print(f"{BOLD}Seeded{RESET}: " + ", ".join(f"{k} ({u.email}, CV {cv})" for k, (u, cv) in people.items()))
+        if args.serve:
+            print("Passwords are in this output only for local use:")
+            for role, (u, _cv) in people.items():
+                print(f"  {role:<8} {u.email} / {u.password}")
+            print(f"Functions: {os.environ['FUNCTIONS_BASE_URL']}  (Ctrl-C to stop)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        scenario_free(people)
+        scenario_premium(people)
+        scenario_rate_limit(people)
+        scenario_admin(people)
+        rollout_story(people)
+    print(f"\n{GREEN}Demo finished.{RESET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

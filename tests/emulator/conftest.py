@@ -1,0 +1,49 @@
+"""Session set-up for the callable-protocol tests: the Emulator Suite must be up (these tests
+fail, never skip, without it), the loopback fakes run on their fixed ports, and the rollout
+config starts in phase "full" without fallback, so every user is gated."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.emulator import require_emulators, sign_up  # noqa: E402
+from tests.support.emulator import store as make_store  # noqa: E402
+from tests.support.services import Services, fixed_port_services  # noqa: E402
+
+GATED = {
+    "phase": "full",
+    "rolloutPercentage": 100,
+    "targetGroups": ["beta-testers", "internal-team", "trusted-advisors"],
+    "fallbackEnabled": False,
+    "components": {
+        "premiumGating": True,
+        "usageTracking": True,
+        "rateLimiting": True,
+        "securityAudit": True,
+    },
+    "version": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def store() -> Any:
+    require_emulators()
+    s = make_store()
+    from stores.base import Write
+
+    s.commit([Write("config/externalDataRollout", GATED, merge=False)])
+    return s
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services(store: Any) -> Iterator[Services]:
+    with fixed_port_services() as svc:
+        yield svc

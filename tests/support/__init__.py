@@ -1,0 +1,1 @@
+"""Helpers shared by the emulator tests, the demo and the benchmarks."""

@@ -1,0 +1,88 @@
+"""Test doubles for the gating library's unit tests: a settable clock, a small engine double
+(the real engine has its own tests under tests/unit/enrichment) and seeding helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from enrichment.model import EnrichmentResult, SourceReport
+from gating.service import ExternalDataService
+from gating.settings import Settings
+from stores.memory import MemoryStore
+
+
+@dataclass
+class FakeClock:
+    """A clock tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+class StaticEngine:
+    """Returns a fixed multi-item result and counts calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.fail = False
+        self.status = "success"
+
+    def enrich(self, inp: Any) -> EnrichmentResult:
+        self.calls.append(inp)
+        if self.fail:
+            raise RuntimeError("boom")
+        data = {
+            "github": {"login": "octocat", "repositories": [{"name": f"r{i}"} for i in range(6)]},
+            "skills": [{"name": f"s{i}"} for i in range(5)],
+            "projects": [{"name": f"p{i}"} for i in range(2)],
+        }
+        failed = self.status == "failed"
+        report = SourceReport(
+            "github", "failed" if failed else "success", 0 if failed else 6, 12, False
+        )
+        return EnrichmentResult(data, (report,), self.status, failed, 15)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def engine() -> StaticEngine:
+    return StaticEngine()
+
+
+@pytest.fixture
+def svc(store: MemoryStore, engine: StaticEngine, clock: FakeClock) -> ExternalDataService:
+    return ExternalDataService(Settings.from_env({}), store, engine, now=clock, rng=lambda n: 0)
+
+
+def seed_user(store: MemoryStore, uid: str, premium: bool = False, groups: list[str] | None = None) -> None:
+    doc: dict[str, Any] = {"displayName": uid}
+    if premium:
+        doc["subscription"] = {"tier": "premium", "status": "active"}
+    if groups:
+        doc["rolloutGroups"] = groups
+    store.docs[f"users/{uid}"] = doc
+    store.docs[f"cvs/cv-{uid}"] = {"userId": uid}
+
+
+def set_config(store: MemoryStore, **fields: Any) -> None:
+    doc = {"phase": "full", "rolloutPercentage": 100, "fallbackEnabled": False, "version": 1}
+    doc.update(fields)
+    store.docs["config/externalDataRollout"] = doc
