@@ -104,7 +104,7 @@ def scenario_free(people: dict[str, tuple[User, str]]) -> None:
     step("Fran asks for a preview of her GitHub enrichment (github: prolific)")
     out = call(ENRICH, {"cvId": cv, "mode": "preview", "sources": ["github"], "github": "prolific"}, user).result
     gh = out["enrichedData"].get("github", {})
-    ok(f"preview served ({out['status']}); {len(gh.get('repositories', []))} repositories shown, locked={gh.get('locked', False)}")
+    ok(f"preview served ({out['status']}); {len(gh.get('repos', []))} of {gh.get('totals', {}).get('repos', '?')} repositories shown, locked={gh.get('locked', False)}")
     print(f"      message: {out['messages']['preview']}")
     print(f"      usage: {out['usage']['remaining']} of {out['usage']['limit']} enrichments left this hour")
     step("Fran asks for the full enrichment")
