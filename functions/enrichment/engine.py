@@ -150,7 +150,9 @@ class Engine:
                             0,
                             int(budget * 1000),
                             False,
-                            SourceError(ErrorCode.TIMEOUT.value, "the source did not answer in time"),
+                            SourceError(
+                                ErrorCode.TIMEOUT.value, "the source did not answer in time"
+                            ),
                         ),
                         None,
                     )
@@ -161,7 +163,9 @@ class Engine:
     def _failed(name: str, code: ErrorCode, message: str, start: float) -> _Outcome:
         status = "timeout" if code is ErrorCode.TIMEOUT else "failed"
         return _Outcome(
-            SourceReport(name, status, 0, _elapsed_ms(start), False, SourceError(code.value, message)),
+            SourceReport(
+                name, status, 0, _elapsed_ms(start), False, SourceError(code.value, message)
+            ),
             None,
         )
 
@@ -185,7 +189,12 @@ class Engine:
         except SourceSkipped as skip:
             return _Outcome(
                 SourceReport(
-                    name, "skipped", 0, _elapsed_ms(start), False, SourceError(skip.code.value, skip.message)
+                    name,
+                    "skipped",
+                    0,
+                    _elapsed_ms(start),
+                    False,
+                    SourceError(skip.code.value, skip.message),
                 ),
                 None,
             )
@@ -197,7 +206,9 @@ class Engine:
             entry = await self._cache_get(key)
             if entry is not None and entry.is_fresh(self.now()):
                 return _Outcome(
-                    SourceReport(name, "success", source.count(entry.payload), _elapsed_ms(start), True),
+                    SourceReport(
+                        name, "success", source.count(entry.payload), _elapsed_ms(start), True
+                    ),
                     entry.payload,
                 )
             stale = entry
@@ -208,7 +219,12 @@ class Engine:
         except SourceSkipped as skip:
             return _Outcome(
                 SourceReport(
-                    name, "skipped", 0, _elapsed_ms(start), False, SourceError(skip.code.value, skip.message)
+                    name,
+                    "skipped",
+                    0,
+                    _elapsed_ms(start),
+                    False,
+                    SourceError(skip.code.value, skip.message),
                 ),
                 None,
             )
@@ -224,7 +240,11 @@ class Engine:
         )
         return _Outcome(
             SourceReport(
-                name, "success", source.count(fetched.payload), _elapsed_ms(start), fetched.revalidated
+                name,
+                "success",
+                source.count(fetched.payload),
+                _elapsed_ms(start),
+                fetched.revalidated,
             ),
             fetched.payload,
         )
@@ -233,7 +253,7 @@ class Engine:
         # A cache that is down costs freshness, never the enrichment.
         try:
             return await asyncio.to_thread(self.cache.get, key)
-        except Exception:  # noqa: BLE001 - any store failure is a miss
+        except Exception:
             log.warning("cache read failed for %s", key.split("_", 1)[0], exc_info=True)
             return None
 
@@ -242,7 +262,7 @@ class Engine:
             return
         try:
             await asyncio.to_thread(self.cache.put, key, entry)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("cache write failed for %s", key.split("_", 1)[0], exc_info=True)
 
     def _result(self, outcomes: list[_Outcome], start: float) -> EnrichmentResult:

@@ -65,7 +65,9 @@ class FetchResponse:
             raise SourceFailure(ErrorCode.UPSTREAM, "the service sent malformed JSON") from None
 
 
-def retry_after_seconds(headers: httpx.Headers, now: Callable[[], float] = time.time) -> float | None:
+def retry_after_seconds(
+    headers: httpx.Headers, now: Callable[[], float] = time.time
+) -> float | None:
     """``Retry-After`` (seconds or HTTP date) as seconds from now, if present and valid."""
     raw = headers.get("retry-after")
     if not raw:

@@ -99,7 +99,9 @@ def merge_skills(data: dict[str, Any]) -> list[dict[str, Any]]:
             for topic in repo.get("topics") or []:
                 add(topic, "github", _WEIGHT["github_topic"])
     for skill in (data.get("linkedin") or {}).get("skills") or []:
-        add(skill.get("name") if isinstance(skill, dict) else skill, "linkedin", _WEIGHT["linkedin"])
+        add(
+            skill.get("name") if isinstance(skill, dict) else skill, "linkedin", _WEIGHT["linkedin"]
+        )
     for skill in (data.get("website") or {}).get("skills") or []:
         add(skill, "website", _WEIGHT["website"])
 

@@ -46,7 +46,7 @@ def _page_of(url: str) -> int | None:
 
 
 def quota_message(resp: FetchResponse, now: datetime) -> str:
-    """"GitHub rate limit reached; resets at <ISO time>" from the rate-limit headers."""
+    """ "GitHub rate limit reached; resets at <ISO time>" from the rate-limit headers."""
     reset_at: datetime | None = None
     raw = resp.headers.get("x-ratelimit-reset", "")
     if raw.isdigit():
@@ -230,7 +230,9 @@ class GitHubSource:
         }
         return Fetched(redact(payload), json.dumps(validators, sort_keys=True) or None)
 
-    async def _languages(self, ctx: SourceContext, repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _languages(
+        self, ctx: SourceContext, repos: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Per language: repositories using it as main language, and bytes in the top repos."""
         own = [r for r in repos if not r["fork"]]
         stats: dict[str, dict[str, Any]] = {}
@@ -243,7 +245,9 @@ class GitHubSource:
 
         async def one(repo: dict[str, Any]) -> dict[str, Any]:
             try:
-                resp = await self._get(ctx, f"{base}/repos/{repo['fullName']}/languages", what="repository")
+                resp = await self._get(
+                    ctx, f"{base}/repos/{repo['fullName']}/languages", what="repository"
+                )
                 body = resp.json()
             except SourceFailure:
                 return {}  # best effort: the main-language counts stand on their own

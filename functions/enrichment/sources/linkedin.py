@@ -24,9 +24,13 @@ from .base import Fetched, SourceContext
 
 Row = dict[str, str]
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
-)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
 
 
 def normalise_date(raw: str) -> str | None:
@@ -49,7 +53,7 @@ def normalise_date(raw: str) -> str | None:
 
 
 def _bracket_list(raw: str) -> list[str]:
-    """"[PERSONAL:https://a.dev,COMPANY:https://b.com]" → ["https://a.dev", "https://b.com"]."""
+    """ "[PERSONAL:https://a.dev,COMPANY:https://b.com]" → ["https://a.dev", "https://b.com"]."""
     inner = raw.strip().strip("[]")
     out = []
     for part in inner.split(","):
@@ -205,7 +209,9 @@ def parse_csv(text: str, required: tuple[str, ...]) -> list[Row]:
                 raise MalformedCsv(
                     f"line {reader.line_num} has {len(fields)} fields, the header {len(header)}"
                 )
-            rows.append({h: (fields[i].strip() if i < len(fields) else "") for i, h in enumerate(header)})
+            rows.append(
+                {h: (fields[i].strip() if i < len(fields) else "") for i, h in enumerate(header)}
+            )
     except csv.Error as exc:
         raise MalformedCsv(f"line {reader.line_num}: {exc}") from None
     if header is None:
@@ -239,7 +245,9 @@ def parse_export(files: Mapping[str, str]) -> dict[str, Any]:
         except MalformedCsv as exc:
             malformed.append({"file": known, "reason": str(exc)})
     out["parsedFiles"] = parsed
-    out["missingFiles"] = [f for f in FILES if f not in parsed and f not in {m["file"] for m in malformed}]
+    out["missingFiles"] = [
+        f for f in FILES if f not in parsed and f not in {m["file"] for m in malformed}
+    ]
     out["malformedFiles"] = malformed
     out["ignoredFiles"] = sorted(ignored)
     return out
@@ -268,7 +276,9 @@ class LinkedInSource:
 
     def count(self, payload: dict[str, Any]) -> int:
         """Rows read from every section (the profile counts as one)."""
-        return (1 if payload.get("profile") else 0) + sum(len(payload.get(s) or []) for s in LIST_SECTIONS)
+        return (1 if payload.get("profile") else 0) + sum(
+            len(payload.get(s) or []) for s in LIST_SECTIONS
+        )
 
     async def fetch(
         self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
@@ -288,5 +298,7 @@ class LinkedInSource:
                 raise SourceFailure(
                     ErrorCode.INVALID_INPUT, f"{first['file']} could not be read: {first['reason']}"
                 )
-            raise SourceFailure(ErrorCode.INVALID_INPUT, "the export has none of the LinkedIn files we read")
+            raise SourceFailure(
+                ErrorCode.INVALID_INPUT, "the export has none of the LinkedIn files we read"
+            )
         return Fetched(redact(data))

@@ -75,14 +75,18 @@ class BraveProvider:
         if resp.status in (401, 403):
             raise SourceFailure(ErrorCode.UPSTREAM, "the web search provider rejected the API key")
         if resp.status != 200:
-            raise SourceFailure(ErrorCode.UPSTREAM, f"the web search provider answered {resp.status}")
+            raise SourceFailure(
+                ErrorCode.UPSTREAM, f"the web search provider answered {resp.status}"
+            )
         body = resp.json()
         web = body.get("web") if isinstance(body, dict) else None
         if web is None and isinstance(body, dict) and body.get("type") == "search":
             return []  # a valid answer with no web section: no results
         results = web.get("results") if isinstance(web, dict) else None
         if not isinstance(results, list):
-            raise SourceFailure(ErrorCode.UPSTREAM, "the web search provider sent an unexpected answer")
+            raise SourceFailure(
+                ErrorCode.UPSTREAM, "the web search provider sent an unexpected answer"
+            )
         out = []
         for r in results:
             if not isinstance(r, dict) or not isinstance(r.get("url"), str):
@@ -112,7 +116,9 @@ class WebSearchSource:
         if not settings.web_search_api_key:
             return cls(None)
         return cls(
-            BraveProvider(settings.web_search_url, settings.web_search_api_key, settings.web_search_results)
+            BraveProvider(
+                settings.web_search_url, settings.web_search_api_key, settings.web_search_results
+            )
         )
 
     def normalise(self, inp: EnrichmentInput) -> str:
@@ -134,7 +140,8 @@ class WebSearchSource:
         self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
     ) -> Fetched:
         """Search for the quoted name."""
-        assert self.provider is not None  # normalise() skipped otherwise
+        if self.provider is None:  # normalise() has skipped already; kept for the type checker
+            raise SourceSkipped(ErrorCode.NOT_CONFIGURED, "web search is not configured")
         query = f'"{" ".join((inp.name or "").split())}"'
         results = await self.provider.search(query, ctx)
         payload = {

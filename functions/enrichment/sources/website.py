@@ -33,17 +33,39 @@ _SKIP_EXT = re.compile(
 )
 _PROJECT_PATH = re.compile(r"/(projects?|portfolio|work|case-studies)/[^/]+", re.IGNORECASE)
 _POST_PATH = re.compile(r"/(blog|posts?|articles?|writing|notes)/[^/]+", re.IGNORECASE)
-_PRIORITY_PATH = re.compile(r"/(projects?|portfolio|work|blog|posts?|articles?|writing|about|cv|resume)\b", re.IGNORECASE)
-_REPO_LINK = re.compile(r"^https?://(www\.)?(github\.com|gitlab\.com|codeberg\.org)/[^/]+/[^/#?]+/?$", re.IGNORECASE)
+_PRIORITY_PATH = re.compile(
+    r"/(projects?|portfolio|work|blog|posts?|articles?|writing|about|cv|resume)\b", re.IGNORECASE
+)
+_REPO_LINK = re.compile(
+    r"^https?://(www\.)?(github\.com|gitlab\.com|codeberg\.org)/[^/]+/[^/#?]+/?$", re.IGNORECASE
+)
 _SOCIAL = {
-    "github.com": "github", "gitlab.com": "gitlab", "linkedin.com": "linkedin",
-    "twitter.com": "twitter", "x.com": "twitter", "mastodon.social": "mastodon",
-    "bsky.app": "bluesky", "stackoverflow.com": "stackoverflow", "youtube.com": "youtube",
-    "medium.com": "medium", "dev.to": "devto", "keybase.io": "keybase", "codeberg.org": "codeberg",
-    "instagram.com": "instagram", "facebook.com": "facebook", "kaggle.com": "kaggle",
+    "github.com": "github",
+    "gitlab.com": "gitlab",
+    "linkedin.com": "linkedin",
+    "twitter.com": "twitter",
+    "x.com": "twitter",
+    "mastodon.social": "mastodon",
+    "bsky.app": "bluesky",
+    "stackoverflow.com": "stackoverflow",
+    "youtube.com": "youtube",
+    "medium.com": "medium",
+    "dev.to": "devto",
+    "keybase.io": "keybase",
+    "codeberg.org": "codeberg",
+    "instagram.com": "instagram",
+    "facebook.com": "facebook",
+    "kaggle.com": "kaggle",
 }
-_PROJECT_TYPES = {"SoftwareSourceCode", "SoftwareApplication", "WebApplication", "MobileApplication",
-                  "CreativeWork", "Project", "Product"}
+_PROJECT_TYPES = {
+    "SoftwareSourceCode",
+    "SoftwareApplication",
+    "WebApplication",
+    "MobileApplication",
+    "CreativeWork",
+    "Project",
+    "Product",
+}
 _POST_TYPES = {"BlogPosting", "Article", "NewsArticle", "TechArticle", "ScholarlyArticle", "Blog"}
 
 
@@ -59,10 +81,14 @@ def normalise_url(raw: str) -> str:
     try:
         port = parts.port
     except ValueError:
-        raise SourceFailure(ErrorCode.INVALID_INPUT, "the website URL has an invalid port") from None
+        raise SourceFailure(
+            ErrorCode.INVALID_INPUT, "the website URL has an invalid port"
+        ) from None
     if ":" in host:
         host = f"[{host}]"
-    netloc = host if port is None or port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+    netloc = (
+        host if port is None or port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+    )
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
@@ -94,6 +120,20 @@ def _all_items(items: list[Mf2Item]) -> list[Mf2Item]:
     return out
 
 
+class Robots(RobotFileParser):
+    """robots.txt rules, or a blanket answer (``rule``) when the file says nothing usable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rule: bool | None = None
+
+    def can_fetch(self, useragent: str, url: str) -> bool:
+        """True when ``useragent`` may read ``url``."""
+        if self.rule is not None:
+            return self.rule
+        return super().can_fetch(useragent, url)
+
+
 class _Collected:
     """Findings across pages, deduplicated by URL."""
 
@@ -104,21 +144,32 @@ class _Collected:
         self.person: dict[str, Any] = {}
         self.skills: list[str] = []
 
-    def project(self, name: str | None, url: str | None, description: str | None = None,
-                updated: str | None = None) -> None:
+    def project(
+        self,
+        name: str | None,
+        url: str | None,
+        description: str | None = None,
+        updated: str | None = None,
+    ) -> None:
         if not (name or url):
             return
         key = (url or f"name:{name}").rstrip("/").lower()
-        entry = self.projects.setdefault(key, {"name": name, "url": url, "description": None, "updatedAt": None})
+        entry = self.projects.setdefault(
+            key, {"name": name, "url": url, "description": None, "updatedAt": None}
+        )
         entry["name"] = entry["name"] or name
         entry["description"] = entry["description"] or description
         entry["updatedAt"] = entry["updatedAt"] or updated
 
-    def post(self, title: str | None, url: str | None, published: str | None, summary: str | None) -> None:
+    def post(
+        self, title: str | None, url: str | None, published: str | None, summary: str | None
+    ) -> None:
         if not (title and url):
             return
         key = url.rstrip("/").lower()
-        entry = self.posts.setdefault(key, {"title": title, "url": url, "publishedAt": None, "summary": None})
+        entry = self.posts.setdefault(
+            key, {"title": title, "url": url, "publishedAt": None, "summary": None}
+        )
         entry["publishedAt"] = entry["publishedAt"] or published
         entry["summary"] = entry["summary"] or summary
 
@@ -132,7 +183,9 @@ class _Collected:
             return
         if kind == "github" and _REPO_LINK.match(url):
             return  # a repository, not a profile
-        self.contacts.setdefault(url.rstrip("/").lower(), {"kind": kind or "website", "url": url, "label": label or None})
+        self.contacts.setdefault(
+            url.rstrip("/").lower(), {"kind": kind or "website", "url": url, "label": label or None}
+        )
 
 
 class WebsiteSource:
@@ -150,7 +203,9 @@ class WebsiteSource:
         """Projects, posts and contact links found."""
         return sum(len(payload.get(k) or []) for k in ("projects", "posts", "contactLinks"))
 
-    async def _get(self, ctx: SourceContext, url: str, max_bytes: int, accept: str) -> FetchResponse:
+    async def _get(
+        self, ctx: SourceContext, url: str, max_bytes: int, accept: str
+    ) -> FetchResponse:
         return await ctx.fetcher.get(
             url,
             headers={"Accept": accept},
@@ -159,26 +214,28 @@ class WebsiteSource:
             max_redirects=MAX_REDIRECTS,
         )
 
-    async def _robots(self, ctx: SourceContext, origin: tuple[str, str]) -> RobotFileParser:
-        rp = RobotFileParser()
+    async def _robots(self, ctx: SourceContext, origin: tuple[str, str]) -> Robots:
+        rp = Robots()
         url = f"{origin[0]}://{origin[1]}/robots.txt"
         try:
             resp = await self._get(ctx, url, ROBOTS_MAX_BYTES, "text/plain")
         except TooLarge:
-            rp.allow_all = True  # RFC 9309 lets us stop at 500 KiB; we ignore the file then
+            rp.rule = True  # RFC 9309 lets us stop at 500 KiB; we ignore the file then
             return rp
         if resp.status in (401, 403):
-            rp.disallow_all = True
+            rp.rule = False
         elif resp.status >= 500 or resp.status == 429:
             raise SourceFailure(ErrorCode.UPSTREAM, f"the website answered {resp.status}")
         elif resp.status >= 400 or resp.status in (301, 302, 303, 307, 308):
-            rp.allow_all = True
+            rp.rule = True
         else:
             rp.parse(resp.body.decode("utf-8", "replace").splitlines())
         return rp
 
     async def _page(self, ctx: SourceContext, url: str) -> tuple[FetchResponse, str]:
-        resp = await self._get(ctx, url, ctx.settings.website_max_page_bytes, "text/html,application/xhtml+xml")
+        resp = await self._get(
+            ctx, url, ctx.settings.website_max_page_bytes, "text/html,application/xhtml+xml"
+        )
         ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
         if resp.status != 200:
             return resp, ""
@@ -203,21 +260,31 @@ class WebsiteSource:
         origin = _origin(key)
         robots = await self._robots(ctx, origin)
         if not robots.can_fetch(ua, key):
-            raise SourceFailure(ErrorCode.REFUSED, "the website's robots.txt does not allow reading it")
+            raise SourceFailure(
+                ErrorCode.REFUSED, "the website's robots.txt does not allow reading it"
+            )
         first, html = await self._page(ctx, key)
         if first.status in (404, 410):
             raise SourceFailure(ErrorCode.NOT_FOUND, f"the website answered {first.status}")
         if first.status in (301, 302, 303, 307, 308):
             raise SourceFailure(ErrorCode.UPSTREAM, "the website redirects too often")
         if first.status != 200:
-            code = ErrorCode.UPSTREAM if first.status >= 500 or first.status == 429 else ErrorCode.NOT_FOUND
+            code = (
+                ErrorCode.UPSTREAM
+                if first.status >= 500 or first.status == 429
+                else ErrorCode.NOT_FOUND
+            )
             raise SourceFailure(code, f"the website answered {first.status}")
         start_url = first.url
-        if _origin(start_url) != origin:  # redirected to another origin (e.g. www.): its rules apply
+        if (
+            _origin(start_url) != origin
+        ):  # redirected to another origin (e.g. www.): its rules apply
             origin = _origin(start_url)
             robots = await self._robots(ctx, origin)
             if not robots.can_fetch(ua, start_url):
-                raise SourceFailure(ErrorCode.REFUSED, "the website's robots.txt does not allow reading it")
+                raise SourceFailure(
+                    ErrorCode.REFUSED, "the website's robots.txt does not allow reading it"
+                )
 
         found = _Collected()
         pages: list[dict[str, Any]] = []
@@ -244,7 +311,7 @@ class WebsiteSource:
         max_pages = ctx.settings.website_max_pages
         while frontier and len(pages) < max_pages:
             batch = frontier[: max_pages - len(pages)]
-            frontier = frontier[len(batch):]
+            frontier = frontier[len(batch) :]
             for url, page in await asyncio.gather(*(visit(u) for u in batch)):
                 if page is None:
                     skipped += 1
@@ -261,7 +328,9 @@ class WebsiteSource:
             "siteName": meta.get("og:site_name"),
             "person": found.person or None,
             "projects": list(found.projects.values()),
-            "posts": sorted(found.posts.values(), key=lambda p: str(p["publishedAt"] or ""), reverse=True),
+            "posts": sorted(
+                found.posts.values(), key=lambda p: str(p["publishedAt"] or ""), reverse=True
+            ),
             "contactLinks": list(found.contacts.values()),
             "skills": list(dict.fromkeys(found.skills)),
             "pages": pages,
@@ -270,8 +339,14 @@ class WebsiteSource:
         return Fetched(redact(payload))
 
     @staticmethod
-    def _links(page: Page, base: str, origin: tuple[str, str], robots: RobotFileParser, ua: str,
-               seen: set[str]) -> list[str]:
+    def _links(
+        page: Page,
+        base: str,
+        origin: tuple[str, str],
+        robots: Robots,
+        ua: str,
+        seen: set[str],
+    ) -> list[str]:
         out: list[str] = []
         for link in page.links:
             url = urldefrag(urljoin(base, link.href.strip()))[0]
@@ -287,7 +362,10 @@ class WebsiteSource:
     @staticmethod
     def _extract(page: Page, url: str, found: _Collected, *, is_start: bool) -> None:
         meta = page.meta
-        abs_url = lambda u: urljoin(url, u) if isinstance(u, str) and u.strip() else None  # noqa: E731
+
+        def abs_url(u: Any) -> str | None:
+            return urljoin(url, u) if isinstance(u, str) and u.strip() else None
+
         # JSON-LD
         for node in jsonld_nodes(page.jsonld):
             types = node_types(node)
@@ -303,11 +381,19 @@ class WebsiteSource:
                     if _text(k):
                         found.skills.append(_text(k) or "")
             if types & _POST_TYPES and not (types & {"Blog"}):
-                found.post(_text(node.get("headline") or node.get("name")), abs_url(node.get("url")) or url,
-                           _text(node.get("datePublished")), _text(node.get("description")))
+                found.post(
+                    _text(node.get("headline") or node.get("name")),
+                    abs_url(node.get("url")) or url,
+                    _text(node.get("datePublished")),
+                    _text(node.get("description")),
+                )
             elif types & _PROJECT_TYPES:
-                found.project(_text(node.get("name")), abs_url(node.get("url") or node.get("codeRepository")),
-                              _text(node.get("description")), _text(node.get("dateModified")))
+                found.project(
+                    _text(node.get("name")),
+                    abs_url(node.get("url") or node.get("codeRepository")),
+                    _text(node.get("description")),
+                    _text(node.get("dateModified")),
+                )
         # microformats
         for item in _all_items(page.items):
             if "h-card" in item.types:
@@ -318,18 +404,33 @@ class WebsiteSource:
                     found.person.setdefault("note", _text(item.first("note")))
                 for u in item.properties.get("url", []):
                     if isinstance(u, str) and abs_url(u):
-                        found.contact(abs_url(u) or "", rel_me=_origin(abs_url(u) or "") != _origin(url))
+                        found.contact(
+                            abs_url(u) or "", rel_me=_origin(abs_url(u) or "") != _origin(url)
+                        )
             if "h-entry" in item.types:
-                found.post(_text(item.first("name")), abs_url(item.first("url")) or url,
-                           _text(item.first("published")), _text(item.first("summary")))
+                found.post(
+                    _text(item.first("name")),
+                    abs_url(item.first("url")) or url,
+                    _text(item.first("published")),
+                    _text(item.first("summary")),
+                )
         # OpenGraph / page kind
         path = urlsplit(url).path
-        if not is_start and (meta.get("og:type") == "article" or (_POST_PATH.search(path) and page.has_article)):
-            found.post(meta.get("og:title") or page.title, url,
-                       meta.get("article:published_time"), meta.get("og:description") or meta.get("description"))
+        if not is_start and (
+            meta.get("og:type") == "article" or (_POST_PATH.search(path) and page.has_article)
+        ):
+            found.post(
+                meta.get("og:title") or page.title,
+                url,
+                meta.get("article:published_time"),
+                meta.get("og:description") or meta.get("description"),
+            )
         elif not is_start and _PROJECT_PATH.search(path):
-            found.project(meta.get("og:title") or page.title, url,
-                          meta.get("og:description") or meta.get("description"))
+            found.project(
+                meta.get("og:title") or page.title,
+                url,
+                meta.get("og:description") or meta.get("description"),
+            )
         # links: rel=me and social profiles; repository links are projects
         for link in page.links:
             target = urljoin(url, link.href.strip())

@@ -99,10 +99,10 @@ def serve(handler: Handler, *, port: int = 0, **behaviour: Any) -> Iterator[Fake
     class _RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             rec = Recorded(
                 "GET",
@@ -117,7 +117,9 @@ def serve(handler: Handler, *, port: int = 0, **behaviour: Any) -> Iterator[Fake
             if state.delay_s and stop.wait(state.delay_s):
                 return
             if state.fail_always or n <= state.fail_first:
-                reply = Reply(state.fail_status, {"message": "injected failure"}, dict(state.fail_headers))
+                reply = Reply(
+                    state.fail_status, {"message": "injected failure"}, dict(state.fail_headers)
+                )
             else:
                 try:
                     reply = handler(rec)
@@ -147,7 +149,9 @@ def serve(handler: Handler, *, port: int = 0, **behaviour: Any) -> Iterator[Fake
 
     server = _Server(("127.0.0.1", port), _RequestHandler)
     port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
     thread.start()
     url = FakeService(f"http://127.0.0.1:{port}")
     url.requests = seen
@@ -165,7 +169,9 @@ def _etag(body: bytes) -> str:
     return 'W/"' + hashlib.sha1(body).hexdigest() + '"'  # noqa: S324 - not security
 
 
-def _json_reply(rec: Recorded, obj: Any, headers: dict[str, str] | None = None, malformed: bool = False) -> Reply:
+def _json_reply(
+    rec: Recorded, obj: Any, headers: dict[str, str] | None = None, malformed: bool = False
+) -> Reply:
     body = json.dumps(obj).encode()
     if malformed:
         body = body[: max(1, len(body) // 2)]  # cut in half: not JSON any more
@@ -201,12 +207,20 @@ def fake_github(
         return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
     def handle(rec: Recorded) -> Reply:
-        rate = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": "1900000000"}
+        rate = {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": "4999",
+            "X-RateLimit-Reset": "1900000000",
+        }
         if quota_reset is not None:
             return Reply(
                 403,
                 {"message": "API rate limit exceeded"},
-                {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(quota_reset)},
+                {
+                    "X-RateLimit-Limit": "60",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(quota_reset),
+                },
             )
         if m := re.fullmatch(r"/users/([^/]+)", rec.path):
             profile = load("users", f"{m.group(1).lower()}.json")
@@ -225,7 +239,9 @@ def fake_github(
             links = []
             base_q = {k: v[0] for k, v in rec.query.items()}
             for rel, p in (("prev", page - 1), ("next", page + 1), ("last", last), ("first", 1)):
-                if (rel in ("prev", "first") and page > 1) or (rel in ("next", "last") and page < last):
+                if (rel in ("prev", "first") and page > 1) or (
+                    rel in ("next", "last") and page < last
+                ):
                     q = urlencode({**base_q, "page": p})
                     links.append(f'<{handle.base}{rec.path}?{q}>; rel="{rel}"')  # type: ignore[attr-defined]
             headers = dict(rate)
@@ -270,7 +286,11 @@ def fake_website(
             r = table[rec.path]
             return r(rec) if callable(r) else r
         rel = rec.path.lstrip("/")
-        candidates = [root / rel / "index.html"] if rec.path.endswith("/") else [root / rel, root / f"{rel}.html"]
+        candidates = (
+            [root / rel / "index.html"]
+            if rec.path.endswith("/")
+            else [root / rel, root / f"{rel}.html"]
+        )
         for path in candidates:
             try:
                 path.resolve().relative_to(root.resolve())
@@ -309,12 +329,19 @@ def fake_brave(
         if rec.path != "/res/v1/web/search":
             return Reply(404, {"error": "not found"})
         if rec.headers.get("x-subscription-token") != api_key:
-            return Reply(401, {"type": "ErrorResponse", "error": {"code": "SUBSCRIPTION_TOKEN_INVALID"}})
+            return Reply(
+                401, {"type": "ErrorResponse", "error": {"code": "SUBSCRIPTION_TOKEN_INVALID"}}
+            )
         if quota:
             return Reply(
                 429,
                 {"type": "ErrorResponse", "error": {"code": "RATE_LIMITED"}},
-                {"X-RateLimit-Limit": "1, 2000", "X-RateLimit-Remaining": "0, 0", "X-RateLimit-Reset": "1, 86400", "Retry-After": "3600"},
+                {
+                    "X-RateLimit-Limit": "1, 2000",
+                    "X-RateLimit-Remaining": "0, 0",
+                    "X-RateLimit-Reset": "1, 86400",
+                    "Retry-After": "3600",
+                },
             )
         q = rec.query.get("q", [""])[0]
         slug = re.sub(r"[^a-z0-9]+", "-", q.lower()).strip("-")

@@ -58,6 +58,7 @@ def _stores():
     yield pytest.param(lambda: MemoryCacheStore(), id="memory")
     yield pytest.param(lambda: FirestoreCacheStore(FakeFirestore()), id="firestore-double")
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+
         def emulator():
             from google.cloud import firestore
 

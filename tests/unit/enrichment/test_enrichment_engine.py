@@ -21,7 +21,9 @@ SKILLS = {"Skills.csv": "Name\nJS\nTypeScript\nKubernetes\n"}
 
 
 def all_sources(brave_url: str | None, key: str | None = "test-brave-key"):
-    settings = EnrichmentSettings(web_search_url=brave_url or "http://127.0.0.1:9", web_search_api_key=key)
+    settings = EnrichmentSettings(
+        web_search_url=brave_url or "http://127.0.0.1:9", web_search_api_key=key
+    )
     return {
         "github": GitHubSource(),
         "linkedin": LinkedInSource(),
@@ -44,7 +46,9 @@ def full_input(gh, site, **kw) -> EnrichmentInput:
 
 def test_all_four_sources_succeed_and_are_merged():
     with fake_github() as gh, fake_website() as site, fake_brave() as brave:
-        engine = make_engine(sources=all_sources(brave), github_api_url=gh, allow_hosts=(site.host_port,))
+        engine = make_engine(
+            sources=all_sources(brave), github_api_url=gh, allow_hosts=(site.host_port,)
+        )
         result = engine.enrich(full_input(gh, site))
     assert result.status == "success" and not result.service_failure
     assert [r.source for r in result.sources] == ["github", "linkedin", "website", "web"]
@@ -63,7 +67,9 @@ def test_all_four_sources_succeed_and_are_merged():
 
 def test_a_hanging_source_times_out_while_the_others_succeed():
     with fake_github(delay_s=5) as gh, fake_website() as site:
-        engine = make_engine(sources=all_sources(None, key=None), github_api_url=gh, allow_hosts=(site.host_port,))
+        engine = make_engine(
+            sources=all_sources(None, key=None), github_api_url=gh, allow_hosts=(site.host_port,)
+        )
         started = time.monotonic()
         result = engine.enrich(full_input(gh, site, timeout_ms=400))
         elapsed = time.monotonic() - started
@@ -79,7 +85,9 @@ def test_a_hanging_source_times_out_while_the_others_succeed():
 def test_every_source_timing_out_is_a_service_failure():
     with fake_github(delay_s=5) as gh:
         engine = make_engine(sources={"github": GitHubSource()}, github_api_url=gh)
-        result = engine.enrich(EnrichmentInput(sources=("github",), github="octocat", timeout_ms=200))
+        result = engine.enrich(
+            EnrichmentInput(sources=("github",), github="octocat", timeout_ms=200)
+        )
     assert result.status == "failed" and result.service_failure
     assert result.sources[0].to_dict()["error"]["code"] == "timeout"
 
@@ -87,7 +95,9 @@ def test_every_source_timing_out_is_a_service_failure():
 def test_user_caused_failures_are_not_a_service_failure():
     engine = make_engine(sources={"linkedin": LinkedInSource(), "github": GitHubSource()})
     result = engine.enrich(
-        EnrichmentInput(sources=("linkedin", "github"), github="bad name!", linkedin_export={"x.csv": ""})
+        EnrichmentInput(
+            sources=("linkedin", "github"), github="bad name!", linkedin_export={"x.csv": ""}
+        )
     )
     assert result.status == "failed" and not result.service_failure
 
@@ -102,7 +112,11 @@ def test_nothing_tried_is_failed_but_not_a_service_failure():
 
 def test_sources_run_concurrently():
     # Each source alone needs 0.5 s (github: one round, brave: one, website: robots + page).
-    with fake_github(delay_s=0.5) as gh, fake_website(delay_s=0.25) as site, fake_brave(delay_s=0.5) as brave:
+    with (
+        fake_github(delay_s=0.5) as gh,
+        fake_website(delay_s=0.25) as site,
+        fake_brave(delay_s=0.5) as brave,
+    ):
         engine = make_engine(
             sources=all_sources(brave),
             github_api_url=gh,
@@ -113,7 +127,11 @@ def test_sources_run_concurrently():
         started = time.monotonic()
         result = engine.enrich(
             EnrichmentInput(
-                sources=("github", "website", "web"), github="octocat", website=str(site), name="Ada", timeout_ms=5000
+                sources=("github", "website", "web"),
+                github="octocat",
+                website=str(site),
+                name="Ada",
+                timeout_ms=5000,
             )
         )
         elapsed = time.monotonic() - started
@@ -123,9 +141,20 @@ def test_sources_run_concurrently():
 
 def test_report_shape_matches_the_contract():
     ok = SourceReport("github", "success", 3, 12, True)
-    assert ok.to_dict() == {"source": "github", "status": "success", "items": 3, "durationMs": 12, "cached": True}
-    bad = SourceReport("web", "skipped", 0, 0, False, SourceError("not_configured", "web search is not configured"))
-    assert bad.to_dict()["error"] == {"code": "not_configured", "message": "web search is not configured"}
+    assert ok.to_dict() == {
+        "source": "github",
+        "status": "success",
+        "items": 3,
+        "durationMs": 12,
+        "cached": True,
+    }
+    bad = SourceReport(
+        "web", "skipped", 0, 0, False, SourceError("not_configured", "web search is not configured")
+    )
+    assert bad.to_dict()["error"] == {
+        "code": "not_configured",
+        "message": "web search is not configured",
+    }
 
 
 def test_enrich_works_from_a_plain_thread_and_inside_a_running_loop():
@@ -153,7 +182,9 @@ def test_cache_expiry_follows_the_injected_clock(clock, cache):
 
 
 def test_per_source_ttl_override(clock, cache):
-    engine = make_engine(clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_by_source={"linkedin": 10})
+    engine = make_engine(
+        clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_by_source={"linkedin": 10}
+    )
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
     engine.enrich(inp)
     clock.advance(seconds=11)
@@ -194,8 +225,14 @@ def test_a_source_that_crashes_is_reported_not_raised():
             raise KeyError("bug")
 
     engine = make_engine(sources={"linkedin": Crashing()})
-    report = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)).sources[0]
-    assert (report.status, report.error.code, report.error.message) == ("failed", "upstream", "internal error")
+    report = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)).sources[
+        0
+    ]
+    assert (report.status, report.error.code, report.error.message) == (
+        "failed",
+        "upstream",
+        "internal error",
+    )
 
 
 def test_unknown_source_name_is_skipped_not_configured():

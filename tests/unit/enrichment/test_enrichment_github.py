@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.github import GitHubSource
-
 from tests.unit.enrichment.helpers import Clock, make_engine
 from tests.unit.enrichment.servers import FIXTURES, fake_github
 
@@ -25,7 +24,12 @@ def test_profile_repos_and_languages_are_returned():
         result = run(gh(url))
     assert result.status == "success"
     report = result.sources[0]
-    assert (report.source, report.status, report.items, report.cached) == ("github", "success", 5, False)
+    assert (report.source, report.status, report.items, report.cached) == (
+        "github",
+        "success",
+        5,
+        False,
+    )
     data = result.data["github"]
     assert data["profile"]["login"] == "octocat"
     assert "email" not in data["profile"]
@@ -56,8 +60,12 @@ def test_token_is_sent_as_bearer_and_username_is_normalised():
 def test_all_pages_are_read_when_repositories_span_three_pages():
     with fake_github() as url:
         result = run(gh(url), user="prolific")
-        pages = sorted(int(r.query["page"][0]) for r in url.requests if r.path == "/users/prolific/repos")
-        assert all(r.query["per_page"] == ["100"] for r in url.requests if r.path.endswith("/repos"))
+        pages = sorted(
+            int(r.query["page"][0]) for r in url.requests if r.path == "/users/prolific/repos"
+        )
+        assert all(
+            r.query["per_page"] == ["100"] for r in url.requests if r.path.endswith("/repos")
+        )
     assert result.sources[0].items == 230
     assert pages == [1, 2, 3]
     assert len({r["name"] for r in result.data["github"]["repos"]}) == 230

@@ -29,7 +29,10 @@ def test_complete_export_is_parsed_in_linkedins_format():
     assert data["missingFiles"] == [] and data["malformedFiles"] == []
     assert data["profile"]["firstName"] == "Ada"
     assert data["profile"]["headline"] == "Staff Engineer at Analytical Engines"
-    assert data["profile"]["websiteUrls"] == ["https://ada.example.dev", "https://engines.example.com"]
+    assert data["profile"]["websiteUrls"] == [
+        "https://ada.example.dev",
+        "https://engines.example.com",
+    ]
     assert data["profile"]["twitterHandles"] == ["ada_codes"]
     # multi-line quoted fields survive; doubled quotes are unescaped
     assert data["positions"][0]["description"].count("\n") == 2
@@ -37,11 +40,19 @@ def test_complete_export_is_parsed_in_linkedins_format():
     assert data["positions"][0]["current"] is True and data["positions"][0]["start"] == "2021-03"
     assert data["positions"][1]["end"] == "2021-02"
     assert [s["name"] for s in data["skills"]] == [
-        "Python", "Golang", "JS", "Kubernetes", "postgres", "Technical Leadership"
+        "Python",
+        "Golang",
+        "JS",
+        "Kubernetes",
+        "postgres",
+        "Technical Leadership",
     ]
     assert data["education"][0]["degree"] == "BSc Mathematics"
     assert data["certifications"][0]["authority"] == "The Linux Foundation"
-    assert data["languages"][1] == {"name": "French", "proficiency": "Professional working proficiency"}
+    assert data["languages"][1] == {
+        "name": "French",
+        "proficiency": "Professional working proficiency",
+    }
     assert data["projects"][0]["url"] == "https://github.com/octocat/engine-sim"
     # 1 profile + 3 positions + 1 education + 6 skills + 1 certification + 2 languages + 2 projects
     assert report.items == 16
@@ -107,7 +118,9 @@ def test_same_files_hit_the_cache(cache, clock):
 
 def test_csv_details():
     assert parse_csv("\ufeffName\r\n\r\nGo\r\n", ("Name",)) == [{"Name": "Go"}]
-    assert parse_csv("Name,Proficiency\nGerman\n", ("Name",)) == [{"Name": "German", "Proficiency": ""}]
+    assert parse_csv("Name,Proficiency\nGerman\n", ("Name",)) == [
+        {"Name": "German", "Proficiency": ""}
+    ]
     assert normalise_date("Sep 2025") == "2025-09"
     assert normalise_date("2019") == "2019"
     assert normalise_date("1/5/23") == "2023-01-05"

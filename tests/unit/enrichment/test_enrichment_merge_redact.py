@@ -10,8 +10,16 @@ from enrichment.redact import EMAIL_MARK, PHONE_MARK, redact, redact_text
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("JS", "JavaScript"), ("ts", "TypeScript"), ("golang", "Go"), ("k8s", "Kubernetes"),
-     ("postgres", "PostgreSQL"), ("NodeJS", "Node.js"), ("react.js", "React"), ("PYTHON", "python")],
+    [
+        ("JS", "JavaScript"),
+        ("ts", "TypeScript"),
+        ("golang", "Go"),
+        ("k8s", "Kubernetes"),
+        ("postgres", "PostgreSQL"),
+        ("NodeJS", "Node.js"),
+        ("react.js", "React"),
+        ("PYTHON", "python"),
+    ],
 )
 def test_aliases_fold_to_one_skill(a, b):
     assert canonical_skill(a)[0] == canonical_skill(b)[0]
@@ -30,20 +38,50 @@ def test_skills_deduplicated_with_sources_and_confidence():
     skills = {s["name"]: s for s in merge(data)["skills"]}
     assert set(skills) == {"JavaScript", "Kubernetes", "Leadership"}
     assert skills["JavaScript"]["sources"] == ["github", "linkedin", "website"]
-    assert 0 < skills["Leadership"]["confidence"] < skills["Kubernetes"]["confidence"] < skills["JavaScript"]["confidence"] <= 1
+    assert (
+        0
+        < skills["Leadership"]["confidence"]
+        < skills["Kubernetes"]["confidence"]
+        < skills["JavaScript"]["confidence"]
+        <= 1
+    )
 
 
 def test_projects_ranked_by_stars_then_recency_and_deduplicated():
     data = {
         "github": {
             "repos": [
-                {"name": "old", "url": "https://github.com/u/old", "stars": 5, "pushedAt": "2020-01-01T00:00:00Z"},
-                {"name": "new", "url": "https://github.com/u/new", "stars": 5, "pushedAt": "2025-01-01T00:00:00Z"},
-                {"name": "top", "url": "https://github.com/u/top", "stars": 50, "pushedAt": "2019-01-01T00:00:00Z"},
-                {"name": "forked", "url": "https://github.com/u/forked", "stars": 999, "fork": True},
+                {
+                    "name": "old",
+                    "url": "https://github.com/u/old",
+                    "stars": 5,
+                    "pushedAt": "2020-01-01T00:00:00Z",
+                },
+                {
+                    "name": "new",
+                    "url": "https://github.com/u/new",
+                    "stars": 5,
+                    "pushedAt": "2025-01-01T00:00:00Z",
+                },
+                {
+                    "name": "top",
+                    "url": "https://github.com/u/top",
+                    "stars": 50,
+                    "pushedAt": "2019-01-01T00:00:00Z",
+                },
+                {
+                    "name": "forked",
+                    "url": "https://github.com/u/forked",
+                    "stars": 999,
+                    "fork": True,
+                },
             ]
         },
-        "website": {"projects": [{"name": "Top!", "url": "https://github.com/u/top/", "description": "from site"}]},
+        "website": {
+            "projects": [
+                {"name": "Top!", "url": "https://github.com/u/top/", "description": "from site"}
+            ]
+        },
         "linkedin": {"projects": [{"title": "Side thing", "url": None, "end": "2024-05"}]},
     }
     projects = merge(data)["projects"]
@@ -54,8 +92,14 @@ def test_projects_ranked_by_stars_then_recency_and_deduplicated():
 
 @pytest.mark.parametrize(
     "text",
-    ["mail jane.doe+cv@example.co.uk now", "jane [at] example [dot] com", "call +1 (415) 555-0100",
-     "tel 0044 20 7946 0958", "ring 415.555.0100", "(020) 7946-0958"],
+    [
+        "mail jane.doe+cv@example.co.uk now",
+        "jane [at] example [dot] com",
+        "call +1 (415) 555-0100",
+        "tel 0044 20 7946 0958",
+        "ring 415.555.0100",
+        "(020) 7946-0958",
+    ],
 )
 def test_contacts_are_removed(text):
     out = redact_text(text)
@@ -65,15 +109,26 @@ def test_contacts_are_removed(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["from 2019-2023", "2019 - 2023", "released 2023-01-15", "v1.2.3", "12345 users", "ISBN-less 1,234,567"],
+    [
+        "from 2019-2023",
+        "2019 - 2023",
+        "released 2023-01-15",
+        "v1.2.3",
+        "12345 users",
+        "ISBN-less 1,234,567",
+    ],
 )
 def test_ordinary_numbers_are_kept(text):
     assert redact_text(text) == text
 
 
 def test_urls_and_dates_are_not_touched_but_free_text_is():
-    doc = {"url": "https://x.dev/u/jane@example.com", "updatedAt": "2024-01-01", "description": "jane@example.com",
-           "items": [{"summary": "call +44 20 7946 0958"}]}
+    doc = {
+        "url": "https://x.dev/u/jane@example.com",
+        "updatedAt": "2024-01-01",
+        "description": "jane@example.com",
+        "items": [{"summary": "call +44 20 7946 0958"}],
+    }
     out = redact(doc)
     assert out["url"] == doc["url"] and out["updatedAt"] == doc["updatedAt"]
     assert out["description"] == EMAIL_MARK and PHONE_MARK in out["items"][0]["summary"]

@@ -18,7 +18,9 @@ def crawl(url, *, allow: tuple[str, ...] | None = None, website: str | None = No
         allow_hosts=allow if allow is not None else (url.host_port,),
         **overrides,
     )
-    return engine.enrich(EnrichmentInput(sources=("website",), website=website or str(url), timeout_ms=3000))
+    return engine.enrich(
+        EnrichmentInput(sources=("website",), website=website or str(url), timeout_ms=3000)
+    )
 
 
 def test_site_is_crawled_and_described():
@@ -30,7 +32,9 @@ def test_site_is_crawled_and_described():
     site = result.data["website"]
     assert site["title"] == "Ada Lovelace"  # OpenGraph wins over <title>
     assert site["description"].startswith("Staff engineer")
-    assert site["person"]["name"] == "Ada Lovelace" and site["person"]["jobTitle"] == "Staff Engineer"
+    assert (
+        site["person"]["name"] == "Ada Lovelace" and site["person"]["jobTitle"] == "Staff Engineer"
+    )
     names = {p["name"] for p in site["projects"]}
     assert {"kube-tools", "Engine Simulator", "Hello World", "Note G: Bernoulli numbers"} <= names
     posts = {p["title"]: p for p in site["posts"]}
@@ -51,7 +55,11 @@ def test_robots_txt_is_obeyed():
 
 
 def test_robots_txt_forbidding_us_refuses_the_site():
-    routes = {"/robots.txt": Reply(200, "User-agent: cv-enrichment\nDisallow: /\n", {"Content-Type": "text/plain"})}
+    routes = {
+        "/robots.txt": Reply(
+            200, "User-agent: cv-enrichment\nDisallow: /\n", {"Content-Type": "text/plain"}
+        )
+    }
     with fake_website(routes=routes) as url:
         report = crawl(url).sources[0]
         assert url.hits("/") == 0
@@ -175,7 +183,9 @@ def test_server_errors_forever_fail_as_upstream():
 
 def test_url_normalisation():
     assert normalise_url("HTTPS://Ada.Example.DEV:443") == "https://ada.example.dev/"
-    assert normalise_url("http://ada.example.dev:8080/a?b=1#c") == "http://ada.example.dev:8080/a?b=1"
+    assert (
+        normalise_url("http://ada.example.dev:8080/a?b=1#c") == "http://ada.example.dev:8080/a?b=1"
+    )
 
 
 def test_unusable_urls_are_invalid_input():
