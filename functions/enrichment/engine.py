@@ -29,6 +29,14 @@ from .sources.base import Source, SourceContext
 
 log = logging.getLogger(__name__)
 
+# Cache I/O runs here, not in the loop's default executor: asyncio.run() waits for that one at
+# exit, so a hung store would hold the answer past its deadline. Shared by all enrichments.
+_CACHE_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=8, thread_name_prefix="enrichment-cache"
+)
+CACHE_WRITE_GRACE_S = 2.0
+"""How long an enrichment waits, after its sources are done, for its cache writes."""
+
 SERVICE_ERRORS = frozenset({ErrorCode.UPSTREAM.value, ErrorCode.TIMEOUT.value})
 
 __all__ = [
@@ -66,6 +74,7 @@ def default_sources(settings: EnrichmentSettings) -> dict[str, Source]:
 class _Outcome:
     report: SourceReport
     payload: dict[str, Any] | None
+    write: asyncio.Future[None] | None = None
 
 
 def _elapsed_ms(start: float) -> int:
@@ -134,6 +143,16 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        writes = [
+            o.write
+            for t in done
+            if not t.cancelled() and t.exception() is None
+            if (o := t.result()).write is not None
+        ]
+        if writes:
+            # Writes do not count against a source's duration, but are done before we answer
+            # (a later request should find them); a slow store is abandoned after a grace.
+            await asyncio.wait(writes, timeout=CACHE_WRITE_GRACE_S)
         outcomes: list[_Outcome] = []
         for name, task in tasks.items():
             if task in done and not task.cancelled() and task.exception() is None:
@@ -229,7 +248,7 @@ class Engine:
                 None,
             )
         now = self.now()
-        await self._cache_put(
+        write = self._cache_put(
             key,
             CacheEntry(
                 payload=fetched.payload,
@@ -247,23 +266,30 @@ class Engine:
                 fetched.revalidated,
             ),
             fetched.payload,
+            write,
         )
 
     async def _cache_get(self, key: str) -> CacheEntry | None:
         # A cache that is down costs freshness, never the enrichment.
         try:
-            return await asyncio.to_thread(self.cache.get, key)
+            return await asyncio.get_running_loop().run_in_executor(
+                _CACHE_POOL, self.cache.get, key
+            )
         except Exception:
             log.warning("cache read failed for %s", key.split("_", 1)[0], exc_info=True)
             return None
 
-    async def _cache_put(self, key: str, entry: CacheEntry) -> None:
+    def _cache_put(self, key: str, entry: CacheEntry) -> asyncio.Future[None] | None:
         if self.settings.ttl_for(key.split("_", 1)[0]) <= 0:
-            return
-        try:
-            await asyncio.to_thread(self.cache.put, key, entry)
-        except Exception:
-            log.warning("cache write failed for %s", key.split("_", 1)[0], exc_info=True)
+            return None
+
+        def put() -> None:
+            try:
+                self.cache.put(key, entry)
+            except Exception:
+                log.warning("cache write failed for %s", key.split("_", 1)[0], exc_info=True)
+
+        return asyncio.get_running_loop().run_in_executor(_CACHE_POOL, put)
 
     def _result(self, outcomes: list[_Outcome], start: float) -> EnrichmentResult:
         data: dict[str, Any] = {}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -23,6 +24,39 @@ from .net import UrlGuard
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_BACKOFF_S = 5.0
+T = TypeVar("T")
+
+
+async def gather_all(*aws: Awaitable[T]) -> list[T]:
+    """Like ``asyncio.gather``, but the first failure cancels the siblings (no orphan requests)
+    and is raised as itself rather than inside an ``ExceptionGroup``."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_as_coroutine(a)) for a in aws]
+    except BaseExceptionGroup as eg:
+        first = _first_leaf(eg)
+        raise first from None
+    return [t.result() for t in tasks]
+
+
+async def _as_coroutine(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
+    # Prefer a SourceFailure: it carries the contract's error code.
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [eg]
+    while stack:
+        e = stack.pop(0)
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        else:
+            leaves.append(e)
+    for e in leaves:
+        if isinstance(e, SourceFailure):
+            return e
+    return leaves[0]
 
 
 class Deadline:

@@ -8,7 +8,6 @@ against GitHub's rate limit).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
-from ..fetch import FetchResponse, retry_after_seconds
+from ..fetch import FetchResponse, gather_all, retry_after_seconds
 from ..model import EnrichmentInput
 from ..redact import redact
 from .base import Fetched, SourceContext
@@ -167,7 +166,7 @@ class GitHubSource:
             except ValueError:
                 validators = {}
             if isinstance(validators, dict) and validators:
-                answers = await asyncio.gather(
+                answers = await gather_all(
                     *(self._get(ctx, url, str(tag)) for url, tag in validators.items())
                 )
                 if all(a.status == 304 for a in answers):
@@ -181,7 +180,7 @@ class GitHubSource:
         first_url = f"{base}/users/{user}/repos?" + urlencode(
             {"per_page": 100, "type": "owner", "sort": "pushed", "page": 1}
         )
-        profile_resp, first = await asyncio.gather(
+        profile_resp, first = await gather_all(
             self._get(ctx, profile_url), self._get(ctx, first_url)
         )
         validators: dict[str, str] = {}
@@ -197,7 +196,7 @@ class GitHubSource:
         if last_page:
             # All page numbers are known: fetch them at once instead of one after another.
             urls = [_with_page(first_url, p) for p in range(2, min(last_page, max_pages) + 1)]
-            pages += await asyncio.gather(*(self._get(ctx, u) for u in urls))
+            pages += await gather_all(*(self._get(ctx, u) for u in urls))
         else:
             nxt = links.get("next")
             while nxt and len(pages) < max_pages and urlsplit(nxt)[:2] == origin:
@@ -253,7 +252,7 @@ class GitHubSource:
                 return {}  # best effort: the main-language counts stand on their own
             return body if isinstance(body, dict) else {}
 
-        for counts in await asyncio.gather(*(one(r) for r in top if r.get("fullName"))):
+        for counts in await gather_all(*(one(r) for r in top if r.get("fullName"))):
             for lang, n in counts.items():
                 if isinstance(lang, str) and isinstance(n, int):
                     s = stats.setdefault(lang, {"name": lang, "repos": 0, "bytes": 0})

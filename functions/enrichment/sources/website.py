@@ -17,7 +17,7 @@ from urllib.robotparser import RobotFileParser
 
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
-from ..fetch import FetchResponse, TooLarge
+from ..fetch import FetchResponse, TooLarge, gather_all
 from ..model import EnrichmentInput
 from ..redact import redact
 from .base import Fetched, SourceContext
@@ -312,7 +312,7 @@ class WebsiteSource:
         while frontier and len(pages) < max_pages:
             batch = frontier[: max_pages - len(pages)]
             frontier = frontier[len(batch) :]
-            for url, page in await asyncio.gather(*(visit(u) for u in batch)):
+            for url, page in await gather_all(*(visit(u) for u in batch)):
                 if page is None:
                     skipped += 1
                     continue
