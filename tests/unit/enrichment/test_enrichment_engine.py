@@ -239,3 +239,20 @@ def test_unknown_source_name_is_skipped_not_configured():
     engine = make_engine(sources={})
     report = engine.enrich(EnrichmentInput(sources=("github",), github="octocat")).sources[0]
     assert (report.status, report.error.code) == ("skipped", "not_configured")
+
+
+def test_default_engine_has_all_four_sources_and_no_fake_web_results(cache):
+    from enrichment.engine import Engine
+
+    engine = Engine(EnrichmentSettings.from_env({}), cache)
+    assert set(engine.sources) == {"github", "linkedin", "website", "web"}
+    result = engine.enrich(EnrichmentInput(sources=("web",), name="Ada Lovelace"))
+    report = result.sources[0].to_dict()
+    assert report.pop("durationMs") >= 0
+    assert report == {
+        "source": "web",
+        "status": "skipped",
+        "items": 0,
+        "cached": False,
+        "error": {"code": "not_configured", "message": "web search is not configured"},
+    }
