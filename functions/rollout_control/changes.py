@@ -1,0 +1,455 @@
+"""Every change to ``config/externalDataRollout`` goes through ``apply_change``.
+
+One change is: read the document and its ``version``; apply a mutation to a working copy;
+validate it with ``gating.rollout.parse`` (so a percentage of 140 or an unknown phase is refused
+with the parser's message and nothing is written); bump ``version``; set ``updatedAt`` and
+``updatedBy``; and write it with ``store.compare_and_set(CONFIG_PATH, version_read, doc,
+[history entry])``. The history entry ``{at, by, reason, action, before, after, version,
+evidence?, forced?}`` lands in ``config/externalDataRollout/history/{id}`` in the same atomic
+write, so there is never a change without its explanation, nor an explanation without a change.
+
+Two operators editing at once: both read version N, the first write makes it N+1 and the second
+compare-and-set fails (``ConfigConflict``) and is refused with ``Conflict`` — never silently
+overwritten. ``expected_version`` lets a caller pin the version it looked at (``status`` shows
+it): the change is refused unless the document is still at that version.
+
+Fields this module keeps beside the contract's ones (the gating functions ignore them):
+
+- ``phaseSince``: when the current phase was entered (start of its monitoring window);
+- ``cohortSince``: when who-is-gated last changed (phase, percentage, target groups, fallback or
+  the kill switch); the guarded-rollout comparison only uses minutes after it;
+- ``autoRollback``: ``{immediate|gradual: {at, trigger}}``, the evaluator's last actions, so the
+  same incident never triggers twice.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gating.errors import ConfigConflict
+from gating.rollout import (
+    COMPONENTS,
+    CONFIG_PATH,
+    FREE_USER_MESSAGES,
+    HISTORY_COLLECTION,
+    PREMIUM_USER_MESSAGES,
+    ConfigInvalid,
+    Phase,
+    RolloutConfig,
+    parse,
+)
+from rollout_control import plan
+from stores.base import DocumentStore, Write
+
+COHORT_FIELDS = ("phase", "rolloutPercentage", "targetGroups", "fallbackEnabled")
+"""Fields that change who is gated (with ``components.premiumGating``)."""
+
+
+class Refused(Exception):
+    """A change that was not made; ``str()`` is a message for the operator."""
+
+
+class InvalidChange(Refused):
+    """The resulting config would be invalid (or the request itself is)."""
+
+
+class Conflict(Refused):
+    """Someone else changed the config first."""
+
+
+class AdvanceBlocked(Refused):
+    """The current phase's success metrics did not hold; ``checks`` says which."""
+
+    def __init__(self, message: str, checks: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.checks = list(checks)
+
+
+class NoChange(Exception):
+    """The change would leave the config as it is; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """A change that was written."""
+
+    action: str
+    version: int
+    history_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    summary: str
+    """One line saying what changed."""
+    evidence: Mapping[str, Any] | None = None
+
+
+Mutation = Callable[[dict[str, Any], RolloutConfig], str]
+"""Changes the working copy of the document in place; returns a one-line description."""
+
+
+@dataclass
+class Current:
+    """The config as read: the raw doc, its version and (when valid) its typed form."""
+
+    raw: dict[str, Any] | None
+    version: int
+    cfg: RolloutConfig | None
+    problem: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+_DOC_KEYS = set(RolloutConfig().to_doc())
+
+
+def read_current(store: DocumentStore) -> Current:
+    """Read the config document; an invalid one is returned with ``problem`` set."""
+    raw = store.get_many([CONFIG_PATH])[CONFIG_PATH]
+    version = raw.get("version", 0) if raw else 0
+    version = version if isinstance(version, int) and not isinstance(version, bool) else 0
+    extras = {k: v for k, v in (raw or {}).items() if k not in _DOC_KEYS}
+    try:
+        return Current(raw, version, parse(raw), None, extras)
+    except ConfigInvalid as exc:
+        return Current(raw, version, None, str(exc), extras)
+
+
+def _working_copy(cur: Current) -> dict[str, Any]:
+    if cur.cfg is not None:
+        doc = cur.cfg.to_doc()
+    else:  # an unreadable doc can still be repaired: start from it over the defaults
+        doc = {**RolloutConfig().to_doc(), **copy.deepcopy(cur.raw or {})}
+    doc.update(copy.deepcopy(cur.extras))
+    return doc
+
+
+def _comparable(doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        k: v for k, v in (doc or {}).items() if k not in ("version", "updatedAt", "updatedBy")
+    }
+
+
+def _cohort_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    if any(before.get(k) != after.get(k) for k in COHORT_FIELDS):
+        return True
+    b = (before.get("components") or {}).get("premiumGating", True)
+    a = (after.get("components") or {}).get("premiumGating", True)
+    return bool(a != b)
+
+
+def history_id(at: datetime, version: int) -> str:
+    """Time-ordered history document id."""
+    return f"{at.strftime('%Y%m%dT%H%M%S%f')}-v{version:05d}"
+
+
+def apply_change(
+    store: DocumentStore,
+    action: str,
+    mutate: Mutation,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
+    evidence: Mapping[str, Any] | None = None,
+    forced: bool = False,
+    expected_version: int | None = None,
+    current: Current | None = None,
+) -> ChangeResult:
+    """Apply one change (see the module docstring). Raises ``InvalidChange``, ``Conflict`` or
+    ``NoChange``; ``gating.errors.StoreError`` when the store cannot be reached."""
+    if not reason or not reason.strip():
+        raise InvalidChange("a reason is required for every change (--reason TEXT)")
+    if not by or not by.strip():
+        raise InvalidChange("who is changing the config must be known (--as NAME)")
+    cur = current or read_current(store)
+    if expected_version is not None and expected_version != cur.version:
+        raise Conflict(
+            f"the config is at version {cur.version}, not {expected_version}: someone else changed "
+            "it since you looked. Run `status`, then retry."
+        )
+    before = _working_copy(cur) if cur.raw is not None else None
+    work = _working_copy(cur)
+    base_cfg = cur.cfg or RolloutConfig()
+    description = mutate(work, base_cfg)
+    if _comparable(work) == _comparable(before or RolloutConfig().to_doc()) and cur.raw is not None:
+        raise NoChange(f"nothing to change: {description}")
+    version = cur.version + 1
+    work["version"] = version
+    work["updatedAt"] = now
+    work["updatedBy"] = by
+    prior = before or RolloutConfig().to_doc()
+    if work.get("phase") != prior.get("phase") or "phaseSince" not in work:
+        work["phaseSince"] = now
+    if _cohort_changed(prior, work) or "cohortSince" not in work:
+        work["cohortSince"] = now
+    try:
+        parsed = parse(work)
+    except ConfigInvalid as exc:
+        raise InvalidChange(f"refused, the config would be invalid: {exc}") from None
+    doc = {**parsed.to_doc(), **{k: v for k, v in work.items() if k not in _DOC_KEYS}}
+    doc["updatedAt"] = now
+    doc["updatedBy"] = by
+    hid = history_id(now, version)
+    entry: dict[str, Any] = {
+        "at": now,
+        "by": by,
+        "reason": reason.strip(),
+        "action": action,
+        "summary": description,
+        "before": before,
+        "after": doc,
+        "version": version,
+    }
+    if evidence is not None:
+        entry["evidence"] = dict(evidence)
+    if forced:
+        entry["forced"] = True
+    try:
+        store.compare_and_set(
+            CONFIG_PATH, cur.version, doc, [Write(f"{HISTORY_COLLECTION}/{hid}", entry, merge=False)]
+        )
+    except ConfigConflict as exc:
+        raise Conflict(
+            f"refused: someone else changed the config while this change was being made ({exc}). "
+            "Nothing was written; run `status` and retry."
+        ) from None
+    return ChangeResult(action, version, hid, before, doc, description, evidence)
+
+
+def read_history(store: DocumentStore, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:
+    """The newest ``limit`` history entries, newest first, as (id, entry)."""
+    rows = store.query(HISTORY_COLLECTION, order_by="at", descending=True, limit=limit)
+    return [(path.rpartition("/")[2], doc) for path, doc in rows]
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def set_fields(
+    store: DocumentStore,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
+    phase: str | None = None,
+    percentage: int | None = None,
+    fallback: bool | None = None,
+    target_groups: Sequence[str] | None = None,
+    force: bool = False,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """Set fields directly. Moving the phase forward this way skips the success metrics, so it
+    needs ``force`` (``advance`` is the checked way)."""
+    cur = read_current(store)
+    if phase is not None:
+        try:
+            target = Phase(phase)
+        except ValueError:
+            raise InvalidChange(
+                f"refused: phase must be one of {', '.join(p.value for p in Phase)}, not {phase!r}"
+            ) from None
+        current_phase = cur.cfg.phase if cur.cfg else Phase.OFF
+        order = list(plan.PHASE_ORDER)
+        if order.index(target) > order.index(current_phase) and not force:
+            raise InvalidChange(
+                f"refused: moving from {current_phase.value} to {target.value} skips the success "
+                "metrics; use `advance`, or --force with a reason"
+            )
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        parts = []
+        if phase is not None:
+            doc["phase"] = phase
+            parts.append(f"phase={phase}")
+        if percentage is not None:
+            doc["rolloutPercentage"] = percentage
+            parts.append(f"rolloutPercentage={percentage}")
+        if fallback is not None:
+            doc["fallbackEnabled"] = fallback
+            parts.append(f"fallbackEnabled={str(fallback).lower()}")
+        if target_groups is not None:
+            doc["targetGroups"] = list(target_groups)
+            parts.append(f"targetGroups={','.join(target_groups) or '(none)'}")
+        if not parts:
+            raise InvalidChange("nothing to set: give --phase, --percentage, --fallback or --groups")
+        return "set " + " ".join(parts)
+
+    return apply_change(
+        store, "set", mutate, by=by, reason=reason, now=now, forced=force,
+        expected_version=expected_version, current=cur,
+    )
+
+
+def advance(
+    store: DocumentStore,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
+    force: bool = False,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """Move to the next phase with the plan's settings, if the current phase's success metrics
+    held over its monitoring window (``health.phase_health``); ``force`` overrides and the failing
+    checks are recorded as the entry's evidence."""
+    from rollout_control import health
+
+    cur = read_current(store)
+    if cur.cfg is None:
+        raise InvalidChange(f"refused: the current config is unreadable ({cur.problem}); fix it with `set`")
+    cfg = cur.cfg
+    target = plan.next_phase(cfg.phase)
+    if target is None:
+        raise InvalidChange("refused: already at full, the last phase")
+    if not cfg.components.premiumGating and not force:
+        raise InvalidChange(
+            "refused: premium gating is switched off (kill switch, components.premiumGating=false); "
+            "run `restore` first, or --force"
+        )
+    evidence: dict[str, Any] | None = None
+    failing: list[health.Check] = []
+    if cfg.phase is not Phase.OFF:
+        report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
+        failing = [c for c in report.checks if not c.ok]
+        evidence = report.to_evidence()
+        if failing and not force:
+            names = ", ".join(c.name for c in failing)
+            raise AdvanceBlocked(
+                f"refused: {cfg.phase.value} -> {target.value} needs every success metric of "
+                f"{cfg.phase.value} to hold over its monitoring window; failing: {names}",
+                failing,
+            )
+
+    def mutate(doc: dict[str, Any], c: RolloutConfig) -> str:
+        doc.update(plan.advance_fields(target, list(c.targetGroups)))
+        p = plan.PLAN[target]
+        extra = " (forced past failing metrics)" if failing else ""
+        return (
+            f"advance {c.phase.value} -> {target.value}: {p.percentage}%, "
+            f"fallback {'on' if p.fallback else 'off'}{extra}"
+        )
+
+    return apply_change(
+        store,
+        "advance (forced)" if failing else "advance",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
+        evidence=evidence,
+        forced=bool(failing),
+        expected_version=expected_version,
+        current=cur,
+    )
+
+
+def kill_switch_mutation(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+    """Immediate rollback: ``components.premiumGating`` false, nobody gated."""
+    doc.setdefault("components", {})["premiumGating"] = False
+    return "immediate rollback: premium gating off for everyone (components.premiumGating=false)"
+
+
+def rollback_immediate(
+    store: DocumentStore, *, by: str, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """The kill switch."""
+    return apply_change(
+        store, "rollback immediate", kill_switch_mutation, by=by, reason=reason, now=now,
+        expected_version=expected_version,
+    )
+
+
+def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
+    """One step down the gradual ladder (``plan.gradual_step``)."""
+    step = plan.gradual_step(cfg.phase, cfg.rolloutPercentage)
+    if step is None:
+        return "gradual rollback: already off, nothing left to roll back"
+    fields, description = step
+    doc.update(fields)
+    return "gradual rollback, " + description
+
+
+def rollback_gradual(
+    store: DocumentStore, *, by: str, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """One gradual step."""
+    return apply_change(
+        store, "rollback gradual", gradual_mutation, by=by, reason=reason, now=now,
+        expected_version=expected_version,
+    )
+
+
+def _component(name: str) -> str:
+    if name not in COMPONENTS:
+        raise InvalidChange(f"refused: unknown component {name!r} (one of {', '.join(COMPONENTS)})")
+    return name
+
+
+def rollback_partial(
+    store: DocumentStore, component: str, *, by: str, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """One component off, the rest kept."""
+    name = _component(component)
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        doc.setdefault("components", {})[name] = False
+        return f"partial rollback: {name} off"
+
+    return apply_change(
+        store, f"rollback partial {name}", mutate, by=by, reason=reason, now=now,
+        expected_version=expected_version,
+    )
+
+
+def restore(
+    store: DocumentStore, component: str | None = None, *, by: str, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """Turn one component (or every component) back on."""
+    names = [_component(component)] if component else list(COMPONENTS)
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        comps = doc.setdefault("components", {})
+        for n in names:
+            comps[n] = True
+        return f"restore: {', '.join(names)} on"
+
+    return apply_change(
+        store, f"restore {component}" if component else "restore", mutate, by=by, reason=reason,
+        now=now, expected_version=expected_version,
+    )
+
+
+def set_messages(
+    store: DocumentStore, texts: Mapping[str, str], *, by: str, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> ChangeResult:
+    """Override message texts; an empty text removes the override (back to the plan's wording)."""
+    known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
+    for key in texts:
+        if key not in known:
+            raise InvalidChange(f"refused: {key!r} is not a message (known: {', '.join(known)})")
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        msgs = dict(doc.get("messages") or {})
+        parts = []
+        for key, text in texts.items():
+            if text:
+                msgs[key] = text
+                parts.append(f"{key} overridden")
+            else:
+                msgs.pop(key, None)
+                parts.append(f"{key} back to the plan's wording")
+        doc["messages"] = msgs
+        return "messages: " + ", ".join(parts)
+
+    return apply_change(
+        store, "set messages", mutate, by=by, reason=reason, now=now,
+        expected_version=expected_version,
+    )

@@ -1,0 +1,489 @@
+"""Automatic rollback: read the recent minute aggregates, decide, and act at most once.
+
+``assess`` is pure (config, minute buckets, clock, thresholds -> ``Assessment``); ``evaluate``
+does the I/O around it: one config read, one query of the minute buckets, and — when a trigger
+fires and this is not a dry run — one ``changes.apply_change`` (compare-and-set + history entry
+with the evidence), plus a structured CRITICAL (immediate) or ERROR (gradual) log line.
+
+Minutes: only complete minutes count. At 12:10:40 the "last 10 minutes" are the buckets starting
+12:00 … 12:09; the running minute (12:10) is still filling and is never used. A minute's figures
+are its shards summed (``external_data_metrics`` granularity ``m``), counters of the enrichment
+callable: ``c.requests``, ``c.errors`` (service failures, contract 2.4), ``c.successful``.
+
+Immediate rollback (the kill switch, ``components.premiumGating = false``) + CRITICAL alert when:
+
+- ``error-rate``: in each of the last 10 complete minutes, ``c.errors / c.requests > 5%``. A
+  minute without requests has no error rate and does not count as failing: it breaks the run
+  (ten minutes in a row must each show the failure; a quiet minute is not evidence of one).
+- ``no-success``: in each of the last 2 complete minutes at least one call failed
+  (``c.errors >= 1``), and no call succeeded in them (``c.successful == 0``).
+- ``beta-error-rate``: phase beta, and the ``error-rate`` rule with 2% instead of 5%.
+
+One gradual step (``plan.gradual_step``) + ERROR alert when, over the last 30 complete minutes,
+the gated cohort (``cohort.in``) does worse than the users outside it (``cohort.out``) over the
+same minutes (a guarded-rollout comparison, not a fixed baseline):
+
+- ``cohort-latency``: p95 of ``cohort.in.lat`` > 1.2 x p95 of ``cohort.out.lat``. Needs at least
+  50 calls on each side. The histograms' buckets are 25% wide, so in practice this fires when
+  the cohort's p95 sits at least one bucket above the outside's.
+- ``cohort-conversion``: conversion = ``conversions / (previews + gateShown)`` per side; fires
+  when the outside's rate is above 0 and the cohort's is below half of it (dropped by more than
+  50%). Needs at least 50 exposures (``previews + gateShown``) on each side.
+
+Never twice for the same incident:
+
+- immediate: once gating is off there is nothing to switch off, so the triggers only report.
+  After an operator restores gating, the evaluator records ``autoRollback.immediate.at`` and
+  only uses minutes that start after it: a new rollback needs 10 (or 2) fresh minutes.
+- gradual: the comparison only uses minutes that start after the cohort last changed
+  (``cohortSince``, which every gradual step and every operator change of the phase,
+  percentage, groups, fallback or kill switch moves), so after a step it waits for a full fresh
+  30-minute window of the new cohort before it can step again.
+
+Nothing acts while gating is inactive (phase off or kill switch on); in phase full there is no
+outside group (the fallback is removed), so only the immediate triggers apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics.histogram import count, merge, percentile
+from analytics.metrics import get, num, read_buckets
+from gating.clock import iso
+from gating.errors import StoreError
+from gating.logs import log as default_log
+from gating.recording import floor_to
+from gating.rollout import Phase, RolloutConfig
+from rollout_control import changes, plan
+from stores.base import DocumentStore
+
+LogFn = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number the evaluator decides with (the rollout plan's)."""
+
+    error_rate: float = 0.05
+    error_minutes: int = 10
+    beta_error_rate: float = 0.02
+    outage_minutes: int = 2
+    guard_minutes: int = 30
+    latency_worse: float = 0.20
+    conversion_drop: float = 0.50
+    min_latency_samples: int = 50
+    min_exposures: int = 50
+
+
+DEFAULT = Thresholds()
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One rule's verdict over its window."""
+
+    name: str
+    kind: str
+    """"immediate" or "gradual"."""
+    fired: bool
+    """The rule's condition holds on fresh evidence."""
+    text: str
+    """One sentence with the numbers."""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the evaluator would do, and why."""
+
+    action: str
+    """"none", "immediate" or "gradual"."""
+    triggers: tuple[Trigger, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def fired(self) -> list[Trigger]:
+        """The triggers behind ``action``."""
+        return [t for t in self.triggers if t.fired and t.kind == self.action]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What one evaluation saw and did."""
+
+    at: datetime
+    dry_run: bool
+    assessment: Assessment
+    applied: bool
+    """True when a change was written."""
+    change: changes.ChangeResult | None
+    config_version: int
+    summary: str
+    """One readable paragraph."""
+
+    @property
+    def action(self) -> str:
+        """"none", "immediate" or "gradual"."""
+        return self.assessment.action
+
+
+# -- pure logic -----------------------------------------------------------------------------
+
+
+def _hm(t: datetime) -> str:
+    return t.strftime("%H:%M")
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _ceil_minute(t: Any) -> datetime | None:
+    if not isinstance(t, datetime):
+        return None
+    floor = floor_to(t, "m")
+    return floor if floor == t else floor + timedelta(minutes=1)
+
+
+def _minutes(end: datetime, n: int) -> list[datetime]:
+    return [end - timedelta(minutes=k) for k in range(n, 0, -1)]
+
+
+def _error_rule(
+    name: str,
+    threshold: float,
+    mins: Sequence[datetime],
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    fresh_from: datetime | None,
+) -> Trigger:
+    rows = []
+    for m in mins:
+        doc = buckets.get(m, {})
+        req, err = num(doc, "c.requests"), num(doc, "c.errors")
+        rows.append({"minute": m, "requests": req, "errors": err, "errorRate": err / req if req else None})
+    bad = [r["requests"] > 0 and r["errors"] / r["requests"] > threshold for r in rows]
+    streak = 0
+    for b in reversed(bad):
+        if not b:
+            break
+        streak += 1
+    rated = [r for r in rows if r["errorRate"] is not None]
+    worst = max(rated, key=lambda r: r["errorRate"]) if rated else None
+    n = len(mins)
+    tot_req = sum(r["requests"] for r in rows)
+    tot_err = sum(r["errors"] for r in rows)
+    span = f"{_hm(mins[0])}-{_hm(mins[-1] + timedelta(minutes=1))}"
+    worst_txt = (
+        f"worst {_pct(worst['errorRate'])} at {_hm(worst['minute'])}" if worst else "no calls"
+    )
+    condition = all(bad)
+    stale = condition and fresh_from is not None and mins[0] < fresh_from
+    label = "beta error rate" if name == "beta-error-rate" else "error rate"
+    if condition:
+        text = (
+            f"{label} above {threshold * 100:g}% in each of the last {n} minutes ({span} UTC): "
+            f"{tot_err} errors of {tot_req} calls, {worst_txt}"
+        )
+        if stale:
+            text += " (same incident as the last automatic rollback: not repeated)"
+    else:
+        text = (
+            f"{label}: above {threshold * 100:g}% in the last {streak} of {n} minutes "
+            f"({span} UTC, {tot_err} errors of {tot_req} calls, {worst_txt})"
+        )
+    evidence = {
+        "rule": name,
+        "threshold": threshold,
+        "window": {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": n},
+        "perMinute": [
+            {**r, "errorRate": round(r["errorRate"], 4) if r["errorRate"] is not None else None}
+            for r in rows
+        ],
+        "requests": tot_req,
+        "errors": tot_err,
+    }
+    return Trigger(name, "immediate", condition and not stale, text, evidence)
+
+
+def _outage_rule(
+    mins: Sequence[datetime],
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    fresh_from: datetime | None,
+) -> Trigger:
+    rows = [
+        {
+            "minute": m,
+            "requests": num(buckets.get(m, {}), "c.requests"),
+            "errors": num(buckets.get(m, {}), "c.errors"),
+            "successful": num(buckets.get(m, {}), "c.successful"),
+        }
+        for m in mins
+    ]
+    succ = sum(r["successful"] for r in rows)
+    err = sum(r["errors"] for r in rows)
+    failing_each = all(r["errors"] >= 1 for r in rows)
+    condition = failing_each and succ == 0
+    stale = condition and fresh_from is not None and mins[0] < fresh_from
+    n = len(mins)
+    span = f"{_hm(mins[0])}-{_hm(mins[-1] + timedelta(minutes=1))}"
+    if condition:
+        text = f"no successful call in the last {n} minutes ({span} UTC) while {err} calls failed"
+        if stale:
+            text += " (same incident as the last automatic rollback: not repeated)"
+    else:
+        text = f"successful calls in the last {n} minutes: {succ} ({err} failed)"
+    evidence = {
+        "rule": "no-success",
+        "window": {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": n},
+        "perMinute": rows,
+        "successful": succ,
+        "errors": err,
+    }
+    return Trigger("no-success", "immediate", condition and not stale, text, evidence)
+
+
+def _side(buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], side: str) -> dict[str, Any]:
+    hist = merge([get(buckets.get(m, {}), f"cohort.{side}.lat") or {} for m in mins])
+    out: dict[str, Any] = {"latencyCalls": count(hist), "p95Ms": percentile(hist, 0.95)}
+    for key in ("requests", "errors", "previews", "gateShown", "conversions"):
+        out[key] = sum(num(buckets.get(m, {}), f"cohort.{side}.{key}") for m in mins)
+    out["exposures"] = out["previews"] + out["gateShown"]
+    out["conversionRate"] = out["conversions"] / out["exposures"] if out["exposures"] else None
+    return out
+
+
+def _guard_rules(
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    end: datetime,
+    fresh_from: datetime | None,
+    th: Thresholds,
+) -> list[Trigger]:
+    mins = _minutes(end, th.guard_minutes)
+    span = f"{_hm(mins[0])}-{_hm(end)} UTC"
+    window = {"from": mins[0], "to": end, "minutes": th.guard_minutes}
+    if fresh_from is not None and mins[0] < fresh_from:
+        wait = int((fresh_from - mins[0]).total_seconds() // 60)
+        text = (
+            f"cohort comparison waits for {wait} more minute(s): it needs {th.guard_minutes} "
+            f"minutes after the cohort last changed ({_hm(fresh_from)} UTC)"
+        )
+        return [
+            Trigger("cohort-latency", "gradual", False, text, {"window": window}),
+            Trigger("cohort-conversion", "gradual", False, text, {"window": window}),
+        ]
+    cin, cout = _side(buckets, mins, "in"), _side(buckets, mins, "out")
+    base = {"window": window, "in": cin, "out": cout}
+
+    # latency
+    need = th.min_latency_samples
+    if cin["latencyCalls"] < need or cout["latencyCalls"] < need:
+        lat = Trigger(
+            "cohort-latency", "gradual", False,
+            f"cohort p95 not compared over {span}: {cin['latencyCalls']} calls in the cohort, "
+            f"{cout['latencyCalls']} outside (need {need} each)",
+            {**base, "rule": "cohort-latency"},
+        )
+    else:
+        limit = cout["p95Ms"] * (1 + th.latency_worse)
+        worse = cin["p95Ms"] / cout["p95Ms"] - 1 if cout["p95Ms"] else 0.0
+        fired = cin["p95Ms"] > limit
+        lat = Trigger(
+            "cohort-latency", "gradual", fired,
+            f"cohort p95 {cin['p95Ms']:.0f} ms vs {cout['p95Ms']:.0f} ms outside over {span} "
+            f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%; "
+            f"{cin['latencyCalls']} / {cout['latencyCalls']} calls)",
+            {**base, "rule": "cohort-latency", "threshold": th.latency_worse,
+             "worse": round(worse, 4)},
+        )
+
+    # conversion
+    need = th.min_exposures
+    if cin["exposures"] < need or cout["exposures"] < need:
+        conv = Trigger(
+            "cohort-conversion", "gradual", False,
+            f"conversion not compared over {span}: {cin['exposures']} exposures in the cohort, "
+            f"{cout['exposures']} outside (need {need} each)",
+            {**base, "rule": "cohort-conversion"},
+        )
+    else:
+        rin, rout = cin["conversionRate"], cout["conversionRate"]
+        drop = 1 - rin / rout if rout else 0.0
+        fired = bool(rout) and rin < rout * (1 - th.conversion_drop)
+        conv = Trigger(
+            "cohort-conversion", "gradual", fired,
+            f"conversion {_pct(rin)} in the cohort vs {_pct(rout)} outside over {span} "
+            f"(drop {drop * 100:.0f}%, limit {th.conversion_drop * 100:.0f}%)",
+            {**base, "rule": "cohort-conversion", "threshold": th.conversion_drop,
+             "drop": round(drop, 4)},
+        )
+    return [lat, conv]
+
+
+def assess(
+    cfg: RolloutConfig,
+    extras: Mapping[str, Any],
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    now: datetime,
+    th: Thresholds = DEFAULT,
+) -> Assessment:
+    """Pure: which rule fires on these minute buckets at ``now`` (see the module docstring).
+
+    ``extras`` are the config doc's control fields (``autoRollback``, ``cohortSince``)."""
+    end = floor_to(now, "m")
+    auto = extras.get("autoRollback") if isinstance(extras.get("autoRollback"), Mapping) else {}
+    imm = auto.get("immediate") if isinstance(auto.get("immediate"), Mapping) else {}
+    imm_fresh = _ceil_minute(imm.get("at"))
+    triggers = [
+        _error_rule("error-rate", th.error_rate, _minutes(end, th.error_minutes), buckets, imm_fresh),
+        _outage_rule(_minutes(end, th.outage_minutes), buckets, imm_fresh),
+    ]
+    if cfg.phase is Phase.BETA:
+        triggers.append(
+            _error_rule(
+                "beta-error-rate", th.beta_error_rate, _minutes(end, th.error_minutes), buckets,
+                imm_fresh,
+            )
+        )
+    gradual_fresh = _ceil_minute(extras.get("cohortSince"))
+    grad = auto.get("gradual") if isinstance(auto.get("gradual"), Mapping) else {}
+    g_at = _ceil_minute(grad.get("at"))
+    if g_at is not None and (gradual_fresh is None or g_at > gradual_fresh):
+        gradual_fresh = g_at
+    triggers.extend(_guard_rules(buckets, end, gradual_fresh, th))
+
+    notes: list[str] = []
+    active = cfg.gating_active
+    if any(t.fired for t in triggers) and not active:
+        why = "phase is off" if cfg.phase is Phase.OFF else "the kill switch is already on"
+        notes.append(f"premium gating is not active ({why}): nothing to roll back")
+        triggers = [
+            Trigger(t.name, t.kind, False, t.text, t.evidence) for t in triggers
+        ]
+    if any(t.fired and t.kind == "immediate" for t in triggers):
+        action = "immediate"
+    elif any(t.fired and t.kind == "gradual" for t in triggers):
+        action = "gradual"
+    else:
+        action = "none"
+    return Assessment(action, tuple(triggers), tuple(notes))
+
+
+# -- I/O ------------------------------------------------------------------------------------
+
+
+def _state(cfg: RolloutConfig) -> str:
+    gating = "active" if cfg.gating_active else "inactive"
+    return (
+        f"phase {cfg.phase.value}, {cfg.rolloutPercentage}%, gating {gating}, "
+        f"config v{cfg.version}"
+    )
+
+
+def _paragraph(
+    now: datetime, cfg: RolloutConfig, a: Assessment, dry_run: bool, change: changes.ChangeResult | None,
+    th: Thresholds,
+) -> str:
+    head = f"Evaluated at {now:%Y-%m-%d %H:%M:%S} UTC ({_state(cfg)})."
+    if a.action == "none":
+        quiet = "; ".join(t.text for t in a.triggers)
+        notes = (" " + " ".join(n[0].upper() + n[1:] + "." for n in a.notes)) if a.notes else ""
+        return f"{head} No action: {quiet}.{notes}"
+    fired = a.fired
+    why = "; and ".join(t.text for t in fired)
+    if a.action == "immediate":
+        what = "turn premium gating off for everyone (kill switch, components.premiumGating=false)"
+        after = "Everyone gets the pre-gating experience again within 30 s (config cache <= 10 s)."
+    else:
+        step = plan.gradual_step(cfg.phase, cfg.rolloutPercentage)
+        what = f"take one gradual step ({step[1] if step else 'nothing left'})"
+        after = (
+            f"The next step needs a fresh {th.guard_minutes}-minute window of the new cohort."
+        )
+    if dry_run:
+        return f"{head} DRY RUN, nothing written: it would {what}, because {why}."
+    assert change is not None
+    return (
+        f"{head} Automatic {a.action} rollback: {what}, because {why}. "
+        f"Written as config v{change.version} with history entry {change.history_id} "
+        f"(evidence attached). {after}"
+    )
+
+
+def evaluate(
+    store: DocumentStore,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    by: str = "evaluator",
+    thresholds: Thresholds = DEFAULT,
+    log: LogFn = default_log,
+) -> EvaluationResult:
+    """Read config and minute aggregates, assess, and apply at most one rollback.
+
+    A config write that loses a race with an operator is retried once on fresh reads; a
+    config document that does not parse is reported (ERROR) and nothing is done."""
+    th = thresholds
+    for attempt in (1, 2):
+        cur = changes.read_current(store)
+        if cur.cfg is None:
+            text = (
+                f"Evaluated at {now:%Y-%m-%d %H:%M:%S} UTC: the config document is unreadable "
+                f"({cur.problem}); the functions serve their last good config. Nothing done."
+            )
+            log("ERROR", "rollout evaluator: config unreadable", problem=cur.problem)
+            empty = Assessment("none", (), (text,))
+            return EvaluationResult(now, dry_run, empty, False, None, cur.version, text)
+        cfg = cur.cfg
+        end = floor_to(now, "m")
+        span = max(th.error_minutes, th.outage_minutes, th.guard_minutes)
+        buckets = read_buckets(store, "m", end - timedelta(minutes=span), end)
+        a = assess(cfg, cur.extras, buckets, now, th)
+        if a.action == "none" or dry_run:
+            summary = _paragraph(now, cfg, a, dry_run, None, th)
+            log("INFO", "rollout evaluator: " + ("dry run" if dry_run else "no action"), summary=summary)
+            return EvaluationResult(now, dry_run, a, False, None, cur.version, summary)
+        fired = a.fired
+        evidence = {
+            "triggers": [{"name": t.name, "text": t.text, **t.evidence} for t in fired],
+            "evaluatedAt": now,
+        }
+        base = changes.kill_switch_mutation if a.action == "immediate" else changes.gradual_mutation
+        kind = a.action
+
+        def mutate(doc: dict[str, Any], c: RolloutConfig, base: Any = base, kind: str = kind) -> str:
+            text = str(base(doc, c))
+            auto = dict(doc.get("autoRollback") or {})
+            auto[kind] = {"at": now, "trigger": fired[0].name}
+            doc["autoRollback"] = auto
+            return text
+
+        reason = "automatic rollback: " + "; ".join(t.text for t in fired)
+        try:
+            change = changes.apply_change(
+                store, f"auto-rollback {kind}", mutate, by=by, reason=reason, now=now,
+                evidence=evidence, expected_version=cur.version, current=cur,
+            )
+        except changes.Conflict:
+            if attempt == 1:
+                continue
+            raise
+        summary = _paragraph(now, cfg, a, False, change, th)
+        log(
+            "CRITICAL" if kind == "immediate" else "ERROR",
+            f"rollout: automatic {kind} rollback",
+            trigger=[t.name for t in fired],
+            reason=reason,
+            configVersion=change.version,
+            historyId=change.history_id,
+            evidence=[
+                {k: v for k, v in t.evidence.items() if k != "perMinute"} for t in fired
+            ],
+            alert=True,
+        )
+        return EvaluationResult(now, False, a, True, change, change.version, summary)
+    raise StoreError("unreachable")  # pragma: no cover
+

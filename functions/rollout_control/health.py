@@ -1,0 +1,261 @@
+"""A phase's success metrics over its monitoring window, from the hour aggregates.
+
+The window: ``W`` is the phase's monitoring window (beta 48 h, premium 72 h, full 7 days,
+``plan.PLAN``). The metrics sum the hour buckets (``external_data_metrics`` granularity ``h``,
+shards added) whose start lies in ``[floor_hour(max(now - W, phaseSince)), now]`` — the current,
+incomplete hour included, so ``status`` shows live numbers. ``phaseSince`` is when the phase was
+entered (written by ``changes.apply_change``; ``updatedAt`` for docs written before it existed).
+Every check must pass for ``advance``; a check with no data fails ("no data": nothing held if
+nothing was measured), and so does ``window elapsed`` until ``now - phaseSince >= W``.
+
+Metric definitions (``t`` = the window's buckets summed; all counters are the enrichment
+callable's, see ``gating/recording.py``):
+
+beta (48 h)
+  - critical errors = ``t.c.errors`` (service failures, contract 2.4); must be 0.
+  - p95 latency = 95th percentile of the summed histogram ``t.fn.enrichCVWithExternalData.lat``
+    (every call of the enrichment callable); must be < 2500 ms. Histogram buckets are 25% wide,
+    so the value is the bucket's geometric middle.
+  - completion = ``c.successful / (c.successful + c.failed)``: of the enrichments admitted past the
+    gate and the rate limit, the share that returned data (``failed`` is: no source succeeded,
+    engine crash, or store unavailable); must be > 90%.
+  - preview-to-premium conversion = ``cohort.in.conversions / (cohort.in.previews +
+    cohort.in.gateShown)``: premium conversions of gated users per gate exposure (a preview
+    answer or a ``premium_required`` refusal) inside the cohort; must be > 10%.
+  - unauthorized full access granted = ``c.unauthorizedFull`` (a full answer to a non-premium
+    user while the gate applied to them); must be 0.
+premium (72 h)
+  - stable latency: the p95 of ``fn.enrichCVWithExternalData.lat`` per hour bucket, over hours
+    with at least ``MIN_CALLS_PER_HOUR`` calls (quieter hours say little about latency and are
+    skipped); stable when every such hour's p95 is at most 20% above the median of those hourly
+    p95s. Needs at least ``MIN_STABLE_HOURS`` such hours. With 25%-wide histogram buckets this
+    means no hour's p95 sits a bucket above the median hour's.
+  - premium access control held = ``c.gateShown / (c.gateShown + c.unauthorizedFull)``: of the
+    full-enrichment requests by non-premium users inside the gate, the share refused; must be
+    100% (vacuously 100% with no such requests).
+full (7 days, shown by ``status``; there is no phase to advance to): the premium checks.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics.histogram import count, merge, percentile
+from analytics.metrics import get, num, read_buckets, total
+from gating.clock import iso
+from gating.recording import floor_to
+from gating.rollout import Phase, RolloutConfig
+from rollout_control import plan
+from stores.base import DocumentStore
+
+ENRICH_LAT = "fn.enrichCVWithExternalData.lat"
+P95_LIMIT_MS = 2500.0
+COMPLETION_MIN = 0.90
+CONVERSION_MIN = 0.10
+STABLE_FACTOR = 1.20
+MIN_CALLS_PER_HOUR = 20
+MIN_STABLE_HOURS = 3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One success metric against its threshold."""
+
+    name: str
+    threshold: str
+    value: str
+    ok: bool
+    status: str
+    """"ok", "FAIL", "no data" or "wait"."""
+    numbers: Mapping[str, Any]
+    """The raw figures behind ``value`` (kept as evidence)."""
+
+
+@dataclass(frozen=True)
+class PhaseHealth:
+    """The success metrics of one phase over its window."""
+
+    phase: Phase
+    window: timedelta | None
+    start: datetime | None
+    end: datetime
+    phase_since: datetime | None
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passes."""
+        return all(c.ok for c in self.checks)
+
+    def to_evidence(self) -> dict[str, Any]:
+        """The document form recorded in history."""
+        return {
+            "phase": self.phase.value,
+            "window": {
+                "from": self.start,
+                "to": self.end,
+                "hours": self.window.total_seconds() / 3600 if self.window else None,
+            },
+            "checks": [
+                {
+                    "name": c.name,
+                    "threshold": c.threshold,
+                    "value": c.value,
+                    "status": c.status,
+                    "numbers": dict(c.numbers),
+                }
+                for c in self.checks
+            ],
+        }
+
+
+def _check(name: str, threshold: str, value: str, ok: bool | None, **numbers: Any) -> Check:
+    if ok is None:
+        return Check(name, threshold, value or "-", False, "no data", numbers)
+    return Check(name, threshold, value, ok, "ok" if ok else "FAIL", numbers)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _ms(x: float) -> str:
+    return f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms"
+
+
+def _elapsed_check(window: timedelta, since: datetime | None, now: datetime) -> Check:
+    hours = window.total_seconds() / 3600
+    if since is None:
+        return Check("window elapsed", f">= {hours:.0f} h in phase", "unknown", False, "wait", {})
+    elapsed = (now - since).total_seconds() / 3600
+    ok = elapsed >= hours
+    return Check(
+        "window elapsed",
+        f">= {hours:.0f} h in phase",
+        f"{elapsed:.1f} h",
+        ok,
+        "ok" if ok else "wait",
+        {"elapsedHours": round(elapsed, 2), "windowHours": hours, "phaseSince": iso(since)},
+    )
+
+
+def beta_checks(t: Mapping[str, Any]) -> list[Check]:
+    """The beta phase's checks over the summed window ``t`` (see the module docstring)."""
+    errors = num(t, "c.errors")
+    hist = merge([get(t, ENRICH_LAT) or {}])
+    calls = count(hist)
+    p95 = percentile(hist, 0.95)
+    ok_n, failed = num(t, "c.successful"), num(t, "c.failed")
+    previews, gates = num(t, "cohort.in.previews"), num(t, "cohort.in.gateShown")
+    conversions = num(t, "cohort.in.conversions")
+    unauthorized = num(t, "c.unauthorizedFull")
+    done = ok_n + failed
+    exposures = previews + gates
+    return [
+        _check("critical errors", "= 0", str(errors), errors == 0, errors=errors),
+        _check(
+            "p95 latency", "< 2.5 s", _ms(p95) if calls else "", p95 < P95_LIMIT_MS if calls else None,
+            p95Ms=p95, calls=calls,
+        ),
+        _check(
+            "completion", "> 90%",
+            f"{_pct(ok_n / done)} ({ok_n}/{done})" if done else "",
+            ok_n / done > COMPLETION_MIN if done else None,
+            successful=ok_n, failed=failed,
+        ),
+        _check(
+            "preview->premium conversion", "> 10%",
+            f"{_pct(conversions / exposures)} ({conversions}/{exposures})" if exposures else "",
+            conversions / exposures > CONVERSION_MIN if exposures else None,
+            conversions=conversions, previews=previews, gateShown=gates,
+        ),
+        _check(
+            "unauthorized full access", "= 0", str(unauthorized), unauthorized == 0,
+            unauthorizedFull=unauthorized,
+        ),
+    ]
+
+
+def premium_checks(buckets: Mapping[datetime, Mapping[str, Any]]) -> list[Check]:
+    """The premium phase's checks over the window's hour buckets (see the module docstring)."""
+    hourly: list[tuple[datetime, float, int]] = []
+    for start in sorted(buckets):
+        hist = merge([get(buckets[start], ENRICH_LAT) or {}])
+        n = count(hist)
+        if n >= MIN_CALLS_PER_HOUR:
+            hourly.append((start, percentile(hist, 0.95), n))
+    if len(hourly) >= MIN_STABLE_HOURS:
+        median = statistics.median(p for _, p, _ in hourly)
+        worst = max(hourly, key=lambda h: h[1])
+        ratio = worst[1] / median if median else 1.0
+        stable = _check(
+            "stable latency",
+            "hourly p95 <= 1.2 x median",
+            f"worst {_ms(worst[1])} at {worst[0]:%H:00} vs median {_ms(median)} ({ratio:.2f}x)",
+            ratio <= STABLE_FACTOR,
+            hours=len(hourly), medianP95Ms=median, worstP95Ms=worst[1], worstHour=iso(worst[0]),
+        )
+    else:
+        stable = _check(
+            "stable latency", "hourly p95 <= 1.2 x median",
+            f"{len(hourly)} hour(s) with >= {MIN_CALLS_PER_HOUR} calls, need {MIN_STABLE_HOURS}",
+            None, hours=len(hourly),
+        )
+    t = total(buckets)
+    gates, unauthorized = num(t, "c.gateShown"), num(t, "c.unauthorizedFull")
+    attempts = gates + unauthorized
+    held = gates / attempts if attempts else 1.0
+    access = _check(
+        "premium access control", "100% held",
+        f"{_pct(held)} ({gates}/{attempts} refused)" if attempts else "100% (no attempts)",
+        unauthorized == 0, gateShown=gates, unauthorizedFull=unauthorized,
+    )
+    return [stable, access]
+
+
+def phase_since_of(cfg: RolloutConfig, phase_since: Any) -> datetime | None:
+    """When the current phase started: ``phaseSince``, else ``updatedAt``."""
+    if isinstance(phase_since, datetime):
+        return phase_since
+    return cfg.updatedAt
+
+
+def assess_phase(
+    cfg: RolloutConfig,
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    since: datetime | None,
+    now: datetime,
+) -> PhaseHealth:
+    """Pure: the current phase's checks from its window's hour buckets."""
+    window = plan.PLAN[cfg.phase].window
+    if window is None:
+        return PhaseHealth(cfg.phase, None, None, now, since, ())
+    start = _window_start(window, since, now)
+    checks = beta_checks(total(buckets)) if cfg.phase is Phase.BETA else premium_checks(buckets)
+    return PhaseHealth(
+        cfg.phase, window, start, now, since, (*checks, _elapsed_check(window, since, now))
+    )
+
+
+def _window_start(window: timedelta, since: datetime | None, now: datetime) -> datetime:
+    begin = now - window
+    if since is not None and since > begin:
+        begin = since
+    return floor_to(begin, "h")
+
+
+def phase_health(
+    store: DocumentStore, cfg: RolloutConfig, phase_since: Any, now: datetime
+) -> PhaseHealth:
+    """Read the window's hour buckets and assess the current phase."""
+    since = phase_since_of(cfg, phase_since)
+    window = plan.PLAN[cfg.phase].window
+    if window is None:
+        return assess_phase(cfg, {}, since, now)
+    start = _window_start(window, since, now)
+    buckets = read_buckets(store, "h", start, now + timedelta(seconds=1))
+    return assess_phase(cfg, buckets, since, now)

@@ -1,0 +1,108 @@
+"""Fixtures of the rollout control plane's unit tests: a MemoryStore, a hand-moved clock and a
+way to write synthetic minute/hour aggregates (through the real ``Recorder.aggregate_writes``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
+if str(FUNCTIONS) not in sys.path:
+    sys.path.insert(0, str(FUNCTIONS))
+
+from analytics.histogram import bucket_of  # noqa: E402
+from gating.recording import Recorder  # noqa: E402
+from gating.settings import Settings  # noqa: E402
+from stores.base import Inc  # noqa: E402
+from stores.memory import MemoryStore  # noqa: E402
+
+NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
+"""The injected "now": 30 s into the 12:00 minute, so the last complete minute is 11:59."""
+
+
+class Aggregates:
+    """Writes synthetic counters into the store's minute, hour and day buckets."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.recorder = Recorder(Settings(project_id="demo-test"), rng=lambda n: 0)
+
+    def add(self, at: datetime, counters: Mapping[str, Any]) -> None:
+        """Add raw counters (plain numbers) at ``at``."""
+        self.store.commit(self.recorder.aggregate_writes(at, _inc(counters)))
+
+    def minutes(self, end: datetime, n: int, **kw: Any) -> None:
+        """The same traffic in each of the ``n`` complete minutes before ``end``'s minute."""
+        start = end.replace(second=0, microsecond=0)
+        for k in range(1, n + 1):
+            self.traffic(start - timedelta(minutes=k) + timedelta(seconds=5), **kw)
+
+    def traffic(
+        self,
+        at: datetime,
+        *,
+        requests: int = 0,
+        errors: int = 0,
+        successful: int | None = None,
+        failed: int = 0,
+        lat_ms: float = 300.0,
+        cohort_in: Mapping[str, Any] | None = None,
+        cohort_out: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Enrichment traffic: ``requests`` calls of ``lat_ms``, ``errors`` service failures."""
+        if successful is None:
+            successful = requests - errors - failed
+        c = {"requests": requests, "errors": errors, "successful": successful, "failed": failed + errors}
+        doc: dict[str, Any] = {"c": c}
+        if requests:
+            doc["fn"] = {
+                "enrichCVWithExternalData": {
+                    "requests": requests,
+                    "errors": errors,
+                    "lat": {str(bucket_of(lat_ms)): requests},
+                }
+            }
+        cohort: dict[str, Any] = {}
+        for name, side in (("in", cohort_in), ("out", cohort_out)):
+            if side:
+                side = dict(side)
+                lat = side.pop("lat_ms", None)
+                n = side.get("requests", 0)
+                if lat is not None and n:
+                    side["lat"] = {str(bucket_of(lat)): n}
+                cohort[name] = side
+        if cohort:
+            doc["cohort"] = cohort
+        if extra:
+            for k, v in extra.items():
+                doc.setdefault("c", {})[k] = v
+        self.add(at, doc)
+
+
+def _inc(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _inc(v) for k, v in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Inc(value)
+    return value
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def agg(store: MemoryStore) -> Aggregates:
+    return Aggregates(store)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW

@@ -1,0 +1,186 @@
+"""Config changes are safe: versioned compare-and-set with an atomic history entry (issue 4, §2)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, Phase, parse
+from rollout_control import changes
+from rollout_control.changes import Conflict, InvalidChange, NoChange
+from stores.base import Write
+from stores.memory import MemoryStore
+
+
+def _history(store: MemoryStore) -> list[dict]:
+    return [d for p, d in sorted(store.docs.items()) if p.startswith(HISTORY_COLLECTION + "/")]
+
+
+def _cfg(store: MemoryStore):
+    return parse(store.docs.get(CONFIG_PATH))
+
+
+def test_first_change_creates_version_1_with_history(store: MemoryStore, now: datetime) -> None:
+    res = changes.advance(store, by="alice", reason="start beta", now=now)
+    doc = store.docs[CONFIG_PATH]
+    assert res.version == 1 and doc["version"] == 1
+    assert doc["updatedAt"] == now and doc["updatedBy"] == "alice"
+    assert doc["phase"] == "beta" and doc["rolloutPercentage"] == 1
+    assert doc["targetGroups"] == ["beta-testers", "internal-team", "trusted-advisors"]
+    assert doc["fallbackEnabled"] is True
+    (entry,) = _history(store)
+    assert entry["by"] == "alice" and entry["reason"] == "start beta" and entry["at"] == now
+    assert entry["action"] == "advance" and entry["version"] == 1
+    assert entry["before"] is None and entry["after"]["phase"] == "beta"
+
+
+def test_every_change_bumps_version_and_appends_history(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="r1", now=now)
+    changes.rollback_partial(store, "usageTracking", by="b", reason="r2", now=now + timedelta(seconds=1))
+    changes.restore(store, by="c", reason="r3", now=now + timedelta(seconds=2))
+    assert store.docs[CONFIG_PATH]["version"] == 3
+    hist = _history(store)
+    assert [h["version"] for h in hist] == [1, 2, 3]
+    assert hist[1]["before"]["components"]["usageTracking"] is True
+    assert hist[1]["after"]["components"]["usageTracking"] is False
+    assert [h["reason"] for _, h in changes.read_history(store, limit=2)] == ["r3", "r2"]
+
+
+def test_percentage_140_is_refused_and_nothing_is_written(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    before = dict(store.docs[CONFIG_PATH])
+    with pytest.raises(InvalidChange, match="rolloutPercentage must be from 0 to 100, not 140"):
+        changes.set_fields(store, percentage=140, by="a", reason="oops", now=now)
+    assert store.docs[CONFIG_PATH] == before
+    assert len(_history(store)) == 1
+
+
+def test_unknown_phase_is_refused(store: MemoryStore, now: datetime) -> None:
+    with pytest.raises(InvalidChange, match="phase must be one of off, beta, premium, full, not 'gamma'"):
+        changes.set_fields(store, phase="gamma", by="a", reason="x", now=now)
+    assert CONFIG_PATH not in store.docs
+
+
+def test_reason_is_required(store: MemoryStore, now: datetime) -> None:
+    with pytest.raises(InvalidChange, match="reason is required"):
+        changes.rollback_immediate(store, by="a", reason="  ", now=now)
+    assert store.docs == {}
+
+
+def test_second_of_two_racing_operators_is_refused(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    # Both operators read version 1 ...
+    seen_by_bob = changes.read_current(store)
+    changes.rollback_partial(store, "rateLimiting", by="alice", reason="limits misbehave", now=now)
+    # ... alice's change landed first, so bob's compare-and-set must fail, not overwrite hers.
+    with pytest.raises(Conflict, match="someone else changed the config"):
+        changes.apply_change(
+            store, "rollback immediate", changes.kill_switch_mutation, by="bob",
+            reason="kill", now=now, current=seen_by_bob,
+        )
+    doc = store.docs[CONFIG_PATH]
+    assert doc["version"] == 2 and doc["updatedBy"] == "alice"
+    assert doc["components"]["premiumGating"] is True
+    assert len(_history(store)) == 2
+
+
+def test_expected_version_pins_what_the_operator_looked_at(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    with pytest.raises(Conflict, match="at version 1, not 0"):
+        changes.rollback_immediate(store, by="b", reason="r", now=now, expected_version=0)
+    changes.rollback_immediate(store, by="b", reason="r", now=now, expected_version=1)
+    assert store.docs[CONFIG_PATH]["version"] == 2
+
+
+def test_immediate_rollback_is_the_kill_switch(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    res = changes.rollback_immediate(store, by="a", reason="errors", now=now)
+    cfg = _cfg(store)
+    assert cfg.components.premiumGating is False and not cfg.gating_active
+    assert cfg.phase is Phase.BETA  # the phase is kept; restore brings gating back
+    assert res.action == "rollback immediate"
+    with pytest.raises(NoChange):
+        changes.rollback_immediate(store, by="a", reason="again", now=now)
+
+
+def test_gradual_rollback_ladder(store: MemoryStore, now: datetime) -> None:
+    changes.set_fields(store, phase="full", percentage=100, fallback=False, force=True, by="a", reason="full", now=now)
+    seen = []
+    for _ in range(5):
+        changes.rollback_gradual(store, by="a", reason="slow", now=now)
+        cfg = _cfg(store)
+        seen.append((cfg.phase.value, cfg.rolloutPercentage, cfg.fallbackEnabled))
+    assert seen == [
+        ("premium", 50, True),
+        ("premium", 25, True),
+        ("premium", 12, True),
+        ("beta", 10, True),
+        ("off", 0, True),
+    ]
+    with pytest.raises(NoChange, match="already off"):
+        changes.rollback_gradual(store, by="a", reason="slow", now=now)
+
+
+def test_gradual_from_beta_is_complete_rollback(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    changes.rollback_gradual(store, by="a", reason="r", now=now)
+    assert _cfg(store).phase is Phase.OFF
+
+
+@pytest.mark.parametrize("component", ["premiumGating", "usageTracking", "rateLimiting", "securityAudit"])
+def test_partial_rollback_turns_one_component_off(store: MemoryStore, now: datetime, component: str) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    changes.rollback_partial(store, component, by="a", reason="r", now=now)
+    comps = store.docs[CONFIG_PATH]["components"]
+    assert comps[component] is False
+    assert all(v for k, v in comps.items() if k != component)
+    changes.restore(store, component, by="a", reason="fixed", now=now)
+    assert all(store.docs[CONFIG_PATH]["components"].values())
+
+
+def test_unknown_component_is_refused(store: MemoryStore, now: datetime) -> None:
+    with pytest.raises(InvalidChange, match="unknown component 'cache'"):
+        changes.rollback_partial(store, "cache", by="a", reason="r", now=now)
+
+
+def test_messages_override_and_reset(store: MemoryStore, now: datetime) -> None:
+    changes.set_messages(store, {"gate": "Go premium!"}, by="a", reason="copy test", now=now)
+    cfg = _cfg(store)
+    assert cfg.message_set(("gate", "preview"))["gate"] == "Go premium!"
+    assert cfg.message_set(("preview",))["preview"].startswith("Get a taste")
+    changes.set_messages(store, {"gate": ""}, by="a", reason="back", now=now)
+    assert _cfg(store).message_set(("gate",))["gate"].startswith("Unlock the full power")
+    with pytest.raises(InvalidChange, match="'banner' is not a message"):
+        changes.set_messages(store, {"banner": "x"}, by="a", reason="r", now=now)
+
+
+def test_target_groups_can_be_set(store: MemoryStore, now: datetime) -> None:
+    changes.set_fields(store, target_groups=["internal-team"], by="a", reason="narrow", now=now)
+    assert _cfg(store).targetGroups == ("internal-team",)
+
+
+def test_moving_phase_forward_with_set_needs_force(store: MemoryStore, now: datetime) -> None:
+    with pytest.raises(InvalidChange, match="use `advance`, or --force"):
+        changes.set_fields(store, phase="premium", by="a", reason="r", now=now)
+    res = changes.set_fields(store, phase="premium", percentage=25, force=True, by="a", reason="r", now=now)
+    assert _history(store)[-1]["forced"] is True and res.version == 1
+
+
+def test_an_unreadable_doc_can_be_repaired(store: MemoryStore, now: datetime) -> None:
+    store.commit([Write(CONFIG_PATH, {"phase": "beta", "rolloutPercentage": 140, "version": 4}, merge=False)])
+    changes.set_fields(store, percentage=1, by="a", reason="repair", now=now)
+    doc = store.docs[CONFIG_PATH]
+    assert doc["version"] == 5 and doc["rolloutPercentage"] == 1
+    assert _history(store)[-1]["before"]["rolloutPercentage"] == 140
+
+
+def test_phase_and_cohort_timestamps(store: MemoryStore, now: datetime) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    later = now + timedelta(hours=1)
+    changes.set_messages(store, {"gate": "x"}, by="a", reason="copy", now=later)
+    doc = store.docs[CONFIG_PATH]
+    assert doc["phaseSince"] == now and doc["cohortSince"] == now
+    changes.set_fields(store, percentage=5, by="a", reason="more", now=later)
+    doc = store.docs[CONFIG_PATH]
+    assert doc["phaseSince"] == now and doc["cohortSince"] == later
