@@ -81,10 +81,10 @@ class EnrichmentSettings:
     metadata endpoints stay refused even when listed."""
     website_max_pages: int = 10
     """``EXTERNAL_DATA_WEBSITE_MAX_PAGES``: pages crawled per website at most."""
-    website_max_page_bytes: int = 1_048_576
-    """``EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES``: bytes read per page at most (1 MiB)."""
-    linkedin_max_bytes: int = 1_048_576
-    """``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``: UTF-8 bytes of all export files together (1 MiB)."""
+    website_max_page_bytes: int = 1_000_000
+    """``EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES``: bytes read per page at most (1 MB, as the request validator counts)."""
+    linkedin_max_bytes: int = 1_000_000
+    """``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``: UTF-8 bytes of all export files together (1 MB, as the request validator counts)."""
     retry_attempts: int = 3
     """``EXTERNAL_DATA_RETRY_ATTEMPTS``: tries per GET on 5xx / 429 / connection errors."""
     retry_base_ms: int = 200
@@ -133,10 +133,10 @@ class EnrichmentSettings:
             allow_hosts=_hosts(e, "EXTERNAL_DATA_ALLOW_HOSTS"),
             website_max_pages=_int(e, "EXTERNAL_DATA_WEBSITE_MAX_PAGES", 10, 1, 50),
             website_max_page_bytes=_int(
-                e, "EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES", 1_048_576, 1024, 10 * 1_048_576
+                e, "EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES", 1_000_000, 1024, 10 * 1_000_000
             ),
             linkedin_max_bytes=_int(
-                e, "EXTERNAL_DATA_LINKEDIN_MAX_BYTES", 1_048_576, 1024, 10 * 1_048_576
+                e, "EXTERNAL_DATA_LINKEDIN_MAX_BYTES", 1_000_000, 1024, 10 * 1_000_000
             ),
             retry_attempts=_int(e, "EXTERNAL_DATA_RETRY_ATTEMPTS", 3, 1, 10),
             retry_base_ms=_int(e, "EXTERNAL_DATA_RETRY_BASE_MS", 200, 0, 10_000),

@@ -289,7 +289,8 @@ class LinkedInSource:
         size = sum(len(t.encode("utf-8")) for t in files.values())
         if size > limit:
             raise SourceFailure(
-                ErrorCode.INVALID_INPUT, f"the LinkedIn export is larger than {limit // 1024} KB"
+                ErrorCode.INVALID_INPUT,
+                f"the LinkedIn export is larger than {limit / 1_000_000:g} MB",
             )
         data = parse_export(files)
         if not data["parsedFiles"]:

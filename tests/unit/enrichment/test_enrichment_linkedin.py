@@ -100,7 +100,7 @@ def test_export_over_the_size_limit_is_invalid_input():
     files = {"Skills.csv": "Name\n" + "Python\n" * 200_000}  # ~1.4 MB
     report = run(files).sources[0]
     assert (report.status, report.error.code) == ("failed", "invalid_input")
-    assert "1024 KB" in report.error.message
+    assert "1 MB" in report.error.message
 
 
 def test_no_export_is_skipped():

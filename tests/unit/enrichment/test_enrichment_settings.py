@@ -14,7 +14,7 @@ def test_defaults():
     assert s.web_search_url == "https://api.search.brave.com"
     assert s.cache_ttl_seconds == 3600 and s.ttl_for("github") == 3600
     assert s.allow_hosts == ()
-    assert (s.website_max_pages, s.website_max_page_bytes) == (10, 1_048_576)
+    assert (s.website_max_pages, s.website_max_page_bytes) == (10, 1_000_000)
 
 
 def test_overrides():
