@@ -82,7 +82,7 @@ class EnrichmentSettings:
     website_max_pages: int = 10
     """``EXTERNAL_DATA_WEBSITE_MAX_PAGES``: pages crawled per website at most."""
     website_max_page_bytes: int = 1_000_000
-    """``EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES``: bytes read per page at most (1 MB, as the request validator counts)."""
+    """``EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES``: bytes read per page at most (1 MB)."""
     linkedin_max_bytes: int = 1_000_000
     """``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``: UTF-8 bytes of all export files together (1 MB, as the request validator counts)."""
     retry_attempts: int = 3
