@@ -116,7 +116,6 @@ functions_port=$(cd "$ROOT" && node -p 'require("./firebase.json").emulators.fun
 export GCLOUD_PROJECT=$PROJECT GOOGLE_CLOUD_PROJECT=$PROJECT
 export FUNCTIONS_BASE_URL="http://127.0.0.1:$functions_port/$PROJECT/$REGION"
 export NO_UPDATE_NOTIFIER=1
-export WITH_EMULATORS_T0=$EPOCHREALTIME
 
 # The emulator ports are fixed (firebase.json) and machine-wide: runs from other clones on this
 # machine wait for each other instead of failing with "port taken".
@@ -127,6 +126,7 @@ if ! flock -n 9; then
   flock -w "${EMULATORS_LOCK_TIMEOUT:-900}" 9 || { say "gave up waiting for $LOCK"; exit 1; }
 fi
 
+export WITH_EMULATORS_T0=$EPOCHREALTIME
 mkdir -p "$TOOLS"
 state=$(mktemp -d "${TMPDIR:-/tmp}/with-emulators.XXXXXX")
 mkfifo "$state/out" "$state/err"
