@@ -36,6 +36,7 @@ from gating.rollout import (
     CONFIG_PATH,
     FREE_USER_MESSAGES,
     HISTORY_COLLECTION,
+    PHASE_ORDER,
     PREMIUM_USER_MESSAGES,
     ConfigInvalid,
     Phase,
@@ -127,9 +128,7 @@ def _working_copy(cur: Current) -> dict[str, Any]:
 
 
 def _comparable(doc: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        k: v for k, v in (doc or {}).items() if k not in ("version", "updatedAt", "updatedBy")
-    }
+    return {k: v for k, v in (doc or {}).items() if k not in ("version", "updatedAt", "updatedBy")}
 
 
 def _cohort_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
@@ -209,7 +208,10 @@ def apply_change(
         entry["forced"] = True
     try:
         store.compare_and_set(
-            CONFIG_PATH, cur.version, doc, [Write(f"{HISTORY_COLLECTION}/{hid}", entry, merge=False)]
+            CONFIG_PATH,
+            cur.version,
+            doc,
+            [Write(f"{HISTORY_COLLECTION}/{hid}", entry, merge=False)],
         )
     except ConfigConflict as exc:
         raise Conflict(
@@ -252,7 +254,7 @@ def set_fields(
                 f"refused: phase must be one of {', '.join(p.value for p in Phase)}, not {phase!r}"
             ) from None
         current_phase = cur.cfg.phase if cur.cfg else Phase.OFF
-        order = list(plan.PHASE_ORDER)
+        order = list(PHASE_ORDER)
         if order.index(target) > order.index(current_phase) and not force:
             raise InvalidChange(
                 f"refused: moving from {current_phase.value} to {target.value} skips the success "
@@ -274,12 +276,21 @@ def set_fields(
             doc["targetGroups"] = list(target_groups)
             parts.append(f"targetGroups={','.join(target_groups) or '(none)'}")
         if not parts:
-            raise InvalidChange("nothing to set: give --phase, --percentage, --fallback or --groups")
+            raise InvalidChange(
+                "nothing to set: give --phase, --percentage, --fallback or --groups"
+            )
         return "set " + " ".join(parts)
 
     return apply_change(
-        store, "set", mutate, by=by, reason=reason, now=now, forced=force,
-        expected_version=expected_version, current=cur,
+        store,
+        "set",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
+        forced=force,
+        expected_version=expected_version,
+        current=cur,
     )
 
 
@@ -299,7 +310,9 @@ def advance(
 
     cur = read_current(store)
     if cur.cfg is None:
-        raise InvalidChange(f"refused: the current config is unreadable ({cur.problem}); fix it with `set`")
+        raise InvalidChange(
+            f"refused: the current config is unreadable ({cur.problem}); fix it with `set`"
+        )
     cfg = cur.cfg
     target = plan.next_phase(cfg.phase)
     if target is None:
@@ -353,12 +366,21 @@ def kill_switch_mutation(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
 
 
 def rollback_immediate(
-    store: DocumentStore, *, by: str, reason: str, now: datetime,
+    store: DocumentStore,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
     """The kill switch."""
     return apply_change(
-        store, "rollback immediate", kill_switch_mutation, by=by, reason=reason, now=now,
+        store,
+        "rollback immediate",
+        kill_switch_mutation,
+        by=by,
+        reason=reason,
+        now=now,
         expected_version=expected_version,
     )
 
@@ -374,12 +396,21 @@ def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
 
 
 def rollback_gradual(
-    store: DocumentStore, *, by: str, reason: str, now: datetime,
+    store: DocumentStore,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
     """One gradual step."""
     return apply_change(
-        store, "rollback gradual", gradual_mutation, by=by, reason=reason, now=now,
+        store,
+        "rollback gradual",
+        gradual_mutation,
+        by=by,
+        reason=reason,
+        now=now,
         expected_version=expected_version,
     )
 
@@ -391,7 +422,12 @@ def _component(name: str) -> str:
 
 
 def rollback_partial(
-    store: DocumentStore, component: str, *, by: str, reason: str, now: datetime,
+    store: DocumentStore,
+    component: str,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
     """One component off, the rest kept."""
@@ -402,13 +438,23 @@ def rollback_partial(
         return f"partial rollback: {name} off"
 
     return apply_change(
-        store, f"rollback partial {name}", mutate, by=by, reason=reason, now=now,
+        store,
+        f"rollback partial {name}",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
         expected_version=expected_version,
     )
 
 
 def restore(
-    store: DocumentStore, component: str | None = None, *, by: str, reason: str, now: datetime,
+    store: DocumentStore,
+    component: str | None = None,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
     """Turn one component (or every component) back on."""
@@ -421,13 +467,23 @@ def restore(
         return f"restore: {', '.join(names)} on"
 
     return apply_change(
-        store, f"restore {component}" if component else "restore", mutate, by=by, reason=reason,
-        now=now, expected_version=expected_version,
+        store,
+        f"restore {component}" if component else "restore",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
+        expected_version=expected_version,
     )
 
 
 def set_messages(
-    store: DocumentStore, texts: Mapping[str, str], *, by: str, reason: str, now: datetime,
+    store: DocumentStore,
+    texts: Mapping[str, str],
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
     """Override message texts; an empty text removes the override (back to the plan's wording)."""
@@ -450,6 +506,11 @@ def set_messages(
         return "messages: " + ", ".join(parts)
 
     return apply_change(
-        store, "set messages", mutate, by=by, reason=reason, now=now,
+        store,
+        "set messages",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
         expected_version=expected_version,
     )

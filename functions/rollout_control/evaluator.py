@@ -53,7 +53,6 @@ from typing import Any
 
 from analytics.histogram import count, merge, percentile
 from analytics.metrics import get, num, read_buckets
-from gating.clock import iso
 from gating.errors import StoreError
 from gating.logs import log as default_log
 from gating.recording import floor_to
@@ -127,7 +126,7 @@ class EvaluationResult:
 
     @property
     def action(self) -> str:
-        """"none", "immediate" or "gradual"."""
+        """ "none", "immediate" or "gradual"."""
         return self.assessment.action
 
 
@@ -149,6 +148,10 @@ def _ceil_minute(t: Any) -> datetime | None:
     return floor if floor == t else floor + timedelta(minutes=1)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _minutes(end: datetime, n: int) -> list[datetime]:
     return [end - timedelta(minutes=k) for k in range(n, 0, -1)]
 
@@ -160,11 +163,13 @@ def _error_rule(
     buckets: Mapping[datetime, Mapping[str, Any]],
     fresh_from: datetime | None,
 ) -> Trigger:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in mins:
         doc = buckets.get(m, {})
         req, err = num(doc, "c.requests"), num(doc, "c.errors")
-        rows.append({"minute": m, "requests": req, "errors": err, "errorRate": err / req if req else None})
+        rows.append(
+            {"minute": m, "requests": req, "errors": err, "errorRate": err / req if req else None}
+        )
     bad = [r["requests"] > 0 and r["errors"] / r["requests"] > threshold for r in rows]
     streak = 0
     for b in reversed(bad):
@@ -214,7 +219,7 @@ def _outage_rule(
     buckets: Mapping[datetime, Mapping[str, Any]],
     fresh_from: datetime | None,
 ) -> Trigger:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "minute": m,
             "requests": num(buckets.get(m, {}), "c.requests"),
@@ -246,7 +251,9 @@ def _outage_rule(
     return Trigger("no-success", "immediate", condition and not stale, text, evidence)
 
 
-def _side(buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], side: str) -> dict[str, Any]:
+def _side(
+    buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], side: str
+) -> dict[str, Any]:
     hist = merge([get(buckets.get(m, {}), f"cohort.{side}.lat") or {} for m in mins])
     out: dict[str, Any] = {"latencyCalls": count(hist), "p95Ms": percentile(hist, 0.95)}
     for key in ("requests", "errors", "previews", "gateShown", "conversions"):
@@ -282,7 +289,9 @@ def _guard_rules(
     need = th.min_latency_samples
     if cin["latencyCalls"] < need or cout["latencyCalls"] < need:
         lat = Trigger(
-            "cohort-latency", "gradual", False,
+            "cohort-latency",
+            "gradual",
+            False,
             f"cohort p95 not compared over {span}: {cin['latencyCalls']} calls in the cohort, "
             f"{cout['latencyCalls']} outside (need {need} each)",
             {**base, "rule": "cohort-latency"},
@@ -292,19 +301,27 @@ def _guard_rules(
         worse = cin["p95Ms"] / cout["p95Ms"] - 1 if cout["p95Ms"] else 0.0
         fired = cin["p95Ms"] > limit
         lat = Trigger(
-            "cohort-latency", "gradual", fired,
+            "cohort-latency",
+            "gradual",
+            fired,
             f"cohort p95 {cin['p95Ms']:.0f} ms vs {cout['p95Ms']:.0f} ms outside over {span} "
             f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%; "
             f"{cin['latencyCalls']} / {cout['latencyCalls']} calls)",
-            {**base, "rule": "cohort-latency", "threshold": th.latency_worse,
-             "worse": round(worse, 4)},
+            {
+                **base,
+                "rule": "cohort-latency",
+                "threshold": th.latency_worse,
+                "worse": round(worse, 4),
+            },
         )
 
     # conversion
     need = th.min_exposures
     if cin["exposures"] < need or cout["exposures"] < need:
         conv = Trigger(
-            "cohort-conversion", "gradual", False,
+            "cohort-conversion",
+            "gradual",
+            False,
             f"conversion not compared over {span}: {cin['exposures']} exposures in the cohort, "
             f"{cout['exposures']} outside (need {need} each)",
             {**base, "rule": "cohort-conversion"},
@@ -314,11 +331,17 @@ def _guard_rules(
         drop = 1 - rin / rout if rout else 0.0
         fired = bool(rout) and rin < rout * (1 - th.conversion_drop)
         conv = Trigger(
-            "cohort-conversion", "gradual", fired,
+            "cohort-conversion",
+            "gradual",
+            fired,
             f"conversion {_pct(rin)} in the cohort vs {_pct(rout)} outside over {span} "
             f"(drop {drop * 100:.0f}%, limit {th.conversion_drop * 100:.0f}%)",
-            {**base, "rule": "cohort-conversion", "threshold": th.conversion_drop,
-             "drop": round(drop, 4)},
+            {
+                **base,
+                "rule": "cohort-conversion",
+                "threshold": th.conversion_drop,
+                "drop": round(drop, 4),
+            },
         )
     return [lat, conv]
 
@@ -334,22 +357,27 @@ def assess(
 
     ``extras`` are the config doc's control fields (``autoRollback``, ``cohortSince``)."""
     end = floor_to(now, "m")
-    auto = extras.get("autoRollback") if isinstance(extras.get("autoRollback"), Mapping) else {}
-    imm = auto.get("immediate") if isinstance(auto.get("immediate"), Mapping) else {}
+    auto = _mapping(extras.get("autoRollback"))
+    imm = _mapping(auto.get("immediate"))
     imm_fresh = _ceil_minute(imm.get("at"))
     triggers = [
-        _error_rule("error-rate", th.error_rate, _minutes(end, th.error_minutes), buckets, imm_fresh),
+        _error_rule(
+            "error-rate", th.error_rate, _minutes(end, th.error_minutes), buckets, imm_fresh
+        ),
         _outage_rule(_minutes(end, th.outage_minutes), buckets, imm_fresh),
     ]
     if cfg.phase is Phase.BETA:
         triggers.append(
             _error_rule(
-                "beta-error-rate", th.beta_error_rate, _minutes(end, th.error_minutes), buckets,
+                "beta-error-rate",
+                th.beta_error_rate,
+                _minutes(end, th.error_minutes),
+                buckets,
                 imm_fresh,
             )
         )
     gradual_fresh = _ceil_minute(extras.get("cohortSince"))
-    grad = auto.get("gradual") if isinstance(auto.get("gradual"), Mapping) else {}
+    grad = _mapping(auto.get("gradual"))
     g_at = _ceil_minute(grad.get("at"))
     if g_at is not None and (gradual_fresh is None or g_at > gradual_fresh):
         gradual_fresh = g_at
@@ -357,12 +385,10 @@ def assess(
 
     notes: list[str] = []
     active = cfg.gating_active
-    if any(t.fired for t in triggers) and not active:
+    if not active:
         why = "phase is off" if cfg.phase is Phase.OFF else "the kill switch is already on"
         notes.append(f"premium gating is not active ({why}): nothing to roll back")
-        triggers = [
-            Trigger(t.name, t.kind, False, t.text, t.evidence) for t in triggers
-        ]
+        triggers = [Trigger(t.name, t.kind, False, t.text, t.evidence) for t in triggers]
     if any(t.fired and t.kind == "immediate" for t in triggers):
         action = "immediate"
     elif any(t.fired and t.kind == "gradual" for t in triggers):
@@ -378,18 +404,21 @@ def assess(
 def _state(cfg: RolloutConfig) -> str:
     gating = "active" if cfg.gating_active else "inactive"
     return (
-        f"phase {cfg.phase.value}, {cfg.rolloutPercentage}%, gating {gating}, "
-        f"config v{cfg.version}"
+        f"phase {cfg.phase.value}, {cfg.rolloutPercentage}%, gating {gating}, config v{cfg.version}"
     )
 
 
 def _paragraph(
-    now: datetime, cfg: RolloutConfig, a: Assessment, dry_run: bool, change: changes.ChangeResult | None,
+    now: datetime,
+    cfg: RolloutConfig,
+    a: Assessment,
+    dry_run: bool,
+    change: changes.ChangeResult | None,
     th: Thresholds,
 ) -> str:
     head = f"Evaluated at {now:%Y-%m-%d %H:%M:%S} UTC ({_state(cfg)})."
     if a.action == "none":
-        quiet = "; ".join(t.text for t in a.triggers)
+        quiet = "; ".join(dict.fromkeys(t.text for t in a.triggers))
         notes = (" " + " ".join(n[0].upper() + n[1:] + "." for n in a.notes)) if a.notes else ""
         return f"{head} No action: {quiet}.{notes}"
     fired = a.fired
@@ -400,15 +429,13 @@ def _paragraph(
     else:
         step = plan.gradual_step(cfg.phase, cfg.rolloutPercentage)
         what = f"take one gradual step ({step[1] if step else 'nothing left'})"
-        after = (
-            f"The next step needs a fresh {th.guard_minutes}-minute window of the new cohort."
-        )
+        after = f"The next step needs a fresh {th.guard_minutes}-minute window of the new cohort."
     if dry_run:
         return f"{head} DRY RUN, nothing written: it would {what}, because {why}."
-    assert change is not None
+    written = f"config v{change.version} with history entry {change.history_id}" if change else "?"
     return (
         f"{head} Automatic {a.action} rollback: {what}, because {why}. "
-        f"Written as config v{change.version} with history entry {change.history_id} "
+        f"Written as {written} "
         f"(evidence attached). {after}"
     )
 
@@ -444,7 +471,11 @@ def evaluate(
         a = assess(cfg, cur.extras, buckets, now, th)
         if a.action == "none" or dry_run:
             summary = _paragraph(now, cfg, a, dry_run, None, th)
-            log("INFO", "rollout evaluator: " + ("dry run" if dry_run else "no action"), summary=summary)
+            log(
+                "INFO",
+                "rollout evaluator: " + ("dry run" if dry_run else "no action"),
+                summary=summary,
+            )
             return EvaluationResult(now, dry_run, a, False, None, cur.version, summary)
         fired = a.fired
         evidence = {
@@ -454,18 +485,31 @@ def evaluate(
         base = changes.kill_switch_mutation if a.action == "immediate" else changes.gradual_mutation
         kind = a.action
 
-        def mutate(doc: dict[str, Any], c: RolloutConfig, base: Any = base, kind: str = kind) -> str:
+        def mutate(
+            doc: dict[str, Any],
+            c: RolloutConfig,
+            base: Any = base,
+            kind: str = kind,
+            trigger: str = fired[0].name,
+        ) -> str:
             text = str(base(doc, c))
             auto = dict(doc.get("autoRollback") or {})
-            auto[kind] = {"at": now, "trigger": fired[0].name}
+            auto[kind] = {"at": now, "trigger": trigger}
             doc["autoRollback"] = auto
             return text
 
         reason = "automatic rollback: " + "; ".join(t.text for t in fired)
         try:
             change = changes.apply_change(
-                store, f"auto-rollback {kind}", mutate, by=by, reason=reason, now=now,
-                evidence=evidence, expected_version=cur.version, current=cur,
+                store,
+                f"auto-rollback {kind}",
+                mutate,
+                by=by,
+                reason=reason,
+                now=now,
+                evidence=evidence,
+                expected_version=cur.version,
+                current=cur,
             )
         except changes.Conflict:
             if attempt == 1:
@@ -479,11 +523,8 @@ def evaluate(
             reason=reason,
             configVersion=change.version,
             historyId=change.history_id,
-            evidence=[
-                {k: v for k, v in t.evidence.items() if k != "perMinute"} for t in fired
-            ],
+            evidence=[{k: v for k, v in t.evidence.items() if k != "perMinute"} for t in fired],
             alert=True,
         )
         return EvaluationResult(now, False, a, True, change, change.version, summary)
     raise StoreError("unreachable")  # pragma: no cover
-

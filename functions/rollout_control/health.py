@@ -158,23 +158,35 @@ def beta_checks(t: Mapping[str, Any]) -> list[Check]:
     return [
         _check("critical errors", "= 0", str(errors), errors == 0, errors=errors),
         _check(
-            "p95 latency", "< 2.5 s", _ms(p95) if calls else "", p95 < P95_LIMIT_MS if calls else None,
-            p95Ms=p95, calls=calls,
+            "p95 latency",
+            "< 2.5 s",
+            _ms(p95) if calls else "",
+            p95 < P95_LIMIT_MS if calls else None,
+            p95Ms=p95,
+            calls=calls,
         ),
         _check(
-            "completion", "> 90%",
+            "completion",
+            "> 90%",
             f"{_pct(ok_n / done)} ({ok_n}/{done})" if done else "",
             ok_n / done > COMPLETION_MIN if done else None,
-            successful=ok_n, failed=failed,
+            successful=ok_n,
+            failed=failed,
         ),
         _check(
-            "preview->premium conversion", "> 10%",
+            "preview->premium conversion",
+            "> 10%",
             f"{_pct(conversions / exposures)} ({conversions}/{exposures})" if exposures else "",
             conversions / exposures > CONVERSION_MIN if exposures else None,
-            conversions=conversions, previews=previews, gateShown=gates,
+            conversions=conversions,
+            previews=previews,
+            gateShown=gates,
         ),
         _check(
-            "unauthorized full access", "= 0", str(unauthorized), unauthorized == 0,
+            "unauthorized full access",
+            "= 0",
+            str(unauthorized),
+            unauthorized == 0,
             unauthorizedFull=unauthorized,
         ),
     ]
@@ -197,22 +209,30 @@ def premium_checks(buckets: Mapping[datetime, Mapping[str, Any]]) -> list[Check]
             "hourly p95 <= 1.2 x median",
             f"worst {_ms(worst[1])} at {worst[0]:%H:00} vs median {_ms(median)} ({ratio:.2f}x)",
             ratio <= STABLE_FACTOR,
-            hours=len(hourly), medianP95Ms=median, worstP95Ms=worst[1], worstHour=iso(worst[0]),
+            hours=len(hourly),
+            medianP95Ms=median,
+            worstP95Ms=worst[1],
+            worstHour=iso(worst[0]),
         )
     else:
         stable = _check(
-            "stable latency", "hourly p95 <= 1.2 x median",
+            "stable latency",
+            "hourly p95 <= 1.2 x median",
             f"{len(hourly)} hour(s) with >= {MIN_CALLS_PER_HOUR} calls, need {MIN_STABLE_HOURS}",
-            None, hours=len(hourly),
+            None,
+            hours=len(hourly),
         )
     t = total(buckets)
     gates, unauthorized = num(t, "c.gateShown"), num(t, "c.unauthorizedFull")
     attempts = gates + unauthorized
     held = gates / attempts if attempts else 1.0
     access = _check(
-        "premium access control", "100% held",
+        "premium access control",
+        "100% held",
         f"{_pct(held)} ({gates}/{attempts} refused)" if attempts else "100% (no attempts)",
-        unauthorized == 0, gateShown=gates, unauthorizedFull=unauthorized,
+        unauthorized == 0,
+        gateShown=gates,
+        unauthorizedFull=unauthorized,
     )
     return [stable, access]
 

@@ -58,7 +58,12 @@ class Aggregates:
         """Enrichment traffic: ``requests`` calls of ``lat_ms``, ``errors`` service failures."""
         if successful is None:
             successful = requests - errors - failed
-        c = {"requests": requests, "errors": errors, "successful": successful, "failed": failed + errors}
+        c = {
+            "requests": requests,
+            "errors": errors,
+            "successful": successful,
+            "failed": failed + errors,
+        }
         doc: dict[str, Any] = {"c": c}
         if requests:
             doc["fn"] = {

@@ -37,7 +37,9 @@ def test_first_change_creates_version_1_with_history(store: MemoryStore, now: da
 
 def test_every_change_bumps_version_and_appends_history(store: MemoryStore, now: datetime) -> None:
     changes.advance(store, by="a", reason="r1", now=now)
-    changes.rollback_partial(store, "usageTracking", by="b", reason="r2", now=now + timedelta(seconds=1))
+    changes.rollback_partial(
+        store, "usageTracking", by="b", reason="r2", now=now + timedelta(seconds=1)
+    )
     changes.restore(store, by="c", reason="r3", now=now + timedelta(seconds=2))
     assert store.docs[CONFIG_PATH]["version"] == 3
     hist = _history(store)
@@ -47,7 +49,9 @@ def test_every_change_bumps_version_and_appends_history(store: MemoryStore, now:
     assert [h["reason"] for _, h in changes.read_history(store, limit=2)] == ["r3", "r2"]
 
 
-def test_percentage_140_is_refused_and_nothing_is_written(store: MemoryStore, now: datetime) -> None:
+def test_percentage_140_is_refused_and_nothing_is_written(
+    store: MemoryStore, now: datetime
+) -> None:
     changes.advance(store, by="a", reason="beta", now=now)
     before = dict(store.docs[CONFIG_PATH])
     with pytest.raises(InvalidChange, match="rolloutPercentage must be from 0 to 100, not 140"):
@@ -57,7 +61,9 @@ def test_percentage_140_is_refused_and_nothing_is_written(store: MemoryStore, no
 
 
 def test_unknown_phase_is_refused(store: MemoryStore, now: datetime) -> None:
-    with pytest.raises(InvalidChange, match="phase must be one of off, beta, premium, full, not 'gamma'"):
+    with pytest.raises(
+        InvalidChange, match="phase must be one of off, beta, premium, full, not 'gamma'"
+    ):
         changes.set_fields(store, phase="gamma", by="a", reason="x", now=now)
     assert CONFIG_PATH not in store.docs
 
@@ -76,8 +82,13 @@ def test_second_of_two_racing_operators_is_refused(store: MemoryStore, now: date
     # ... alice's change landed first, so bob's compare-and-set must fail, not overwrite hers.
     with pytest.raises(Conflict, match="someone else changed the config"):
         changes.apply_change(
-            store, "rollback immediate", changes.kill_switch_mutation, by="bob",
-            reason="kill", now=now, current=seen_by_bob,
+            store,
+            "rollback immediate",
+            changes.kill_switch_mutation,
+            by="bob",
+            reason="kill",
+            now=now,
+            current=seen_by_bob,
         )
     doc = store.docs[CONFIG_PATH]
     assert doc["version"] == 2 and doc["updatedBy"] == "alice"
@@ -85,7 +96,9 @@ def test_second_of_two_racing_operators_is_refused(store: MemoryStore, now: date
     assert len(_history(store)) == 2
 
 
-def test_expected_version_pins_what_the_operator_looked_at(store: MemoryStore, now: datetime) -> None:
+def test_expected_version_pins_what_the_operator_looked_at(
+    store: MemoryStore, now: datetime
+) -> None:
     changes.advance(store, by="a", reason="beta", now=now)
     with pytest.raises(Conflict, match="at version 1, not 0"):
         changes.rollback_immediate(store, by="b", reason="r", now=now, expected_version=0)
@@ -105,7 +118,16 @@ def test_immediate_rollback_is_the_kill_switch(store: MemoryStore, now: datetime
 
 
 def test_gradual_rollback_ladder(store: MemoryStore, now: datetime) -> None:
-    changes.set_fields(store, phase="full", percentage=100, fallback=False, force=True, by="a", reason="full", now=now)
+    changes.set_fields(
+        store,
+        phase="full",
+        percentage=100,
+        fallback=False,
+        force=True,
+        by="a",
+        reason="full",
+        now=now,
+    )
     seen = []
     for _ in range(5):
         changes.rollback_gradual(store, by="a", reason="slow", now=now)
@@ -128,8 +150,12 @@ def test_gradual_from_beta_is_complete_rollback(store: MemoryStore, now: datetim
     assert _cfg(store).phase is Phase.OFF
 
 
-@pytest.mark.parametrize("component", ["premiumGating", "usageTracking", "rateLimiting", "securityAudit"])
-def test_partial_rollback_turns_one_component_off(store: MemoryStore, now: datetime, component: str) -> None:
+@pytest.mark.parametrize(
+    "component", ["premiumGating", "usageTracking", "rateLimiting", "securityAudit"]
+)
+def test_partial_rollback_turns_one_component_off(
+    store: MemoryStore, now: datetime, component: str
+) -> None:
     changes.advance(store, by="a", reason="beta", now=now)
     changes.rollback_partial(store, component, by="a", reason="r", now=now)
     comps = store.docs[CONFIG_PATH]["components"]
@@ -163,12 +189,16 @@ def test_target_groups_can_be_set(store: MemoryStore, now: datetime) -> None:
 def test_moving_phase_forward_with_set_needs_force(store: MemoryStore, now: datetime) -> None:
     with pytest.raises(InvalidChange, match="use `advance`, or --force"):
         changes.set_fields(store, phase="premium", by="a", reason="r", now=now)
-    res = changes.set_fields(store, phase="premium", percentage=25, force=True, by="a", reason="r", now=now)
+    res = changes.set_fields(
+        store, phase="premium", percentage=25, force=True, by="a", reason="r", now=now
+    )
     assert _history(store)[-1]["forced"] is True and res.version == 1
 
 
 def test_an_unreadable_doc_can_be_repaired(store: MemoryStore, now: datetime) -> None:
-    store.commit([Write(CONFIG_PATH, {"phase": "beta", "rolloutPercentage": 140, "version": 4}, merge=False)])
+    store.commit(
+        [Write(CONFIG_PATH, {"phase": "beta", "rolloutPercentage": 140, "version": 4}, merge=False)]
+    )
     changes.set_fields(store, percentage=1, by="a", reason="repair", now=now)
     doc = store.docs[CONFIG_PATH]
     assert doc["version"] == 5 and doc["rolloutPercentage"] == 1
