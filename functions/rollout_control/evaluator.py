@@ -58,6 +58,7 @@ from gating.logs import log as default_log
 from gating.recording import floor_to
 from gating.rollout import Phase, RolloutConfig
 from rollout_control import changes, plan
+from rollout_control.health import plain
 from stores.base import DocumentStore
 
 LogFn = Callable[..., None]
@@ -144,6 +145,7 @@ def _pct(x: float) -> str:
 def _ceil_minute(t: Any) -> datetime | None:
     if not isinstance(t, datetime):
         return None
+    t = plain(t)
     floor = floor_to(t, "m")
     return floor if floor == t else floor + timedelta(minutes=1)
 
@@ -195,10 +197,15 @@ def _error_rule(
         )
         if stale:
             text += " (same incident as the last automatic rollback: not repeated)"
+    elif streak:
+        text = (
+            f"{label} above {threshold * 100:g}% in the last {streak} minute(s) only, {n} in a "
+            f"row needed ({span} UTC: {tot_err} errors of {tot_req} calls, {worst_txt})"
+        )
     else:
         text = (
-            f"{label}: above {threshold * 100:g}% in the last {streak} of {n} minutes "
-            f"({span} UTC, {tot_err} errors of {tot_req} calls, {worst_txt})"
+            f"{label} not above {threshold * 100:g}% in the last minute ({span} UTC: "
+            f"{tot_err} errors of {tot_req} calls, {worst_txt})"
         )
     evidence = {
         "rule": name,
@@ -240,7 +247,7 @@ def _outage_rule(
         if stale:
             text += " (same incident as the last automatic rollback: not repeated)"
     else:
-        text = f"successful calls in the last {n} minutes: {succ} ({err} failed)"
+        text = f"last {n} minutes: {succ} successful call(s), {err} failed"
     evidence = {
         "rule": "no-success",
         "window": {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": n},

@@ -41,7 +41,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics.histogram import count, merge, percentile
@@ -239,9 +239,13 @@ def premium_checks(buckets: Mapping[datetime, Mapping[str, Any]]) -> list[Check]
 
 def phase_since_of(cfg: RolloutConfig, phase_since: Any) -> datetime | None:
     """When the current phase started: ``phaseSince``, else ``updatedAt``."""
-    if isinstance(phase_since, datetime):
-        return phase_since
-    return cfg.updatedAt
+    value = phase_since if isinstance(phase_since, datetime) else cfg.updatedAt
+    return plain(value) if value is not None else None
+
+
+def plain(t: datetime) -> datetime:
+    """A plain UTC ``datetime`` (Firestore's ``DatetimeWithNanoseconds`` breaks on ``replace``)."""
+    return datetime.fromtimestamp(t.timestamp(), tz=UTC)
 
 
 def assess_phase(
