@@ -122,3 +122,15 @@ def onUserSubscriptionWritten(  # noqa: N802
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
     service().subscription_changed(event.params["uid"], before, after)
+
+
+from firebase_functions import scheduler_fn  # noqa: E402 - appended with the rollout evaluator
+
+
+@scheduler_fn.on_schedule(schedule="every 1 minutes")
+def evaluateExternalDataRollout(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
+    """Automatic rollback (issue 4): the same evaluator as `scripts/rollout.py evaluate`."""
+    from gating.clock import utcnow
+    from rollout_control.evaluator import evaluate
+
+    evaluate(service().store, utcnow(), by="evaluator (evaluateExternalDataRollout)")
