@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from stores.base import Write  # noqa: E402
-from tests.support.emulator import Answer, User, call, require_emulators, sign_up, store  # noqa: E402
+from tests.support.emulator import GATED, Answer, User, call, require_emulators, sign_up, store  # noqa: E402
 from tests.support.services import WEBSITE_URL, fixed_port_services  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -31,15 +31,6 @@ BOLD, DIM, GREEN, RED, YELLOW, RESET = (
     else ("",) * 6
 )
 
-GATED = {
-    "phase": "full",
-    "rolloutPercentage": 100,
-    "targetGroups": ["beta-testers", "internal-team", "trusted-advisors"],
-    "fallbackEnabled": False,
-    "components": dict.fromkeys(("premiumGating", "usageTracking", "rateLimiting", "securityAudit"), True),
-    "version": 1,
-    "updatedBy": "demo seed",
-}
 
 
 def heading(text: str) -> None:
@@ -72,7 +63,7 @@ def seed_people(s: Any) -> dict[str, tuple[User, str]]:
         "beta": {"displayName": "Bea Beta", "rolloutGroups": ["beta-testers"]},
         "admin": {"displayName": "Ada Admin", "role": "admin"},
     }
-    writes = [Write("config/externalDataRollout", GATED, merge=False)]
+    writes = [Write("config/externalDataRollout", {**GATED, "updatedBy": "demo seed"}, merge=False)]
     for role, profile in profiles.items():
         user = sign_up(role, admin=role == "admin")
         cv_id = f"cv-{role}-{user.uid[:8]}"

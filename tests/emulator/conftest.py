@@ -14,23 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.emulator import require_emulators, sign_up  # noqa: E402
+from tests.support.emulator import GATED, require_emulators  # noqa: E402
 from tests.support.emulator import store as make_store  # noqa: E402
 from tests.support.services import Services, fixed_port_services  # noqa: E402
 
-GATED = {
-    "phase": "full",
-    "rolloutPercentage": 100,
-    "targetGroups": ["beta-testers", "internal-team", "trusted-advisors"],
-    "fallbackEnabled": False,
-    "components": {
-        "premiumGating": True,
-        "usageTracking": True,
-        "rateLimiting": True,
-        "securityAudit": True,
-    },
-    "version": 1,
-}
 
 
 @pytest.fixture(scope="session")

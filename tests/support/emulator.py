@@ -11,6 +11,22 @@ from typing import Any
 
 import httpx
 
+GATED: dict[str, Any] = {
+    "phase": "full",
+    "rolloutPercentage": 100,
+    "targetGroups": ["beta-testers", "internal-team", "trusted-advisors"],
+    "fallbackEnabled": False,
+    "components": {
+        "premiumGating": True,
+        "usageTracking": True,
+        "rateLimiting": True,
+        "securityAudit": True,
+    },
+    "version": 1,
+}
+"""The rollout config the emulator tests and the demo start from: phase full, no fallback,
+so every user is gated."""
+
 REQUIRED = ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "FUNCTIONS_BASE_URL")
 
 
@@ -90,9 +106,15 @@ class Answer:
         return self.body["result"]
 
     @property
-    def status(self) -> str | None:
+    def status(self) -> str:
+        """``OK`` for a result, the error's status otherwise (``HTTP nnn`` for a non-callable
+        answer, so nothing unexpected can pass for success)."""
+        if "result" in self.body:
+            return "OK"
         err = self.body.get("error")
-        return err.get("status") if err else None
+        if isinstance(err, dict) and err.get("status"):
+            return str(err["status"])
+        return f"HTTP {self.http_status}: {str(self.body)[:200]}"
 
     @property
     def error(self) -> dict[str, Any]:
@@ -110,7 +132,7 @@ def call(
     timeout: float = 60,
 ) -> Answer:
     """POST ``{"data": data}`` to a callable, as ``httpsCallable`` would."""
-    url = f"{base_url or os.environ['FUNCTIONS_BASE_URL']}/{name}"
+    url = f"{base_url or os.environ['FUNCTIONS_BASE_URL']}/{name}".rstrip("/")
     headers = {"Content-Type": "application/json"}
     if user is not None:
         headers["Authorization"] = f"Bearer {user.token}"
