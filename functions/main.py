@@ -10,7 +10,9 @@ import hashlib
 from typing import Any
 
 import firebase_admin
-from firebase_functions import firestore_fn, https_fn, options
+from firebase_functions import firestore_fn, https_fn, options, scheduler_fn
+from firebase_functions.core import Change
+from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
 
 from gating.errors import ErrorCode, GatingError
 from gating.logs import log
@@ -115,16 +117,13 @@ def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa
 
 @firestore_fn.on_document_written(document="users/{uid}")
 def onUserSubscriptionWritten(  # noqa: N802
-    event: firestore_fn.Event[firestore_fn.Change[Any]],
+    event: firestore_fn.Event[Change[DocumentSnapshot[DocumentReference] | None]],
 ) -> None:
     """Record a conversion when a user's subscription turns premium (contract section 5)."""
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
     service().subscription_changed(event.params["uid"], before, after)
-
-
-from firebase_functions import scheduler_fn  # noqa: E402 - appended with the rollout evaluator
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes")
