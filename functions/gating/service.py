@@ -304,7 +304,7 @@ class ExternalDataService:
                 decision = self._decide(cfg, uid, user, req.mode, now)
                 loaded.user_fresh = True
             if decision.denied:
-                details = {
+                details: dict[str, Any] = {
                     "reason": "premium_required",
                     "upgradeUrl": self.settings.upgrade_url,
                     "message": cfg.message_set(("gate",))["gate"],
@@ -372,9 +372,7 @@ class ExternalDataService:
             result = self.engine.enrich(inp)
         except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
             log("ERROR", "enrichment engine crashed", error=repr(exc), requestId=request_id)
-            from gating.errors import GatingError as _GE
-
-            err = _GE("Enrichment failed. Please retry later.")
+            err = GatingError("Enrichment failed. Please retry later.")
             raise self._refuse(
                 ENRICH, caller, started, now, Outcome.INTERNAL, err, cfg,
                 tier=decision.tier.value, access=decision.access.value, gated=decision.gated,
