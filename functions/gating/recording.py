@@ -261,7 +261,8 @@ class Recorder:
     # -- usage and funnel -------------------------------------------------------------------
 
     def _usage(self, rec: CallRecord) -> list[Write]:
-        assert rec.uid is not None
+        if rec.uid is None:
+            raise ValueError("usage records need the caller's uid")
         out: list[Write] = []
         user_path = f"{USAGE}/{rec.uid}"
         expire = rec.at + timedelta(days=self.settings.event_ttl_days)

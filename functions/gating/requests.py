@@ -128,7 +128,8 @@ def parse_enrich(raw: Any) -> EnrichRequest:
         obj, {"cvId", "mode", "sources", "github", "website", "linkedin", "name", "options"}
     )
     cv_id = _cv_id(obj, required=True)
-    assert cv_id is not None
+    if cv_id is None:  # _cv_id raises first when required; this narrows the type
+        raise InvalidArgument("cvId", "is required")
     mode = obj.get("mode", "full")
     if mode not in MODES:
         raise InvalidArgument("mode", "must be full or preview")
