@@ -79,7 +79,10 @@ class FirestoreStore:
         transforms = list(result.transform_results)
         if len(transforms) != 1:
             raise StoreError("increment returned no value")
-        return int(_helpers.decode_value(transforms[0], self.client))
+        value = _helpers.decode_value(transforms[0], self.client)
+        if not isinstance(value, int | float):
+            raise StoreError(f"increment returned a {type(value).__name__}, not a number")
+        return int(value)
 
     def commit(self, writes: Sequence[Write]) -> None:
         """See ``DocumentStore.commit``: one batched Commit."""
