@@ -19,7 +19,6 @@ from tests.support.emulator import store as make_store  # noqa: E402
 from tests.support.services import Services, fixed_port_services  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def store() -> Any:
     require_emulators()

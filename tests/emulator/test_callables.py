@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+
 from stores.base import Write
 from tests.support.emulator import call, seed, sign_up
 
@@ -108,9 +109,11 @@ def test_fourth_free_call_in_the_hour_is_refused_with_its_reset_time(store: Any)
 def test_fifty_simultaneous_free_calls_admit_exactly_three(store: Any) -> None:
     user, cv = seed(store, "burst")
     data = {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}
-    with httpx.Client(limits=httpx.Limits(max_connections=50)) as client:
-        with concurrent.futures.ThreadPoolExecutor(50) as pool:
-            answers = list(pool.map(lambda _: call("enrichCVWithExternalData", data, user, client=client, timeout=120), range(50)))
+    with (
+        httpx.Client(limits=httpx.Limits(max_connections=50)) as client,
+        concurrent.futures.ThreadPoolExecutor(50) as pool,
+    ):
+        answers = list(pool.map(lambda _: call("enrichCVWithExternalData", data, user, client=client, timeout=120), range(50)))
     statuses = [a.status for a in answers]
     assert statuses.count("OK") == 3, statuses
     assert statuses.count("RESOURCE_EXHAUSTED") == 47, statuses

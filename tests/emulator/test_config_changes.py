@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from stores.base import Write
 from tests.support.emulator import GATED, Answer, call, seed
 

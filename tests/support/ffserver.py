@@ -41,7 +41,7 @@ def functions_framework(
     if not exe.exists():
         exe = ROOT / ".venv" / "bin" / "functions-framework"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv: the venv's functions-framework
             [str(exe), "--source", str(ROOT / "functions" / "main.py"), "--target", target,
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT / "functions",

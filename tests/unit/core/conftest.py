@@ -7,4 +7,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.support.doubles import clock, engine, store, svc  # noqa: E402,F401
+from tests.support.doubles import clock, engine, store, svc  # noqa: F401

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.support.doubles import FakeClock, StaticEngine, seed_user, set_config
 
 from gating.errors import (
     GatingError,
@@ -18,6 +17,7 @@ from gating.errors import (
 )
 from gating.service import Caller, ExternalDataService
 from stores.memory import MemoryStore
+from tests.support.doubles import FakeClock, StaticEngine, seed_user, set_config
 
 
 def _audit_types(store: MemoryStore) -> list[str]:
