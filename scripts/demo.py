@@ -32,7 +32,6 @@ BOLD, DIM, GREEN, RED, YELLOW, RESET = (
 )
 
 
-
 def heading(text: str) -> None:
     print(f"\n{BOLD}== {text} =={RESET}")
 
@@ -59,7 +58,10 @@ def seed_people(s: Any) -> dict[str, tuple[User, str]]:
     people: dict[str, tuple[User, str]] = {}
     profiles = {
         "free": {"displayName": "Fran Free"},
-        "premium": {"displayName": "Pat Premium", "subscription": {"tier": "premium", "status": "active"}},
+        "premium": {
+            "displayName": "Pat Premium",
+            "subscription": {"tier": "premium", "status": "active"},
+        },
         "beta": {"displayName": "Bea Beta", "rolloutGroups": ["beta-testers"]},
         "admin": {"displayName": "Ada Admin", "role": "admin"},
     }
@@ -69,7 +71,13 @@ def seed_people(s: Any) -> dict[str, tuple[User, str]]:
         cv_id = f"cv-{role}-{user.uid[:8]}"
         people[role] = (user, cv_id)
         writes.append(Write(f"users/{user.uid}", profile, merge=False))
-        writes.append(Write(f"cvs/{cv_id}", {"userId": user.uid, "title": f"{profile['displayName']}'s CV"}, merge=False))
+        writes.append(
+            Write(
+                f"cvs/{cv_id}",
+                {"userId": user.uid, "title": f"{profile['displayName']}'s CV"},
+                merge=False,
+            )
+        )
     s.commit(writes)
     return people
 
@@ -78,7 +86,9 @@ def describe_sources(result: dict[str, Any]) -> None:
     for src in result["sources"]:
         note = f" ({src['error']['code']}: {src['error']['message']})" if src.get("error") else ""
         cached = ", cached" if src["cached"] else ""
-        print(f"      {src['source']:<8} {src['status']:<8} {src['items']:>3} items {src['durationMs']:>5} ms{cached}{note}")
+        print(
+            f"      {src['source']:<8} {src['status']:<8} {src['items']:>3} items {src['durationMs']:>5} ms{cached}{note}"
+        )
 
 
 def show_error(answer: Answer) -> None:
@@ -91,18 +101,28 @@ def show_error(answer: Answer) -> None:
 def scenario_free(people: dict[str, tuple[User, str]]) -> None:
     heading("Scenario 1: a free user's journey")
     user, cv = people["free"]
-    print(f"  Fran is on the free plan (uid {user.uid[:8]}…), CV {cv}; the gate is on for everyone.")
+    print(
+        f"  Fran is on the free plan (uid {user.uid[:8]}…), CV {cv}; the gate is on for everyone."
+    )
     step("Fran asks for a preview of her GitHub enrichment (github: prolific)")
-    out = call(ENRICH, {"cvId": cv, "mode": "preview", "sources": ["github"], "github": "prolific"}, user).result
+    out = call(
+        ENRICH, {"cvId": cv, "mode": "preview", "sources": ["github"], "github": "prolific"}, user
+    ).result
     gh = out["enrichedData"].get("github", {})
-    ok(f"preview served ({out['status']}); {len(gh.get('repos', []))} of {gh.get('totals', {}).get('repos', '?')} repositories shown, locked={gh.get('locked', False)}")
+    ok(
+        f"preview served ({out['status']}); {len(gh.get('repos', []))} of {gh.get('totals', {}).get('repos', '?')} repositories shown, locked={gh.get('locked', False)}"
+    )
     print(f"      message: {out['messages']['preview']}")
-    print(f"      usage: {out['usage']['remaining']} of {out['usage']['limit']} enrichments left this hour")
+    print(
+        f"      usage: {out['usage']['remaining']} of {out['usage']['limit']} enrichments left this hour"
+    )
     step("Fran asks for the full enrichment")
     answer = call(ENRICH, {"cvId": cv, "sources": ["github"], "github": "prolific"}, user)
     show_error(answer)
     s = store()
-    audits = [d["type"] for _, d in s.query("external_data_security_audit", [("uid", "==", user.uid)])]
+    audits = [
+        d["type"] for _, d in s.query("external_data_security_audit", [("uid", "==", user.uid)])
+    ]
     events = [d["type"] for _, d in s.query(f"external_data_usage/{user.uid}/events")]
     ok(f"the gate was recorded: audit {sorted(set(audits))}, funnel events {sorted(set(events))}")
     step("Fran clicks the upgrade button (client funnel event)")
@@ -114,7 +134,9 @@ def scenario_premium(people: dict[str, tuple[User, str]]) -> None:
     heading("Scenario 2: a premium user's journey")
     user, cv = people["premium"]
     print(f"  Pat has an active premium subscription (uid {user.uid[:8]}…), CV {cv}.")
-    step("Pat enriches the CV from all four sources: GitHub, a LinkedIn export, a website, web search")
+    step(
+        "Pat enriches the CV from all four sources: GitHub, a LinkedIn export, a website, web search"
+    )
     request = {
         "cvId": cv,
         "github": "octocat",
@@ -126,7 +148,9 @@ def scenario_premium(people: dict[str, tuple[User, str]]) -> None:
     ok(f"full enrichment: status {out['status']}, {out['durationMs']} ms")
     describe_sources(out)
     data = out["enrichedData"]
-    skills = ", ".join(f"{s['name']} ({'+'.join(s['sources'])})" for s in data.get("skills", [])[:6])
+    skills = ", ".join(
+        f"{s['name']} ({'+'.join(s['sources'])})" for s in data.get("skills", [])[:6]
+    )
     print(f"      top skills: {skills}")
     projects = ", ".join(f"{p['name']}★{p.get('stars', 0)}" for p in data.get("projects", [])[:4])
     print(f"      top projects: {projects}")
@@ -134,11 +158,15 @@ def scenario_premium(people: dict[str, tuple[User, str]]) -> None:
     step("Pat asks again: the answers now come from the cache")
     again = call(ENRICH, request, user).result
     cached = [s["source"] for s in again["sources"] if s["cached"]]
-    ok(f"{again['durationMs']} ms (first call {out['durationMs']} ms); cached sources: {', '.join(cached) or 'none'}")
+    ok(
+        f"{again['durationMs']} ms (first call {out['durationMs']} ms); cached sources: {', '.join(cached) or 'none'}"
+    )
     step("Pat looks at the usage stats")
     stats = call("getUserExternalDataUsageStats", {}, user).result
     h, t = stats["hourly"], stats["totals"]
-    ok(f"tier {stats['tier']}; this hour {h['used']} used, {h['remaining']} of {h['limit']} left; totals {t}")
+    ok(
+        f"tier {stats['tier']}; this hour {h['used']} used, {h['remaining']} of {h['limit']} left; totals {t}"
+    )
 
 
 def scenario_rate_limit(people: dict[str, tuple[User, str]]) -> None:
@@ -147,7 +175,16 @@ def scenario_rate_limit(people: dict[str, tuple[User, str]]) -> None:
     print(f"  Bea (free, beta tester) has {3} enrichments an hour on the free plan.")
     for n in range(1, 5):
         step(f"call {n}: preview from the LinkedIn export")
-        answer = call(ENRICH, {"cvId": cv, "mode": "preview", "sources": ["linkedin"], "linkedin": {"export": linkedin_export()}}, user)
+        answer = call(
+            ENRICH,
+            {
+                "cvId": cv,
+                "mode": "preview",
+                "sources": ["linkedin"],
+                "linkedin": {"export": linkedin_export()},
+            },
+            user,
+        )
         if answer.ok:
             u = answer.result["usage"]
             ok(f"admitted; {u['remaining']} left, window resets {u['resetAt']}")
@@ -179,14 +216,21 @@ def rollout_story(people: dict[str, tuple[User, str]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve", action="store_true", help="seed, then keep the fakes up until Ctrl-C")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="seed, then keep the fakes up until Ctrl-C"
+    )
     args = parser.parse_args()
     require_emulators()
     with fixed_port_services():
         s = store()
         people = seed_people(s)
-        print(f"{BOLD}Seeded{RESET}: " + ", ".join(f"{k} ({u.email}, CV {cv})" for k, (u, cv) in people.items()))
+        print(
+            f"{BOLD}Seeded{RESET}: "
+            + ", ".join(f"{k} ({u.email}, CV {cv})" for k, (u, cv) in people.items())
+        )
         if args.serve:
             print("Passwords are in this output only for local use:")
             for role, (u, _cv) in people.items():

@@ -64,7 +64,9 @@ def build_analytics(store: DocumentStore, req: AnalyticsRequest) -> dict[str, An
         "successRate": _rate(c("successful"), admitted),
         "errorRate": _rate(errors, requests),
         "conversionRate": _rate(len(converted_users & funnel_users), len(funnel_users)),
-        "previewEngagementRate": _rate(len(funnel_users), len(funnel_users | free_users(store, start, end))),
+        "previewEngagementRate": _rate(
+            len(funnel_users), len(funnel_users | free_users(store, start, end))
+        ),
     }
     by_source = {}
     for s in req.sources:

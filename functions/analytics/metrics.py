@@ -31,7 +31,11 @@ def read_buckets(
     """Summed aggregates per bucket start, for buckets starting in [start, end)."""
     rows = store.query(
         METRICS,
-        [("granularity", "==", granularity), ("bucketStart", ">=", start), ("bucketStart", "<", end)],
+        [
+            ("granularity", "==", granularity),
+            ("bucketStart", ">=", start),
+            ("bucketStart", "<", end),
+        ],
     )
     out: dict[datetime, dict[str, Any]] = {}
     for _path, doc in rows:

@@ -50,7 +50,11 @@ def user_stats(
     }
     count = num(usage, "durationCount")
     duration_sum = get(usage, "durationMsSum")
-    avg = round(float(duration_sum) / count, 1) if count and isinstance(duration_sum, (int, float)) else 0
+    avg = (
+        round(float(duration_sum) / count, 1)
+        if count and isinstance(duration_sum, (int, float))
+        else 0
+    )
     last = usage.get("lastUsedAt")
     return {
         "userId": uid,

@@ -119,7 +119,9 @@ class SlidingWindowLimiter:
         reset = next_available(w, limit, previous, drawn - 1, now)
         return RateDecision(False, limit, 0, reset), drawn
 
-    def usage(self, uid: str, limit: int, previous: int, current: int, now: datetime) -> RateDecision:
+    def usage(
+        self, uid: str, limit: int, previous: int, current: int, now: datetime
+    ) -> RateDecision:
         """What a user has left, from counts read elsewhere (for stats; takes nothing)."""
         w = self.window(uid, now)
         used = weighted(w, previous) + current

@@ -121,9 +121,7 @@ class CallRecord:
 class Recorder:
     """Builds the batch of writes for a call record."""
 
-    def __init__(
-        self, settings: Settings, *, rng: Callable[[int], int] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, *, rng: Callable[[int], int] | None = None) -> None:
         self.settings = settings
         self._rng = rng or (lambda n: random.randrange(n))
 

@@ -113,7 +113,9 @@ def _source_list(value: Any, field: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in value:
         if item not in SOURCES:
-            raise InvalidArgument(field, f"unknown source {str(item)[:40]!r}; use {', '.join(SOURCES)}")
+            raise InvalidArgument(
+                field, f"unknown source {str(item)[:40]!r}; use {', '.join(SOURCES)}"
+            )
         if item not in out:
             out.append(item)
     if not out:

@@ -125,9 +125,7 @@ def validate(cfg: RolloutConfig) -> RolloutConfig:
     if not isinstance(cfg.rolloutPercentage, int) or isinstance(cfg.rolloutPercentage, bool):
         raise ConfigInvalid("rolloutPercentage must be an integer from 0 to 100")
     if not 0 <= cfg.rolloutPercentage <= 100:
-        raise ConfigInvalid(
-            f"rolloutPercentage must be from 0 to 100, not {cfg.rolloutPercentage}"
-        )
+        raise ConfigInvalid(f"rolloutPercentage must be from 0 to 100, not {cfg.rolloutPercentage}")
     known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
     for key, text in cfg.messages.items():
         if key not in known:

@@ -258,7 +258,9 @@ class ExternalDataService:
             prev_doc = got.get(previous_path)
             previous = int(prev_doc.get("count", 0)) if prev_doc else 0
             self._closed.put(previous_path, previous, now)
-        return _Loaded(cfg, user, user_fresh, owner if isinstance(owner, str) else None, owner_fresh, previous)
+        return _Loaded(
+            cfg, user, user_fresh, owner if isinstance(owner, str) else None, owner_fresh, previous
+        )
 
     def _reread_user(self, uid: str, now: datetime) -> Mapping[str, Any]:
         user = self.store.get_many([f"users/{uid}"])[f"users/{uid}"] or {}
@@ -268,7 +270,9 @@ class ExternalDataService:
     def _limit(self, tier: Tier) -> int:
         return self.settings.premium_hourly if tier is Tier.PREMIUM else self.settings.free_hourly
 
-    def _decide(self, cfg: RolloutConfig, uid: str, user: Mapping[str, Any] | None, mode: str, now: datetime) -> Decision:
+    def _decide(
+        self, cfg: RolloutConfig, uid: str, user: Mapping[str, Any] | None, mode: str, now: datetime
+    ) -> Decision:
         premium = is_premium(user, now, self.settings.grace_days)
         return decide(cfg, uid, premium, rollout_groups(user), mode)
 
@@ -280,7 +284,9 @@ class ExternalDataService:
         try:
             req = parse_enrich(raw)
         except InvalidArgument as exc:
-            raise self._refuse(ENRICH, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}") from None
+            raise self._refuse(
+                ENRICH, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}"
+            ) from None
         request_id = uuid.uuid4().hex
         window = self.limiter.window(uid, now)
         unavailable = Unavailable("The service is temporarily unavailable. Please retry.")
@@ -293,8 +299,16 @@ class ExternalDataService:
                 owner = cv.get("userId") if cv else None
             if owner != uid:
                 raise self._refuse(
-                    ENRICH, caller, started, now, Outcome.NOT_FOUND, NotFound("CV not found."),
-                    cfg, cv_id=req.cv_id, request_id=request_id, reason="CV missing or not the caller's",
+                    ENRICH,
+                    caller,
+                    started,
+                    now,
+                    Outcome.NOT_FOUND,
+                    NotFound("CV not found."),
+                    cfg,
+                    cv_id=req.cv_id,
+                    request_id=request_id,
+                    reason="CV missing or not the caller's",
                 )
             user = loaded.user
             decision = self._decide(cfg, uid, user, req.mode, now)
@@ -310,20 +324,32 @@ class ExternalDataService:
                     "message": cfg.message_set(("gate",))["gate"],
                 }
                 raise self._refuse(
-                    ENRICH, caller, started, now, Outcome.DENIED,
-                    PermissionDenied("Full enrichment needs Premium.", details), cfg,
-                    tier=decision.tier.value, gated=True, cv_id=req.cv_id,
-                    request_id=request_id, reason="premium_required",
+                    ENRICH,
+                    caller,
+                    started,
+                    now,
+                    Outcome.DENIED,
+                    PermissionDenied("Full enrichment needs Premium.", details),
+                    cfg,
+                    tier=decision.tier.value,
+                    gated=True,
+                    cv_id=req.cv_id,
+                    request_id=request_id,
+                    reason="premium_required",
                 )
             rate: RateDecision | None = None
             if cfg.components.rateLimiting:
-                rate, _ = self.limiter.admit(uid, self._limit(decision.limit_tier), loaded.previous, now)
+                rate, _ = self.limiter.admit(
+                    uid, self._limit(decision.limit_tier), loaded.previous, now
+                )
                 if not rate.allowed and decision.limit_tier is Tier.FREE and not loaded.user_fresh:
                     user = self._reread_user(uid, now)
                     fresh = self._decide(cfg, uid, user, req.mode, now)
                     if fresh.limit_tier is Tier.PREMIUM:
                         decision = fresh
-                        rate, _ = self.limiter.admit(uid, self._limit(Tier.PREMIUM), loaded.previous, now)
+                        rate, _ = self.limiter.admit(
+                            uid, self._limit(Tier.PREMIUM), loaded.previous, now
+                        )
                 if not rate.allowed:
                     details = {
                         "tier": decision.limit_tier.value,
@@ -333,15 +359,28 @@ class ExternalDataService:
                         "retryAfterSeconds": rate.retry_after_seconds(now),
                     }
                     raise self._refuse(
-                        ENRICH, caller, started, now, Outcome.RATE_LIMITED,
-                        ResourceExhausted("Hourly enrichment limit reached.", details), cfg,
-                        tier=decision.tier.value, gated=decision.gated, cv_id=req.cv_id,
-                        request_id=request_id, reason=f"limit {rate.limit}/h",
+                        ENRICH,
+                        caller,
+                        started,
+                        now,
+                        Outcome.RATE_LIMITED,
+                        ResourceExhausted("Hourly enrichment limit reached.", details),
+                        cfg,
+                        tier=decision.tier.value,
+                        gated=decision.gated,
+                        cv_id=req.cv_id,
+                        request_id=request_id,
+                        reason=f"limit {rate.limit}/h",
                     )
         except StoreError as exc:
             log("ERROR", "store unavailable on the hot path", error=str(exc), uid=uid)
             raise self._refuse(
-                ENRICH, caller, started, now, Outcome.UNAVAILABLE, unavailable,
+                ENRICH,
+                caller,
+                started,
+                now,
+                Outcome.UNAVAILABLE,
+                unavailable,
                 reason="store unavailable",
             ) from None
         return self._run(caller, req, decision, rate, cfg, request_id, started, now)
@@ -374,9 +413,20 @@ class ExternalDataService:
             log("ERROR", "enrichment engine crashed", error=repr(exc), requestId=request_id)
             err = GatingError("Enrichment failed. Please retry later.")
             raise self._refuse(
-                ENRICH, caller, started, now, Outcome.INTERNAL, err, cfg,
-                tier=decision.tier.value, access=decision.access.value, gated=decision.gated,
-                cv_id=req.cv_id, request_id=request_id, reason="engine error", service_error=True,
+                ENRICH,
+                caller,
+                started,
+                now,
+                Outcome.INTERNAL,
+                err,
+                cfg,
+                tier=decision.tier.value,
+                access=decision.access.value,
+                gated=decision.gated,
+                cv_id=req.cv_id,
+                request_id=request_id,
+                reason="engine error",
+                service_error=True,
             ) from None
         data = dict(result.data)
         if decision.access is Access.PREVIEW:
@@ -403,7 +453,9 @@ class ExternalDataService:
             "messages": messages,
             "durationMs": round(duration_ms),
         }
-        outcome = {"success": Outcome.SUCCESS, "partial": Outcome.PARTIAL}.get(result.status, Outcome.FAILED)
+        outcome = {"success": Outcome.SUCCESS, "partial": Outcome.PARTIAL}.get(
+            result.status, Outcome.FAILED
+        )
         stored = Write(
             f"cvs/{req.cv_id}/externalData/latest",
             {
@@ -430,7 +482,10 @@ class ExternalDataService:
                 request_id=request_id,
                 sources=[
                     SourceOutcome(
-                        s.source, s.status, float(s.duration_ms), bool(s.cached),
+                        s.source,
+                        s.status,
+                        float(s.duration_ms),
+                        bool(s.cached),
                         s.error.code if s.error else None,
                     )
                     for s in result.sources
@@ -461,7 +516,9 @@ class ExternalDataService:
         try:
             req = parse_track(raw)
         except InvalidArgument as exc:
-            raise self._refuse(TRACK, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}") from None
+            raise self._refuse(
+                TRACK, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}"
+            ) from None
         try:
             cfg = self.config()
             window = self.track_limiter.window(uid, now)
@@ -473,7 +530,11 @@ class ExternalDataService:
             rate, _ = self.track_limiter.admit(uid, self.settings.track_per_minute, previous, now)
         except StoreError:
             raise self._refuse(
-                TRACK, caller, started, now, Outcome.UNAVAILABLE,
+                TRACK,
+                caller,
+                started,
+                now,
+                Outcome.UNAVAILABLE,
                 Unavailable("The service is temporarily unavailable. Please retry."),
                 reason="store unavailable",
             ) from None
@@ -486,14 +547,17 @@ class ExternalDataService:
                 "retryAfterSeconds": rate.retry_after_seconds(now),
             }
             raise self._refuse(
-                TRACK, caller, started, now, Outcome.RATE_LIMITED,
-                ResourceExhausted("Too many events; slow down.", details), cfg,
+                TRACK,
+                caller,
+                started,
+                now,
+                Outcome.RATE_LIMITED,
+                ResourceExhausted("Too many events; slow down.", details),
+                cfg,
                 reason=f"limit {rate.limit}/min",
             )
         event_id = uuid.uuid4().hex
-        recorded = (
-            self.settings.analytics_enabled and cfg.components.usageTracking
-        )
+        recorded = self.settings.analytics_enabled and cfg.components.usageTracking
         base = self._base(TRACK, caller, started, now)
         self._record(
             CallRecord(
@@ -522,8 +586,13 @@ class ExternalDataService:
         target = req.user_id or uid
         if target != uid and not caller.admin:
             raise self._refuse(
-                STATS, caller, started, now, Outcome.DENIED,
-                PermissionDenied("You can only see your own usage."), reason="foreign stats",
+                STATS,
+                caller,
+                started,
+                now,
+                Outcome.DENIED,
+                PermissionDenied("You can only see your own usage."),
+                reason="foreign stats",
             )
         from analytics.stats import user_stats
 
@@ -532,11 +601,17 @@ class ExternalDataService:
             answer = user_stats(self, cfg, target, now)
         except StoreError:
             raise self._refuse(
-                STATS, caller, started, now, Outcome.UNAVAILABLE,
+                STATS,
+                caller,
+                started,
+                now,
+                Outcome.UNAVAILABLE,
                 Unavailable("The service is temporarily unavailable. Please retry."),
                 reason="store unavailable",
             ) from None
-        self._record(CallRecord(outcome=Outcome.SUCCESS, **self._base(STATS, caller, started, now)), cfg)
+        self._record(
+            CallRecord(outcome=Outcome.SUCCESS, **self._base(STATS, caller, started, now)), cfg
+        )
         return answer
 
     # -- admin analytics --------------------------------------------------------------------
@@ -548,8 +623,13 @@ class ExternalDataService:
         self._authenticated(ANALYTICS, caller, started, now)
         if not caller.admin:
             raise self._refuse(
-                ANALYTICS, caller, started, now, Outcome.DENIED,
-                PermissionDenied("Analytics are for admins only."), reason="not an admin",
+                ANALYTICS,
+                caller,
+                started,
+                now,
+                Outcome.DENIED,
+                PermissionDenied("Analytics are for admins only."),
+                reason="not an admin",
             )
         try:
             req = parse_analytics(raw)
@@ -561,11 +641,17 @@ class ExternalDataService:
             answer = build_analytics(self.store, req)
         except StoreError:
             raise self._refuse(
-                ANALYTICS, caller, started, now, Outcome.UNAVAILABLE,
+                ANALYTICS,
+                caller,
+                started,
+                now,
+                Outcome.UNAVAILABLE,
                 Unavailable("The service is temporarily unavailable. Please retry."),
                 reason="store unavailable",
             ) from None
-        self._record(CallRecord(outcome=Outcome.SUCCESS, **self._base(ANALYTICS, caller, started, now)))
+        self._record(
+            CallRecord(outcome=Outcome.SUCCESS, **self._base(ANALYTICS, caller, started, now))
+        )
         return answer
 
     # -- conversions (Firestore trigger on users/{uid}) -------------------------------------

@@ -69,7 +69,10 @@ class FirestoreStore:
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         """See ``DocumentStore.increment``: one Commit whose transform result is the new value."""
-        data = {**{k: _to_firestore(v) for k, v in extra.items()}, field_name: firestore.Increment(by)}
+        data = {
+            **{k: _to_firestore(v) for k, v in extra.items()},
+            field_name: firestore.Increment(by),
+        }
         try:
             result = self.client.document(path).set(
                 data, merge=True, retry=self._retry, timeout=self._timeout
@@ -108,7 +111,9 @@ class FirestoreStore:
     ) -> list[tuple[str, dict[str, Any]]]:
         """See ``DocumentStore.query``."""
         q: Any = (
-            self.client.collection_group(collection) if group else self.client.collection(collection)
+            self.client.collection_group(collection)
+            if group
+            else self.client.collection(collection)
         )
         for fld, op, value in filters:
             q = q.where(filter=FieldFilter(fld, op, value))

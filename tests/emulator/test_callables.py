@@ -32,7 +32,9 @@ def test_every_function_refuses_a_caller_without_a_token(store: Any) -> None:
 
 def test_a_malformed_request_names_the_field(store: Any) -> None:
     user, cv = seed(store, "bad")
-    answer = call("enrichCVWithExternalData", {"cvId": cv, "sources": ["github", "friendster"]}, user)
+    answer = call(
+        "enrichCVWithExternalData", {"cvId": cv, "sources": ["github", "friendster"]}, user
+    )
     assert answer.status == "INVALID_ARGUMENT"
     assert answer.error["details"] == {"field": "sources"}
     assert "sources" in answer.error["message"]
@@ -63,7 +65,9 @@ def test_free_user_preview_then_gate_with_upgrade_details(store: Any, services: 
     repos = preview["enrichedData"]["github"]
     assert repos.get("locked") is True
     assert set(preview["messages"]) == {"preview", "gate", "upgrade"}
-    denied = call("enrichCVWithExternalData", {"cvId": cv, "sources": ["github"], "github": "prolific"}, user)
+    denied = call(
+        "enrichCVWithExternalData", {"cvId": cv, "sources": ["github"], "github": "prolific"}, user
+    )
     assert denied.status == "PERMISSION_DENIED"
     details = denied.error["details"]
     assert details["reason"] == "premium_required" and details["upgradeUrl"] and details["message"]
@@ -96,8 +100,14 @@ def test_premium_user_full_enrichment_updates_usage_and_stats(store: Any, servic
 def test_fourth_free_call_in_the_hour_is_refused_with_its_reset_time(store: Any) -> None:
     user, cv = seed(store, "ratelimited")
     for _ in range(3):
-        assert call("enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user).ok
-    fourth = call("enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user)
+        assert call(
+            "enrichCVWithExternalData",
+            {"cvId": cv, "mode": "preview", "sources": ["linkedin"]},
+            user,
+        ).ok
+    fourth = call(
+        "enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user
+    )
     assert fourth.status == "RESOURCE_EXHAUSTED"
     d = fourth.error["details"]
     assert d["tier"] == "free" and d["limit"] == 3 and d["remaining"] == 0
@@ -113,7 +123,12 @@ def test_fifty_simultaneous_free_calls_admit_exactly_three(store: Any) -> None:
         httpx.Client(limits=httpx.Limits(max_connections=50)) as client,
         concurrent.futures.ThreadPoolExecutor(50) as pool,
     ):
-        answers = list(pool.map(lambda _: call("enrichCVWithExternalData", data, user, client=client, timeout=120), range(50)))
+        answers = list(
+            pool.map(
+                lambda _: call("enrichCVWithExternalData", data, user, client=client, timeout=120),
+                range(50),
+            )
+        )
     statuses = [a.status for a in answers]
     assert statuses.count("OK") == 3, statuses
     assert statuses.count("RESOURCE_EXHAUSTED") == 47, statuses
@@ -122,17 +137,28 @@ def test_fifty_simultaneous_free_calls_admit_exactly_three(store: Any) -> None:
 
 def test_a_user_who_upgrades_is_served_at_once(store: Any) -> None:
     user, cv = seed(store, "upgrader")
-    assert call("enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user).ok
-    assert call("enrichCVWithExternalData", {"cvId": cv, "sources": ["linkedin"]}, user).status == "PERMISSION_DENIED"
-    store.commit([Write(f"users/{user.uid}", {"subscription": {"tier": "premium", "status": "active"}})])
+    assert call(
+        "enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user
+    ).ok
+    assert (
+        call("enrichCVWithExternalData", {"cvId": cv, "sources": ["linkedin"]}, user).status
+        == "PERMISSION_DENIED"
+    )
+    store.commit(
+        [Write(f"users/{user.uid}", {"subscription": {"tier": "premium", "status": "active"}})]
+    )
     out = call("enrichCVWithExternalData", {"cvId": cv, "sources": ["linkedin"]}, user).result
     assert out["access"] == "full" and out["usage"]["tier"] == "premium"
 
 
 def test_the_subscription_trigger_records_the_conversion(store: Any) -> None:
     user, cv = seed(store, "converter")
-    assert call("enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user).ok
-    store.commit([Write(f"users/{user.uid}", {"subscription": {"tier": "premium", "status": "active"}})])
+    assert call(
+        "enrichCVWithExternalData", {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}, user
+    ).ok
+    store.commit(
+        [Write(f"users/{user.uid}", {"subscription": {"tier": "premium", "status": "active"}})]
+    )
     deadline = time.monotonic() + 20
     conversions: list[Any] = []
     while time.monotonic() < deadline and not conversions:
@@ -144,7 +170,9 @@ def test_the_subscription_trigger_records_the_conversion(store: Any) -> None:
 def test_tracking_uses_the_token_uid_and_limits_per_minute(store: Any) -> None:
     user = sign_up("tracker")
     other = sign_up("other")
-    out = call("trackExternalDataUsage", {"event": "upgrade_clicked", "userId": other.uid}, user).result
+    out = call(
+        "trackExternalDataUsage", {"event": "upgrade_clicked", "userId": other.uid}, user
+    ).result
     assert out["recorded"] is True and out["eventId"]
     assert store.query(f"external_data_usage/{other.uid}/events") == []
     assert len(store.query(f"external_data_usage/{user.uid}/events")) == 1
@@ -153,14 +181,24 @@ def test_tracking_uses_the_token_uid_and_limits_per_minute(store: Any) -> None:
 def test_stats_are_private_and_analytics_admin_only(store: Any) -> None:
     user = sign_up("curious")
     admin = sign_up("admin", admin=True)
-    assert call("getUserExternalDataUsageStats", {"userId": admin.uid}, user).status == "PERMISSION_DENIED"
+    assert (
+        call("getUserExternalDataUsageStats", {"userId": admin.uid}, user).status
+        == "PERMISSION_DENIED"
+    )
     fresh = call("getUserExternalDataUsageStats", {}, user).result
     assert fresh["totals"]["requests"] == 0 and fresh["averageDurationMs"] == 0
-    assert call("getUserExternalDataUsageStats", {"userId": user.uid}, admin).result["userId"] == user.uid
+    assert (
+        call("getUserExternalDataUsageStats", {"userId": user.uid}, admin).result["userId"]
+        == user.uid
+    )
     today = time.strftime("%Y-%m-%d", time.gmtime())
     denied = call("getExternalDataAnalytics", {"startDate": today, "endDate": today}, user)
     assert denied.status == "PERMISSION_DENIED"
-    report = call("getExternalDataAnalytics", {"startDate": today, "endDate": today, "granularity": "hour"}, admin).result
+    report = call(
+        "getExternalDataAnalytics",
+        {"startDate": today, "endDate": today, "granularity": "hour"},
+        admin,
+    ).result
     assert report["totals"]["requests"] > 0 and len(report["series"]) == 24
     assert 0 <= report["rates"]["errorRate"] <= 1 and report["latencyMs"]["p95"] > 0
     bad = call("getExternalDataAnalytics", {"startDate": today, "endDate": "2020-01-01"}, admin)

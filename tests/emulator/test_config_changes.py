@@ -42,7 +42,9 @@ def _full(user: Any, cv: str) -> Answer:
     return call("enrichCVWithExternalData", {"cvId": cv, "sources": ["linkedin"]}, user)
 
 
-def test_the_kill_switch_ungates_everyone_within_30_s(store: Any, free_user: tuple[Any, str]) -> None:
+def test_the_kill_switch_ungates_everyone_within_30_s(
+    store: Any, free_user: tuple[Any, str]
+) -> None:
     user, cv = free_user
     assert _full(user, cv).status == "PERMISSION_DENIED"
     _set(store, components={**GATED["components"], "premiumGating": False})
@@ -52,7 +54,9 @@ def test_the_kill_switch_ungates_everyone_within_30_s(store: Any, free_user: tup
     assert answer["access"] == "full" and answer["usage"]["limit"] == 100
 
 
-def test_a_phase_change_reaches_the_functions_within_30_s(store: Any, free_user: tuple[Any, str]) -> None:
+def test_a_phase_change_reaches_the_functions_within_30_s(
+    store: Any, free_user: tuple[Any, str]
+) -> None:
     user, cv = free_user
     assert _full(user, cv).status == "PERMISSION_DENIED"
     # Beta at 0% with the fallback on: this user is outside the cohort, so not gated.

@@ -137,11 +137,7 @@ def encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"stringValue": value}
     if isinstance(value, dt.datetime):
-        return {
-            "timestampValue": value.astimezone(dt.UTC)
-            .isoformat()
-            .replace("+00:00", "Z")
-        }
+        return {"timestampValue": value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")}
     if isinstance(value, list | tuple):
         return {"arrayValue": {"values": [encode_value(v) for v in value]}}
     if isinstance(value, Mapping):
@@ -284,10 +280,7 @@ class Client:
         A field named in ``mask`` but absent from ``data`` is deleted.
         """
         params: list[tuple[str, str]] = [("currentDocument.exists", "true")]
-        params += [
-            ("updateMask.fieldPaths", f)
-            for f in (mask if mask is not None else list(data))
-        ]
+        params += [("updateMask.fieldPaths", f) for f in (mask if mask is not None else list(data))]
         return self.request(
             "PATCH",
             f"{self.base}/{path}",
@@ -316,9 +309,7 @@ class Emulator:
     def client(self, role: str) -> Client:
         """A client acting as ``role`` (one of ROLES)."""
         uid = ROLE_UIDS[role]
-        auth = (
-            None if uid is None else f"Bearer {unsigned_jwt(uid, admin=role == ADMIN)}"
-        )
+        auth = None if uid is None else f"Bearer {unsigned_jwt(uid, admin=role == ADMIN)}"
         return Client(self.http, self.documents_url, auth, role)
 
     def client_for(self, uid: str, *, admin: bool = False) -> Client:
@@ -483,9 +474,7 @@ def parse_matrix(table: str) -> list[tuple[str, str, str]]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``test_cell(role, op, expected)`` from the class's ``MATRIX`` table."""
-    if {"role", "op", "expected"} <= set(
-        metafunc.fixturenames
-    ) and metafunc.cls is not None:
+    if {"role", "op", "expected"} <= set(metafunc.fixturenames) and metafunc.cls is not None:
         cells = parse_matrix(metafunc.cls.MATRIX)
         metafunc.parametrize(
             ("role", "op", "expected"),

@@ -61,9 +61,7 @@ class CollectionCase:
             assert db.exists(self.doc) == (expected == "deny")
         else:  # pragma: no cover - parse_matrix only yields known operations
             raise AssertionError(op)
-        assert result.outcome == expected, (
-            f"{type(self).__name__}: {role} {op} {self.doc}"
-        )
+        assert result.outcome == expected, f"{type(self).__name__}: {role} {op} {self.doc}"
 
 
 class TestUsers(CollectionCase):

@@ -29,18 +29,14 @@ class TestUsersFields:
     ) -> None:
         """A new profile may not carry subscription / rolloutGroups / role at all."""
         db.remove("users/alice")
-        result = owner.create(
-            "users/alice", {"displayName": "Alice", key: SERVER_OWNED[key]}
-        )
+        result = owner.create("users/alice", {"displayName": "Alice", key: SERVER_OWNED[key]})
         assert result.denied
         assert not db.exists("users/alice")
 
     def test_owner_can_create_plain_profile(self, db: Any, owner: Any) -> None:
         """Control for the test above: the same create without the key goes through."""
         db.remove("users/alice")
-        assert owner.create(
-            "users/alice", {"displayName": "Alice", "locale": "en-GB"}
-        ).allowed
+        assert owner.create("users/alice", {"displayName": "Alice", "locale": "en-GB"}).allowed
 
     @pytest.mark.parametrize("key", sorted(SERVER_OWNED))
     def test_owner_cannot_change_server_owned_key(self, owner: Any, key: str) -> None:
@@ -48,9 +44,7 @@ class TestUsersFields:
         assert owner.update("users/alice", {key: SERVER_OWNED[key]}).denied
 
     @pytest.mark.parametrize("key", sorted(SERVER_OWNED))
-    def test_owner_cannot_add_server_owned_key(
-        self, db: Any, owner: Any, key: str
-    ) -> None:
+    def test_owner_cannot_add_server_owned_key(self, db: Any, owner: Any, key: str) -> None:
         """Bob's doc has none of them: adding one is refused too."""
         bob = db.client_for("bob")
         assert bob.update("users/bob", {key: SERVER_OWNED[key]}).denied
@@ -60,9 +54,7 @@ class TestUsersFields:
         """Deleting the field (named in the mask, absent from the data) is a change as well."""
         assert owner.update("users/alice", {}, mask=[key]).denied
 
-    def test_owner_cannot_smuggle_server_key_in_full_overwrite(
-        self, owner: Any
-    ) -> None:
+    def test_owner_cannot_smuggle_server_key_in_full_overwrite(self, owner: Any) -> None:
         """A whole-document write keeping groups and role but upgrading the plan is refused."""
         result = owner.update(
             "users/alice",
@@ -88,23 +80,17 @@ class TestUsersFields:
         )
         assert result.allowed
 
-    def test_owner_edits_profile_and_server_fields_survive(
-        self, db: Any, owner: Any
-    ) -> None:
+    def test_owner_edits_profile_and_server_fields_survive(self, db: Any, owner: Any) -> None:
         """Editing a profile field next to server-owned ones is fine and leaves them intact."""
         assert owner.update("users/alice", {"displayName": "Alice L."}).allowed
         fields = db.read("users/alice")
         assert fields["displayName"] == {"stringValue": "Alice L."}
         assert fields["role"] == {"stringValue": "user"}
-        assert fields["subscription"]["mapValue"]["fields"]["tier"] == {
-            "stringValue": "free"
-        }
+        assert fields["subscription"]["mapValue"]["fields"]["tier"] == {"stringValue": "free"}
 
     def test_admin_claim_cannot_write_subscription_either(self, admin: Any) -> None:
         """Admins read profiles; granting premium is the server's job, not a client's."""
-        assert admin.update(
-            "users/alice", {"subscription": SERVER_OWNED["subscription"]}
-        ).denied
+        assert admin.update("users/alice", {"subscription": SERVER_OWNED["subscription"]}).denied
 
     def test_role_field_does_not_make_an_admin(self, db: Any) -> None:
         """root's profile says role "admin", but without the custom claim root is a plain user."""
@@ -121,13 +107,9 @@ class TestUsersFields:
         self, db: Any, owner: Any, size: int, expected: str
     ) -> None:
         """displayName over 200 characters is refused, on create and on update."""
-        assert (
-            owner.update("users/alice", {"displayName": "x" * size}).outcome == expected
-        )
+        assert owner.update("users/alice", {"displayName": "x" * size}).outcome == expected
         db.remove("users/alice")
-        assert (
-            owner.create("users/alice", {"displayName": "y" * size}).outcome == expected
-        )
+        assert owner.create("users/alice", {"displayName": "y" * size}).outcome == expected
 
     @pytest.mark.parametrize(
         ("field", "value"),
@@ -146,9 +128,7 @@ class TestUsersFields:
             "createdAt-not-timestamp",
         ],
     )
-    def test_profile_fields_have_types_and_sizes(
-        self, owner: Any, field: str, value: Any
-    ) -> None:
+    def test_profile_fields_have_types_and_sizes(self, owner: Any, field: str, value: Any) -> None:
         """Known profile fields must have the right type and size."""
         assert owner.update("users/alice", {field: value}).denied
 
@@ -170,9 +150,7 @@ class TestCvsFields:
 
     def test_owner_cannot_create_cv_for_another_user(self, db: Any, owner: Any) -> None:
         """userId must be the creator's uid."""
-        assert owner.create(
-            "cvs/cv-for-bob", {"userId": "bob", "title": "Yours"}
-        ).denied
+        assert owner.create("cvs/cv-for-bob", {"userId": "bob", "title": "Yours"}).denied
         assert not db.exists("cvs/cv-for-bob")
 
     @pytest.mark.parametrize(
@@ -199,14 +177,10 @@ class TestCvsFields:
     def test_owner_can_edit_cv_keeping_user_id(self, db: Any, owner: Any) -> None:
         """Control: a whole-document write that keeps userId goes through."""
         data = {"userId": "alice", "title": "New", "updatedAt": dt.datetime.now(dt.UTC)}
-        assert owner.update(
-            "cvs/cv-alice", data, mask=["userId", "title", "updatedAt"]
-        ).allowed
+        assert owner.update("cvs/cv-alice", data, mask=["userId", "title", "updatedAt"]).allowed
         assert db.read("cvs/cv-alice")["title"] == {"stringValue": "New"}
 
-    def test_owner_list_must_be_filtered_by_user_id(
-        self, owner: Any, other: Any
-    ) -> None:
+    def test_owner_list_must_be_filtered_by_user_id(self, owner: Any, other: Any) -> None:
         """An unfiltered list of cvs is refused, even for a user who owns some CVs."""
         assert owner.list("cvs").denied
         assert owner.query_equal("cvs", "userId", "alice").allowed
@@ -217,13 +191,10 @@ class TestCvsFields:
         [(200, "allow"), (201, "deny")],
         ids=["200-chars", "201-chars"],
     )
-    def test_title_is_at_most_200_chars(
-        self, owner: Any, size: int, expected: str
-    ) -> None:
+    def test_title_is_at_most_200_chars(self, owner: Any, size: int, expected: str) -> None:
         """A CV title over 200 characters is refused, on create and on update."""
         assert (
-            owner.create("cvs/cv-t", {"userId": "alice", "title": "t" * size}).outcome
-            == expected
+            owner.create("cvs/cv-t", {"userId": "alice", "title": "t" * size}).outcome == expected
         )
         assert owner.update("cvs/cv-alice", {"title": "u" * size}).outcome == expected
 
@@ -242,9 +213,7 @@ class TestCvsFields:
             "name-not-string",
         ],
     )
-    def test_cv_fields_have_types_and_sizes(
-        self, owner: Any, field: str, value: Any
-    ) -> None:
+    def test_cv_fields_have_types_and_sizes(self, owner: Any, field: str, value: Any) -> None:
         """Known CV fields must have the right type and size."""
         assert owner.update("cvs/cv-alice", {field: value}).denied
 
@@ -252,17 +221,13 @@ class TestCvsFields:
         """50 keys at most, userId included."""
         fields = {f"k{i}": i for i in range(49)}
         assert owner.create("cvs/cv-50", {"userId": "alice", **fields}).allowed
-        assert owner.create(
-            "cvs/cv-51", {"userId": "alice", "k49": 49, **fields}
-        ).denied
+        assert owner.create("cvs/cv-51", {"userId": "alice", "k49": 49, **fields}).denied
 
 
 class TestCvExternalDataFields:
     """``cvs/{cvId}/externalData``: readable through the parent CV's owner only."""
 
-    def test_results_of_a_missing_cv_are_not_readable(
-        self, db: Any, owner: Any
-    ) -> None:
+    def test_results_of_a_missing_cv_are_not_readable(self, db: Any, owner: Any) -> None:
         """With no parent CV there is no owner, so nobody reads (get() on the parent is null)."""
         db.seed({"cvs/cv-gone/externalData/latest": {"status": "success"}})
         assert owner.get("cvs/cv-gone/externalData/latest").denied

@@ -72,7 +72,9 @@ def svc(store: MemoryStore, engine: StaticEngine, clock: FakeClock) -> ExternalD
     return ExternalDataService(Settings.from_env({}), store, engine, now=clock, rng=lambda n: 0)
 
 
-def seed_user(store: MemoryStore, uid: str, premium: bool = False, groups: list[str] | None = None) -> None:
+def seed_user(
+    store: MemoryStore, uid: str, premium: bool = False, groups: list[str] | None = None
+) -> None:
     doc: dict[str, Any] = {"displayName": uid}
     if premium:
         doc["subscription"] = {"tier": "premium", "status": "active"}

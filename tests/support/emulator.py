@@ -152,7 +152,14 @@ def store() -> Any:
     return FirestoreStore(make_client(project()))
 
 
-def seed(store: Any, prefix: str, *, premium: bool = False, groups: list[str] | None = None, admin: bool = False) -> tuple[Any, str]:
+def seed(
+    store: Any,
+    prefix: str,
+    *,
+    premium: bool = False,
+    groups: list[str] | None = None,
+    admin: bool = False,
+) -> tuple[Any, str]:
     """A signed-up user with a profile and a CV; returns (user, cvId)."""
     from stores.base import Write
 

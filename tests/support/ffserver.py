@@ -42,8 +42,17 @@ def functions_framework(
         exe = ROOT / ".venv" / "bin" / "functions-framework"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv: the venv's functions-framework
-            [str(exe), "--source", str(ROOT / "functions" / "main.py"), "--target", target,
-             "--host", "127.0.0.1", "--port", str(port)],
+            [
+                str(exe),
+                "--source",
+                str(ROOT / "functions" / "main.py"),
+                "--target",
+                target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=ROOT / "functions",
             env=full_env,
             stdout=log,
@@ -60,7 +69,9 @@ def functions_framework(
                     break
                 except httpx.TransportError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"functions-framework did not start; see {log_path}") from None
+                        raise RuntimeError(
+                            f"functions-framework did not start; see {log_path}"
+                        ) from None
                     time.sleep(0.2)
             yield url
         finally:

@@ -19,10 +19,22 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
         (None, False),
         ({"tier": "free", "status": "active"}, False),
         ({"tier": "premium", "status": "active"}, True),
-        ({"tier": "premium", "status": "trialing", "currentPeriodEnd": NOW + timedelta(days=1)}, True),
-        ({"tier": "premium", "status": "active", "currentPeriodEnd": NOW - timedelta(seconds=1)}, False),
-        ({"tier": "premium", "status": "past_due", "currentPeriodEnd": NOW - timedelta(days=2)}, True),
-        ({"tier": "premium", "status": "past_due", "currentPeriodEnd": NOW - timedelta(days=3)}, False),
+        (
+            {"tier": "premium", "status": "trialing", "currentPeriodEnd": NOW + timedelta(days=1)},
+            True,
+        ),
+        (
+            {"tier": "premium", "status": "active", "currentPeriodEnd": NOW - timedelta(seconds=1)},
+            False,
+        ),
+        (
+            {"tier": "premium", "status": "past_due", "currentPeriodEnd": NOW - timedelta(days=2)},
+            True,
+        ),
+        (
+            {"tier": "premium", "status": "past_due", "currentPeriodEnd": NOW - timedelta(days=3)},
+            False,
+        ),
         ({"tier": "premium", "status": "past_due"}, False),
         ({"tier": "premium", "status": "canceled", "lifetime": True}, True),
         ({"tier": "premium", "status": "canceled"}, False),

@@ -21,7 +21,9 @@ from tests.support.doubles import FakeClock, StaticEngine, seed_user, set_config
 
 
 def _audit_types(store: MemoryStore) -> list[str]:
-    return [d["type"] for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
+    return [
+        d["type"] for p, d in store.docs.items() if p.startswith("external_data_security_audit/")
+    ]
 
 
 def _metric(store: MemoryStore, name: str, g: str = "h") -> int:
@@ -68,11 +70,16 @@ def test_checks_run_in_the_contract_order(svc: ExternalDataService, store: Memor
         ({"cvId": "c", "name": "n" * 201}, "name"),
         ({"cvId": "c", "options": {"timeoutMs": 999}}, "options.timeoutMs"),
         ({"cvId": "c", "options": {"forceRefresh": "yes"}}, "options.forceRefresh"),
-        ({"cvId": "c", "linkedin": {"export": {"Profile.csv": "x" * 1_000_001}}}, "linkedin.export"),
+        (
+            {"cvId": "c", "linkedin": {"export": {"Profile.csv": "x" * 1_000_001}}},
+            "linkedin.export",
+        ),
         ({"cvId": "c", "surprise": 1}, "surprise"),
     ],
 )
-def test_malformed_requests_name_the_field(svc: ExternalDataService, data: object, field: str) -> None:
+def test_malformed_requests_name_the_field(
+    svc: ExternalDataService, data: object, field: str
+) -> None:
     with pytest.raises(InvalidArgument) as err:
         svc.enrich(Caller("alice"), data)
     assert err.value.field == field
@@ -133,7 +140,11 @@ def test_fourth_free_call_in_the_hour_is_refused_without_consuming(
     assert "rate_limit_exceeded" in _audit_types(store)
     stats = svc.user_stats(Caller("alice"), {})
     assert stats["hourly"] == {
-        "limit": 3, "used": 3, "remaining": 0, "resetAt": "2026-11-26T11:20:01Z", "limited": True,
+        "limit": 3,
+        "used": 3,
+        "remaining": 0,
+        "resetAt": "2026-11-26T11:20:01Z",
+        "limited": True,
     }
     assert stats["totals"]["rateLimited"] == 1 and stats["totals"]["previews"] == 3
 
@@ -296,7 +307,10 @@ def test_analytics_are_admin_only_and_never_nan(svc: ExternalDataService) -> Non
         {"startDate": "2026-11-01", "endDate": "2026-11-02", "granularity": "hour"},
     )
     assert out["rates"] == {
-        "successRate": 0.0, "errorRate": 0.0, "conversionRate": 0.0, "previewEngagementRate": 0.0,
+        "successRate": 0.0,
+        "errorRate": 0.0,
+        "conversionRate": 0.0,
+        "previewEngagementRate": 0.0,
     }
     assert len(out["series"]) == 48 and out["latencyMs"] == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
     with pytest.raises(InvalidArgument) as err:
@@ -312,7 +326,9 @@ def test_analytics_are_admin_only_and_never_nan(svc: ExternalDataService) -> Non
         )
 
 
-def test_analytics_figures_add_up(svc: ExternalDataService, store: MemoryStore, clock: FakeClock) -> None:
+def test_analytics_figures_add_up(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
     seed_user(store, "pat", premium=True)
     seed_user(store, "alice")
     set_config(store)
