@@ -51,6 +51,10 @@ class CacheStore(Protocol):
         """Store or replace the entry for ``key``."""
         ...
 
+    def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
+        """Several entries in one round trip (missing or undecodable ones map to ``None``)."""
+        ...
+
 
 def cache_key(source: str, normalised_input: str) -> str:
     """``{source}_{sha256(normalised input)}``: also the Firestore document id."""
@@ -69,6 +73,11 @@ class MemoryCacheStore:
         """See ``CacheStore.get``."""
         with self._lock:
             return self._entries.get(key)
+
+    def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
+        """See ``CacheStore.get_many``."""
+        with self._lock:
+            return {k: self._entries.get(k) for k in keys}
 
     def put(self, key: str, entry: CacheEntry) -> None:
         """See ``CacheStore.put``."""
@@ -89,11 +98,23 @@ class FirestoreCacheStore:
     """
 
     def __init__(self, client: Any, collection: str = COLLECTION) -> None:
+        self._client = client
         self._collection = client.collection(collection)
 
     def get(self, key: str) -> CacheEntry | None:
         """See ``CacheStore.get``; a document that cannot be decoded counts as a miss."""
-        snap = self._collection.document(key).get()
+        return self._decode(key, self._collection.document(key).get())
+
+    def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
+        """See ``CacheStore.get_many``: one BatchGetDocuments round trip."""
+        out: dict[str, CacheEntry | None] = dict.fromkeys(keys)
+        refs = [self._collection.document(k) for k in keys]
+        for snap in self._client.get_all(refs):
+            out[snap.id] = self._decode(snap.id, snap)
+        return out
+
+    @staticmethod
+    def _decode(key: str, snap: Any) -> CacheEntry | None:
         if not snap.exists:
             return None
         doc = snap.to_dict() or {}

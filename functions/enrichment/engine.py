@@ -138,8 +138,11 @@ class Engine:
             )
             ctx = SourceContext(fetcher, self.settings, self.guard, self.now)
             names = list(dict.fromkeys(inp.sources))
+            cached = await self._prefetch(names, inp)
             tasks = {
-                name: asyncio.create_task(self._run_source(name, inp, ctx), name=f"source-{name}")
+                name: asyncio.create_task(
+                    self._run_source(name, inp, ctx, cached), name=f"source-{name}"
+                )
                 for name in names
             }
             done, pending = await asyncio.wait(tasks.values(), timeout=budget)
@@ -192,7 +195,41 @@ class Engine:
             None,
         )
 
-    async def _run_source(self, name: str, inp: EnrichmentInput, ctx: SourceContext) -> _Outcome:
+    async def _prefetch(
+        self, names: list[str], inp: EnrichmentInput
+    ) -> dict[str, CacheEntry | None]:
+        """Every requested source's cache entry in one store round trip (keyed by cache key).
+
+        Sources whose input does not normalise are left out; they are skipped or fail later."""
+        if inp.force_refresh:
+            return {}
+        keys = []
+        for name in names:
+            source = self.sources.get(name)
+            if source is None:
+                continue
+            try:
+                keys.append(cache_key(name, source.normalise(inp)))
+            except (SourceSkipped, SourceFailure):
+                continue
+        if not keys:
+            return {}
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                _CACHE_POOL, self.cache.get_many, keys
+            )
+        except Exception:
+            # A cache that is down costs freshness, never the enrichment.
+            log.warning("cache read failed for %s", ",".join(names), exc_info=True)
+            return dict.fromkeys(keys)
+
+    async def _run_source(
+        self,
+        name: str,
+        inp: EnrichmentInput,
+        ctx: SourceContext,
+        cached: dict[str, CacheEntry | None] | None = None,
+    ) -> _Outcome:
         start = time.monotonic()
         source = self.sources.get(name)
         if source is None:
@@ -226,7 +263,9 @@ class Engine:
         key = cache_key(name, normalised)
         stale: CacheEntry | None = None
         if not inp.force_refresh:
-            entry = await self._cache_get(key)
+            entry = (
+                cached[key] if cached is not None and key in cached else await self._cache_get(key)
+            )
             if entry is not None and entry.is_fresh(self.now()):
                 return _Outcome(
                     SourceReport(

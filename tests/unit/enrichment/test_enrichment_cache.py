@@ -19,9 +19,10 @@ from tests.unit.enrichment.helpers import T0
 
 
 class _Snap:
-    def __init__(self, data: dict[str, Any] | None) -> None:
+    def __init__(self, data: dict[str, Any] | None, key: str = "") -> None:
         self._data = data
         self.exists = data is not None
+        self.id = key
 
     def to_dict(self) -> dict[str, Any] | None:
         return None if self._data is None else dict(self._data)
@@ -32,7 +33,7 @@ class _Doc:
         self._store, self._key = store, key
 
     def get(self) -> _Snap:
-        return _Snap(self._store.get(self._key))
+        return _Snap(self._store.get(self._key), self._key)
 
     def set(self, data: dict[str, Any]) -> None:
         self._store[self._key] = dict(data)
@@ -53,6 +54,9 @@ class FakeFirestore:
 
         return _Col()
 
+    def get_all(self, refs: list[_Doc]) -> list[_Snap]:
+        return [r.get() for r in refs]
+
 
 def _stores():
     yield pytest.param(lambda: MemoryCacheStore(), id="memory")
@@ -60,9 +64,9 @@ def _stores():
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
 
         def emulator():
-            from google.cloud import firestore
+            from stores.firestore import make_client
 
-            return FirestoreCacheStore(firestore.Client(project="demo-enrichment"))
+            return FirestoreCacheStore(make_client())
 
         yield pytest.param(emulator, id="firestore-emulator")
 
@@ -85,6 +89,14 @@ class TestCacheStore:
         got = store.get(key)
         assert got.payload == ENTRY.payload and got.etag == ENTRY.etag
         assert got.expire_at == ENTRY.expire_at and got.fetched_at == ENTRY.fetched_at
+
+    def test_get_many_reads_several_in_one_call(self, make):
+        store = make()
+        a, b = (cache_key("github", f"{n}-" + os.urandom(4).hex()) for n in "ab")
+        store.put(a, ENTRY)
+        got = store.get_many([a, b])
+        assert set(got) == {a, b} and got[b] is None
+        assert got[a].payload == ENTRY.payload
 
     def test_put_replaces(self, make):
         store = make()

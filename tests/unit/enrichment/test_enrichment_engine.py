@@ -204,6 +204,9 @@ def test_a_broken_cache_never_breaks_enrichment():
         def get(self, key):
             raise RuntimeError("store down")
 
+        def get_many(self, keys):
+            raise RuntimeError("store down")
+
         def put(self, key, entry):
             raise RuntimeError("store down")
 
