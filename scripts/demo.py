@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from stores.base import Write  # noqa: E402
 from tests.support.emulator import GATED, Answer, User, call, require_emulators, sign_up, store  # noqa: E402
-from tests.support.services import WEBSITE_URL, fixed_port_services  # noqa: E402
+from tests.support.services import WEBSITE_URL, Services, fixed_port_services  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 ENRICH = "enrichCVWithExternalData"
@@ -209,10 +208,12 @@ def scenario_admin(people: dict[str, tuple[User, str]]) -> None:
     )
 
 
-def rollout_story(people: dict[str, tuple[User, str]]) -> None:
-    script = ROOT / "scripts" / "rollout_story.py"
-    if script.exists():
-        subprocess.run([sys.executable, str(script)], check=True, env=os.environ.copy())
+def rollout_story(services: Services, s: Any) -> None:
+    """The closing rollout story (scripts/rollout_story.py), with this process's running fakes."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import rollout_story
+
+    rollout_story.run(services, s)
 
 
 def main() -> int:
@@ -224,7 +225,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     require_emulators()
-    with fixed_port_services():
+    with fixed_port_services() as services:
         s = store()
         people = seed_people(s)
         print(
@@ -245,7 +246,7 @@ def main() -> int:
         scenario_premium(people)
         scenario_rate_limit(people)
         scenario_admin(people)
-        rollout_story(people)
+        rollout_story(services, s)
     print(f"\n{GREEN}Demo finished.{RESET}")
     return 0
 
