@@ -6,6 +6,7 @@ instance is warm), one atomic increment, the engine, one batched write.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -464,7 +465,10 @@ class ExternalDataService:
                 "at": now,
                 "access": decision.access.value,
                 "status": result.status,
-                "enrichedData": data,
+                # One JSON string, not a map: a map is encoded and indexed value by value (most
+                # of a cache hit's time, and a user with hundreds of repositories would pass
+                # Firestore's 40,000 index entries per document).
+                "enrichedDataJson": json.dumps(data, separators=(",", ":"), default=str),
                 "sources": answer["sources"],
             },
             merge=False,

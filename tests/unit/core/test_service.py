@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -105,8 +106,8 @@ def test_free_user_gets_a_trimmed_preview_with_free_messages(
         "resetAt": "2026-11-26T11:00:00Z",
     }
     # What the owner can read back from Firestore is the preview, never the full data.
-    stored = store.docs["cvs/cv-alice/externalData/latest"]
-    assert len(stored["enrichedData"]["github"]["repositories"]) == 3
+    stored = json.loads(store.docs["cvs/cv-alice/externalData/latest"]["enrichedDataJson"])
+    assert len(stored["github"]["repositories"]) == 3 and stored["github"]["locked"] is True
 
 
 def test_premium_user_gets_full_data_and_premium_messages(
