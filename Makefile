@@ -105,7 +105,7 @@ demo: setup
 	$(WITH_EMULATORS) $(PY) scripts/demo.py
 
 serve: setup
-	$(WITH_EMULATORS) --keep $(PY) scripts/demo.py --seed-only
+	$(WITH_EMULATORS) $(PY) scripts/demo.py --serve
 
 bench: setup
 	$(WITH_EMULATORS) $(PY) scripts/bench.py
