@@ -207,7 +207,7 @@ def _hammer(threads: int, per_thread: int, op: Callable[[], bool]) -> dict[str, 
         "errors": len(errors),
         "error_kinds": dict(Counter(errors)),
         "wall_s": round(wall, 2),
-        "decisions_per_s": round(decisions / wall, 1) if wall else 0.0,
+        "decisions_per_s": round(decisions / wall, 4) if wall else 0.0,
     }
 
 
@@ -241,9 +241,10 @@ def bench_limiter(threads: int, ours_each: int, baseline_each: int) -> dict[str,
     return {
         "ours": ours,
         "baseline_rmw_transaction": baseline,
-        "throughput_ratio": round(ours["decisions_per_s"] / baseline["decisions_per_s"], 1)
+        # A baseline that decided nothing at all is reported as such, not divided by.
+        "throughput_ratio": round(ours["decisions_per_s"] / baseline["decisions_per_s"])
         if baseline["decisions_per_s"]
-        else None,
+        else f"inf (baseline decided nothing in {baseline['wall_s']} s)",
         "exactness_50_with_3_left": exact,
     }
 
