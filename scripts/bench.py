@@ -448,6 +448,70 @@ def render(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+def svg_bars(title: str, rows: list[tuple[str, float, float]], unit: str = "ms") -> str:
+    """A small horizontal bar chart (p50 solid, p95 light) as standalone SVG, no dependencies."""
+    width, left, bar_h, gap = 720, 230, 16, 14
+    top = 40
+    height = top + len(rows) * (2 * bar_h + gap) + 30
+    peak = max((max(p50, p95) for _, p50, p95 in rows), default=1.0) or 1.0
+    scale = (width - left - 90) / peak
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="22" font-size="15" font-weight="bold">{title}</text>',
+        f'<text x="{width - 200}" y="22"><tspan fill="#1f77b4">■ p50</tspan>'
+        f'  <tspan fill="#9ecae1">■ p95</tspan></text>',
+    ]
+    y = top
+    for label, p50, p95 in rows:
+        out.append(f'<text x="10" y="{y + bar_h + 4}">{label}</text>')
+        out.append(
+            f'<rect x="{left}" y="{y}" width="{p50 * scale:.1f}" height="{bar_h}" fill="#1f77b4"/>'
+        )
+        out.append(f'<text x="{left + p50 * scale + 4:.1f}" y="{y + 12}">{p50:g} {unit}</text>')
+        y2 = y + bar_h
+        out.append(
+            f'<rect x="{left}" y="{y2}" width="{p95 * scale:.1f}" height="{bar_h}" fill="#9ecae1"/>'
+        )
+        out.append(f'<text x="{left + p95 * scale + 4:.1f}" y="{y2 + 12}">{p95:g} {unit}</text>')
+        y += 2 * bar_h + gap
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def charts(results: dict[str, Any]) -> list[str]:
+    """Write the charts next to the report; returns their file names."""
+    made = []
+    hp = results.get("hot_path")
+    if hp:
+        rows = [
+            ("one bare Firestore write", hp["bare_write_ms"]["p50"], hp["bare_write_ms"]["p95"]),
+            ("gate, warm", hp["gate_warm_ms"]["p50"], hp["gate_warm_ms"]["p95"]),
+            ("gate, cold", hp["gate_cold_ms"]["p50"], hp["gate_cold_ms"]["p95"]),
+            (
+                "gate + recording, warm",
+                hp["gate_plus_recording_warm_ms"]["p50"],
+                hp["gate_plus_recording_warm_ms"]["p95"],
+            ),
+        ]
+        (OUT / "hot-path.svg").write_text(svg_bars("Hot path vs one Firestore write", rows))
+        made.append("hot-path.svg")
+    en = results.get("enrichment")
+    if en:
+        alone = en["each_source_alone_ms"]
+        rows = [(f"{k} alone (median)", float(v), float(v)) for k, v in alone.items()]
+        rows += [
+            ("all four, cache miss", en["miss_ms"]["p50"], en["miss_ms"]["p95"]),
+            ("all four, cache hit", en["hit_ms"]["p50"], en["hit_ms"]["p95"]),
+        ]
+        (OUT / "enrichment.svg").write_text(
+            svg_bars("Four sources in parallel, and the cache", rows)
+        )
+        made.append("enrichment.svg")
+    return made
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -486,6 +550,9 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     report = render(results, command)
+    pictures = charts(results)
+    if pictures:
+        report += "\n" + "\n".join(f"![{name}]({name})" for name in pictures) + "\n"
     (OUT / "results.md").write_text(report + "\n")
     print(report)
     return 0
