@@ -103,6 +103,20 @@ class TimedNullEngine:
         return EnrichmentResult({"skills": [], "projects": []}, (), "success", False, 0)
 
 
+def seed_premium(fs: FirestoreStore, prefix: str) -> str:
+    """The gated config, a premium user and their CV ``cv-{uid}``; returns the uid."""
+    uid = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    premium = {"subscription": {"tier": "premium", "status": "active"}}
+    fs.commit(
+        [
+            Write("config/externalDataRollout", GATED, merge=False),
+            Write(f"users/{uid}", premium, merge=False),
+            Write(f"cvs/cv-{uid}", {"userId": uid}, merge=False),
+        ]
+    )
+    return uid
+
+
 # -- 1. the hot path ----------------------------------------------------------------------
 
 
@@ -111,18 +125,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
     client = make_client()
     raw = FirestoreStore(client)
     settings = Settings.from_env({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"})
-    uid = f"bench-{uuid.uuid4().hex[:8]}"
-    raw.commit(
-        [
-            Write("config/externalDataRollout", GATED, merge=False),
-            Write(
-                f"users/{uid}",
-                {"subscription": {"tier": "premium", "status": "active"}},
-                merge=False,
-            ),
-            Write(f"cvs/cv-{uid}", {"userId": uid}, merge=False),
-        ]
-    )
+    uid = seed_premium(raw, "bench")
 
     def one(
         svc: ExternalDataService, eng: TimedNullEngine, counting: CountingStore
@@ -328,18 +331,7 @@ def bench_enrichment(n: int, target_ms: float) -> dict[str, Any]:
             fs,
             Engine(settings, FirestoreCacheStore(client)),
         )
-        uid = f"enrich-{uuid.uuid4().hex[:8]}"
-        fs.commit(
-            [
-                Write("config/externalDataRollout", GATED, merge=False),
-                Write(
-                    f"users/{uid}",
-                    {"subscription": {"tier": "premium", "status": "active"}},
-                    merge=False,
-                ),
-                Write(f"cvs/cv-{uid}", {"userId": uid}, merge=False),
-            ]
-        )
+        uid = seed_premium(fs, "enrich")
         request = {
             "cvId": f"cv-{uid}",
             "github": "octocat",

@@ -694,35 +694,21 @@ class ExternalDataService:
         return True
 
 
-def trim_preview(data: Mapping[str, Any]) -> dict[str, Any]:
-    """At most ``PREVIEW_ITEMS`` items per list; ``locked: true`` on every section trimmed."""
-    out: dict[str, Any] = {}
-    top_locked = False
-    for key, value in data.items():
-        if isinstance(value, list):
-            if len(value) > PREVIEW_ITEMS:
-                top_locked = True
-            out[key] = value[:PREVIEW_ITEMS]
-        elif isinstance(value, Mapping):
-            out[key] = _trim_section(value)
-        else:
-            out[key] = value
-    if top_locked:
-        out["locked"] = True
-    return out
+def trim_preview(data: Mapping[str, Any], *, propagate: bool = False) -> dict[str, Any]:
+    """At most ``PREVIEW_ITEMS`` items per list; ``locked: true`` on every section trimmed.
 
-
-def _trim_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    A source section (``github``, ...) is also locked when something nested in it was trimmed
+    (``propagate``); ``enrichedData`` itself only when its own lists (skills, projects) were.
+    """
     out: dict[str, Any] = {}
     locked = False
-    for key, value in section.items():
+    for key, value in data.items():
         if isinstance(value, list):
-            if len(value) > PREVIEW_ITEMS:
-                locked = True
+            locked = locked or len(value) > PREVIEW_ITEMS
             out[key] = value[:PREVIEW_ITEMS]
         elif isinstance(value, Mapping):
-            inner = _trim_section(value)
-            locked = locked or bool(inner.get("locked"))
+            inner = trim_preview(value, propagate=True)
+            locked = locked or (propagate and bool(inner.get("locked")))
             out[key] = inner
         else:
             out[key] = value
