@@ -7,6 +7,7 @@ The core (``gating``, ``enrichment``, ``analytics``) never imports ``firebase_fu
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import firebase_admin
@@ -76,16 +77,21 @@ def _caller(req: https_fn.CallableRequest[Any]) -> Caller:
     return Caller(uid=req.auth.uid, admin=token.get("admin") is True, ip=ip, user_agent=ua)
 
 
-def _call(name: str, req: https_fn.CallableRequest[Any]) -> Any:
+def _call(name: str, fn: str, req: https_fn.CallableRequest[Any]) -> Any:
     svc = service()
     caller = _caller(req)
+    started = time.perf_counter()
     try:
         return getattr(svc, name)(caller, req.data)
     except GatingError as exc:
         raise https_fn.HttpsError(ERROR_TABLE[exc.code], exc.message, exc.details) from None
     except Exception as exc:  # noqa: BLE001 - nothing unexpected leaks to the client
         ref = hashlib.sha256(repr(exc).encode()).hexdigest()[:12]
-        log("ERROR", "unhandled error", fn=name, error=repr(exc), ref=ref)
+        log("ERROR", "unhandled error", fn=fn, error=repr(exc), ref=ref)
+        try:
+            svc.record_crash(fn, caller, started)
+        except Exception as rec_exc:  # noqa: BLE001 - the answer is already decided
+            log("ERROR", "could not record the unhandled error", fn=fn, error=repr(rec_exc))
         raise https_fn.HttpsError(
             https_fn.FunctionsErrorCode.INTERNAL, f"Something went wrong (ref {ref})."
         ) from None
@@ -94,25 +100,25 @@ def _call(name: str, req: https_fn.CallableRequest[Any]) -> Any:
 @https_fn.on_call(timeout_sec=60, memory=options.MemoryOption.MB_512)
 def enrichCVWithExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Enrich a CV with external data, behind the premium gate (contract 2.1)."""
-    return _call("enrich", req)
+    return _call("enrich", "enrichCVWithExternalData", req)
 
 
 @https_fn.on_call()
 def trackExternalDataUsage(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Record a client funnel event (contract 2.2)."""
-    return _call("track", req)
+    return _call("track", "trackExternalDataUsage", req)
 
 
 @https_fn.on_call()
 def getUserExternalDataUsageStats(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """A user's own usage, or anyone's for an admin (contract 2.3)."""
-    return _call("user_stats", req)
+    return _call("user_stats", "getUserExternalDataUsageStats", req)
 
 
 @https_fn.on_call(timeout_sec=120)
 def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Admin analytics over a period (contract 2.4)."""
-    return _call("analytics", req)
+    return _call("analytics", "getExternalDataAnalytics", req)
 
 
 @firestore_fn.on_document_written(document="users/{uid}")
@@ -123,7 +129,7 @@ def onUserSubscriptionWritten(  # noqa: N802
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
-    service().subscription_changed(event.params["uid"], before, after)
+    service().subscription_changed(event.params["uid"], before, after, event.id)
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes")

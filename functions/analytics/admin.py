@@ -63,7 +63,9 @@ def build_analytics(store: DocumentStore, req: AnalyticsRequest) -> dict[str, An
     rates = {
         "successRate": _rate(c("successful"), admitted),
         "errorRate": _rate(errors, requests),
-        "conversionRate": _rate(len(converted_users & funnel_users), len(funnel_users)),
+        # The funnel touch may fall just before the period (7-day look-back): numerator and
+        # denominator are counted separately, as the contract defines them, and capped at 1.
+        "conversionRate": min(1.0, _rate(len(converted_users), len(funnel_users))),
         "previewEngagementRate": _rate(
             len(funnel_users), len(funnel_users | free_users(store, start, end))
         ),

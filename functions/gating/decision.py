@@ -54,11 +54,12 @@ def decide(
     """Decide access for ``mode`` ("full" or "preview")."""
     tier = Tier.PREMIUM if premium else Tier.FREE
     asked = Access(mode)
+    # The pre-gating experience is full enrichment whatever was asked: it had no previews.
     if not cfg.gating_active:
-        return Decision(asked, Reason.GATING_OFF, tier, Tier.PREMIUM, gated=False)
+        return Decision(Access.FULL, Reason.GATING_OFF, tier, Tier.PREMIUM, gated=False)
     cohort = in_cohort(cfg, uid, premium, groups)
     if not cohort and cfg.fallbackEnabled:
-        return Decision(asked, Reason.OUTSIDE_COHORT, tier, Tier.PREMIUM, gated=False)
+        return Decision(Access.FULL, Reason.OUTSIDE_COHORT, tier, Tier.PREMIUM, gated=False)
     if premium:
         return Decision(asked, Reason.PREMIUM, tier, tier, gated=True)
     if asked is Access.PREVIEW:

@@ -6,7 +6,7 @@ Custom claims never make anyone premium: only the server-written subscription do
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -19,13 +19,14 @@ class Tier(StrEnum):
 
 
 def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
+    """A timestamp or ISO string as an aware datetime (naive values are taken as UTC)."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return None
 
 

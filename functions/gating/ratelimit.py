@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gating.errors import StoreError
+from gating.logs import log
 from stores.base import DocumentStore
 
 RATE_LIMITS = "rate_limits"
@@ -115,7 +117,11 @@ class SlidingWindowLimiter:
             remaining = max(0, math.floor(budget - drawn))
             reset = w.end if remaining > 0 else next_available(w, limit, previous, drawn, now)
             return RateDecision(True, limit, remaining, reset), drawn
-        self.store.increment(w.current_path, "count", -1, {})
+        try:
+            self.store.increment(w.current_path, "count", -1, {})
+        except StoreError as exc:
+            # The refusal stands; the unit stays taken (fails closed: one call fewer this hour).
+            log("ERROR", "rate-limit refund failed", path=w.current_path, error=str(exc))
         reset = next_available(w, limit, previous, drawn - 1, now)
         return RateDecision(False, limit, 0, reset), drawn
 

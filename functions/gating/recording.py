@@ -214,8 +214,13 @@ class Recorder:
         if o is Outcome.UNAUTHENTICATED:
             sec["unauthenticated"] = Inc(1)
         fn_error = rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE)
+        # Latency is the time of answers that did the work: fast refusals (gate, limits, bad
+        # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort.
+        timed = o not in _DENIALS
         lat = {str(bucket_of(rec.duration_ms)): Inc(1)}
-        fn_counts: dict[str, Any] = {"requests": Inc(1), "lat": lat}
+        fn_counts: dict[str, Any] = {"requests": Inc(1)}
+        if timed:
+            fn_counts["lat"] = lat
         if fn_error:
             fn_counts["errors"] = Inc(1)
         if o in _DENIALS:
@@ -246,7 +251,9 @@ class Recorder:
             if src:
                 doc["src"] = src
         if rec.gated is not None and rec.fn == "enrichCVWithExternalData":
-            side: dict[str, Any] = {"requests": Inc(1), "lat": dict(lat)}
+            side: dict[str, Any] = {"requests": Inc(1)}
+            if timed:
+                side["lat"] = dict(lat)
             if fn_error:
                 side["errors"] = Inc(1)
             if "previews" in c:
@@ -328,7 +335,8 @@ class Recorder:
                 stats["durationMsSum"] = Inc(round(rec.duration_ms, 1))
                 stats["durationCount"] = Inc(1)
                 stats["lastUsedAt"] = rec.at
-        if kind in ("preview", "gate") or rec.event in ("preview_viewed", "gate_shown"):
+        if kind in ("preview", "gate"):
+            # Only what the server served or refused: client events never decide conversions.
             stats["lastFunnelAt"] = rec.at
         out.append(Write(user_path, stats))
         return out

@@ -27,6 +27,15 @@ EVENTS = (
 LINKEDIN_MAX_BYTES = 1_000_000
 _CV_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _shown(name: Any) -> str:
+    """A client-chosen name as it may appear in an error: short and plain, or not at all
+    (messages never echo e-mail addresses or other free text)."""
+    text = str(name)
+    return text if _SAFE_NAME.fullmatch(text) and "@" not in text else "(unnamed)"
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ def _object(raw: Any, field: str = "data") -> Mapping[str, Any]:
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], prefix: str = "") -> None:
     for key in obj:
         if key not in allowed:
-            raise InvalidArgument(f"{prefix}{key}", "is not a known field")
+            raise InvalidArgument(f"{prefix}{_shown(key)}", "is not a known field")
 
 
 def _string(obj: Mapping[str, Any], field: str, max_len: int, prefix: str = "") -> str | None:
@@ -102,7 +111,7 @@ def _cv_id(obj: Mapping[str, Any], required: bool) -> str | None:
         if required:
             raise InvalidArgument("cvId", "is required")
         return None
-    if not isinstance(value, str) or not _CV_ID.match(value):
+    if not isinstance(value, str) or not _CV_ID.fullmatch(value):
         raise InvalidArgument("cvId", "must be 1 to 128 characters of letters, digits, _ or -")
     return value
 
@@ -114,7 +123,7 @@ def _source_list(value: Any, field: str) -> tuple[str, ...]:
     for item in value:
         if item not in SOURCES:
             raise InvalidArgument(
-                field, f"unknown source {str(item)[:40]!r}; use {', '.join(SOURCES)}"
+                field, f"unknown source {_shown(item)!r}; use {', '.join(SOURCES)}"
             )
         if item not in out:
             out.append(item)
@@ -137,7 +146,7 @@ def parse_enrich(raw: Any) -> EnrichRequest:
         raise InvalidArgument("mode", "must be full or preview")
     sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
     github = _string(obj, "github", 39)
-    if github is not None and not _GITHUB_USER.match(github):
+    if github is not None and not _GITHUB_USER.fullmatch(github):
         raise InvalidArgument("github", "is not a valid GitHub username")
     website = _string(obj, "website", 2048)
     if website is not None:
@@ -173,7 +182,7 @@ def _linkedin(value: Any) -> Mapping[str, str] | None:
         if not isinstance(fname, str) or len(fname) > 100:
             raise InvalidArgument("linkedin.export", "file names must be short strings")
         if not isinstance(text, str):
-            raise InvalidArgument(f"linkedin.export.{fname}", "must be the file's text")
+            raise InvalidArgument(f"linkedin.export.{_shown(fname)}", "must be the file's text")
         total += len(text.encode("utf-8"))
         if total > LINKEDIN_MAX_BYTES:
             raise InvalidArgument("linkedin.export", "must be at most 1 MB in all")
@@ -208,8 +217,8 @@ def parse_stats(raw: Any) -> StatsRequest:
     obj = _object(raw)
     _no_unknown(obj, {"userId"})
     user_id = _string(obj, "userId", 128)
-    if user_id is not None and not user_id:
-        raise InvalidArgument("userId", "must not be empty")
+    if user_id is not None and not _UID.fullmatch(user_id):
+        raise InvalidArgument("userId", "must be a user id (letters, digits, _ or -)")
     return StatsRequest(user_id)
 
 
@@ -218,7 +227,9 @@ def _date(obj: Mapping[str, Any], field: str) -> date:
     if not isinstance(value, str):
         raise InvalidArgument(field, "is required as an ISO date (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
     except ValueError:
         raise InvalidArgument(field, "must be an ISO date (YYYY-MM-DD)") from None
 

@@ -6,6 +6,7 @@ instance is warm), one atomic increment, the engine, one batched write.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -52,6 +53,10 @@ FAIL_CLOSED = RolloutConfig(phase=Phase.FULL, fallbackEnabled=False)
 access fails closed (everyone gated), rather than handing premium features to everybody."""
 
 PREVIEW_ITEMS = 3
+
+CLOSED_WINDOW_SETTLE = timedelta(seconds=90)
+"""A closed rate window's count is cached only once it can no longer change (calls that
+started before the boundary have finished: the function timeout is 60 s)."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,9 @@ class ExternalDataService:
         if previous is None:
             prev_doc = got.get(previous_path)
             previous = int(prev_doc.get("count", 0)) if prev_doc else 0
-            self._closed.put(previous_path, previous, now)
+            if now - self.limiter.window(uid, now).start > CLOSED_WINDOW_SETTLE:
+                # Calls that began just before the boundary may still land in the old window.
+                self._closed.put(previous_path, previous, now)
         return _Loaded(
             cfg, user, user_fresh, owner if isinstance(owner, str) else None, owner_fresh, previous
         )
@@ -532,7 +539,7 @@ class ExternalDataService:
                 previous = int(doc.get("count", 0)) if doc else 0
                 self._closed.put(window.previous_path, previous, now)
             rate, _ = self.track_limiter.admit(uid, self.settings.track_per_minute, previous, now)
-        except StoreError:
+        except (StoreError, Unavailable):
             raise self._refuse(
                 TRACK,
                 caller,
@@ -603,7 +610,7 @@ class ExternalDataService:
         try:
             cfg = self.config()
             answer = user_stats(self, cfg, target, now)
-        except StoreError:
+        except (StoreError, Unavailable):
             raise self._refuse(
                 STATS,
                 caller,
@@ -643,7 +650,7 @@ class ExternalDataService:
 
         try:
             answer = build_analytics(self.store, req)
-        except StoreError:
+        except (StoreError, Unavailable):
             raise self._refuse(
                 ANALYTICS,
                 caller,
@@ -661,17 +668,34 @@ class ExternalDataService:
     # -- conversions (Firestore trigger on users/{uid}) -------------------------------------
 
     def subscription_changed(
-        self, uid: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+        self,
+        uid: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        event_id: str | None = None,
     ) -> bool:
-        """Record a conversion when ``subscription`` turns premium. Returns True if recorded."""
+        """Record a conversion when ``subscription`` turns premium. Returns True if recorded.
+
+        A renewal or a recovery from ``past_due`` is not a conversion: only a user who was not
+        a paying subscriber before (free tier, canceled, or no subscription) converts. The
+        trigger may be delivered more than once: ``event_id`` names the conversion document,
+        so a redelivery finds it and records nothing.
+        """
         now = self.now()
         if not self.settings.conversion_tracking:
             return False
-        grace = self.settings.grace_days
-        if is_premium(before, now, grace) or not is_premium(after, now, grace):
+        if was_paying(before) or not is_premium(after, now, self.settings.grace_days):
             return False
+        conv_id = (
+            hashlib.sha256(event_id.encode()).hexdigest()[:32] if event_id else uuid.uuid4().hex
+        )
+        conv_path = f"{USAGE}/{uid}/conversions/{conv_id}"
         cfg = self.config()
-        usage = self.store.get_many([f"{USAGE}/{uid}"])[f"{USAGE}/{uid}"] or {}
+        got = self.store.get_many([f"{USAGE}/{uid}", conv_path])
+        if got[conv_path] is not None:
+            log("INFO", "conversion already recorded (trigger redelivered)", uid=uid)
+            return False
+        usage = got[f"{USAGE}/{uid}"] or {}
         funnel_at = usage.get("lastFunnelAt")
         preceded = isinstance(funnel_at, datetime) and now - funnel_at <= timedelta(days=7)
         gated = cfg.gating_active and (
@@ -685,13 +709,36 @@ class ExternalDataService:
         if preceded:
             conv["funnelAt"] = funnel_at
         writes = [
-            Write(f"{USAGE}/{uid}/conversions/{uuid.uuid4().hex}", conv, merge=False),
+            Write(conv_path, conv, merge=False),
             Write(f"{USAGE}/{uid}", {"uid": uid, "convertedAt": now}),
             *self.recorder.aggregate_writes(now, counters),
         ]
         self.store.commit(writes)
         log("INFO", "conversion recorded", uid=uid, precededByFunnel=preceded)
         return True
+
+    def record_crash(self, fn: str, caller: Caller, started: float) -> None:
+        """Record an unexpected failure as an ``internal`` answer (an error of the service), so
+        error rates and the automatic rollback see it."""
+        now = self.now()
+        self._record(
+            CallRecord(
+                outcome=Outcome.INTERNAL,
+                reason="unexpected error",
+                service_error=True,
+                **self._base(fn, caller, started, now),
+            )
+        )
+
+
+def was_paying(user_doc: Mapping[str, Any] | None) -> bool:
+    """Whether the doc shows a premium subscription that had not been canceled (active,
+    trialing, past_due or lifetime), whatever its dates: moving from that to premium is a
+    renewal or a recovery, not a conversion."""
+    sub = (user_doc or {}).get("subscription")
+    if not isinstance(sub, Mapping) or sub.get("tier") != "premium":
+        return False
+    return sub.get("lifetime") is True or sub.get("status") in ("active", "trialing", "past_due")
 
 
 def trim_preview(data: Mapping[str, Any], *, propagate: bool = False) -> dict[str, Any]:
@@ -705,7 +752,10 @@ def trim_preview(data: Mapping[str, Any], *, propagate: bool = False) -> dict[st
     for key, value in data.items():
         if isinstance(value, list):
             locked = locked or len(value) > PREVIEW_ITEMS
-            out[key] = value[:PREVIEW_ITEMS]
+            out[key] = [
+                trim_preview(item, propagate=True) if isinstance(item, Mapping) else item
+                for item in value[:PREVIEW_ITEMS]
+            ]
         elif isinstance(value, Mapping):
             inner = trim_preview(value, propagate=True)
             locked = locked or (propagate and bool(inner.get("locked")))

@@ -55,6 +55,16 @@ class FirestoreStore:
         self._retry = retries.Retry(
             predicate=_TRANSIENT, initial=0.05, maximum=0.5, multiplier=2.0, timeout=retry_s
         )
+        # An increment is not idempotent: retrying after a timeout could apply it twice (a unit
+        # lost, or a refund given twice and an extra call admitted). Only ABORTED, which
+        # guarantees nothing was applied, is retried.
+        self._retry_once_applied = retries.Retry(
+            predicate=retries.if_exception_type(gexc.Aborted),
+            initial=0.05,
+            maximum=0.5,
+            multiplier=2.0,
+            timeout=retry_s,
+        )
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """See ``DocumentStore.get_many``: one BatchGetDocuments round trip."""
@@ -75,7 +85,7 @@ class FirestoreStore:
         }
         try:
             result = self.client.document(path).set(
-                data, merge=True, retry=self._retry, timeout=self._timeout
+                data, merge=True, retry=self._retry_once_applied, timeout=self._timeout
             )
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise StoreError(f"increment failed: {type(exc).__name__}") from exc

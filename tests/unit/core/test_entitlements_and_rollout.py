@@ -113,3 +113,14 @@ def test_decision_table() -> None:
     assert outside.access is Access.FULL and outside.reason is Reason.OUTSIDE_COHORT
     beta_strict = parse({"phase": "beta", "rolloutPercentage": 1, "fallbackEnabled": False})
     assert decide(beta_strict, high, False, frozenset(), "full").denied
+
+
+def test_a_period_end_without_a_timezone_is_taken_as_utc() -> None:
+    doc = {
+        "subscription": {
+            "tier": "premium",
+            "status": "active",
+            "currentPeriodEnd": "2026-12-01T00:00:00",
+        }
+    }
+    assert is_premium(doc, NOW, 3) is True

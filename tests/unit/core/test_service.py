@@ -176,8 +176,9 @@ def test_upgrade_also_lifts_a_free_rate_limit_at_once(
 
 
 def test_warm_hot_path_is_one_round_trip_and_cold_is_two(
-    svc: ExternalDataService, store: MemoryStore
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
 ) -> None:
+    clock.advance(minutes=5)  # past the settling time of the closed window's count
     seed_user(store, "pat", premium=True)
     set_config(store)
     before = store.round_trips
@@ -202,6 +203,7 @@ def test_kill_switch_and_phase_change_take_effect_after_the_config_ttl(
     set_config(store, phase="off", version=3)
     clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
     assert svc.config().version == 3
+    assert svc.enrich(Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
 
 
 def test_an_unreadable_config_keeps_the_last_good_one(
@@ -351,3 +353,108 @@ def test_analytics_figures_add_up(
     assert out["bySource"]["github"]["requests"] == 2
     assert out["security"]["unauthorizedAttempts"] == 1
     _ = timedelta
+
+
+def test_a_renewal_or_a_redelivered_trigger_is_not_another_conversion(
+    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+) -> None:
+    active = {"subscription": {"tier": "premium", "status": "active"}}
+    renewed = {"subscription": {"tier": "premium", "status": "active", "lifetime": False}}
+    past_due = {"subscription": {"tier": "premium", "status": "past_due"}}
+    assert svc.subscription_changed("u", active, renewed, "evt-1") is False
+    assert svc.subscription_changed("u", past_due, active, "evt-2") is False
+    free = {"subscription": {"tier": "free"}}
+    assert svc.subscription_changed("u", free, active, "evt-3") is True
+    assert svc.subscription_changed("u", free, active, "evt-3") is False  # redelivery
+    canceled = {"subscription": {"tier": "premium", "status": "canceled"}}
+    assert svc.subscription_changed("u", canceled, active, "evt-4") is True  # reactivation
+    assert _metric(store, "conversions") == 2
+
+
+def test_client_funnel_events_never_make_a_conversion_count_as_after_a_preview(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    svc.track(Caller("claimer"), {"event": "gate_shown"})
+    svc.track(Caller("claimer"), {"event": "preview_viewed"})
+    free = {"subscription": {"tier": "free"}}
+    assert svc.subscription_changed(
+        "claimer", free, {"subscription": {"tier": "premium", "status": "active"}}
+    )
+    conv = [d for p, d in store.docs.items() if "/conversions/" in p]
+    assert conv[0]["precededByFunnel"] is False
+
+
+def test_while_ungated_a_preview_request_gets_the_full_pre_gating_experience(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})  # no config: off
+    assert out["access"] == "full" and "locked" not in out["enrichedData"]
+    assert len(out["enrichedData"]["github"]["repositories"]) == 6
+    set_config(store, phase="off", version=2)
+    assert svc.enrich(Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+
+
+def test_refusals_are_counted_but_kept_out_of_the_latency_histograms(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    with pytest.raises(PermissionDenied):
+        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    hour = [d for p, d in store.docs.items() if p.startswith("external_data_metrics/h_")]
+    fn = hour[0]["fn"]["enrichCVWithExternalData"]
+    assert fn["requests"] == 2 and sum(fn["lat"].values()) == 1
+    assert (
+        hour[0]["cohort"]["in"]["requests"] == 2
+        and sum(hour[0]["cohort"]["in"]["lat"].values()) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"cvId": "cv-alice", "john.doe@example.com": 1},
+        {"cvId": "cv-alice", "sources": ["jane@example.com"]},
+        {"cvId": "cv-alice", "x" * 5000: 1},
+    ],
+)
+def test_errors_never_echo_client_text_that_could_be_personal(
+    svc: ExternalDataService, data: dict
+) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        svc.enrich(Caller("alice"), data)
+    assert "@" not in err.value.message and len(err.value.message) < 120
+
+
+@pytest.mark.parametrize("cv_id", ["abc\n", "a/b", ""])
+def test_ids_must_match_entirely(svc: ExternalDataService, cv_id: str) -> None:
+    with pytest.raises(InvalidArgument):
+        svc.enrich(Caller("alice"), {"cvId": cv_id})
+
+
+def test_a_crash_outside_the_core_is_recorded_as_an_error(
+    svc: ExternalDataService, store: MemoryStore
+) -> None:
+    svc.record_crash("enrichCVWithExternalData", Caller("alice"), 0.0)
+    assert _metric(store, "errors") == 1 and _metric(store, "requests") == 1
+
+
+def test_a_failed_refund_keeps_the_refusal(store: MemoryStore, clock: FakeClock) -> None:
+    from gating.errors import StoreError
+    from gating.ratelimit import SlidingWindowLimiter
+
+    lim = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
+    for _ in range(3):
+        lim.admit("u", 3, 0, clock())
+    real = store.increment
+
+    def refund_fails(path: str, field: str, by: int, extra: dict) -> int:
+        if by < 0:
+            raise StoreError("down")
+        return real(path, field, by, extra)
+
+    store.increment = refund_fails  # type: ignore[method-assign]
+    decision, _ = lim.admit("u", 3, 0, clock())
+    assert not decision.allowed
