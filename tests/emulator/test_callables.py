@@ -119,20 +119,26 @@ def test_fourth_free_call_in_the_hour_is_refused_with_its_reset_time(store: Any)
 def test_fifty_simultaneous_free_calls_admit_exactly_three(store: Any) -> None:
     user, cv = seed(store, "burst")
     data = {"cvId": cv, "mode": "preview", "sources": ["linkedin"]}
+
+    def one(client: httpx.Client) -> str:
+        answer = call("enrichCVWithExternalData", data, user, client=client, timeout=120)
+        if answer.status.startswith("HTTP "):
+            # The functions emulator itself sometimes drops a request under this burst on two
+            # cores ("socket hang up", never reaching our code): the client retries it once, as
+            # an app would. The limiter's own count below is checked independently.
+            answer = call("enrichCVWithExternalData", data, user, client=client, timeout=120)
+        return answer.status
+
     with (
         httpx.Client(limits=httpx.Limits(max_connections=50)) as client,
         concurrent.futures.ThreadPoolExecutor(50) as pool,
     ):
-        answers = list(
-            pool.map(
-                lambda _: call("enrichCVWithExternalData", data, user, client=client, timeout=120),
-                range(50),
-            )
-        )
-    statuses = [a.status for a in answers]
+        statuses = list(pool.map(lambda _: one(client), range(50)))
     assert statuses.count("OK") == 3, statuses
     assert statuses.count("RESOURCE_EXHAUSTED") == 47, statuses
-    assert "INTERNAL" not in statuses
+    counters = store.query("rate_limits")
+    taken = [d["count"] for p, d in counters if p.split("/")[-1].startswith(f"{user.uid}_enrich_")]
+    assert sum(taken) == 3, taken
 
 
 def test_a_user_who_upgrades_is_served_at_once(store: Any) -> None:
