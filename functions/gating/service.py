@@ -53,6 +53,7 @@ FAIL_CLOSED = RolloutConfig(phase=Phase.FULL, fallbackEnabled=False)
 access fails closed (everyone gated), rather than handing premium features to everybody."""
 
 PREVIEW_ITEMS = 3
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please retry."
 
 CLOSED_WINDOW_SETTLE = timedelta(seconds=90)
 """A closed rate window's count is cached only once it can no longer change (calls that
@@ -159,7 +160,7 @@ class ExternalDataService:
         except StoreError as exc:
             if self._last_good is not None:
                 return self._last_good
-            raise Unavailable("The service is temporarily unavailable. Please retry.") from exc
+            raise Unavailable(UNAVAILABLE_MESSAGE) from exc
         return self._accept_config(doc, now)
 
     def _config_for_recording(self) -> RolloutConfig:
@@ -214,6 +215,18 @@ class ExternalDataService:
             severity = "ERROR"
         log(severity, f"{fn} refused", outcome=outcome.value, uid=caller.uid, reason=reason)
         return error
+
+    def _store_down(self, fn: str, caller: Caller, started: float, now: datetime) -> GatingError:
+        """``unavailable`` for a store failure, recorded (never a free pass)."""
+        return self._refuse(
+            fn,
+            caller,
+            started,
+            now,
+            Outcome.UNAVAILABLE,
+            Unavailable(UNAVAILABLE_MESSAGE),
+            reason="store unavailable",
+        )
 
     def _authenticated(self, fn: str, caller: Caller, started: float, now: datetime) -> str:
         if not caller.uid:
@@ -297,7 +310,6 @@ class ExternalDataService:
             ) from None
         request_id = uuid.uuid4().hex
         window = self.limiter.window(uid, now)
-        unavailable = Unavailable("The service is temporarily unavailable. Please retry.")
         try:
             loaded = self._load(uid, req.cv_id, window.previous_path, now)
             cfg = loaded.cfg
@@ -382,15 +394,7 @@ class ExternalDataService:
                     )
         except StoreError as exc:
             log("ERROR", "store unavailable on the hot path", error=str(exc), uid=uid)
-            raise self._refuse(
-                ENRICH,
-                caller,
-                started,
-                now,
-                Outcome.UNAVAILABLE,
-                unavailable,
-                reason="store unavailable",
-            ) from None
+            raise self._store_down(ENRICH, caller, started, now) from None
         return self._run(caller, req, decision, rate, cfg, request_id, started, now)
 
     def _run(
@@ -540,15 +544,7 @@ class ExternalDataService:
                 self._closed.put(window.previous_path, previous, now)
             rate, _ = self.track_limiter.admit(uid, self.settings.track_per_minute, previous, now)
         except (StoreError, Unavailable):
-            raise self._refuse(
-                TRACK,
-                caller,
-                started,
-                now,
-                Outcome.UNAVAILABLE,
-                Unavailable("The service is temporarily unavailable. Please retry."),
-                reason="store unavailable",
-            ) from None
+            raise self._store_down(TRACK, caller, started, now) from None
         if not rate.allowed:
             details = {
                 "tier": "events",
@@ -611,15 +607,7 @@ class ExternalDataService:
             cfg = self.config()
             answer = user_stats(self, cfg, target, now)
         except (StoreError, Unavailable):
-            raise self._refuse(
-                STATS,
-                caller,
-                started,
-                now,
-                Outcome.UNAVAILABLE,
-                Unavailable("The service is temporarily unavailable. Please retry."),
-                reason="store unavailable",
-            ) from None
+            raise self._store_down(STATS, caller, started, now) from None
         self._record(
             CallRecord(outcome=Outcome.SUCCESS, **self._base(STATS, caller, started, now)), cfg
         )
@@ -651,15 +639,7 @@ class ExternalDataService:
         try:
             answer = build_analytics(self.store, req)
         except (StoreError, Unavailable):
-            raise self._refuse(
-                ANALYTICS,
-                caller,
-                started,
-                now,
-                Outcome.UNAVAILABLE,
-                Unavailable("The service is temporarily unavailable. Please retry."),
-                reason="store unavailable",
-            ) from None
+            raise self._store_down(ANALYTICS, caller, started, now) from None
         self._record(
             CallRecord(outcome=Outcome.SUCCESS, **self._base(ANALYTICS, caller, started, now))
         )
