@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gating.cache import TTLCache
 from gating.clock import Clock, iso, utcnow
@@ -30,7 +30,7 @@ from gating.errors import (
     Unavailable,
 )
 from gating.logs import log
-from gating.ratelimit import RateDecision, SlidingWindowLimiter
+from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window
 from gating.recording import USAGE, CallRecord, Outcome, Recorder, SourceOutcome
 from gating.requests import (
     EnrichRequest,
@@ -42,6 +42,8 @@ from gating.requests import (
 from gating.rollout import CONFIG_PATH, ConfigInvalid, Phase, RolloutConfig, in_cohort, parse
 from gating.settings import Settings
 from stores.base import DocumentStore, Inc, Write
+
+R = TypeVar("R")
 
 ENRICH = "enrichCVWithExternalData"
 TRACK = "trackExternalDataUsage"
@@ -243,8 +245,36 @@ class ExternalDataService:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def _load(self, uid: str, cv_id: str, previous_path: str, now: datetime) -> _Loaded:
+    def _closed_count(
+        self, window: Window, doc: Mapping[str, Any] | None, now: datetime, settle: timedelta
+    ) -> int:
+        """The previous window's count from its document, cached once it can no longer change
+        (``settle`` after the boundary: calls that began before it may still land there)."""
+        count = int(doc.get("count", 0)) if doc else 0
+        if now - window.start > settle:
+            self._closed.put(window.previous_path, count, now)
+        return count
+
+    def _parsed(
+        self,
+        fn: str,
+        parser: Callable[[Any], R],
+        raw: Any,
+        caller: Caller,
+        started: float,
+        now: datetime,
+    ) -> R:
+        """The validated request, or a recorded ``invalid-argument`` naming the field."""
+        try:
+            return parser(raw)
+        except InvalidArgument as exc:
+            raise self._refuse(
+                fn, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}"
+            ) from None
+
+    def _load(self, uid: str, cv_id: str, window: Window, now: datetime) -> _Loaded:
         """Cached values where fresh, everything else in one batched read."""
+        previous_path = window.previous_path
         cfg = self._config_fresh(now)
         user_key = f"users/{uid}"
         cv_key = f"cvs/{cv_id}"
@@ -274,11 +304,7 @@ class ExternalDataService:
             if isinstance(owner, str):
                 self._owners.put(cv_id, owner, now)
         if previous is None:
-            prev_doc = got.get(previous_path)
-            previous = int(prev_doc.get("count", 0)) if prev_doc else 0
-            if now - self.limiter.window(uid, now).start > CLOSED_WINDOW_SETTLE:
-                # Calls that began just before the boundary may still land in the old window.
-                self._closed.put(previous_path, previous, now)
+            previous = self._closed_count(window, got.get(previous_path), now, CLOSED_WINDOW_SETTLE)
         return _Loaded(
             cfg, user, user_fresh, owner if isinstance(owner, str) else None, owner_fresh, previous
         )
@@ -302,16 +328,11 @@ class ExternalDataService:
         started = time.perf_counter()
         now = self.now()
         uid = self._authenticated(ENRICH, caller, started, now)
-        try:
-            req = parse_enrich(raw)
-        except InvalidArgument as exc:
-            raise self._refuse(
-                ENRICH, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}"
-            ) from None
+        req = self._parsed(ENRICH, parse_enrich, raw, caller, started, now)
         request_id = uuid.uuid4().hex
         window = self.limiter.window(uid, now)
         try:
-            loaded = self._load(uid, req.cv_id, window.previous_path, now)
+            loaded = self._load(uid, req.cv_id, window, now)
             cfg = loaded.cfg
             owner = loaded.owner
             if owner != uid and not loaded.owner_fresh:
@@ -528,20 +549,15 @@ class ExternalDataService:
         started = time.perf_counter()
         now = self.now()
         uid = self._authenticated(TRACK, caller, started, now)
-        try:
-            req = parse_track(raw)
-        except InvalidArgument as exc:
-            raise self._refuse(
-                TRACK, caller, started, now, Outcome.INVALID, exc, reason=f"invalid {exc.field}"
-            ) from None
+        req = self._parsed(TRACK, parse_track, raw, caller, started, now)
         try:
             cfg = self.config()
             window = self.track_limiter.window(uid, now)
             previous = self._closed.get(window.previous_path, now)
             if previous is None:
                 doc = self.store.get_many([window.previous_path])[window.previous_path]
-                previous = int(doc.get("count", 0)) if doc else 0
-                self._closed.put(window.previous_path, previous, now)
+                # Funnel events need no settling time: one extra event at a boundary is harmless.
+                previous = self._closed_count(window, doc, now, timedelta(0))
             rate, _ = self.track_limiter.admit(uid, self.settings.track_per_minute, previous, now)
         except (StoreError, Unavailable):
             raise self._store_down(TRACK, caller, started, now) from None
@@ -586,10 +602,7 @@ class ExternalDataService:
         started = time.perf_counter()
         now = self.now()
         uid = self._authenticated(STATS, caller, started, now)
-        try:
-            req = parse_stats(raw)
-        except InvalidArgument as exc:
-            raise self._refuse(STATS, caller, started, now, Outcome.INVALID, exc) from None
+        req = self._parsed(STATS, parse_stats, raw, caller, started, now)
         target = req.user_id or uid
         if target != uid and not caller.admin:
             raise self._refuse(
@@ -630,10 +643,7 @@ class ExternalDataService:
                 PermissionDenied("Analytics are for admins only."),
                 reason="not an admin",
             )
-        try:
-            req = parse_analytics(raw)
-        except InvalidArgument as exc:
-            raise self._refuse(ANALYTICS, caller, started, now, Outcome.INVALID, exc) from None
+        req = self._parsed(ANALYTICS, parse_analytics, raw, caller, started, now)
         from analytics.admin import build_analytics
 
         try:

@@ -352,7 +352,6 @@ def test_analytics_figures_add_up(
     assert out["series"][10]["requests"] == 3 and out["latencyMs"]["p50"] > 0
     assert out["bySource"]["github"]["requests"] == 2
     assert out["security"]["unauthorizedAttempts"] == 1
-    _ = timedelta
 
 
 def test_a_renewal_or_a_redelivered_trigger_is_not_another_conversion(
