@@ -46,7 +46,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import monitoring_dashboard_v1, monitoring_v3
 from google.cloud.logging_v2 import types as logging_types
 from google.cloud.logging_v2.services.metrics_service_v2 import MetricsServiceV2Client
-from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+from google.protobuf.json_format import (  # type: ignore[import-untyped]
+    MessageToDict,
+    ParseError,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MONITORING = ROOT / "monitoring"
@@ -106,7 +109,7 @@ def _parse(kind: str, cls: Any, path: Path, variables: dict[str, str], key_field
     text = substitute(path.read_text(), variables, str(path.relative_to(ROOT)))
     try:
         message = cls.from_json(text, ignore_unknown_fields=False)
-    except (ValueError, TypeError) as exc:  # json_format.ParseError is a ValueError
+    except (ParseError, ValueError, TypeError) as exc:
         raise Refusal(f"{path.relative_to(ROOT)}: not a valid {cls.__name__}: {exc}") from exc
     key = getattr(message, key_field)
     if not key:
