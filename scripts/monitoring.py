@@ -105,16 +105,20 @@ def substitute(text: str, variables: dict[str, str], source: str) -> str:
     return _VAR.sub(one, text)
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _parse(kind: str, cls: Any, path: Path, variables: dict[str, str], key_field: str) -> Resource:
-    text = substitute(path.read_text(), variables, str(path.relative_to(ROOT)))
+    text = substitute(path.read_text(), variables, _shown(path))
     try:
         message = cls.from_json(text, ignore_unknown_fields=False)
     except (ParseError, ValueError, TypeError) as exc:
-        raise Refusal(f"{path.relative_to(ROOT)}: not a valid {cls.__name__}: {exc}") from exc
+        raise Refusal(f"{_shown(path)}: not a valid {cls.__name__}: {exc}") from exc
     key = getattr(message, key_field)
     if not key:
-        raise Refusal(f"{path.relative_to(ROOT)}: {key_field} is required")
-    return Resource(kind, key, message, str(path.relative_to(ROOT)))
+        raise Refusal(f"{_shown(path)}: {key_field} is required")
+    return Resource(kind, key, message, _shown(path))
 
 
 def load_desired(

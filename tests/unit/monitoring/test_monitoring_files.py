@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 MON = ROOT / "monitoring"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 
-KINDS = {
+KINDS: dict[str, Any] = {
     "alerts": monitoring_v3.AlertPolicy,
     "dashboards": monitoring_dashboard_v1.Dashboard,
     "uptime": monitoring_v3.UptimeCheckConfig,
