@@ -130,7 +130,7 @@ def longdate(value: date, locale: str) -> str:
 
 
 def andjoin(items: Sequence[str], locale: str) -> str:
-    """"A", "A and B", "A, B and C" ("und" in German)."""
+    """Join names as a sentence does: "A", "A and B", "A, B and C" ("und" in German)."""
     word = "und" if locale == "de" else "and"
     items = list(items)
     if len(items) <= 1:

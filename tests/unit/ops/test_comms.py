@@ -166,7 +166,7 @@ def test_followup_is_funnel_since_date_not_converted_after_it_and_not_premium() 
         "never": {"lastUsedAt": t},
         "no_profile": {"lastFunnelAt": SINCE},
     }
-    users = {
+    users: dict[str, Any] = {
         "seen": {"locale": "de-DE"},
         "old_conversion": {"subscription": {"tier": "premium", "status": "canceled"}},
         "premium_now": {"subscription": {"tier": "premium", "status": "active"}},
@@ -192,7 +192,7 @@ def test_all_active_takes_the_later_of_use_and_gate() -> None:
 
 
 def test_beta_is_membership_of_a_target_group() -> None:
-    users = {
+    users: dict[str, Any] = {
         "x": {"rolloutGroups": ["internal-team", "other"], "locale": "de"},
         "y": {"rolloutGroups": ["other"]},
         "z": {"rolloutGroups": "internal-team"},
@@ -203,7 +203,7 @@ def test_beta_is_membership_of_a_target_group() -> None:
 
 
 def test_premium_is_premium_now_by_the_contract() -> None:
-    users = {
+    users: dict[str, Any] = {
         "p": {
             "subscription": {
                 "tier": "premium",
