@@ -3,13 +3,22 @@
 Retries: 5xx, 429 and connection errors, exponential backoff with full jitter, never past the
 request's deadline; a ``Retry-After`` is honoured when it fits, otherwise the last answer is
 returned at once for the source to map (``quota``, ``upstream``).
+
+Bodies are decoded here, not by httpx: the raw bytes are read and inflated with an output limit,
+so ``max_bytes`` bounds the decoded body whatever the compression ratio. One content coding
+(``gzip``, ``deflate``) is accepted; a stacked one (``gzip, gzip``: 1.8 KB that inflate to
+2 GiB) or an unknown one is refused as ``upstream``. A URL or ``Location`` that does not parse
+is ``upstream`` too, never an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -24,6 +33,8 @@ from .net import UrlGuard
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_BACKOFF_S = 5.0
+ACCEPT_ENCODING = "gzip, deflate"
+"""What we can inflate with a bound (httpx would also offer br/zstd when installed)."""
 T = TypeVar("T")
 
 
@@ -90,12 +101,11 @@ class FetchResponse:
     """The logical URL that answered (after redirects), never the pinned address."""
 
     def json(self) -> object:
-        """The body as JSON; ``SourceFailure(upstream)`` when it is not."""
-        import json
-
+        """The body as JSON; ``SourceFailure(upstream)`` when it is not (or nests too deep for
+        the decoder)."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SourceFailure(ErrorCode.UPSTREAM, "the service sent malformed JSON") from None
 
 
@@ -107,12 +117,75 @@ def retry_after_seconds(
     if not raw:
         return None
     raw = raw.strip()
-    if raw.isdigit():
-        return float(raw)
+    if raw.isascii() and raw.isdigit():
+        return float(raw[:12])  # more digits than that is "never" anyway
     try:
         return max(0.0, parsedate_to_datetime(raw).timestamp() - now())
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+class _Decoder:
+    """Inflates one content coding with a limit on the output (``TooLarge`` past it)."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._coding = coding
+        self._first = True
+        self._z: zlib._Decompress | None = None
+        if coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> bytes:
+        if self._coding == "identity":
+            return self._count(data)
+        if self._z is None:  # deflate: zlib-wrapped as the RFC says, or raw as some servers send
+            self._z = zlib.decompressobj(zlib.MAX_WBITS if _zlib_header(data) else -zlib.MAX_WBITS)
+        out: list[bytes] = []
+        try:
+            while data:
+                room = self._limit - self._size + 1
+                piece = self._z.decompress(data, room)
+                out.append(self._count(piece))
+                data = self._z.unconsumed_tail
+                if self._z.eof:
+                    break
+        except zlib.error:
+            raise SourceFailure(ErrorCode.UPSTREAM, "the service sent a corrupt body") from None
+        return b"".join(out)
+
+    def _count(self, piece: bytes) -> bytes:
+        self._size += len(piece)
+        if self._size > self._limit:
+            raise TooLarge(self._limit)
+        return piece
+
+
+def _zlib_header(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _content_coding(headers: httpx.Headers) -> str:
+    """The one content coding of a response (``identity`` when none); ``SourceFailure`` for
+    stacked or unknown codings."""
+    codings = [
+        c.strip().lower()
+        for value in headers.get_list("content-encoding")
+        for c in value.split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    if len(codings) > 1:
+        raise SourceFailure(ErrorCode.UPSTREAM, "the service sent a body with stacked encodings")
+    if not codings:
+        return "identity"
+    if codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise SourceFailure(ErrorCode.UPSTREAM, "the service sent a body in an unknown encoding")
+    return codings[0]
+
+
+def _bad_url() -> SourceFailure:
+    return SourceFailure(ErrorCode.UPSTREAM, "the service pointed to a URL that does not parse")
 
 
 class Fetcher:
@@ -150,26 +223,42 @@ class Fetcher:
         the checked address; redirects are followed by hand up to ``max_redirects``."""
         current = url
         for _hop in range(max_redirects + 1):
-            parts = urlsplit(current)
+            try:
+                parts = urlsplit(current)
+                port = parts.port
+            except ValueError:
+                raise _bad_url() from None
             if parts.scheme not in ("http", "https"):
                 raise SourceFailure(ErrorCode.REFUSED, "only http and https URLs are fetched")
             request_url = current
             extra: dict[str, str] = {}
             extensions: dict[str, str] = {}
             if guard is not None:
-                port = parts.port or (443 if parts.scheme == "https" else 80)
-                target = await guard.check(parts.hostname, port)
-                request_url = str(httpx.URL(current).copy_with(host=target.address))
+                target = await guard.check(
+                    parts.hostname, port or (443 if parts.scheme == "https" else 80)
+                )
+                try:
+                    request_url = str(httpx.URL(current).copy_with(host=target.address))
+                except (httpx.InvalidURL, ValueError, TypeError):
+                    raise _bad_url() from None
                 extra["Host"] = parts.netloc.rsplit("@", 1)[-1]
                 if parts.scheme == "https":
                     extensions["sni_hostname"] = target.host
-            merged = {"User-Agent": self._ua, **(headers or {}), **extra}
+            merged = {
+                "User-Agent": self._ua,
+                "Accept-Encoding": ACCEPT_ENCODING,
+                **(headers or {}),
+                **extra,
+            }
             resp = await self._get_with_retry(request_url, merged, extensions, max_bytes, current)
             if resp.status in REDIRECT_STATUSES and max_redirects > 0:
                 location = resp.headers.get("location")
                 if not location:
                     return resp
-                current = urljoin(current, location)
+                try:
+                    current = urljoin(current, location.strip())
+                except ValueError:
+                    raise _bad_url() from None
                 continue
             return resp
         raise SourceFailure(ErrorCode.UPSTREAM, "too many redirects")
@@ -183,7 +272,9 @@ class Fetcher:
         logical_url: str,
     ) -> FetchResponse:
         last: FetchResponse | None = None
-        host = urlsplit(logical_url).hostname or "the service"
+        host = "the service"
+        with contextlib.suppress(ValueError):
+            host = urlsplit(logical_url).hostname or host
         for attempt in range(self._attempts):
             last = None
             try:
@@ -217,25 +308,32 @@ class Fetcher:
         remaining = self.deadline.remaining()
         if remaining <= 0:
             raise httpx.TimeoutException("deadline passed")
-        request = self.client.build_request(
-            "GET",
-            request_url,
-            headers=dict(headers),
-            timeout=httpx.Timeout(remaining),
-            extensions=dict(extensions),
-        )
-        response = await self.client.send(request, stream=True, follow_redirects=False)
+        try:
+            request = self.client.build_request(
+                "GET",
+                request_url,
+                headers=dict(headers),
+                timeout=httpx.Timeout(remaining),
+                extensions=dict(extensions),
+            )
+        except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
+            raise _bad_url() from None
+        try:
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError):
+            raise _bad_url() from None
         try:
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
                 raise TooLarge(max_bytes)
+            decoder = _Decoder(_content_coding(response.headers), max_bytes)
             chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():  # decoded: also bounds gzip bombs
-                size += len(chunk)
-                if size > max_bytes:
+            raw_size = 0
+            async for raw in response.aiter_raw():
+                raw_size += len(raw)
+                if raw_size > max_bytes:
                     raise TooLarge(max_bytes)
-                chunks.append(chunk)
+                chunks.append(decoder.feed(raw))
         finally:
             await response.aclose()
         return FetchResponse(response.status_code, response.headers, b"".join(chunks), logical_url)

@@ -3,12 +3,20 @@
 The microformats support is the useful core of mf2: root classes ``h-*``, properties ``p-*``
 (text), ``u-*`` (href/src), ``dt-*`` (datetime), ``e-*`` (text), nested items, and implied
 ``name``/``url`` on the root element. Enough for ``h-card`` and ``h-entry`` on personal sites.
+
+Hostile pages cost linear time and bounded memory: nesting is tracked to ``MAX_DEPTH`` open
+elements, text goes to one page-wide buffer that an element reads back (at most ``MAX_TEXT``
+characters) when it closes, an ``<a>`` closes an open ``<a>`` (as browsers do), and links, items,
+property values, meta entries and JSON-LD blocks, depth and nodes are all counted against limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -32,6 +40,32 @@ VOID = frozenset(
     }
 )
 _SPACE = re.compile(r"\s+")
+_PROPERTY_CLASS = re.compile(r"^(p|u|dt|e)-.+")
+
+MAX_DEPTH = 256
+"""Open elements tracked; deeper ones are treated as if closed at once (their text is lost)."""
+MAX_TEXT = 4000
+"""Characters of text an element keeps (the contract's string cap)."""
+MAX_LINKS = 1000
+"""Links kept per page."""
+MAX_ITEMS = 200
+"""Top-level microformats items kept per page."""
+MAX_ALL_ITEMS = 1000
+"""Microformats items created per page, nested ones included."""
+MAX_PROPERTY_VALUES = 50
+"""Values kept per microformats property."""
+MAX_PROPERTIES = 100
+"""Property names kept per microformats item."""
+MAX_META = 200
+"""``<meta>`` entries kept per page."""
+MAX_JSONLD_BLOCKS = 20
+"""JSON-LD ``<script>`` blocks read per page."""
+MAX_JSON_DEPTH = 64
+"""Nesting of a JSON-LD block beyond which it is counted as an error (real ones are ~10 deep)."""
+MAX_JSONLD_NODES = 500
+"""JSON-LD nodes returned per page."""
+MAX_JSONLD_VISITS = 20_000
+"""JSON values looked at while collecting nodes (a flat array of 300,000 numbers stops here)."""
 
 
 def _clean(text: str) -> str:
@@ -54,6 +88,16 @@ class Mf2Item:
     types: list[str]
     properties: dict[str, list[Any]] = field(default_factory=dict)
 
+    def add(self, name: str, value: Any) -> None:
+        """Append a property value, within ``MAX_PROPERTIES`` and ``MAX_PROPERTY_VALUES``."""
+        values = self.properties.get(name)
+        if values is None:
+            if len(self.properties) >= MAX_PROPERTIES:
+                return
+            values = self.properties[name] = []
+        if len(values) < MAX_PROPERTY_VALUES:
+            values.append(value)
+
     def first(self, name: str) -> Any:
         """The first value of a property, or None."""
         values = self.properties.get(name)
@@ -65,10 +109,13 @@ class _Frame:
     tag: str
     attrs: dict[str, str]
     item: Mf2Item | None = None
+    owner: Mf2Item | None = None
+    """The nearest item: this element's own, else its parent's ``owner``."""
     text_props: list[tuple[Mf2Item, str]] = field(default_factory=list)
     as_property: list[str] = field(default_factory=list)  # nested item: its property names
     collects: bool = False
-    text: list[str] = field(default_factory=list)
+    text_from: int = 0
+    """Index in the page's text buffer where this element's text starts."""
 
 
 @dataclass
@@ -85,6 +132,35 @@ class Page:
     has_article: bool = False
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when ``value`` nests deeper than ``limit`` (iterative: no recursion to blow)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_jsonld(raw: str) -> tuple[bool, Any]:
+    """``(True, value)`` for a usable JSON-LD block; ``(False, None)`` when it is not JSON or
+    nests deeper than ``MAX_JSON_DEPTH``."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False, None
+    if _too_deep(value, MAX_JSON_DEPTH):
+        return False, None
+    return True, value
+
+
 class PageParser(HTMLParser):
     """Feed it the page text, then read ``page``."""
 
@@ -92,15 +168,20 @@ class PageParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.page = Page()
         self._stack: list[_Frame] = []
+        self._open: dict[str, int] = {}  # tag -> open frames with that tag
         self._title: list[str] | None = None
         self._script: list[str] | None = None
+        self._scripts_seen = 0
+        self._items_made = 0
+        # Text of the open collecting elements: one buffer for the page, not one per element
+        # (copying every piece into every open element was quadratic on unclosed tags).
+        self._collecting = 0
+        self._pieces: list[str] = []
+        self._ends: list[int] = []  # _ends[i]: characters in _pieces[: i + 1]
 
     # -- helpers -------------------------------------------------------------------------
     def _current_item(self) -> Mf2Item | None:
-        for frame in reversed(self._stack):
-            if frame.item is not None:
-                return frame.item
-        return None
+        return self._stack[-1].owner if self._stack else None
 
     @staticmethod
     def _url_value(tag: str, attrs: dict[str, str]) -> str | None:
@@ -112,6 +193,20 @@ class PageParser(HTMLParser):
             return attrs["data"]
         return None
 
+    def _add_link(self, link: Link) -> None:
+        if len(self.page.links) < MAX_LINKS:
+            self.page.links.append(link)
+
+    def _text_since(self, start: int) -> tuple[str, bool]:
+        """(text from piece ``start`` on, at most ``MAX_TEXT`` characters; True if cut)."""
+        if start >= len(self._pieces):
+            return "", False
+        before = self._ends[start - 1] if start else 0
+        total = self._ends[-1] - before
+        stop = bisect_left(self._ends, before + MAX_TEXT, lo=start)
+        text = "".join(self._pieces[start : stop + 1])
+        return text[:MAX_TEXT], total > MAX_TEXT
+
     # -- HTMLParser hooks ----------------------------------------------------------------
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
         attrs = {k.lower(): (v or "") for k, v in attr_list}
@@ -120,29 +215,36 @@ class PageParser(HTMLParser):
             self._title = []
         elif tag == "meta":
             key = (attrs.get("property") or attrs.get("name") or "").strip().lower()
-            if key and "content" in attrs and key not in self.page.meta:
+            if (
+                key
+                and "content" in attrs
+                and key not in self.page.meta
+                and len(self.page.meta) < MAX_META
+            ):
                 self.page.meta[key] = attrs["content"].strip()
         elif tag == "link":
             rels = attrs.get("rel", "").lower().split()
             if "canonical" in rels and attrs.get("href"):
                 self.page.canonical = attrs["href"]
             if "me" in rels and attrs.get("href"):
-                self.page.links.append(Link(attrs["href"], tuple(rels), ""))
+                self._add_link(Link(attrs["href"], tuple(rels), ""))
         elif tag == "script" and attrs.get("type", "").strip().lower() == "application/ld+json":
-            self._script = []
+            self._scripts_seen += 1
+            self._script = [] if self._scripts_seen <= MAX_JSONLD_BLOCKS else None
         elif tag == "article":
             self.page.has_article = True
+        elif tag == "a" and self._open.get("a"):
+            self._close_to("a")  # an <a> inside an open <a> ends it, as in browsers
 
         parent_item = self._current_item()
         roots = [c for c in classes if c.startswith("h-") and len(c) > 2]
-        props = [c for c in classes if re.match(r"^(p|u|dt|e)-.+", c)]
-        frame = _Frame(tag, attrs)
-        if roots:
-            frame.item = Mf2Item(types=roots)
+        props = [c for c in classes if _PROPERTY_CLASS.match(c)]
+        frame = _Frame(tag, attrs, owner=parent_item)
+        if roots and self._items_made < MAX_ALL_ITEMS:
+            self._items_made += 1
+            frame.item = frame.owner = Mf2Item(types=roots)
             if parent_item is not None and props:
                 frame.as_property = [p.split("-", 1)[1] for p in props]
-            elif parent_item is None:
-                pass  # a top-level item, attached at close
         elif parent_item is not None:
             for prop in props:
                 prefix, name = prop.split("-", 1)
@@ -154,17 +256,17 @@ class PageParser(HTMLParser):
                 if prefix == "p" and tag == "img" and "alt" in attrs:
                     value = attrs["alt"]
                 if value is not None:
-                    parent_item.properties.setdefault(name, []).append(value.strip())
+                    parent_item.add(name, value.strip())
                 else:
                     frame.text_props.append((parent_item, name))
         if tag == "a" and attrs.get("href"):
             frame.collects = True
         if frame.item is not None or frame.text_props:
             frame.collects = True
-        if tag in VOID:
-            self._close(frame)
+        if tag in VOID or len(self._stack) >= MAX_DEPTH:
+            self._finish(frame, "", cut=False)
         else:
-            self._stack.append(frame)
+            self._push(frame)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -173,22 +275,19 @@ class PageParser(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title" and self._title is not None:
-            self.page.title = _clean("".join(self._title)) or None
+            self.page.title = _clean("".join(self._title))[:MAX_TEXT] or None
             self._title = None
         if tag == "script" and self._script is not None:
             raw = "".join(self._script).strip()
             self._script = None
             if raw:
-                try:
-                    self.page.jsonld.append(json.loads(raw))
-                except ValueError:
+                ok, value = load_jsonld(raw)
+                if ok:
+                    self.page.jsonld.append(value)
+                else:
                     self.page.jsonld_errors += 1
         # Close up to the matching open tag (HTML lets authors omit end tags).
-        for i in range(len(self._stack) - 1, -1, -1):
-            if self._stack[i].tag == tag:
-                while len(self._stack) > i:
-                    self._close(self._stack.pop())
-                return
+        self._close_to(tag)
 
     def handle_data(self, data: str) -> None:
         if self._title is not None:
@@ -196,27 +295,57 @@ class PageParser(HTMLParser):
         if self._script is not None:
             self._script.append(data)
             return
-        for frame in self._stack:
-            if frame.collects:
-                frame.text.append(data)
+        if self._collecting:
+            self._pieces.append(data)
+            self._ends.append((self._ends[-1] if self._ends else 0) + len(data))
 
     def close(self) -> None:
         super().close()
         while self._stack:
-            self._close(self._stack.pop())
+            self._pop()
+
+    # -- the stack of open elements --------------------------------------------------------
+    def _push(self, frame: _Frame) -> None:
+        self._stack.append(frame)
+        self._open[frame.tag] = self._open.get(frame.tag, 0) + 1
+        if frame.collects:
+            self._collecting += 1
+            frame.text_from = len(self._pieces)
+
+    def _pop(self) -> None:
+        frame = self._stack.pop()
+        self._open[frame.tag] -= 1
+        text, cut = "", False
+        if frame.collects:
+            text, cut = self._text_since(frame.text_from)
+            self._collecting -= 1
+            if not self._collecting:
+                self._pieces.clear()
+                self._ends.clear()
+        self._finish(frame, _clean(text), cut=cut)
+
+    def _close_to(self, tag: str) -> None:
+        """Close the innermost open ``tag`` and everything opened inside it (amortised O(1):
+        a tag that is not open costs one look-up)."""
+        if not self._open.get(tag):
+            return
+        while self._stack:
+            last = self._stack[-1].tag
+            self._pop()
+            if last == tag:
+                return
 
     # -- closing an element finalises what it carried --------------------------------------
-    def _close(self, frame: _Frame) -> None:
-        text = _clean("".join(frame.text))
+    def _finish(self, frame: _Frame, text: str, *, cut: bool) -> None:
         if frame.tag == "a" and frame.attrs.get("href"):
             rels = tuple(frame.attrs.get("rel", "").lower().split())
-            self.page.links.append(Link(frame.attrs["href"], rels, text))
+            self._add_link(Link(frame.attrs["href"], rels, text))
         for item, name in frame.text_props:
             if text:
-                item.properties.setdefault(name, []).append(text)
+                item.add(name, text)
         if frame.item is not None:
             item = frame.item
-            if "name" not in item.properties and text and len(text) <= 200:
+            if "name" not in item.properties and text and not cut and len(text) <= 200:
                 item.properties["name"] = [text]  # implied name
             if "url" not in item.properties:
                 implied = self._url_value(frame.tag, frame.attrs)
@@ -225,43 +354,95 @@ class PageParser(HTMLParser):
             parent = self._current_item()
             if frame.as_property and parent is not None:
                 for name in frame.as_property:
-                    parent.properties.setdefault(name, []).append(item)
+                    parent.add(name, item)
             elif parent is not None:
-                parent.properties.setdefault("children", []).append(item)
-            else:
+                parent.add("children", item)
+            elif len(self.page.items) < MAX_ITEMS:
                 self.page.items.append(item)
-        # Text also belongs to the enclosing collectors (already appended in handle_data).
+
+
+FEED_CHUNK = 16 * 1024
+"""Characters handed to the stdlib parser at a time."""
+MAX_PENDING = 64 * 1024
+"""Unparsed text the stdlib parser may hold while it waits for a construct to end.
+
+The stdlib parser (CPython 3.11) is quadratic on constructs that never end (``<a<a<a...``,
+``<!--<!--...``, ``</</...``): each ``<`` rescans to the end of its buffer. Fed in chunks, it
+stops at the first unfinished construct and keeps the rest pending; when the pending text
+passes this limit, its first half is taken as plain text. Every character is then scanned a
+bounded number of times, and no real tag, comment or attribute is that long (a longer one is
+read as text)."""
+
+
+def _feed(parser: PageParser, chunk: str) -> None:
+    parser.feed(chunk)
+    pending = parser.rawdata
+    if len(pending) > MAX_PENDING and parser.cdata_elem is None:
+        cut = pending.rfind("<", 1, MAX_PENDING // 2)
+        cut = cut if cut > 0 else MAX_PENDING // 2
+        parser.rawdata = ""
+        parser.handle_data(pending[:cut])
+        parser.feed(pending[cut:])
+
+
+def _close(parser: PageParser) -> None:
+    # What is still pending at the end is an unfinished construct (and what follows it): read
+    # as text, as the stdlib parser would, but without its rescans.
+    pending = parser.rawdata
+    if len(pending) > 1024:
+        parser.rawdata = ""
+        parser.handle_data(pending)
+    parser.close()
 
 
 def parse_page(html: str) -> Page:
-    """Parse one page; never raises on bad markup (the parser is forgiving by design)."""
+    """Parse one page; never raises on bad markup (the parser is forgiving by design). Linear
+    in time, memory bounded by the page's size."""
     parser = PageParser()
-    parser.feed(html)
-    parser.close()
+    for at in range(0, len(html), FEED_CHUNK):
+        _feed(parser, html[at : at + FEED_CHUNK])
+    _close(parser)
+    return parser.page
+
+
+async def parse_page_async(html: str, *, pause_every: int = 4 * FEED_CHUNK) -> Page:
+    """``parse_page`` that lets the event loop run every ``pause_every`` characters, so the
+    enrichment's deadline (a cancellation) stops a long parse."""
+    parser = PageParser()
+    for at in range(0, len(html), FEED_CHUNK):
+        _feed(parser, html[at : at + FEED_CHUNK])
+        if at and at % pause_every == 0:
+            await asyncio.sleep(0)
+    _close(parser)
     return parser.page
 
 
 def jsonld_nodes(blocks: list[Any]) -> list[dict[str, Any]]:
-    """Every JSON-LD node of the page: top-level objects, arrays and ``@graph`` members."""
+    """Every JSON-LD node of the page: top-level objects, arrays and ``@graph`` members
+    (breadth first, at most ``MAX_JSONLD_NODES``, looking at most at ``MAX_JSONLD_VISITS``
+    values)."""
     out: list[dict[str, Any]] = []
-    stack = list(blocks)
-    while stack and len(out) < 500:
-        node = stack.pop(0)
+    queue: deque[Any] = deque(blocks[:MAX_JSONLD_BLOCKS])
+    visits = 0
+    while queue and len(out) < MAX_JSONLD_NODES and visits < MAX_JSONLD_VISITS:
+        node = queue.popleft()
+        visits += 1
         if isinstance(node, list):
-            stack.extend(node)
+            queue.extend(node[:MAX_JSONLD_VISITS])
         elif isinstance(node, dict):
-            if "@graph" in node and isinstance(node["@graph"], list):
-                stack.extend(node["@graph"])
+            graph = node.get("@graph")
+            if isinstance(graph, list):
+                queue.extend(graph[:MAX_JSONLD_VISITS])
             if "@type" in node:
                 out.append(node)
             for key in ("mainEntity", "author", "hasPart", "workExample", "subjectOf"):
                 if isinstance(node.get(key), dict | list):
-                    stack.append(node[key])
+                    queue.append(node[key])
     return out
 
 
 def node_types(node: dict[str, Any]) -> set[str]:
-    """A JSON-LD node's ``@type`` values, without schema.org prefixes."""
+    """A JSON-LD node's ``@type`` values (strings only), without schema.org prefixes."""
     raw = node.get("@type")
     values = raw if isinstance(raw, list) else [raw]
-    return {str(v).rsplit("/", 1)[-1] for v in values if v}
+    return {v.rsplit("/", 1)[-1] for v in values[:20] if isinstance(v, str) and v}
