@@ -118,7 +118,7 @@ class UrlGuard:
         else:
             try:
                 addresses = await self._resolve(host, port)
-            except (OSError, UnicodeError):
+            except (OSError, UnicodeError, ValueError):  # ValueError: a NUL in the name
                 raise SourceFailure(
                     ErrorCode.NOT_FOUND, "the website's host name does not resolve"
                 ) from None

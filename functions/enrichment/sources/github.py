@@ -4,16 +4,23 @@ API calls are bounded: 1 profile + at most ``github_max_pages`` repository pages
 ``github_language_repos`` language calls. Revalidating a stale entry sends the profile and page
 URLs with ``If-None-Match``; if all answer 304 the cached payload is reused (304s do not count
 against GitHub's rate limit).
+
+Upstream values are not trusted to have GitHub's types: text fields that are not strings become
+null, counts that are not finite non-negative numbers (``"12"``, ``Infinity``, ``NaN``,
+``1e400``, 10**30) become 0 or are clamped, and a repository name that could not be a path is
+not used to build a URL.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from ..bounds import bound_payload
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, gather_all, retry_after_seconds
@@ -23,8 +30,36 @@ from .base import Fetched, SourceContext
 
 _USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _PROFILE_URL = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/([^/?#]+)/?$", re.IGNORECASE)
-_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="([^"]+)"')
-MAX_BODY = 5_000_000
+# [^<>] rather than [^>]: a header of many "<" was quadratic.
+_LINK = re.compile(r'<([^<>]+)>\s*;\s*rel="([^"]+)"')
+_FULL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+MAX_BODY = 2_000_000
+"""Bytes of one repository page (100 real repositories are about 600 KB)."""
+MAX_SMALL_BODY = 256 * 1024
+"""Bytes of a profile or a languages answer."""
+PER_PAGE = 100
+MAX_COUNT = 2**53
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count(value: Any) -> int:
+    """A count from upstream as a non-negative int (0 when it is not a number)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return max(0, min(MAX_COUNT, value))
+    if isinstance(value, float) and math.isfinite(value):
+        return max(0, min(MAX_COUNT, int(value)))
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15:
+        return int(value)
+    return 0
+
+
+def _count_or_none(value: Any) -> int | None:
+    return None if value is None else _count(value)
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
@@ -40,15 +75,27 @@ def _with_page(url: str, page: int) -> str:
 
 
 def _page_of(url: str) -> int | None:
-    values = parse_qs(urlsplit(url).query).get("page")
-    return int(values[0]) if values and values[0].isdigit() else None
+    try:
+        values = parse_qs(urlsplit(url).query).get("page")
+    except ValueError:
+        return None
+    if values and values[0].isascii() and values[0].isdigit() and len(values[0]) <= 6:
+        return int(values[0])
+    return None
+
+
+def _same_origin(url: str, origin: tuple[str, str]) -> bool:
+    try:
+        return urlsplit(url)[:2] == origin
+    except ValueError:
+        return False
 
 
 def quota_message(resp: FetchResponse, now: datetime) -> str:
     """ "GitHub rate limit reached; resets at <ISO time>" from the rate-limit headers."""
     reset_at: datetime | None = None
     raw = resp.headers.get("x-ratelimit-reset", "")
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit() and len(raw) <= 11:
         reset_at = datetime.fromtimestamp(int(raw), tz=UTC)
     else:
         wait = retry_after_seconds(resp.headers)
@@ -76,43 +123,46 @@ def check(resp: FetchResponse, now: datetime, what: str = "GitHub user") -> None
 
 
 def _profile(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict) or "login" not in raw:
+    if not isinstance(raw, dict) or not isinstance(raw.get("login"), str):
         raise SourceFailure(ErrorCode.UPSTREAM, "GitHub sent an unexpected profile")
     # No "email": the public e-mail is personal data we do not need.
     return {
-        "login": raw.get("login"),
-        "name": raw.get("name"),
-        "bio": raw.get("bio"),
-        "company": raw.get("company"),
-        "location": raw.get("location"),
-        "blog": raw.get("blog") or None,
-        "twitterUsername": raw.get("twitter_username"),
-        "htmlUrl": raw.get("html_url"),
-        "avatarUrl": raw.get("avatar_url"),
-        "publicRepos": raw.get("public_repos"),
-        "followers": raw.get("followers"),
-        "following": raw.get("following"),
-        "createdAt": raw.get("created_at"),
-        "updatedAt": raw.get("updated_at"),
+        "login": raw["login"],
+        "name": _str(raw.get("name")),
+        "bio": _str(raw.get("bio")),
+        "company": _str(raw.get("company")),
+        "location": _str(raw.get("location")),
+        "blog": _str(raw.get("blog")) or None,
+        "twitterUsername": _str(raw.get("twitter_username")),
+        "htmlUrl": _str(raw.get("html_url")),
+        "avatarUrl": _str(raw.get("avatar_url")),
+        "publicRepos": _count_or_none(raw.get("public_repos")),
+        "followers": _count_or_none(raw.get("followers")),
+        "following": _count_or_none(raw.get("following")),
+        "createdAt": _str(raw.get("created_at")),
+        "updatedAt": _str(raw.get("updated_at")),
     }
 
 
 def _repo(raw: dict[str, Any]) -> dict[str, Any]:
+    topics = raw.get("topics")
     return {
-        "name": raw.get("name"),
-        "fullName": raw.get("full_name"),
-        "url": raw.get("html_url"),
-        "description": raw.get("description"),
-        "homepageUrl": raw.get("homepage") or None,
-        "language": raw.get("language"),
-        "topics": [t for t in raw.get("topics") or [] if isinstance(t, str)],
-        "stars": int(raw.get("stargazers_count") or 0),
-        "forks": int(raw.get("forks_count") or 0),
-        "fork": bool(raw.get("fork")),
-        "archived": bool(raw.get("archived")),
-        "createdAt": raw.get("created_at"),
-        "updatedAt": raw.get("updated_at"),
-        "pushedAt": raw.get("pushed_at"),
+        "name": _str(raw.get("name")),
+        "fullName": _str(raw.get("full_name")),
+        "url": _str(raw.get("html_url")),
+        "description": _str(raw.get("description")),
+        "homepageUrl": _str(raw.get("homepage")) or None,
+        "language": _str(raw.get("language")),
+        "topics": [t for t in topics[:50] if isinstance(t, str)]
+        if isinstance(topics, list)
+        else [],
+        "stars": _count(raw.get("stargazers_count")),
+        "forks": _count(raw.get("forks_count")),
+        "fork": raw.get("fork") is True,
+        "archived": raw.get("archived") is True,
+        "createdAt": _str(raw.get("created_at")),
+        "updatedAt": _str(raw.get("updated_at")),
+        "pushedAt": _str(raw.get("pushed_at")),
     }
 
 
@@ -147,12 +197,17 @@ class GitHubSource:
         return headers
 
     async def _get(
-        self, ctx: SourceContext, url: str, etag: str | None = None, what: str = "GitHub user"
+        self,
+        ctx: SourceContext,
+        url: str,
+        etag: str | None = None,
+        what: str = "GitHub user",
+        max_bytes: int = MAX_BODY,
     ) -> FetchResponse:
         headers = self._headers(ctx)
         if etag:
             headers["If-None-Match"] = etag
-        resp = await ctx.fetcher.get(url, headers=headers, max_bytes=MAX_BODY)
+        resp = await ctx.fetcher.get(url, headers=headers, max_bytes=max_bytes)
         check(resp, ctx.now(), what)
         return resp
 
@@ -181,7 +236,7 @@ class GitHubSource:
             {"per_page": 100, "type": "owner", "sort": "pushed", "page": 1}
         )
         profile_resp, first = await gather_all(
-            self._get(ctx, profile_url), self._get(ctx, first_url)
+            self._get(ctx, profile_url, max_bytes=MAX_SMALL_BODY), self._get(ctx, first_url)
         )
         validators: dict[str, str] = {}
         for resp in (profile_resp, first):
@@ -192,14 +247,14 @@ class GitHubSource:
         links = parse_link_header(first.headers.get("link"))
         max_pages = ctx.settings.github_max_pages
         last = links.get("last")
-        last_page = _page_of(last) if last and urlsplit(last)[:2] == origin else None
+        last_page = _page_of(last) if last and _same_origin(last, origin) else None
         if last_page:
             # All page numbers are known: fetch them at once instead of one after another.
             urls = [_with_page(first_url, p) for p in range(2, min(last_page, max_pages) + 1)]
             pages += await gather_all(*(self._get(ctx, u) for u in urls))
         else:
             nxt = links.get("next")
-            while nxt and len(pages) < max_pages and urlsplit(nxt)[:2] == origin:
+            while nxt and len(pages) < max_pages and _same_origin(nxt, origin):
                 resp = await self._get(ctx, nxt)
                 pages.append(resp)
                 nxt = parse_link_header(resp.headers.get("link")).get("next")
@@ -211,7 +266,7 @@ class GitHubSource:
             body = resp.json()
             if not isinstance(body, list):
                 raise SourceFailure(ErrorCode.UPSTREAM, "GitHub sent an unexpected repository list")
-            repos += [_repo(r) for r in body if isinstance(r, dict)]
+            repos += [_repo(r) for r in body[:PER_PAGE] if isinstance(r, dict)]
         repos.sort(key=lambda r: (r["stars"], _recency(r)), reverse=True)
         languages = await self._languages(ctx, repos)
         own = [r for r in repos if not r["fork"]]
@@ -227,7 +282,9 @@ class GitHubSource:
             },
             "truncated": bool(links.get("next")) and len(pages) >= max_pages,
         }
-        return Fetched(redact(payload), json.dumps(validators, sort_keys=True) or None)
+        return Fetched(
+            bound_payload(redact(payload)), json.dumps(validators, sort_keys=True) or None
+        )
 
     async def _languages(
         self, ctx: SourceContext, repos: list[dict[str, Any]]
@@ -245,16 +302,20 @@ class GitHubSource:
         async def one(repo: dict[str, Any]) -> dict[str, Any]:
             try:
                 resp = await self._get(
-                    ctx, f"{base}/repos/{repo['fullName']}/languages", what="repository"
+                    ctx,
+                    f"{base}/repos/{repo['fullName']}/languages",
+                    what="repository",
+                    max_bytes=MAX_SMALL_BODY,
                 )
                 body = resp.json()
             except SourceFailure:
                 return {}  # best effort: the main-language counts stand on their own
             return body if isinstance(body, dict) else {}
 
-        for counts in await gather_all(*(one(r) for r in top if r.get("fullName"))):
-            for lang, n in counts.items():
-                if isinstance(lang, str) and isinstance(n, int):
+        usable = [r for r in top if _FULL_NAME.match(r.get("fullName") or "")]
+        for counts in await gather_all(*(one(r) for r in usable)):
+            for lang, n in list(counts.items())[:200]:
+                if isinstance(lang, str) and len(lang) <= 100 and isinstance(n, int | float):
                     s = stats.setdefault(lang, {"name": lang, "repos": 0, "bytes": 0})
-                    s["bytes"] += n
+                    s["bytes"] = min(MAX_COUNT, s["bytes"] + _count(n))
         return sorted(stats.values(), key=lambda s: (s["repos"], s["bytes"]), reverse=True)

@@ -4,6 +4,11 @@ Column names are LinkedIn's, e.g. ``Positions.csv``: ``Company Name,Title,Descri
 Started On,Finished On``. Quoted multi-line fields, a UTF-8 BOM and CRLF line ends are handled.
 A file that cannot be read is reported in ``malformedFiles`` and the others still count; the
 source fails (``invalid_input``) only when no known file could be read.
+
+Odd files are malformed, never a crash: NUL bytes, text that is not valid Unicode (lone
+surrogates), fields over the csv module's limit, more than ``MAX_COLUMNS`` columns. At most
+``MAX_ROWS`` rows of a file are read (``truncated: true`` then); the lists kept are cut further
+to contract 2.1's caps.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..bounds import bound_payload
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..model import EnrichmentInput
@@ -23,6 +29,10 @@ from ..redact import redact
 from .base import Fetched, SourceContext
 
 Row = dict[str, str]
+MAX_ROWS = 2000
+"""Rows read per file (the result keeps at most 200 of a list)."""
+MAX_COLUMNS = 200
+"""Columns of a file (LinkedIn's have fewer than 20)."""
 
 _MONTHS = {
     m: i
@@ -188,10 +198,21 @@ class MalformedCsv(ValueError):
     """A file that is not a readable CSV in LinkedIn's format; the message is the reason."""
 
 
-def parse_csv(text: str, required: tuple[str, ...]) -> list[Row]:
-    """Rows of a LinkedIn CSV as dicts by header name. Raises ``MalformedCsv``."""
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return True
+
+
+def parse_csv(text: str, required: tuple[str, ...], *, max_rows: int = MAX_ROWS) -> list[Row]:
+    """Rows of a LinkedIn CSV as dicts by header name (at most ``max_rows``; one more row in
+    the list says there were more). Raises ``MalformedCsv``."""
     if "\x00" in text:
         raise MalformedCsv("binary content")
+    if not _is_text(text):
+        raise MalformedCsv("not valid Unicode text")
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
     try:
         header: list[str] | None = None
@@ -200,6 +221,8 @@ def parse_csv(text: str, required: tuple[str, ...]) -> list[Row]:
             if not any(f.strip() for f in fields):
                 continue  # blank line
             if header is None:
+                if len(fields) > MAX_COLUMNS:
+                    raise MalformedCsv(f"more than {MAX_COLUMNS} columns")
                 header = [f.strip() for f in fields]
                 missing = [c for c in required if c not in header]
                 if missing:
@@ -212,6 +235,8 @@ def parse_csv(text: str, required: tuple[str, ...]) -> list[Row]:
             rows.append(
                 {h: (fields[i].strip() if i < len(fields) else "") for i, h in enumerate(header)}
             )
+            if len(rows) > max_rows:
+                break
     except csv.Error as exc:
         raise MalformedCsv(f"line {reader.line_num}: {exc}") from None
     if header is None:
@@ -233,14 +258,20 @@ def parse_export(files: Mapping[str, str]) -> dict[str, Any]:
     parsed: list[str] = []
     malformed: list[dict[str, str]] = []
     ignored: list[str] = []
+    truncated = False
     for name, text in files.items():
-        known = _canonical_name(name)
+        known = _canonical_name(name) if isinstance(name, str) else None
         if known is None:
-            ignored.append(name)
+            if len(ignored) < 50:
+                ignored.append(str(name).encode("utf-8", "replace").decode("utf-8")[:200])
             continue
         spec = FILES[known]
         try:
-            out[spec.section] = spec.build(parse_csv(text, spec.required))
+            if not isinstance(text, str):
+                raise MalformedCsv("not text")
+            rows = parse_csv(text, spec.required)
+            truncated = truncated or len(rows) > MAX_ROWS
+            out[spec.section] = spec.build(rows[:MAX_ROWS])
             parsed.append(known)
         except MalformedCsv as exc:
             malformed.append({"file": known, "reason": str(exc)})
@@ -250,7 +281,13 @@ def parse_export(files: Mapping[str, str]) -> dict[str, Any]:
     ]
     out["malformedFiles"] = malformed
     out["ignoredFiles"] = sorted(ignored)
+    if truncated:
+        out["truncated"] = True
     return out
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 class LinkedInSource:
@@ -266,12 +303,13 @@ class LinkedInSource:
         files = inp.linkedin_export
         if not files:
             raise SourceSkipped(ErrorCode.INVALID_INPUT, "no LinkedIn export given")
+        if not all(isinstance(n, str) and isinstance(t, str) for n, t in files.items()):
+            raise SourceFailure(ErrorCode.INVALID_INPUT, "LinkedIn export files must be text")
         digest = hashlib.sha256()
         for name in sorted(files):
-            text = files[name]
-            if not isinstance(name, str) or not isinstance(text, str):
-                raise SourceFailure(ErrorCode.INVALID_INPUT, "LinkedIn export files must be text")
-            digest.update(name.encode("utf-8") + b"\x00" + text.encode("utf-8") + b"\x00")
+            # surrogatepass: a lone surrogate is the file's problem (reported as malformed),
+            # not a crash of the cache key.
+            digest.update(_bytes(name) + b"\x00" + _bytes(files[name]) + b"\x00")
         return digest.hexdigest()
 
     def count(self, payload: dict[str, Any]) -> int:
@@ -286,7 +324,7 @@ class LinkedInSource:
         """Parse the export (no network)."""
         files = inp.linkedin_export or {}
         limit = self._max_bytes or ctx.settings.linkedin_max_bytes
-        size = sum(len(t.encode("utf-8")) for t in files.values())
+        size = sum(len(_bytes(t)) if isinstance(t, str) else 0 for t in files.values())
         if size > limit:
             raise SourceFailure(
                 ErrorCode.INVALID_INPUT,
@@ -302,4 +340,4 @@ class LinkedInSource:
             raise SourceFailure(
                 ErrorCode.INVALID_INPUT, "the export has none of the LinkedIn files we read"
             )
-        return Fetched(redact(data))
+        return Fetched(bound_payload(redact(data)))

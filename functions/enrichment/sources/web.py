@@ -13,16 +13,20 @@ from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from common.settings import EnrichmentSettings
+
+from ..bounds import bound_payload
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import retry_after_seconds
 from ..model import EnrichmentInput
 from ..redact import redact
-from ..settings import EnrichmentSettings
 from .base import Fetched, SourceContext
 
 MAX_BODY = 2_000_000
-_TAGS = re.compile(r"<[^>]+>")
+MAX_RESULTS = 50
+# [^<>] rather than [^>]: a title of many "<" without ">" was quadratic.
+_TAGS = re.compile(r"<[^<>]+>")
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,22 @@ class BraveProvider:
                 ErrorCode.UPSTREAM, "the web search provider sent an unexpected answer"
             )
         out = []
-        for r in results:
+        for r in results[:MAX_RESULTS]:
             if not isinstance(r, dict) or not isinstance(r.get("url"), str):
                 continue
-            title = _TAGS.sub("", str(r.get("title") or "")).strip()
-            snippet = _TAGS.sub("", str(r.get("description") or "")).strip() or None
+            title = _TAGS.sub("", _text(r.get("title"))).strip()
+            snippet = _TAGS.sub("", _text(r.get("description"))).strip() or None
             out.append(WebResult(title=title or r["url"], url=r["url"], snippet=snippet))
         return out
+
+
+def _text(value: object) -> str:
+    """A text field of a result: strings and numbers as text, anything else empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def normalise_name(name: str) -> str:
@@ -149,4 +162,4 @@ class WebSearchSource:
             "query": query,
             "results": [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in results],
         }
-        return Fetched(redact(payload))
+        return Fetched(bound_payload(redact(payload)))

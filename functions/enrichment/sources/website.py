@@ -5,23 +5,30 @@ most ``website_max_pages`` pages of at most ``website_max_page_bytes`` each, bod
 cut at the limit. Every request, and every redirect hop, goes through the SSRF guard.
 Extracted: title, description, person, projects, blog posts, contact links, from JSON-LD,
 OpenGraph and microformats (h-card, h-entry), with light URL heuristics as a fallback.
+
+Hostile sites get a result or a source error, never an exception: links, ``Location`` headers
+and robots.txt lines that do not parse are skipped, an unknown or non-text charset (``idna``,
+``rot13``) falls back to UTF-8, and parsing yields to the event loop so the deadline stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import re
+from collections import deque
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
+from ..bounds import bound_payload
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, TooLarge, gather_all
 from ..model import EnrichmentInput
 from ..redact import redact
 from .base import Fetched, SourceContext
-from .html_extract import Mf2Item, Page, jsonld_nodes, node_types, parse_page
+from .html_extract import Mf2Item, Page, jsonld_nodes, node_types, parse_page_async
 
 MAX_REDIRECTS = 5
 ROBOTS_MAX_BYTES = 512 * 1024
@@ -67,11 +74,23 @@ _PROJECT_TYPES = {
     "Product",
 }
 _POST_TYPES = {"BlogPosting", "Article", "NewsArticle", "TechArticle", "ScholarlyArticle", "Blog"}
+_CHARSET = re.compile(r"charset=[\"']?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
+# Codecs that are not a way of writing text (or cannot decode with errors="replace").
+_NOT_TEXT = frozenset(
+    {"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape", "utf_7"}
+)
+MAX_ITEMS_WALKED = 2000
+"""Microformats items looked at per page (nested ones included)."""
+_ROBOTS_URL_KEYS = ("allow", "disallow")
+_ROBOTS_DROPPED_KEYS = ("crawl-delay", "request-rate")  # unused, and crash the stdlib parser
 
 
 def normalise_url(raw: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, ``/`` for an empty path."""
-    parts = urlsplit(raw.strip())
+    try:
+        parts = urlsplit(raw.strip())
+    except ValueError:  # "http://[", characters that change under NFKC
+        raise SourceFailure(ErrorCode.INVALID_INPUT, "the website URL does not parse") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise SourceFailure(ErrorCode.INVALID_INPUT, "the website must be an http or https URL")
     if parts.username or parts.password:
@@ -93,30 +112,84 @@ def normalise_url(raw: str) -> str:
 
 
 def _origin(url: str) -> tuple[str, str]:
-    p = urlsplit(url)
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return "", ""
     return p.scheme, p.netloc.lower()
 
 
+def _join(base: str, href: Any) -> str | None:
+    """``href`` resolved against ``base``; None when it is not a string or does not parse."""
+    if not isinstance(href, str) or not href.strip():
+        return None
+    try:
+        joined = urljoin(base, href.strip())
+        urlsplit(joined).port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return None
+    return joined
+
+
 def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, dict):
-        return _text(value.get("name") or value.get("@value") or value.get("url"))
-    if isinstance(value, list) and value:
-        return _text(value[0])
-    if isinstance(value, Mf2Item):
-        return _text(value.first("name"))
+    # A loop, not recursion: JSON-LD can nest {"name": {"name": ...}} as deep as it likes.
+    for _ in range(16):
+        if isinstance(value, str):
+            return value.strip() or None
+        if isinstance(value, dict):
+            value = value.get("name") or value.get("@value") or value.get("url")
+        elif isinstance(value, list) and value:
+            value = value[0]
+        elif isinstance(value, Mf2Item):
+            value = value.first("name")
+        else:
+            return None
     return None
 
 
 def _all_items(items: list[Mf2Item]) -> list[Mf2Item]:
     out: list[Mf2Item] = []
-    stack = list(items)
-    while stack:
-        item = stack.pop(0)
+    queue = deque(items)
+    while queue and len(out) < MAX_ITEMS_WALKED:
+        item = queue.popleft()
         out.append(item)
         for values in item.properties.values():
-            stack.extend(v for v in values if isinstance(v, Mf2Item))
+            queue.extend(v for v in values if isinstance(v, Mf2Item))
+    return out
+
+
+def decode_page(body: bytes, content_type: str) -> str:
+    """The page's text in the charset its ``Content-Type`` names, else UTF-8 (invalid bytes
+    replaced). A charset that is unknown or not a text encoding counts as not named."""
+    charset = "utf-8"
+    if m := _CHARSET.search(content_type):
+        try:
+            name = codecs.lookup(m.group(1)).name
+        except (LookupError, ValueError):
+            name = "utf-8"
+        if name.replace("-", "_") not in _NOT_TEXT:
+            charset = name
+    try:
+        return body.decode(charset, "replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return body.decode("utf-8", "replace")
+
+
+def robots_lines(text: str) -> list[str]:
+    """robots.txt lines the stdlib parser can take: ``Allow``/``Disallow`` paths that do not
+    parse as URLs, and the unused ``Crawl-delay``/``Request-rate`` lines, are left out."""
+    out = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key in _ROBOTS_DROPPED_KEYS:
+            continue
+        if sep and key in _ROBOTS_URL_KEYS:
+            try:
+                urlsplit(value.split("#", 1)[0].strip())
+            except ValueError:
+                continue
+        out.append(line)
     return out
 
 
@@ -128,14 +201,21 @@ class Robots(RobotFileParser):
         self.rule: bool | None = None
 
     def can_fetch(self, useragent: str, url: str) -> bool:
-        """True when ``useragent`` may read ``url``."""
+        """True when ``useragent`` may read ``url`` (False when ``url`` does not parse)."""
         if self.rule is not None:
             return self.rule
-        return super().can_fetch(useragent, url)
+        try:
+            return super().can_fetch(useragent, url)
+        except ValueError:
+            return False
+
+
+MAX_FOUND = 500
+"""Projects, posts, contact links and skills kept per site (the result keeps fewer)."""
 
 
 class _Collected:
-    """Findings across pages, deduplicated by URL."""
+    """Findings across pages, deduplicated by URL, at most ``MAX_FOUND`` of each kind."""
 
     def __init__(self) -> None:
         self.projects: dict[str, dict[str, Any]] = {}
@@ -154,6 +234,8 @@ class _Collected:
         if not (name or url):
             return
         key = (url or f"name:{name}").rstrip("/").lower()
+        if key not in self.projects and len(self.projects) >= MAX_FOUND:
+            return
         entry = self.projects.setdefault(
             key, {"name": name, "url": url, "description": None, "updatedAt": None}
         )
@@ -167,6 +249,8 @@ class _Collected:
         if not (title and url):
             return
         key = url.rstrip("/").lower()
+        if key not in self.posts and len(self.posts) >= MAX_FOUND:
+            return
         entry = self.posts.setdefault(
             key, {"title": title, "url": url, "publishedAt": None, "summary": None}
         )
@@ -174,7 +258,10 @@ class _Collected:
         entry["summary"] = entry["summary"] or summary
 
     def contact(self, url: str, label: str | None = None, rel_me: bool = False) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return  # mailto:/tel: are never kept (personal data)
         host = parts.hostname.lower().removeprefix("www.")
@@ -183,6 +270,8 @@ class _Collected:
             return
         if kind == "github" and _REPO_LINK.match(url):
             return  # a repository, not a profile
+        if len(self.contacts) >= MAX_FOUND:
+            return
         self.contacts.setdefault(
             url.rstrip("/").lower(), {"kind": kind or "website", "url": url, "label": label or None}
         )
@@ -229,7 +318,12 @@ class WebsiteSource:
         elif resp.status >= 400 or resp.status in (301, 302, 303, 307, 308):
             rp.rule = True
         else:
-            rp.parse(resp.body.decode("utf-8", "replace").splitlines())
+            try:
+                rp.parse(robots_lines(resp.body.decode("utf-8", "replace")))
+            except (ValueError, UnicodeError):
+                raise SourceFailure(
+                    ErrorCode.UPSTREAM, "the website's robots.txt could not be read"
+                ) from None
         return rp
 
     async def _page(self, ctx: SourceContext, url: str) -> tuple[FetchResponse, str]:
@@ -241,13 +335,7 @@ class WebsiteSource:
             return resp, ""
         if ctype and ctype not in _HTML_TYPES:
             raise SourceFailure(ErrorCode.UPSTREAM, "the website did not send an HTML page")
-        charset = "utf-8"
-        if m := re.search(r"charset=([\w-]+)", resp.headers.get("content-type", ""), re.IGNORECASE):
-            charset = m.group(1)
-        try:
-            text = resp.body.decode(charset, "replace")
-        except LookupError:
-            text = resp.body.decode("utf-8", "replace")
+        text = decode_page(resp.body, resp.headers.get("content-type", ""))
         if "\x00" in text or "<" not in text or text.count("\ufffd") > max(16, len(text) // 20):
             raise SourceFailure(ErrorCode.UPSTREAM, "the website sent malformed HTML")
         return resp, text
@@ -290,7 +378,7 @@ class WebsiteSource:
         pages: list[dict[str, Any]] = []
         seen = {urldefrag(start_url)[0], key}
         skipped = 0
-        first_page = parse_page(html)
+        first_page = await parse_page_async(html)
         self._extract(first_page, start_url, found, is_start=True)
         pages.append({"url": start_url, "title": first_page.title})
         frontier = self._links(first_page, start_url, origin, robots, ua, seen)
@@ -306,7 +394,7 @@ class WebsiteSource:
                     return url, None  # one bad page does not spoil the site
                 if resp.status != 200 or _origin(resp.url) != origin:
                     return url, None
-                return resp.url, parse_page(text)
+                return resp.url, await parse_page_async(text)
 
         max_pages = ctx.settings.website_max_pages
         while frontier and len(pages) < max_pages:
@@ -336,7 +424,7 @@ class WebsiteSource:
             "pages": pages,
             "skippedPages": skipped,
         }
-        return Fetched(redact(payload))
+        return Fetched(bound_payload(redact(payload)))
 
     @staticmethod
     def _links(
@@ -349,7 +437,10 @@ class WebsiteSource:
     ) -> list[str]:
         out: list[str] = []
         for link in page.links:
-            url = urldefrag(urljoin(base, link.href.strip()))[0]
+            joined = _join(base, link.href)
+            if joined is None:
+                continue
+            url = urldefrag(joined)[0]
             if _origin(url) != origin or url in seen:
                 continue
             if _SKIP_EXT.search(urlsplit(url).path) or not robots.can_fetch(ua, url):
@@ -364,7 +455,7 @@ class WebsiteSource:
         meta = page.meta
 
         def abs_url(u: Any) -> str | None:
-            return urljoin(url, u) if isinstance(u, str) and u.strip() else None
+            return _join(url, u)
 
         # JSON-LD
         for node in jsonld_nodes(page.jsonld):
@@ -373,12 +464,12 @@ class WebsiteSource:
                 found.person.setdefault("name", _text(node.get("name")))
                 found.person.setdefault("jobTitle", _text(node.get("jobTitle")))
                 same = node.get("sameAs")
-                for s in same if isinstance(same, list) else [same]:
+                for s in (same if isinstance(same, list) else [same])[:MAX_FOUND]:
                     if isinstance(s, str):
                         found.contact(s, rel_me=True)
                 knows = node.get("knowsAbout")
-                for k in knows if isinstance(knows, list) else [knows]:
-                    if _text(k):
+                for k in (knows if isinstance(knows, list) else [knows])[:MAX_FOUND]:
+                    if _text(k) and len(found.skills) < MAX_FOUND:
                         found.skills.append(_text(k) or "")
             if types & _POST_TYPES and not (types & {"Blog"}):
                 found.post(
@@ -433,7 +524,9 @@ class WebsiteSource:
             )
         # links: rel=me and social profiles; repository links are projects
         for link in page.links:
-            target = urljoin(url, link.href.strip())
+            target = _join(url, link.href)
+            if target is None:
+                continue
             if _REPO_LINK.match(target):
                 name = link.text or target.rstrip("/").rsplit("/", 1)[-1]
                 found.project(name, target)
