@@ -1,30 +1,47 @@
-"""Entrypoints only: each callable parses the transport, calls the core and maps errors.
+"""Entrypoints only: each function turns the transport into a ``Caller``, calls its use case and
+maps domain errors to callable errors through one table.
 
 Every function here is its own deployable entrypoint (``firebase deploy --only functions:NAME``).
-The core (``gating``, ``enrichment``, ``analytics``) never imports ``firebase_functions``.
+Settings are parsed at import: a bad ``EXTERNAL_DATA_*`` value fails the instance start (and the
+deploy's function discovery) with the variable's name, never a request.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
+from collections.abc import Callable
 from typing import Any
 
 import firebase_admin
-from firebase_functions import firestore_fn, https_fn, options, scheduler_fn
+from firebase_functions import firestore_fn, https_fn, options, params, scheduler_fn
 from firebase_functions.core import Change
 from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
 
-from gating.errors import ErrorCode, GatingError
-from gating.logs import log
-from gating.service import Caller, ExternalDataService
-from gating.settings import Settings
+from common import logs
+from common.clock import utcnow
+from common.errors import ErrorCode, GatingError
+from common.settings import SECRET_NAMES, load_settings
+from rollout_control.evaluator import evaluate
+from usecases import analytics, conversions, enrich, stats, track
+from usecases.app import App
+from usecases.context import Caller
+
+SETTINGS = load_settings()
+logs.configure(SETTINGS.log_level, project_id=SETTINGS.project_id)
 
 # The callable SDK verifies ID tokens through firebase_admin's default app.
 if not firebase_admin._apps:  # noqa: SLF001 - re-import in the emulator must not re-init
     firebase_admin.initialize_app()
 
 options.set_global_options(max_instances=50)
+
+SECRETS = {name: params.SecretParam(name) for name in SECRET_NAMES}
+"""Tokens and keys, declared as secret params on the functions that read them."""
+_SALT = [SECRETS["EXTERNAL_DATA_HASH_SALT"]]
+_ENGINE_SECRETS = [
+    SECRETS["EXTERNAL_DATA_GITHUB_TOKEN"],
+    SECRETS["EXTERNAL_DATA_WEB_SEARCH_API_KEY"],
+    *_SALT,
+]
 
 ERROR_TABLE: dict[ErrorCode, https_fn.FunctionsErrorCode] = {
     ErrorCode.UNAUTHENTICATED: https_fn.FunctionsErrorCode.UNAUTHENTICATED,
@@ -38,38 +55,36 @@ ERROR_TABLE: dict[ErrorCode, https_fn.FunctionsErrorCode] = {
 }
 """The one mapping from core errors to the callable protocol's statuses."""
 
-_service: ExternalDataService | None = None
+_app: App | None = None
 
 
-def service() -> ExternalDataService:
-    """The process-wide service, built on first use (keeps cold start and deploy analysis light)."""
-    global _service
-    if _service is None:
-        from enrichment.cache import FirestoreCacheStore
+def app() -> App:
+    """The process-wide application, built on first use (keeps deploy discovery light)."""
+    global _app
+    if _app is None:
+        from enrichment.cache import StoreCacheStore
         from enrichment.engine import Engine
-        from enrichment.settings import EnrichmentSettings
         from stores.firestore import FirestoreStore, make_client
 
-        settings = Settings.from_env()
-        client = make_client(settings.project_id)
-        store = FirestoreStore(client)
-        _service = ExternalDataService(
+        settings = SETTINGS
+        store = FirestoreStore(make_client(settings.project_id))
+        _app = App(
             settings,
             store,
-            engine_factory=lambda: Engine(
-                EnrichmentSettings.from_env(), FirestoreCacheStore(client)
-            ),
+            engine_factory=lambda: Engine(settings.enrichment, StoreCacheStore(store)),
         )
-    return _service
+    return _app
 
 
-def _caller(req: https_fn.CallableRequest[Any]) -> Caller:
+def caller_of(req: https_fn.CallableRequest[Any]) -> Caller:
+    """The caller as the platform saw it: the last ``X-Forwarded-For`` entry is the one Google's
+    front end appended (earlier entries are whatever the client sent)."""
     raw = req.raw_request
     ip = None
     ua = None
     if raw is not None:
-        forwarded = raw.headers.get("X-Forwarded-For", "")
-        ip = forwarded.split(",")[0].strip() or raw.remote_addr
+        forwarded = [p.strip() for p in raw.headers.get("X-Forwarded-For", "").split(",")]
+        ip = next((p for p in reversed(forwarded) if p), None) or raw.remote_addr
         ua = raw.headers.get("User-Agent")
     if req.auth is None:
         return Caller(uid=None, ip=ip, user_agent=ua)
@@ -77,51 +92,41 @@ def _caller(req: https_fn.CallableRequest[Any]) -> Caller:
     return Caller(uid=req.auth.uid, admin=token.get("admin") is True, ip=ip, user_agent=ua)
 
 
-def _call(name: str, fn: str, req: https_fn.CallableRequest[Any]) -> Any:
-    svc = service()
-    caller = _caller(req)
-    started = time.perf_counter()
+UseCase = Callable[[App, Caller, Any], dict[str, Any]]
+
+
+def _call(use_case: UseCase, req: https_fn.CallableRequest[Any]) -> dict[str, Any]:
     try:
-        return getattr(svc, name)(caller, req.data)
+        return use_case(app(), caller_of(req), req.data)
     except GatingError as exc:
         raise https_fn.HttpsError(ERROR_TABLE[exc.code], exc.message, exc.details) from None
-    except Exception as exc:  # noqa: BLE001 - nothing unexpected leaks to the client
-        ref = hashlib.sha256(repr(exc).encode()).hexdigest()[:12]
-        log("ERROR", "unhandled error", fn=fn, error=repr(exc), ref=ref)
-        try:
-            svc.record_crash(fn, caller, started)
-        except Exception as rec_exc:  # noqa: BLE001 - the answer is already decided
-            log("ERROR", "could not record the unhandled error", fn=fn, error=repr(rec_exc))
-        raise https_fn.HttpsError(
-            https_fn.FunctionsErrorCode.INTERNAL, f"Something went wrong (ref {ref})."
-        ) from None
 
 
-@https_fn.on_call(timeout_sec=60, memory=options.MemoryOption.MB_512)
+@https_fn.on_call(timeout_sec=60, memory=options.MemoryOption.MB_512, secrets=_ENGINE_SECRETS)
 def enrichCVWithExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Enrich a CV with external data, behind the premium gate (contract 2.1)."""
-    return _call("enrich", "enrichCVWithExternalData", req)
+    return _call(enrich.run, req)
 
 
-@https_fn.on_call()
+@https_fn.on_call(secrets=_SALT)
 def trackExternalDataUsage(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Record a client funnel event (contract 2.2)."""
-    return _call("track", "trackExternalDataUsage", req)
+    return _call(track.run, req)
 
 
-@https_fn.on_call()
+@https_fn.on_call(secrets=_SALT)
 def getUserExternalDataUsageStats(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """A user's own usage, or anyone's for an admin (contract 2.3)."""
-    return _call("user_stats", "getUserExternalDataUsageStats", req)
+    return _call(stats.run, req)
 
 
-@https_fn.on_call(timeout_sec=120)
+@https_fn.on_call(timeout_sec=120, secrets=_SALT)
 def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Admin analytics over a period (contract 2.4)."""
-    return _call("analytics", "getExternalDataAnalytics", req)
+    return _call(analytics.run, req)
 
 
-@firestore_fn.on_document_written(document="users/{uid}")
+@firestore_fn.on_document_written(document="users/{uid}", secrets=_SALT)
 def onUserSubscriptionWritten(  # noqa: N802
     event: firestore_fn.Event[Change[DocumentSnapshot[DocumentReference] | None]],
 ) -> None:
@@ -129,13 +134,10 @@ def onUserSubscriptionWritten(  # noqa: N802
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
-    service().subscription_changed(event.params["uid"], before, after, event.id)
+    conversions.subscription_changed(app(), event.params["uid"], before, after, event.id)
 
 
-@scheduler_fn.on_schedule(schedule="every 1 minutes")
+@scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)
 def evaluateExternalDataRollout(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
-    """Automatic rollback (issue 4): the same evaluator as `scripts/rollout.py evaluate`."""
-    from gating.clock import utcnow
-    from rollout_control.evaluator import evaluate
-
-    evaluate(service().store, utcnow(), by="evaluator (evaluateExternalDataRollout)")
+    """Automatic rollback: the same evaluator as `scripts/rollout.py evaluate`."""
+    evaluate(app().store, utcnow(), by="evaluator (evaluateExternalDataRollout)")

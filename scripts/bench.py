@@ -32,17 +32,19 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 import httpx  # noqa: E402
 from google.cloud import firestore  # noqa: E402
 
-from enrichment.cache import FirestoreCacheStore, MemoryCacheStore  # noqa: E402
+from common import logs  # noqa: E402
+from common.settings import EnrichmentSettings, load_settings  # noqa: E402
+from enrichment.cache import MemoryCacheStore, StoreCacheStore  # noqa: E402
 from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
-from enrichment.settings import EnrichmentSettings  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
-from gating.service import Caller, ExternalDataService  # noqa: E402
-from gating.settings import Settings  # noqa: E402
 from stores.base import Write  # noqa: E402
 from stores.firestore import FirestoreStore, make_client  # noqa: E402
 from tests.support.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from tests.unit.enrichment.servers import fake_brave, fake_github, fake_website  # noqa: E402
+from usecases import enrich  # noqa: E402
+from usecases.app import App  # noqa: E402
+from usecases.context import Caller  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -124,15 +126,15 @@ def bench_hot_path(n: int) -> dict[str, Any]:
     progress(f"hot path: {n} warm and {n // 2} cold gated calls, {n} bare writes")
     client = make_client()
     raw = FirestoreStore(client)
-    settings = Settings.from_env({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"})
+    settings = load_settings({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"})
     uid = seed_premium(raw, "bench")
 
     def one(
-        svc: ExternalDataService, eng: TimedNullEngine, counting: CountingStore
+        svc: App, eng: TimedNullEngine, counting: CountingStore
     ) -> tuple[float, float, int, int]:
         counting.calls.clear()
         started = time.perf_counter()
-        svc.enrich(Caller(uid), {"cvId": f"cv-{uid}", "sources": ["linkedin"]})
+        enrich.run(svc, Caller(uid), {"cvId": f"cv-{uid}", "sources": ["linkedin"]})
         ended = time.perf_counter()
         before = sum(eng.calls_before.values())
         after = sum(counting.calls.values()) - before
@@ -141,7 +143,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
     counting = CountingStore(raw)
     eng = TimedNullEngine()
     eng.store = counting
-    warm_svc = ExternalDataService(settings, counting, eng)  # type: ignore[arg-type]
+    warm_svc = App(settings, counting, eng)  # type: ignore[arg-type]
     one(warm_svc, eng, counting)  # warm up the caches
     warm = [one(warm_svc, eng, counting) for _ in range(n)]
     cold = []
@@ -149,7 +151,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
         c2 = CountingStore(raw)
         e2 = TimedNullEngine()
         e2.store = c2
-        cold.append(one(ExternalDataService(settings, c2, e2), e2, c2))  # type: ignore[arg-type]
+        cold.append(one(App(settings, c2, e2), e2, c2))  # type: ignore[arg-type]
     bare = []
     ref = client.document(f"bench/{uid}")
     for i in range(n):
@@ -221,7 +223,9 @@ def bench_limiter(threads: int, ours_each: int, baseline_each: int) -> dict[str,
     uid = f"contend-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     progress(f"limiter: {threads} threads x {ours_each} atomic-increment admissions, same user")
-    ours = _hammer(threads, ours_each, lambda: limiter.admit(uid, 10**9, 0, now)[0].allowed)
+    ours = _hammer(
+        threads, ours_each, lambda: limiter.admit(limiter.window(uid, now), 10**9, 0).allowed
+    )
 
     ref = client.document(f"rate_limits/rmw-{uuid.uuid4().hex[:8]}")
 
@@ -240,7 +244,7 @@ def bench_limiter(threads: int, ours_each: int, baseline_each: int) -> dict[str,
     baseline = _hammer(threads, baseline_each, lambda: rmw(client.transaction()))
     exact_uid = f"exact-{uuid.uuid4().hex[:8]}"
     progress("limiter exactness: 50 simultaneous admissions with 3 left")
-    exact = _hammer(50, 1, lambda: limiter.admit(exact_uid, 3, 0, now)[0].allowed)
+    exact = _hammer(50, 1, lambda: limiter.admit(limiter.window(exact_uid, now), 3, 0).allowed)
     return {
         "ours": ours,
         "baseline_rmw_transaction": baseline,
@@ -326,10 +330,10 @@ def bench_enrichment(n: int, target_ms: float) -> dict[str, Any]:
 
         client = make_client()
         fs = FirestoreStore(client)
-        svc = ExternalDataService(
-            Settings.from_env({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"}),
+        svc = App(
+            load_settings({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"}),
             fs,
-            Engine(settings, FirestoreCacheStore(client)),
+            Engine(settings, StoreCacheStore(fs)),
         )
         uid = seed_premium(fs, "enrich")
         request = {
@@ -343,15 +347,15 @@ def bench_enrichment(n: int, target_ms: float) -> dict[str, Any]:
             f"enrichment: {n} misses (forceRefresh) and {n} cache hits, all four sources, through the gate"
         )
         misses, hits, statuses = [], [], Counter()
-        svc.enrich(Caller(uid), request)  # warm the instance
+        enrich.run(svc, Caller(uid), request)  # warm the instance
         for _ in range(n):
             t = time.perf_counter()
-            out = svc.enrich(Caller(uid), {**request, "options": {"forceRefresh": True}})
+            out = enrich.run(svc, Caller(uid), {**request, "options": {"forceRefresh": True}})
             misses.append((time.perf_counter() - t) * 1000)
             statuses[out["status"]] += 1
         for _ in range(n):
             t = time.perf_counter()
-            out = svc.enrich(Caller(uid), request)
+            out = enrich.run(svc, Caller(uid), request)
             hits.append((time.perf_counter() - t) * 1000)
             if not all(s["cached"] for s in out["sources"]):
                 statuses["hit-not-cached"] += 1
@@ -515,9 +519,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller series (smoke run)")
     args = parser.parse_args()
     require_emulators()
-    import gating.service
-
-    gating.service.log = lambda *a, **k: None  # per-call INFO lines would drown the report
+    logs.configure("ERROR")  # per-call INFO lines would drown the report
     os.environ.setdefault("GCLOUD_PROJECT", "demo-cv-enrichment")
     only = set(args.only or ("hot_path", "limiter", "burst", "enrichment"))
     n = 40 if args.quick else args.n

@@ -34,10 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
-from gating.errors import StoreError
+from common import logs
 from gating.rollout import COMPONENTS, FREE_USER_MESSAGES, PREMIUM_USER_MESSAGES
 from rollout_control import changes, health, plan
 from rollout_control.evaluator import assess, evaluate
+from stores.errors import StoreError
 
 OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
 
@@ -213,8 +214,8 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
 
     # the live guards, as the evaluator sees them now (read only)
     from analytics.metrics import read_buckets
-    from gating.recording import floor_to
     from rollout_control.evaluator import DEFAULT
+    from stores.schema import floor_to
 
     end = floor_to(now, "m")
     span = max(DEFAULT.error_minutes, DEFAULT.outage_minutes, DEFAULT.guard_minutes)
@@ -407,14 +408,8 @@ def cmd_history(store: Any, args: argparse.Namespace, now: datetime) -> int:
 
 
 def cmd_evaluate(store: Any, args: argparse.Namespace, now: datetime) -> int:
-    def quiet_log(severity: str, message: str, **fields: Any) -> None:
-        if severity in ("ERROR", "CRITICAL"):
-            from gating.logs import log
-
-            log(severity, message, **fields)
-
     by = "evaluator (cli" + (f", {args.by})" if args.by else ")")
-    res = evaluate(store, now, dry_run=args.dry_run, by=by, log=quiet_log)
+    res = evaluate(store, now, dry_run=args.dry_run, by=by)
     print(wrap(res.summary, ""))
     return OK
 
@@ -514,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
         ap.error("--limit must be at least 1")
     now = args.at or datetime.now(UTC)
+    # Structured lines on stderr, as the functions write them; only what an operator must see.
+    logs.configure("ERROR")
     try:
         store = make_store(args)
         return COMMANDS[args.command](store, args, now)

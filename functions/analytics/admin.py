@@ -7,20 +7,33 @@ there is no data.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from analytics import histogram
 from analytics.metrics import get, num, read_buckets, total
-from gating.recording import AUDIT
-from gating.requests import AnalyticsRequest
+from common import histogram
 from stores.base import DocumentStore
+from stores.schema import AUDIT
 
 ENRICH = "enrichCVWithExternalData"
 SUSPICIOUS_UNAUTHORIZED = 5
 """A user with this many unauthorized attempts in the period counts as suspicious activity."""
 SUSPICIOUS_RATE_LIMITED = 20
 """... or with this many rate-limit refusals."""
+
+
+@dataclass(frozen=True)
+class AnalyticsQuery:
+    """A validated ``getExternalDataAnalytics`` request: the period and what to break down."""
+
+    start: date
+    end: date
+    granularity: str
+    """``hour`` or ``day``."""
+    sources: tuple[str, ...]
+
+
 AUDIT_SCAN_LIMIT = 20_000
 
 
@@ -32,7 +45,7 @@ def _lat(doc: dict[str, Any], path: str) -> dict[str, float]:
     return histogram.summary(histogram.merge([get(doc, path) or {}]))
 
 
-def build_analytics(store: DocumentStore, req: AnalyticsRequest) -> dict[str, Any]:
+def build_analytics(store: DocumentStore, req: AnalyticsQuery) -> dict[str, Any]:
     """The analytics answer for the request's period."""
     start = datetime.combine(req.start, time(0), tzinfo=UTC)
     end = datetime.combine(req.end, time(0), tzinfo=UTC) + timedelta(days=1)

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gating.recording import METRICS
 from stores.base import DocumentStore
-
-_HEADER = {"granularity", "bucketStart", "shard", "expireAt"}
+from stores.schema import AGGREGATE_HEADER as _HEADER
+from stores.schema import METRICS
 
 
 def add_into(target: dict[str, Any], doc: Mapping[str, Any]) -> None:

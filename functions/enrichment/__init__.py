@@ -5,11 +5,13 @@ Never imports the gating library or ``firebase_functions``: the callable layer c
 ``Engine.enrich`` and stores ``result.data``.
 """
 
-from .cache import CacheEntry, CacheStore, FirestoreCacheStore, MemoryCacheStore
+from common.settings import EnrichmentSettings
+from common.vocab import SOURCES
+
+from .cache import CacheEntry, CacheStore, MemoryCacheStore, StoreCacheStore
 from .engine import Engine, utcnow
 from .errors import ErrorCode
 from .model import EnrichmentInput, EnrichmentResult, SourceError, SourceReport
-from .settings import SOURCES, EnrichmentSettings
 
 __all__ = [
     "SOURCES",
@@ -20,9 +22,9 @@ __all__ = [
     "EnrichmentResult",
     "EnrichmentSettings",
     "ErrorCode",
-    "FirestoreCacheStore",
     "MemoryCacheStore",
     "SourceError",
     "SourceReport",
+    "StoreCacheStore",
     "utcnow",
 ]

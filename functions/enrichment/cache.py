@@ -11,13 +11,16 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from stores.base import DocumentStore, Write
+from stores.schema import cache_path
+
 log = logging.getLogger(__name__)
 
-COLLECTION = "external_data_cache"
 MAX_PAYLOAD_CHARS = 900_000
 """Firestore documents hold 1 MiB at most; larger answers are simply not cached."""
 
@@ -89,63 +92,59 @@ class MemoryCacheStore:
             return len(self._entries)
 
 
-class FirestoreCacheStore:
-    """``external_data_cache/{source}_{sha256}`` documents.
+class StoreCacheStore:
+    """``external_data_cache/{source}_{sha256}`` documents through the one store layer (its
+    deadlines, retries and ``StoreError`` mapping).
 
     Fields ``{source, key, payload, etag, fetchedAt, expireAt}``. ``payload`` is stored as a JSON
     string, not a map: a map would be indexed field by field, and a user with hundreds of
     repositories would pass Firestore's 40,000 index entries per document.
     """
 
-    def __init__(self, client: Any, collection: str = COLLECTION) -> None:
-        self._client = client
-        self._collection = client.collection(collection)
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
 
     def get(self, key: str) -> CacheEntry | None:
         """See ``CacheStore.get``; a document that cannot be decoded counts as a miss."""
-        return self._decode(key, self._collection.document(key).get())
+        return self.get_many([key])[key]
 
     def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
-        """See ``CacheStore.get_many``: one BatchGetDocuments round trip."""
-        out: dict[str, CacheEntry | None] = dict.fromkeys(keys)
-        refs = [self._collection.document(k) for k in keys]
-        for snap in self._client.get_all(refs):
-            out[snap.id] = self._decode(snap.id, snap)
-        return out
+        """See ``CacheStore.get_many``: one batched read."""
+        got = self._store.get_many([cache_path(k) for k in keys])
+        return {k: self._decode(k, got.get(cache_path(k))) for k in keys}
 
     @staticmethod
-    def _decode(key: str, snap: Any) -> CacheEntry | None:
-        if not snap.exists:
+    def _decode(key: str, doc: Mapping[str, Any] | None) -> CacheEntry | None:
+        if doc is None:
             return None
-        doc = snap.to_dict() or {}
         try:
             payload = json.loads(doc["payload"])
             if not isinstance(payload, dict):
                 return None
-            return CacheEntry(
-                payload=payload,
-                fetched_at=doc["fetchedAt"],
-                expire_at=doc["expireAt"],
-                etag=doc.get("etag"),
-            )
+            fetched, expire = doc["fetchedAt"], doc["expireAt"]
+            if not isinstance(fetched, datetime) or not isinstance(expire, datetime):
+                return None
+            etag = doc.get("etag")
+            return CacheEntry(payload, fetched, expire, etag if isinstance(etag, str) else None)
         except (KeyError, TypeError, ValueError):
-            log.warning("unreadable cache document %s ignored", key)
+            log.warning("unreadable cache document ignored", extra={"json_fields": {"key": key}})
             return None
 
     def put(self, key: str, entry: CacheEntry) -> None:
         """See ``CacheStore.put``; payloads too large for one document are not cached."""
         text = json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False)
         if len(text) > MAX_PAYLOAD_CHARS:
-            log.info("cache payload for %s too large (%d chars), not cached", key, len(text))
+            log.info(
+                "cache payload too large, not cached",
+                extra={"json_fields": {"key": key, "chars": len(text)}},
+            )
             return
-        source = key.split("_", 1)[0]
-        self._collection.document(key).set(
-            {
-                "source": source,
-                "key": key,
-                "payload": text,
-                "etag": entry.etag,
-                "fetchedAt": entry.fetched_at,
-                "expireAt": entry.expire_at,
-            }
-        )
+        doc = {
+            "source": key.split("_", 1)[0],
+            "key": key,
+            "payload": text,
+            "etag": entry.etag,
+            "fetchedAt": entry.fetched_at,
+            "expireAt": entry.expire_at,
+        }
+        self._store.commit([Write(cache_path(key), doc, merge=False)])

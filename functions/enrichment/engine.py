@@ -19,13 +19,15 @@ from typing import Any
 
 import httpx
 
+from common.settings import EnrichmentSettings
+from common.vocab import ResultStatus, SourceStatus
+
 from .cache import CacheEntry, CacheStore, cache_key
 from .errors import ErrorCode, SourceFailure, SourceSkipped
 from .fetch import Deadline, Fetcher
 from .merge import merge
 from .model import EnrichmentInput, EnrichmentResult, SourceError, SourceReport
 from .net import UrlGuard
-from .settings import EnrichmentSettings
 from .sources.base import Source, SourceContext
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ class Engine:
                     _Outcome(
                         SourceReport(
                             name,
-                            "timeout",
+                            SourceStatus.TIMEOUT,
                             0,
                             int(budget * 1000),
                             False,
@@ -187,7 +189,7 @@ class Engine:
 
     @staticmethod
     def _failed(name: str, code: ErrorCode, message: str, start: float) -> _Outcome:
-        status = "timeout" if code is ErrorCode.TIMEOUT else "failed"
+        status = SourceStatus.TIMEOUT if code is ErrorCode.TIMEOUT else SourceStatus.FAILED
         return _Outcome(
             SourceReport(
                 name, status, 0, _elapsed_ms(start), False, SourceError(code.value, message)
@@ -236,7 +238,7 @@ class Engine:
             return _Outcome(
                 SourceReport(
                     name,
-                    "skipped",
+                    SourceStatus.SKIPPED,
                     0,
                     0,
                     False,
@@ -250,7 +252,7 @@ class Engine:
             return _Outcome(
                 SourceReport(
                     name,
-                    "skipped",
+                    SourceStatus.SKIPPED,
                     0,
                     _elapsed_ms(start),
                     False,
@@ -269,7 +271,11 @@ class Engine:
             if entry is not None and entry.is_fresh(self.now()):
                 return _Outcome(
                     SourceReport(
-                        name, "success", source.count(entry.payload), _elapsed_ms(start), True
+                        name,
+                        SourceStatus.SUCCESS,
+                        source.count(entry.payload),
+                        _elapsed_ms(start),
+                        True,
                     ),
                     entry.payload,
                 )
@@ -282,7 +288,7 @@ class Engine:
             return _Outcome(
                 SourceReport(
                     name,
-                    "skipped",
+                    SourceStatus.SKIPPED,
                     0,
                     _elapsed_ms(start),
                     False,
@@ -303,7 +309,7 @@ class Engine:
         return _Outcome(
             SourceReport(
                 name,
-                "success",
+                SourceStatus.SUCCESS,
                 source.count(fetched.payload),
                 _elapsed_ms(start),
                 fetched.revalidated,
@@ -339,16 +345,18 @@ class Engine:
         for o in outcomes:
             if o.payload is not None:
                 data[o.report.source] = o.payload
-        tried = [o.report for o in outcomes if o.report.status != "skipped"]
-        ok = [r for r in tried if r.status == "success"]
+        tried = [o.report for o in outcomes if o.report.status is not SourceStatus.SKIPPED]
+        ok = [r for r in tried if r.status is SourceStatus.SUCCESS]
         if tried and len(ok) == len(tried):
-            status = "success"
+            status = ResultStatus.SUCCESS
         elif ok:
-            status = "partial"
+            status = ResultStatus.PARTIAL
         else:
-            status = "failed"
+            status = ResultStatus.FAILED
         service_failure = bool(tried) and all(
-            r.status != "success" and r.error is not None and r.error.code in SERVICE_ERRORS
+            r.status is not SourceStatus.SUCCESS
+            and r.error is not None
+            and r.error.code in SERVICE_ERRORS
             for r in tried
         )
         return EnrichmentResult(

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from common.vocab import SourceErrorCode
 
-
-class ErrorCode(StrEnum):
-    """Why a source did not succeed. User-caused: ``not_found``, ``invalid_input``, ``refused``;
-    service-caused: ``upstream``, ``timeout``; ``quota`` and ``not_configured`` are operational."""
-
-    NOT_FOUND = "not_found"
-    INVALID_INPUT = "invalid_input"
-    REFUSED = "refused"
-    QUOTA = "quota"
-    UPSTREAM = "upstream"
-    TIMEOUT = "timeout"
-    NOT_CONFIGURED = "not_configured"
+ErrorCode = SourceErrorCode
+"""The sources' name for the contract's source error codes (``common.vocab.SourceErrorCode``)."""
 
 
 class SourceFailure(Exception):

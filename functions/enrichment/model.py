@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.vocab import ResultStatus, SourceStatus
+
 
 @dataclass(frozen=True)
 class EnrichmentInput:
@@ -43,7 +45,7 @@ class SourceReport:
 
     source: str
     """``github|linkedin|website|web``."""
-    status: str
+    status: SourceStatus
     """``success|failed|skipped|timeout``."""
     items: int
     """Entries the source produced (repositories, CSV rows, extracted links, results)."""
@@ -58,7 +60,7 @@ class SourceReport:
         """The contract's shape: ``{source, status, items, durationMs, cached, error?}``."""
         out: dict[str, Any] = {
             "source": self.source,
-            "status": self.status,
+            "status": self.status.value,
             "items": self.items,
             "durationMs": self.duration_ms,
             "cached": self.cached,
@@ -77,7 +79,7 @@ class EnrichmentResult:
     and ``projects``. Redacted (no e-mail addresses or phone numbers in free text)."""
     sources: tuple[SourceReport, ...]
     """One report per requested source, in request order."""
-    status: str
+    status: ResultStatus
     """``success`` (every tried source succeeded), ``partial``, or ``failed`` (none did, or none
     was tried). Skipped sources are not tried."""
     service_failure: bool

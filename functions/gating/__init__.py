@@ -1,4 +1,4 @@
-"""The gating library: who may enrich, how often, and what is recorded.
-
-Nothing in this package imports ``firebase_functions``; the entrypoints in ``main.py`` do that.
+"""The gating policy: entitlement, rollout config and cohort, the access decision, the
+sliding-window rate limit and preview trimming. Pure functions of what was read, plus the
+limiter's atomic counters. Never imports ``firebase_functions``, the use cases or recording.
 """

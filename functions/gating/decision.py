@@ -5,16 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gating.entitlements import Tier
+from common.vocab import Access, Mode, Tier
 from gating.rollout import RolloutConfig, in_cohort
-
-
-class Access(StrEnum):
-    """What the caller gets."""
-
-    FULL = "full"
-    PREVIEW = "preview"
-    DENIED = "denied"
 
 
 class Reason(StrEnum):
@@ -49,9 +41,9 @@ class Decision:
 
 
 def decide(
-    cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str], mode: str
+    cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str], mode: Mode
 ) -> Decision:
-    """Decide access for ``mode`` ("full" or "preview")."""
+    """Decide access for ``mode``."""
     tier = Tier.PREMIUM if premium else Tier.FREE
     asked = Access(mode)
     # The pre-gating experience is full enrichment whatever was asked: it had no previews.

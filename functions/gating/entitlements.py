@@ -7,15 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-
-class Tier(StrEnum):
-    """The two plans."""
-
-    FREE = "free"
-    PREMIUM = "premium"
+from common.vocab import Tier
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -67,3 +61,13 @@ def rollout_groups(user_doc: Mapping[str, Any] | None) -> frozenset[str]:
     if not isinstance(groups, list):
         return frozenset()
     return frozenset(g for g in groups if isinstance(g, str))
+
+
+def was_paying(user_doc: Mapping[str, Any] | None) -> bool:
+    """Whether the doc shows a premium subscription that had not been canceled (active,
+    trialing, past_due or lifetime), whatever its dates: moving from that to premium is a
+    renewal or a recovery, not a conversion."""
+    sub = (user_doc or {}).get("subscription")
+    if not isinstance(sub, Mapping) or sub.get("tier") != "premium":
+        return False
+    return sub.get("lifetime") is True or sub.get("status") in ("active", "trialing", "past_due")

@@ -13,11 +13,10 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gating.errors import StoreError
-from gating.logs import log
+from common.logs import log
 from stores.base import DocumentStore
-
-RATE_LIMITS = "rate_limits"
+from stores.errors import StoreError
+from stores.schema import rate_limit_path
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,8 @@ class Window:
     start: datetime
     length: timedelta
     elapsed_fraction: float
+    at: datetime
+    """The moment the window was taken for (the call's ``now``)."""
 
     @property
     def end(self) -> datetime:
@@ -56,14 +57,13 @@ def window_for(scope: str, uid: str, now: datetime, length: timedelta) -> Window
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     n = int((now - epoch) // length)
     start = epoch + n * length
-    prev = start - length
-    fmt = "%Y-%m-%dT%H:%M"
     return Window(
-        current_path=f"{RATE_LIMITS}/{uid}_{scope}_{start.strftime(fmt)}",
-        previous_path=f"{RATE_LIMITS}/{uid}_{scope}_{prev.strftime(fmt)}",
+        current_path=rate_limit_path(uid, scope, start),
+        previous_path=rate_limit_path(uid, scope, start - length),
         start=start,
         length=length,
         elapsed_fraction=(now - start) / length,
+        at=now,
     )
 
 
@@ -103,33 +103,37 @@ class SlidingWindowLimiter:
         """The window for ``uid`` at ``now``."""
         return window_for(self.scope, uid, now, self.length)
 
-    def admit(self, uid: str, limit: int, previous: int, now: datetime) -> tuple[RateDecision, int]:
+    def admit(self, window: Window, limit: int, previous: int) -> RateDecision:
         """Take one unit if the sliding window allows; one round trip (two when refused).
 
         ``previous`` is the previous window's final count (read once, cacheable: it is closed).
-        Returns the decision and the value the increment returned.
         """
-        w = self.window(uid, now)
+        w, now = window, window.at
         expire = {"expireAt": w.end + 2 * self.length}
         drawn = self.store.increment(w.current_path, "count", 1, expire)
         budget = limit - weighted(w, previous)
         if drawn <= budget:
             remaining = max(0, math.floor(budget - drawn))
             reset = w.end if remaining > 0 else next_available(w, limit, previous, drawn, now)
-            return RateDecision(True, limit, remaining, reset), drawn
-        try:
-            self.store.increment(w.current_path, "count", -1, {})
-        except StoreError as exc:
-            # The refusal stands; the unit stays taken (fails closed: one call fewer this hour).
-            log("ERROR", "rate-limit refund failed", path=w.current_path, error=str(exc))
+            return RateDecision(True, limit, remaining, reset)
+        self.give_back(w, "refused")
         reset = next_available(w, limit, previous, drawn - 1, now)
-        return RateDecision(False, limit, 0, reset), drawn
+        return RateDecision(False, limit, 0, reset)
 
-    def usage(
-        self, uid: str, limit: int, previous: int, current: int, now: datetime
-    ) -> RateDecision:
+    def give_back(self, window: Window, why: str) -> bool:
+        """Return one unit to ``window`` (a refused call, or fair quota); True if it was."""
+        try:
+            self.store.increment(window.current_path, "count", -1, {})
+        except StoreError as exc:
+            # The unit stays taken (fails closed: one call fewer this hour).
+            log("ERROR", "rate-limit give-back failed", why=why, errorType=type(exc).__name__)
+            return False
+        return True
+
+    @staticmethod
+    def usage(window: Window, limit: int, previous: int, current: int) -> RateDecision:
         """What a user has left, from counts read elsewhere (for stats; takes nothing)."""
-        w = self.window(uid, now)
+        w, now = window, window.at
         used = weighted(w, previous) + current
         remaining = max(0, math.floor(limit - used))
         reset = w.end if remaining > 0 else next_available(w, limit, previous, current, now)

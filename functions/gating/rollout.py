@@ -9,10 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-CONFIG_PATH = "config/externalDataRollout"
-"""Where the rollout config lives."""
-HISTORY_COLLECTION = f"{CONFIG_PATH}/history"
-"""Where every change to it is appended."""
+from stores.schema import CONFIG_PATH, HISTORY_COLLECTION
+
+__all__ = ["CONFIG_PATH", "HISTORY_COLLECTION"]  # re-exported: the config's own paths
 
 
 class Phase(StrEnum):

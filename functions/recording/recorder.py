@@ -1,63 +1,36 @@
 """What is recorded for each call: usage, audit, funnel and sharded aggregates (contract §5).
 
-``Recorder.writes`` turns one ``CallRecord`` into the list of document writes that the service
-commits in a single batch. Aggregates go to a random shard of the minute, hour and day buckets,
-so no single document takes every increment.
+``Recorder.writes`` turns one ``CallRecord`` into the list of document writes that the use-case
+wrapper commits in a single batch. Aggregates go to a random shard of the minute, hour and day
+buckets, so no single document takes every increment. Paths and layouts: ``stores.schema``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from analytics.histogram import bucket_of
-from gating.rollout import RolloutConfig
-from gating.settings import Settings
+from common.histogram import bucket_of
+from common.settings import Settings
+from common.vocab import DENIALS, ENRICHED, Access, Fn, Outcome, SourceStatus, Tier
 from stores.base import Inc, Write
-
-METRICS = "external_data_metrics"
-AUDIT = "external_data_security_audit"
-USAGE = "external_data_usage"
-
-GRANULARITIES: dict[str, tuple[str, timedelta]] = {
-    # prefix: (strftime format of the bucket key, how long the bucket documents live)
-    "m": ("%Y-%m-%dT%H:%M", timedelta(days=3)),
-    "h": ("%Y-%m-%dT%H", timedelta(days=120)),
-    "d": ("%Y-%m-%d", timedelta(days=800)),
-}
-
-
-class Outcome(StrEnum):
-    """How a call ended."""
-
-    SUCCESS = "success"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    """Enrichment ran and no source succeeded."""
-    DENIED = "denied"
-    """permission-denied (premium required, or not an admin)."""
-    RATE_LIMITED = "rate_limited"
-    UNAUTHENTICATED = "unauthenticated"
-    INVALID = "invalid"
-    NOT_FOUND = "not_found"
-    UNAVAILABLE = "unavailable"
-    INTERNAL = "internal"
-
-
-_ENRICHED = (Outcome.SUCCESS, Outcome.PARTIAL, Outcome.FAILED)
-_DENIALS = (
-    Outcome.DENIED,
-    Outcome.RATE_LIMITED,
-    Outcome.UNAUTHENTICATED,
-    Outcome.INVALID,
-    Outcome.NOT_FOUND,
+from stores.schema import (
+    GRANULARITIES,
+    aggregate_path,
+    audit_path,
+    floor_to,
+    usage_event_path,
+    usage_path,
 )
+
+_ENRICHED = ENRICHED
+_DENIALS = DENIALS
 _NAMED = {
     Outcome.RATE_LIMITED: "rateLimited",
     Outcome.UNAUTHENTICATED: "unauthenticated",
@@ -84,7 +57,7 @@ class SourceOutcome:
     """One source's part in an enrichment."""
 
     source: str
-    status: str
+    status: SourceStatus
     duration_ms: float
     cached: bool
     error_code: str | None = None
@@ -92,18 +65,21 @@ class SourceOutcome:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """Everything recorded about one call."""
+    """Everything recorded about one call (built by ``usecases.hooks`` from the call's context
+    and the facts its use case learned)."""
 
-    fn: str
+    fn: Fn
     at: datetime
     outcome: Outcome
     duration_ms: float
     uid: str | None = None
-    tier: str | None = None
-    access: str | None = None
-    """"full" or "preview" when enrichment ran."""
+    tier: Tier | None = None
+    access: Access | None = None
+    """``full`` or ``preview`` when enrichment ran."""
     gated: bool | None = None
     """Whether the premium gate applied (the rollout cohort); ``None`` when not decided."""
+    gate_shown: bool = False
+    """A free user asked for full inside the gate and was refused with the upgrade gate."""
     service_error: bool = False
     """A failure of the service (contract 2.4), as opposed to a denial or the user's input."""
     reason: str = ""
@@ -115,7 +91,15 @@ class CallRecord:
     event: str | None = None
     """For ``trackExternalDataUsage``: the client's funnel event."""
     extra_writes: Sequence[Write] = field(default_factory=tuple)
-    """Writes that must land in the same batch (e.g. the enrichment result)."""
+    """Writes that must land in the same batch."""
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Which records the rollout config's components allow right now."""
+
+    usage_tracking: bool = True
+    security_audit: bool = True
 
 
 class Recorder:
@@ -126,20 +110,22 @@ class Recorder:
         self._rng = rng or (lambda n: random.randrange(n))
 
     def hash(self, value: str | None) -> str | None:
-        """Salted hash for IPs and user agents (never stored raw)."""
+        """Keyed hash (HMAC-SHA256 under ``EXTERNAL_DATA_HASH_SALT``) for IPs, user agents and
+        the uids of erased users: never stored raw, not reversible without the key."""
         if not value:
             return None
-        return hashlib.sha256(f"{self.settings.hash_salt}:{value}".encode()).hexdigest()[:32]
+        key = self.settings.hash_salt.encode()
+        return hmac.new(key, value.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:32]
 
-    def writes(self, rec: CallRecord, cfg: RolloutConfig) -> list[Write]:
+    def writes(self, rec: CallRecord, switches: Switches) -> list[Write]:
         """All writes for ``rec`` under the current config's component switches."""
         out: list[Write] = list(rec.extra_writes)
         out.extend(self.aggregate_writes(rec.at, self._counters(rec)))
-        if self.settings.analytics_enabled and cfg.components.usageTracking and rec.uid:
+        if self.settings.analytics_enabled and switches.usage_tracking and rec.uid:
             out.extend(self._usage(rec))
-        if self.settings.audit_enabled and cfg.components.securityAudit:
+        if self.settings.audit_enabled and switches.security_audit:
             event = AUDIT_EVENT.get(rec.outcome)
-            if rec.fn != "enrichCVWithExternalData" and rec.outcome is Outcome.SUCCESS:
+            if rec.fn is not Fn.ENRICH and rec.outcome is Outcome.SUCCESS:
                 event = None  # only access to the gated feature is audited as granted
             if event:
                 out.append(self._audit(rec, event))
@@ -151,11 +137,11 @@ class Recorder:
         """The same counters into one random shard of the minute, hour and day buckets."""
         shard = self._rng(self.settings.metric_shards)
         out = []
-        for g, (fmt, ttl) in GRANULARITIES.items():
-            start = _floor(at, g)
+        for g, (_fmt, ttl) in GRANULARITIES.items():
+            start = floor_to(at, g)
             out.append(
                 Write(
-                    f"{METRICS}/{g}_{start.strftime(fmt)}_{shard}",
+                    aggregate_path(g, start, shard),
                     {
                         "granularity": g,
                         "bucketStart": start,
@@ -173,7 +159,7 @@ class Recorder:
         o = rec.outcome
         c: dict[str, Any] = {}
         sec: dict[str, Any] = {}
-        if rec.fn == "enrichCVWithExternalData":
+        if rec.fn is Fn.ENRICH:
             c["requests"] = Inc(1)
             if o in (Outcome.SUCCESS, Outcome.PARTIAL):
                 c["successful"] = Inc(1)
@@ -183,18 +169,18 @@ class Recorder:
                 c["errors"] = Inc(1)
             if o in _DENIALS:
                 c["denied"] = Inc(1)
-            if rec.tier == "premium":
+            if rec.tier is Tier.PREMIUM:
                 c["premiumRequests"] = Inc(1)
-            elif rec.tier == "free":
+            elif rec.tier is Tier.FREE:
                 c["freeRequests"] = Inc(1)
-            if o in _ENRICHED and rec.access == "preview":
+            if o in _ENRICHED and rec.access is Access.PREVIEW:
                 c["previews"] = Inc(1)
-            if o in _ENRICHED and rec.access == "full":
+            if o in _ENRICHED and rec.access is Access.FULL:
                 c["fullRequests"] = Inc(1)
-                if rec.gated and rec.tier != "premium":
+                if rec.gated and rec.tier is not Tier.PREMIUM:
                     # Must stay 0: a full answer to a non-premium user inside the gate.
                     c["unauthorizedFull"] = Inc(1)
-            if o is Outcome.DENIED and rec.reason == "premium_required":
+            if o is Outcome.DENIED and rec.gate_shown:
                 c["gateShown"] = Inc(1)
             if o in (Outcome.DENIED, Outcome.NOT_FOUND):
                 c["unauthorizedAttempts"] = Inc(1)
@@ -207,7 +193,7 @@ class Recorder:
             c["trackedEvents"] = Inc(1)
             if rec.event == "upgrade_clicked":
                 c["upgradeClicks"] = Inc(1)
-        if o is Outcome.DENIED or (o is Outcome.NOT_FOUND and rec.fn == "enrichCVWithExternalData"):
+        if o is Outcome.DENIED or (o is Outcome.NOT_FOUND and rec.fn is Fn.ENRICH):
             sec["unauthorizedAttempts"] = Inc(1)
         if o is Outcome.RATE_LIMITED:
             sec["rateLimitViolations"] = Inc(1)
@@ -233,24 +219,24 @@ class Recorder:
         if rec.sources:
             src: dict[str, Any] = {}
             for s in rec.sources:
-                if s.status == "skipped":
+                if s.status is SourceStatus.SKIPPED:
                     continue
                 entry: dict[str, Any] = {
                     "requests": Inc(1),
                     "lat": {str(bucket_of(s.duration_ms)): Inc(1)},
                 }
-                if s.status == "success":
+                if s.status is SourceStatus.SUCCESS:
                     entry["successful"] = Inc(1)
                 else:
                     entry["failed"] = Inc(1)
-                if s.status == "timeout":
+                if s.status is SourceStatus.TIMEOUT:
                     entry["timeouts"] = Inc(1)
                 if s.cached:
                     entry["cacheHits"] = Inc(1)
                 src[s.source] = entry
             if src:
                 doc["src"] = src
-        if rec.gated is not None and rec.fn == "enrichCVWithExternalData":
+        if rec.gated is not None and rec.fn is Fn.ENRICH:
             side: dict[str, Any] = {"requests": Inc(1)}
             if timed:
                 side["lat"] = dict(lat)
@@ -269,7 +255,7 @@ class Recorder:
         if rec.uid is None:
             raise ValueError("usage records need the caller's uid")
         out: list[Write] = []
-        user_path = f"{USAGE}/{rec.uid}"
+        user_path = usage_path(rec.uid)
         expire = rec.at + timedelta(days=self.settings.event_ttl_days)
         kind = _event_type(rec)
         event: dict[str, Any] = {
@@ -278,8 +264,8 @@ class Recorder:
             "at": rec.at,
             "fn": rec.fn,
             "outcome": rec.outcome.value,
-            "tier": rec.tier,
-            "access": rec.access,
+            "tier": rec.tier.value if rec.tier else None,
+            "access": rec.access.value if rec.access else None,
             "durationMs": round(rec.duration_ms, 1),
             "expireAt": expire,
         }
@@ -291,9 +277,9 @@ class Recorder:
             event["sources"] = [
                 {"source": s.source, "status": s.status, "cached": s.cached} for s in rec.sources
             ]
-        out.append(Write(f"{user_path}/events/{uuid.uuid4().hex}", event, merge=False))
+        out.append(Write(usage_event_path(rec.uid, uuid.uuid4().hex), event, merge=False))
         stats: dict[str, Any] = {"uid": rec.uid}
-        if rec.fn == "enrichCVWithExternalData" and rec.outcome in (
+        if rec.fn is Fn.ENRICH and rec.outcome in (
             Outcome.SUCCESS,
             Outcome.PARTIAL,
             Outcome.FAILED,
@@ -308,13 +294,13 @@ class Recorder:
                 totals["failed"] = Inc(1)
             if rec.outcome is Outcome.RATE_LIMITED:
                 totals["rateLimited"] = Inc(1)
-            if rec.access == "preview" and rec.outcome in (
+            if rec.access is Access.PREVIEW and rec.outcome in (
                 Outcome.SUCCESS,
                 Outcome.PARTIAL,
                 Outcome.FAILED,
             ):
                 totals["previews"] = Inc(1)
-            if rec.access == "full" and rec.outcome in (
+            if rec.access is Access.FULL and rec.outcome in (
                 Outcome.SUCCESS,
                 Outcome.PARTIAL,
                 Outcome.FAILED,
@@ -323,11 +309,11 @@ class Recorder:
             stats["totals"] = totals
             by_source: dict[str, Any] = {}
             for s in rec.sources:
-                if s.status == "skipped":
+                if s.status is SourceStatus.SKIPPED:
                     continue
                 by_source[s.source] = {
                     "requests": Inc(1),
-                    ("successful" if s.status == "success" else "failed"): Inc(1),
+                    ("successful" if s.status is SourceStatus.SUCCESS else "failed"): Inc(1),
                 }
             if by_source:
                 stats["bySource"] = by_source
@@ -357,32 +343,14 @@ class Recorder:
             doc["uaHash"] = self.hash(rec.user_agent)
         if rec.request_id:
             doc["requestId"] = rec.request_id
-        return Write(f"{AUDIT}/{uuid.uuid4().hex}", doc, merge=False)
+        return Write(audit_path(uuid.uuid4().hex), doc, merge=False)
 
 
 def _event_type(rec: CallRecord) -> str:
     if rec.event:
         return rec.event
-    if rec.outcome is Outcome.DENIED and rec.reason == "premium_required":
+    if rec.outcome is Outcome.DENIED and rec.gate_shown:
         return "gate"
     if rec.outcome in (Outcome.SUCCESS, Outcome.PARTIAL, Outcome.FAILED) and rec.access:
-        return rec.access  # "preview" or "full"
+        return rec.access.value  # "preview" or "full"
     return rec.outcome.value
-
-
-def _floor(at: datetime, g: str) -> datetime:
-    if g == "m":
-        return at.replace(second=0, microsecond=0)
-    if g == "h":
-        return at.replace(minute=0, second=0, microsecond=0)
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def bucket_key(at: datetime, g: str) -> str:
-    """The bucket key of ``at`` at granularity ``g`` (as used in document ids)."""
-    return _floor(at, g).strftime(GRANULARITIES[g][0])
-
-
-def floor_to(at: datetime, g: str) -> datetime:
-    """The start of the bucket containing ``at``."""
-    return _floor(at, g)

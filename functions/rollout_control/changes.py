@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gating.errors import ConfigConflict
 from gating.rollout import (
     COMPONENTS,
     CONFIG_PATH,
@@ -45,6 +44,7 @@ from gating.rollout import (
 )
 from rollout_control import plan
 from stores.base import DocumentStore, Write
+from stores.errors import ConfigConflict
 
 COHORT_FIELDS = ("phase", "rolloutPercentage", "targetGroups", "fallbackEnabled")
 """Fields that change who is gated (with ``components.premiumGating``)."""

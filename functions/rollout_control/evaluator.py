@@ -51,15 +51,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics.histogram import count, merge, percentile
 from analytics.metrics import get, num, read_buckets
-from gating.errors import StoreError
-from gating.logs import log as default_log
-from gating.recording import floor_to
+from common.histogram import count, merge, percentile
+from common.logs import log as default_log
 from gating.rollout import Phase, RolloutConfig
 from rollout_control import changes, plan
 from rollout_control.health import plain
 from stores.base import DocumentStore
+from stores.errors import StoreError
+from stores.schema import floor_to
 
 LogFn = Callable[..., None]
 

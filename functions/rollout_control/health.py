@@ -44,13 +44,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics.histogram import count, merge, percentile
 from analytics.metrics import get, num, read_buckets, total
-from gating.clock import iso
-from gating.recording import floor_to
+from common.clock import iso
+from common.histogram import count, merge, percentile
 from gating.rollout import Phase, RolloutConfig
 from rollout_control import plan
 from stores.base import DocumentStore
+from stores.schema import floor_to
 
 ENRICH_LAT = "fn.enrichCVWithExternalData.lat"
 P95_LIMIT_MS = 2500.0

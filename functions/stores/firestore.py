@@ -16,8 +16,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from gating.errors import ConfigConflict, StoreError
 from stores.base import Filter, Inc, Write
+from stores.errors import ConfigConflict, StoreError
 
 _TRANSIENT = retries.if_exception_type(
     gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gating.errors import ConfigConflict, StoreError
 from stores.base import Filter, Inc, Write
+from stores.errors import ConfigConflict, StoreError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,

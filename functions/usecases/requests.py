@@ -13,10 +13,11 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from gating.errors import InvalidArgument
+from analytics.admin import AnalyticsQuery
+from common.errors import InvalidArgument
+from common.vocab import SOURCES, Mode
 
-SOURCES = ("github", "linkedin", "website", "web")
-MODES = ("full", "preview")
+MODES = tuple(m.value for m in Mode)
 EVENTS = (
     "preview_viewed",
     "gate_shown",
@@ -24,7 +25,6 @@ EVENTS = (
     "feature_discovered",
     "upgrade_completed_view",
 )
-LINKEDIN_MAX_BYTES = 1_000_000
 _CV_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
@@ -43,7 +43,7 @@ class EnrichRequest:
     """A validated ``enrichCVWithExternalData`` request."""
 
     cv_id: str
-    mode: str
+    mode: Mode
     sources: tuple[str, ...]
     github: str | None
     website: str | None
@@ -68,16 +68,6 @@ class StatsRequest:
     """A validated ``getUserExternalDataUsageStats`` request."""
 
     user_id: str | None
-
-
-@dataclass(frozen=True)
-class AnalyticsRequest:
-    """A validated ``getExternalDataAnalytics`` request."""
-
-    start: date
-    end: date
-    granularity: str
-    sources: tuple[str, ...]
 
 
 def _object(raw: Any, field: str = "data") -> Mapping[str, Any]:
@@ -132,8 +122,8 @@ def _source_list(value: Any, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_enrich(raw: Any) -> EnrichRequest:
-    """Validate an enrichment request."""
+def parse_enrich(raw: Any, linkedin_max_bytes: int = 1_000_000) -> EnrichRequest:
+    """Validate an enrichment request (``linkedin_max_bytes``: ``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``)."""
     obj = _object(raw)
     _no_unknown(
         obj, {"cvId", "mode", "sources", "github", "website", "linkedin", "name", "options"}
@@ -154,7 +144,7 @@ def parse_enrich(raw: Any) -> EnrichRequest:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument("website", "must be an http or https URL")
     name = _string(obj, "name", 200)
-    export = _linkedin(obj.get("linkedin"))
+    export = _linkedin(obj.get("linkedin"), linkedin_max_bytes)
     options = _object(obj.get("options"), "options")
     _no_unknown(options, {"forceRefresh", "timeoutMs"}, "options.")
     force = options.get("forceRefresh", False)
@@ -165,10 +155,10 @@ def parse_enrich(raw: Any) -> EnrichRequest:
         timeout = int(timeout)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1000 <= timeout <= 30000:
         raise InvalidArgument("options.timeoutMs", "must be an integer from 1000 to 30000")
-    return EnrichRequest(cv_id, mode, sources, github, website, export, name, force, timeout)
+    return EnrichRequest(cv_id, Mode(mode), sources, github, website, export, name, force, timeout)
 
 
-def _linkedin(value: Any) -> Mapping[str, str] | None:
+def _linkedin(value: Any, max_bytes: int) -> Mapping[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -184,8 +174,8 @@ def _linkedin(value: Any) -> Mapping[str, str] | None:
         if not isinstance(text, str):
             raise InvalidArgument(f"linkedin.export.{_shown(fname)}", "must be the file's text")
         total += len(text.encode("utf-8"))
-        if total > LINKEDIN_MAX_BYTES:
-            raise InvalidArgument("linkedin.export", "must be at most 1 MB in all")
+        if total > max_bytes:
+            raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
     return dict(export)
 
 
@@ -234,7 +224,7 @@ def _date(obj: Mapping[str, Any], field: str) -> date:
         raise InvalidArgument(field, "must be an ISO date (YYYY-MM-DD)") from None
 
 
-def parse_analytics(raw: Any) -> AnalyticsRequest:
+def parse_analytics(raw: Any) -> AnalyticsQuery:
     """Validate an analytics request (span at most 92 days; hours only up to 7 days)."""
     obj = _object(raw)
     _no_unknown(obj, {"startDate", "endDate", "granularity", "sources"})
@@ -250,4 +240,4 @@ def parse_analytics(raw: Any) -> AnalyticsRequest:
     if granularity == "hour" and span > timedelta(days=7):
         raise InvalidArgument("granularity", "hour is allowed for periods of at most 7 days")
     sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
-    return AnalyticsRequest(start, end, granularity, sources)
+    return AnalyticsQuery(start, end, granularity, sources)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from common.settings import load_settings
+from common.vocab import ResultStatus, SourceStatus
 from enrichment.model import EnrichmentResult, SourceReport
-from gating.service import ExternalDataService
-from gating.settings import Settings
 from stores.memory import MemoryStore
+from usecases.app import App
 
 
 @dataclass
@@ -34,7 +35,7 @@ class StaticEngine:
     def __init__(self) -> None:
         self.calls: list[Any] = []
         self.fail = False
-        self.status = "success"
+        self.status = ResultStatus.SUCCESS
 
     def enrich(self, inp: Any) -> EnrichmentResult:
         self.calls.append(inp)
@@ -45,10 +46,9 @@ class StaticEngine:
             "skills": [{"name": f"s{i}"} for i in range(5)],
             "projects": [{"name": f"p{i}"} for i in range(2)],
         }
-        failed = self.status == "failed"
-        report = SourceReport(
-            "github", "failed" if failed else "success", 0 if failed else 6, 12, False
-        )
+        failed = self.status is ResultStatus.FAILED
+        status = SourceStatus.FAILED if failed else SourceStatus.SUCCESS
+        report = SourceReport("github", status, 0 if failed else 6, 12, False)
         return EnrichmentResult(data, (report,), self.status, failed, 15)
 
 
@@ -68,8 +68,8 @@ def engine() -> StaticEngine:
 
 
 @pytest.fixture
-def svc(store: MemoryStore, engine: StaticEngine, clock: FakeClock) -> ExternalDataService:
-    return ExternalDataService(Settings.from_env({}), store, engine, now=clock, rng=lambda n: 0)
+def svc(store: MemoryStore, engine: StaticEngine, clock: FakeClock) -> App:
+    return App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
 
 
 def seed_user(

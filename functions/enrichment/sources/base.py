@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from common.settings import EnrichmentSettings
+
 from ..cache import CacheEntry
 from ..fetch import Fetcher
 from ..model import EnrichmentInput
 from ..net import UrlGuard
-from ..settings import EnrichmentSettings
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def test_n_simultaneous_calls_admit_exactly_what_is_left() -> None:
 
     def call() -> None:
         barrier.wait()
-        results.append(lim.admit("u", 3, 0, T0)[0].allowed)
+        results.append(lim.admit(lim.window("u", T0), 3, 0).allowed)
 
     threads = [threading.Thread(target=call) for _ in range(50)]
     for t in threads:
@@ -33,20 +33,20 @@ def test_n_simultaneous_calls_admit_exactly_what_is_left() -> None:
 def test_previous_window_weighs_in_and_fades() -> None:
     lim = SlidingWindowLimiter(MemoryStore(), "enrich", timedelta(hours=1))
     # 3 calls in the previous hour; a quarter into this hour they weigh 2.25: none left of 3.
-    assert not lim.admit("u", 3, 3, T0 + timedelta(minutes=15))[0].allowed
+    assert not lim.admit(lim.window("u", T0 + timedelta(minutes=15)), 3, 3).allowed
     # Two thirds in, they weigh 1.0: two calls fit, the third does not.
     at = T0 + timedelta(minutes=40)
-    assert lim.admit("u", 3, 3, at)[0].allowed
-    assert lim.admit("u", 3, 3, at)[0].allowed
-    assert not lim.admit("u", 3, 3, at)[0].allowed
+    assert lim.admit(lim.window("u", at), 3, 3).allowed
+    assert lim.admit(lim.window("u", at), 3, 3).allowed
+    assert not lim.admit(lim.window("u", at), 3, 3).allowed
 
 
 def test_refusal_gives_the_unit_back_and_reports_reset() -> None:
     store = MemoryStore()
     lim = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
     for _ in range(3):
-        assert lim.admit("u", 3, 0, T0)[0].allowed
-    refused, _ = lim.admit("u", 3, 0, T0)
+        assert lim.admit(lim.window("u", T0), 3, 0).allowed
+    refused = lim.admit(lim.window("u", T0), 3, 0)
     assert not refused.allowed and refused.remaining == 0
     # 3 in this hour: in the next hour they weigh 3*(1-f); one fits when f >= 1/3 (20 min).
     assert refused.reset_at == T0 + timedelta(hours=1, minutes=20, seconds=1)
@@ -64,5 +64,5 @@ def test_reset_time_is_when_a_unit_really_frees_up() -> None:
     at = next_available(w, 3, 3, 1, T0)
     assert at == T0 + timedelta(minutes=40, seconds=1)
     store.docs[w.current_path] = {"count": 1}
-    assert not lim.admit("u", 3, 3, at - timedelta(seconds=2))[0].allowed
-    assert lim.admit("u", 3, 3, at)[0].allowed
+    assert not lim.admit(lim.window("u", at - timedelta(seconds=2)), 3, 3).allowed
+    assert lim.admit(lim.window("u", at), 3, 3).allowed

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from gating.errors import (
+from common.errors import (
     GatingError,
+    Internal,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -16,9 +17,12 @@ from gating.errors import (
     Unauthenticated,
     Unavailable,
 )
-from gating.service import Caller, ExternalDataService
+from common.vocab import ResultStatus
 from stores.memory import MemoryStore
 from tests.support.doubles import FakeClock, StaticEngine, seed_user, set_config
+from usecases import analytics, conversions, enrich, stats, track
+from usecases.app import App
+from usecases.context import Caller
 
 
 def _audit_types(store: MemoryStore) -> list[str]:
@@ -35,22 +39,22 @@ def _metric(store: MemoryStore, name: str, g: str = "h") -> int:
     )
 
 
-def test_checks_run_in_the_contract_order(svc: ExternalDataService, store: MemoryStore) -> None:
+def test_checks_run_in_the_contract_order(svc: App, store: MemoryStore) -> None:
     seed_user(store, "alice")
     set_config(store)
     with pytest.raises(Unauthenticated):
-        svc.enrich(Caller(None), {"cvId": "bad id!"})
+        enrich.run(svc, Caller(None), {"cvId": "bad id!"})
     with pytest.raises(InvalidArgument) as bad:
-        svc.enrich(Caller("alice"), {"cvId": "cv-bob", "mode": "maximal"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-bob", "mode": "maximal"})
     assert bad.value.field == "mode"
     with pytest.raises(NotFound):
-        svc.enrich(Caller("alice"), {"cvId": "cv-nobody"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-nobody"})
     seed_user(store, "bob")
     with pytest.raises(NotFound) as foreign:
-        svc.enrich(Caller("alice"), {"cvId": "cv-bob"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-bob"})
     assert "bob" not in foreign.value.message
     with pytest.raises(PermissionDenied) as denied:
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     assert denied.value.details and denied.value.details["reason"] == "premium_required"
     assert denied.value.details["upgradeUrl"] and denied.value.details["message"]
     assert _audit_types(store).count("unauthorized_access") == 3
@@ -78,21 +82,19 @@ def test_checks_run_in_the_contract_order(svc: ExternalDataService, store: Memor
         ({"cvId": "c", "surprise": 1}, "surprise"),
     ],
 )
-def test_malformed_requests_name_the_field(
-    svc: ExternalDataService, data: object, field: str
-) -> None:
+def test_malformed_requests_name_the_field(svc: App, data: object, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
-        svc.enrich(Caller("alice"), data)
+        enrich.run(svc, Caller("alice"), data)
     assert err.value.field == field
     assert err.value.details == {"field": field}
 
 
-def test_free_user_gets_a_trimmed_preview_with_free_messages(
-    svc: ExternalDataService, store: MemoryStore
-) -> None:
+def test_free_user_gets_a_trimmed_preview_with_free_messages(svc: App, store: MemoryStore) -> None:
     seed_user(store, "alice")
     set_config(store)
-    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview", "github": "octocat"})
+    out = enrich.run(
+        svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview", "github": "octocat"}
+    )
     assert out["access"] == "preview"
     data = out["enrichedData"]
     assert len(data["github"]["repositories"]) == 3 and data["github"]["locked"] is True
@@ -110,202 +112,195 @@ def test_free_user_gets_a_trimmed_preview_with_free_messages(
     assert len(stored["github"]["repositories"]) == 3 and stored["github"]["locked"] is True
 
 
-def test_premium_user_gets_full_data_and_premium_messages(
-    svc: ExternalDataService, store: MemoryStore
-) -> None:
+def test_premium_user_gets_full_data_and_premium_messages(svc: App, store: MemoryStore) -> None:
     seed_user(store, "pat", premium=True)
     set_config(store)
-    out = svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
     assert out["access"] == "full" and out["status"] == "success"
     assert len(out["enrichedData"]["github"]["repositories"]) == 6
     assert set(out["messages"]) == {"welcome", "guidance", "support"}
     assert out["usage"]["limit"] == 100 and out["usage"]["remaining"] == 99
-    stats = svc.user_stats(Caller("pat"), {})
-    assert stats["totals"]["requests"] == 1 and stats["totals"]["full"] == 1
-    assert stats["hourly"]["used"] == 1 and stats["bySource"]["github"]["successful"] == 1
+    answer = stats.run(svc, Caller("pat"), {})
+    assert answer["totals"]["requests"] == 1 and answer["totals"]["full"] == 1
+    assert answer["hourly"]["used"] == 1 and answer["bySource"]["github"]["successful"] == 1
 
 
 def test_fourth_free_call_in_the_hour_is_refused_without_consuming(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     seed_user(store, "alice")
     set_config(store)
     for _ in range(3):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     with pytest.raises(ResourceExhausted) as err:
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     d = err.value.details
     assert d is not None
     assert d["tier"] == "free" and d["limit"] == 3 and d["remaining"] == 0
     assert d["resetAt"] == "2026-11-26T11:20:01Z" and d["retryAfterSeconds"] == 4801
     assert "rate_limit_exceeded" in _audit_types(store)
-    stats = svc.user_stats(Caller("alice"), {})
-    assert stats["hourly"] == {
+    answer = stats.run(svc, Caller("alice"), {})
+    assert answer["hourly"] == {
         "limit": 3,
         "used": 3,
         "remaining": 0,
         "resetAt": "2026-11-26T11:20:01Z",
         "limited": True,
     }
-    assert stats["totals"]["rateLimited"] == 1 and stats["totals"]["previews"] == 3
+    assert answer["totals"]["rateLimited"] == 1 and answer["totals"]["previews"] == 3
 
 
-def test_a_user_who_upgrades_is_served_at_once(
-    svc: ExternalDataService, store: MemoryStore
-) -> None:
+def test_a_user_who_upgrades_is_served_at_once(svc: App, store: MemoryStore) -> None:
     seed_user(store, "alice")
     set_config(store)
-    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})  # caches "free"
+    enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})  # caches "free"
     with pytest.raises(PermissionDenied):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     store.docs["users/alice"]["subscription"] = {"tier": "premium", "status": "active"}
-    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    out = enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     assert out["access"] == "full"
 
 
-def test_upgrade_also_lifts_a_free_rate_limit_at_once(
-    svc: ExternalDataService, store: MemoryStore
-) -> None:
+def test_upgrade_also_lifts_a_free_rate_limit_at_once(svc: App, store: MemoryStore) -> None:
     seed_user(store, "alice")
     set_config(store)
     for _ in range(3):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     store.docs["users/alice"]["subscription"] = {"tier": "premium", "status": "active"}
-    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    out = enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     assert out["usage"]["tier"] == "premium" and out["usage"]["remaining"] == 96
 
 
 def test_warm_hot_path_is_one_round_trip_and_cold_is_two(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     clock.advance(minutes=5)  # past the settling time of the closed window's count
     seed_user(store, "pat", premium=True)
     set_config(store)
     before = store.round_trips
-    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
     assert store.round_trips - before == 3  # batched read + increment + batched write
     before = store.round_trips
-    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+    enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
     assert store.round_trips - before == 2  # increment + batched write
 
 
 def test_kill_switch_and_phase_change_take_effect_after_the_config_ttl(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     seed_user(store, "alice")
     set_config(store)
     with pytest.raises(PermissionDenied):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     set_config(store, components={"premiumGating": False}, version=2)
     clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
-    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+    out = enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     assert out["access"] == "full" and out["usage"]["limit"] == 100
     set_config(store, phase="off", version=3)
     clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
-    assert svc.config().version == 3
-    assert svc.enrich(Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+    assert svc.config.current().version == 3
+    assert enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
 
 
 def test_an_unreadable_config_keeps_the_last_good_one(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     seed_user(store, "alice")
     set_config(store)
-    assert svc.config().phase.value == "full"
+    assert svc.config.current().phase.value == "full"
     store.docs["config/externalDataRollout"] = {"phase": "sideways", "rolloutPercentage": 140}
     clock.advance(seconds=60)
-    assert svc.config().phase.value == "full" and svc.config().version == 1
+    assert svc.config.current().phase.value == "full" and svc.config.current().version == 1
 
 
-def test_store_down_is_unavailable_never_a_free_pass(
-    svc: ExternalDataService, store: MemoryStore
-) -> None:
+def test_store_down_is_unavailable_never_a_free_pass(svc: App, store: MemoryStore) -> None:
     seed_user(store, "alice")
     set_config(store)
     store.fail = True
     with pytest.raises(Unavailable):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
 
 
 def test_engine_crash_is_internal_and_counted_as_an_error(
-    svc: ExternalDataService, store: MemoryStore, engine: StaticEngine
+    svc: App, store: MemoryStore, engine: StaticEngine
 ) -> None:
     seed_user(store, "pat", premium=True)
     set_config(store)
     engine.fail = True
     with pytest.raises(GatingError) as err:
-        svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
+        enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
     assert err.value.code.value == "internal" and "boom" not in err.value.message
     assert _metric(store, "errors") == 1
 
 
 def test_all_sources_failing_upstream_is_an_error_but_denials_are_not(
-    svc: ExternalDataService, store: MemoryStore, engine: StaticEngine
+    svc: App, store: MemoryStore, engine: StaticEngine
 ) -> None:
     seed_user(store, "pat", premium=True)
     seed_user(store, "alice")
     set_config(store)
-    engine.status = "failed"
-    assert svc.enrich(Caller("pat"), {"cvId": "cv-pat"})["status"] == "failed"
+    engine.status = ResultStatus.FAILED
+    assert enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})["status"] == "failed"
     with pytest.raises(PermissionDenied):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     assert _metric(store, "errors") == 1 and _metric(store, "requests") == 2
     assert _metric(store, "errors", "m") == 1 and _metric(store, "errors", "d") == 1
 
 
 def test_track_events_are_limited_per_minute_and_ignore_a_foreign_user_id(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
-    out = svc.track(Caller("alice"), {"event": "upgrade_clicked", "userId": "bob"})
+    out = track.run(svc, Caller("alice"), {"event": "upgrade_clicked", "userId": "bob"})
     assert out["recorded"] is True and out["eventId"]
     assert not any(p.startswith("external_data_usage/bob") for p in store.docs)
     for _ in range(59):
-        svc.track(Caller("alice"), {"event": "preview_viewed"})
+        track.run(svc, Caller("alice"), {"event": "preview_viewed"})
     with pytest.raises(ResourceExhausted):
-        svc.track(Caller("alice"), {"event": "preview_viewed"})
+        track.run(svc, Caller("alice"), {"event": "preview_viewed"})
     with pytest.raises(InvalidArgument):
-        svc.track(Caller("alice"), {"event": "bought_yacht"})
+        track.run(svc, Caller("alice"), {"event": "bought_yacht"})
     with pytest.raises(InvalidArgument):
-        svc.track(Caller("alice"), {"event": "gate_shown", "metadata": {"x": "y" * 3000}})
+        track.run(svc, Caller("alice"), {"event": "gate_shown", "metadata": {"x": "y" * 3000}})
     assert _metric(store, "upgradeClicks") == 1
 
 
-def test_stats_are_zeros_for_a_new_user_and_private(svc: ExternalDataService) -> None:
-    stats = svc.user_stats(Caller("newbie"), None)
-    assert stats["totals"] == dict.fromkeys(
+def test_stats_are_zeros_for_a_new_user_and_private(svc: App) -> None:
+    answer = stats.run(svc, Caller("newbie"), None)
+    assert answer["totals"] == dict.fromkeys(
         ("requests", "successful", "failed", "previews", "full", "rateLimited"), 0
     )
-    assert stats["averageDurationMs"] == 0 and stats["lastUsedAt"] is None
-    assert stats["hourly"]["remaining"] == 100  # no config: gating off, premium-sized limits
+    assert answer["averageDurationMs"] == 0 and answer["lastUsedAt"] is None
+    assert answer["hourly"]["remaining"] == 100  # no config: gating off, premium-sized limits
     with pytest.raises(PermissionDenied):
-        svc.user_stats(Caller("newbie"), {"userId": "someone"})
-    assert svc.user_stats(Caller("root", admin=True), {"userId": "someone"})["userId"] == "someone"
+        stats.run(svc, Caller("newbie"), {"userId": "someone"})
+    assert stats.run(svc, Caller("root", admin=True), {"userId": "someone"})["userId"] == "someone"
 
 
 def test_conversion_is_recorded_from_the_subscription_not_the_client(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     seed_user(store, "alice")
     set_config(store)
-    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     clock.advance(days=2)
     before = {"subscription": {"tier": "free"}}
     after = {"subscription": {"tier": "premium", "status": "active"}}
-    assert svc.subscription_changed("alice", before, after) is True
-    assert svc.subscription_changed("alice", after, after) is False
+    assert conversions.subscription_changed(svc, "alice", before, after) is True
+    assert conversions.subscription_changed(svc, "alice", after, after) is False
     conv = [d for p, d in store.docs.items() if "/conversions/" in p]
     assert len(conv) == 1 and conv[0]["precededByFunnel"] is True
-    report = svc.analytics(
-        Caller("root", admin=True), {"startDate": "2026-11-26", "endDate": "2026-11-28"}
+    report = analytics.run(
+        svc, Caller("root", admin=True), {"startDate": "2026-11-26", "endDate": "2026-11-28"}
     )
     assert report["totals"]["conversions"] == 1 and report["rates"]["conversionRate"] == 1.0
     assert report["totals"]["previews"] == 1
 
 
-def test_analytics_are_admin_only_and_never_nan(svc: ExternalDataService) -> None:
+def test_analytics_are_admin_only_and_never_nan(svc: App) -> None:
     with pytest.raises(PermissionDenied):
-        svc.analytics(Caller("alice"), {"startDate": "2026-11-01", "endDate": "2026-11-02"})
-    out = svc.analytics(
+        analytics.run(svc, Caller("alice"), {"startDate": "2026-11-01", "endDate": "2026-11-02"})
+    out = analytics.run(
+        svc,
         Caller("root", admin=True),
         {"startDate": "2026-11-01", "endDate": "2026-11-02", "granularity": "hour"},
     )
@@ -317,30 +312,31 @@ def test_analytics_are_admin_only_and_never_nan(svc: ExternalDataService) -> Non
     }
     assert len(out["series"]) == 48 and out["latencyMs"] == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
     with pytest.raises(InvalidArgument) as err:
-        svc.analytics(
+        analytics.run(
+            svc,
             Caller("root", admin=True),
             {"startDate": "2026-01-01", "endDate": "2026-06-01"},
         )
     assert err.value.field == "endDate"
     with pytest.raises(InvalidArgument):
-        svc.analytics(
+        analytics.run(
+            svc,
             Caller("root", admin=True),
             {"startDate": "2026-11-01", "endDate": "2026-11-20", "granularity": "hour"},
         )
 
 
-def test_analytics_figures_add_up(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
-) -> None:
+def test_analytics_figures_add_up(svc: App, store: MemoryStore, clock: FakeClock) -> None:
     seed_user(store, "pat", premium=True)
     seed_user(store, "alice")
     set_config(store)
-    svc.enrich(Caller("pat"), {"cvId": "cv-pat"})
-    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     with pytest.raises(PermissionDenied):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     clock.advance(hours=1)
-    out = svc.analytics(
+    out = analytics.run(
+        svc,
         Caller("root", admin=True),
         {"startDate": "2026-11-26", "endDate": "2026-11-26", "granularity": "hour"},
     )
@@ -355,53 +351,57 @@ def test_analytics_figures_add_up(
 
 
 def test_a_renewal_or_a_redelivered_trigger_is_not_another_conversion(
-    svc: ExternalDataService, store: MemoryStore, clock: FakeClock
+    svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
     active = {"subscription": {"tier": "premium", "status": "active"}}
     renewed = {"subscription": {"tier": "premium", "status": "active", "lifetime": False}}
     past_due = {"subscription": {"tier": "premium", "status": "past_due"}}
-    assert svc.subscription_changed("u", active, renewed, "evt-1") is False
-    assert svc.subscription_changed("u", past_due, active, "evt-2") is False
+    assert conversions.subscription_changed(svc, "u", active, renewed, "evt-1") is False
+    assert conversions.subscription_changed(svc, "u", past_due, active, "evt-2") is False
     free = {"subscription": {"tier": "free"}}
-    assert svc.subscription_changed("u", free, active, "evt-3") is True
-    assert svc.subscription_changed("u", free, active, "evt-3") is False  # redelivery
+    assert conversions.subscription_changed(svc, "u", free, active, "evt-3") is True
+    assert conversions.subscription_changed(svc, "u", free, active, "evt-3") is False  # redelivery
     canceled = {"subscription": {"tier": "premium", "status": "canceled"}}
-    assert svc.subscription_changed("u", canceled, active, "evt-4") is True  # reactivation
+    assert (
+        conversions.subscription_changed(svc, "u", canceled, active, "evt-4") is True
+    )  # reactivation
     assert _metric(store, "conversions") == 2
 
 
 def test_client_funnel_events_never_make_a_conversion_count_as_after_a_preview(
-    svc: ExternalDataService, store: MemoryStore
+    svc: App, store: MemoryStore
 ) -> None:
-    svc.track(Caller("claimer"), {"event": "gate_shown"})
-    svc.track(Caller("claimer"), {"event": "preview_viewed"})
+    track.run(svc, Caller("claimer"), {"event": "gate_shown"})
+    track.run(svc, Caller("claimer"), {"event": "preview_viewed"})
     free = {"subscription": {"tier": "free"}}
-    assert svc.subscription_changed(
-        "claimer", free, {"subscription": {"tier": "premium", "status": "active"}}
+    assert conversions.subscription_changed(
+        svc, "claimer", free, {"subscription": {"tier": "premium", "status": "active"}}
     )
     conv = [d for p, d in store.docs.items() if "/conversions/" in p]
     assert conv[0]["precededByFunnel"] is False
 
 
 def test_while_ungated_a_preview_request_gets_the_full_pre_gating_experience(
-    svc: ExternalDataService, store: MemoryStore
+    svc: App, store: MemoryStore
 ) -> None:
     seed_user(store, "alice")
-    out = svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})  # no config: off
+    out = enrich.run(
+        svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"}
+    )  # no config: off
     assert out["access"] == "full" and "locked" not in out["enrichedData"]
     assert len(out["enrichedData"]["github"]["repositories"]) == 6
     set_config(store, phase="off", version=2)
-    assert svc.enrich(Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+    assert enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
 
 
 def test_refusals_are_counted_but_kept_out_of_the_latency_histograms(
-    svc: ExternalDataService, store: MemoryStore
+    svc: App, store: MemoryStore
 ) -> None:
     seed_user(store, "alice")
     set_config(store)
     with pytest.raises(PermissionDenied):
-        svc.enrich(Caller("alice"), {"cvId": "cv-alice"})
-    svc.enrich(Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
+    enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
     hour = [d for p, d in store.docs.items() if p.startswith("external_data_metrics/h_")]
     fn = hour[0]["fn"]["enrichCVWithExternalData"]
     assert fn["requests"] == 2 and sum(fn["lat"].values()) == 1
@@ -419,34 +419,42 @@ def test_refusals_are_counted_but_kept_out_of_the_latency_histograms(
         {"cvId": "cv-alice", "x" * 5000: 1},
     ],
 )
-def test_errors_never_echo_client_text_that_could_be_personal(
-    svc: ExternalDataService, data: dict
-) -> None:
+def test_errors_never_echo_client_text_that_could_be_personal(svc: App, data: dict) -> None:
     with pytest.raises(InvalidArgument) as err:
-        svc.enrich(Caller("alice"), data)
+        enrich.run(svc, Caller("alice"), data)
     assert "@" not in err.value.message and len(err.value.message) < 120
 
 
 @pytest.mark.parametrize("cv_id", ["abc\n", "a/b", ""])
-def test_ids_must_match_entirely(svc: ExternalDataService, cv_id: str) -> None:
+def test_ids_must_match_entirely(svc: App, cv_id: str) -> None:
     with pytest.raises(InvalidArgument):
-        svc.enrich(Caller("alice"), {"cvId": cv_id})
+        enrich.run(svc, Caller("alice"), {"cvId": cv_id})
 
 
-def test_a_crash_outside_the_core_is_recorded_as_an_error(
-    svc: ExternalDataService, store: MemoryStore
+def test_an_unexpected_crash_is_internal_recorded_and_never_echoes_input(
+    svc: App, store: MemoryStore
 ) -> None:
-    svc.record_crash("enrichCVWithExternalData", Caller("alice"), 0.0)
+    seed_user(store, "alice")
+    real = store.get_many
+
+    def explode(paths: list[str]) -> dict:
+        raise UnicodeEncodeError("utf-8", "alice@example.com +1 555 0100", 0, 1, "surrogates")
+
+    store.get_many = explode  # type: ignore[method-assign]
+    with pytest.raises(Internal) as err:
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
+    store.get_many = real  # type: ignore[method-assign]
+    assert "example.com" not in err.value.message and "ref" in err.value.message
     assert _metric(store, "errors") == 1 and _metric(store, "requests") == 1
 
 
 def test_a_failed_refund_keeps_the_refusal(store: MemoryStore, clock: FakeClock) -> None:
-    from gating.errors import StoreError
     from gating.ratelimit import SlidingWindowLimiter
+    from stores.errors import StoreError
 
     lim = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
     for _ in range(3):
-        lim.admit("u", 3, 0, clock())
+        lim.admit(lim.window("u", clock()), 3, 0)
     real = store.increment
 
     def refund_fails(path: str, field: str, by: int, extra: dict) -> int:
@@ -455,5 +463,5 @@ def test_a_failed_refund_keeps_the_refusal(store: MemoryStore, clock: FakeClock)
         return real(path, field, by, extra)
 
     store.increment = refund_fails  # type: ignore[method-assign]
-    decision, _ = lim.admit("u", 3, 0, clock())
+    decision = lim.admit(lim.window("u", clock()), 3, 0)
     assert not decision.allowed

@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.settings import EnrichmentSettings
 from enrichment.cache import MemoryCacheStore
 from enrichment.engine import Engine
-from enrichment.settings import EnrichmentSettings
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

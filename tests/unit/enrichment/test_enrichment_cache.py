@@ -1,7 +1,5 @@
-"""Cache stores: one behaviour suite for the in-memory and the Firestore implementation.
-
-The Firestore store runs against a minimal in-process double of the client API it uses
-(``collection().document().get()/set()``) here, and against the emulator when
+"""Cache stores: one behaviour suite for the in-process cache and the cache over the store
+layer, the latter on the in-memory store here and on the Firestore emulator when
 ``FIRESTORE_EMULATOR_HOST`` is set.
 """
 
@@ -10,65 +8,25 @@ from __future__ import annotations
 import json
 import os
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from enrichment.cache import CacheEntry, FirestoreCacheStore, MemoryCacheStore, cache_key
+from enrichment.cache import CacheEntry, MemoryCacheStore, StoreCacheStore, cache_key
+from stores.memory import MemoryStore
 from tests.unit.enrichment.helpers import T0
-
-
-class _Snap:
-    def __init__(self, data: dict[str, Any] | None, key: str = "") -> None:
-        self._data = data
-        self.exists = data is not None
-        self.id = key
-
-    def to_dict(self) -> dict[str, Any] | None:
-        return None if self._data is None else dict(self._data)
-
-
-class _Doc:
-    def __init__(self, store: dict[str, dict[str, Any]], key: str) -> None:
-        self._store, self._key = store, key
-
-    def get(self) -> _Snap:
-        return _Snap(self._store.get(self._key), self._key)
-
-    def set(self, data: dict[str, Any]) -> None:
-        self._store[self._key] = dict(data)
-
-
-class FakeFirestore:
-    """Just the calls FirestoreCacheStore makes."""
-
-    def __init__(self) -> None:
-        self.collections: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def collection(self, name: str) -> Any:
-        store = self.collections.setdefault(name, {})
-
-        class _Col:
-            def document(self, key: str) -> _Doc:
-                return _Doc(store, key)
-
-        return _Col()
-
-    def get_all(self, refs: list[_Doc]) -> list[_Snap]:
-        return [r.get() for r in refs]
 
 
 def _stores():
     yield pytest.param(lambda: MemoryCacheStore(), id="memory")
-    yield pytest.param(lambda: FirestoreCacheStore(FakeFirestore()), id="firestore-double")
+    yield pytest.param(lambda: StoreCacheStore(MemoryStore()), id="document-store-memory")
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
 
         def emulator():
-            from stores.firestore import make_client
+            from stores.firestore import FirestoreStore, make_client
 
-            return FirestoreCacheStore(make_client())
+            return StoreCacheStore(FirestoreStore(make_client()))
 
-        yield pytest.param(emulator, id="firestore-emulator")
+        yield pytest.param(emulator, id="document-store-firestore-emulator")
 
 
 ENTRY = CacheEntry(
@@ -113,26 +71,26 @@ class TestCacheStore:
         assert not got.is_fresh(T0 + timedelta(hours=2)) and got.etag
 
 
-def test_firestore_document_shape():
-    db = FakeFirestore()
+def test_document_shape():
+    db = MemoryStore()
     key = cache_key("github", "octocat")
-    FirestoreCacheStore(db).put(key, ENTRY)
-    doc = db.collections["external_data_cache"][key]
+    StoreCacheStore(db).put(key, ENTRY)
+    doc = db.docs[f"external_data_cache/{key}"]
     assert set(doc) == {"source", "key", "payload", "etag", "fetchedAt", "expireAt"}
     assert doc["source"] == "github" and doc["expireAt"] == ENTRY.expire_at
     assert json.loads(doc["payload"]) == ENTRY.payload  # a string: no per-field indexing
 
 
-def test_firestore_skips_payloads_too_large_for_a_document():
-    db = FakeFirestore()
-    FirestoreCacheStore(db).put("github_x", CacheEntry({"blob": "x" * 1_000_000}, T0, T0))
-    assert db.collections["external_data_cache"] == {}
+def test_payloads_too_large_for_a_document_are_not_cached():
+    db = MemoryStore()
+    StoreCacheStore(db).put("github_x", CacheEntry({"blob": "x" * 1_000_000}, T0, T0))
+    assert not [p for p in db.docs if p.startswith("external_data_cache/")]
 
 
-def test_unreadable_firestore_document_is_a_miss():
-    db = FakeFirestore()
-    db.collection("external_data_cache").document("github_x").set({"payload": "{not json"})
-    assert FirestoreCacheStore(db).get("github_x") is None
+def test_unreadable_document_is_a_miss():
+    db = MemoryStore()
+    db.docs["external_data_cache/github_x"] = {"payload": "{not json"}
+    assert StoreCacheStore(db).get("github_x") is None
 
 
 def test_key_is_source_and_sha256():

@@ -6,10 +6,11 @@ import asyncio
 import threading
 import time
 
+from common.settings import EnrichmentSettings
+from common.vocab import SourceStatus
 from enrichment.cache import MemoryCacheStore
 from enrichment.engine import EnrichmentInput
 from enrichment.model import SourceError, SourceReport
-from enrichment.settings import EnrichmentSettings
 from enrichment.sources.github import GitHubSource
 from enrichment.sources.linkedin import LinkedInSource
 from enrichment.sources.web import WebSearchSource
@@ -140,7 +141,7 @@ def test_sources_run_concurrently():
 
 
 def test_report_shape_matches_the_contract():
-    ok = SourceReport("github", "success", 3, 12, True)
+    ok = SourceReport("github", SourceStatus.SUCCESS, 3, 12, True)
     assert ok.to_dict() == {
         "source": "github",
         "status": "success",
@@ -149,7 +150,12 @@ def test_report_shape_matches_the_contract():
         "cached": True,
     }
     bad = SourceReport(
-        "web", "skipped", 0, 0, False, SourceError("not_configured", "web search is not configured")
+        "web",
+        SourceStatus.SKIPPED,
+        0,
+        0,
+        False,
+        SourceError("not_configured", "web search is not configured"),
     )
     assert bad.to_dict()["error"] == {
         "code": "not_configured",
@@ -247,7 +253,7 @@ def test_unknown_source_name_is_skipped_not_configured():
 def test_default_engine_has_all_four_sources_and_no_fake_web_results(cache):
     from enrichment.engine import Engine
 
-    engine = Engine(EnrichmentSettings.from_env({}), cache)
+    engine = Engine(EnrichmentSettings(), cache)
     assert set(engine.sources) == {"github", "linkedin", "website", "web"}
     result = engine.enrich(EnrichmentInput(sources=("web",), name="Ada Lovelace"))
     report = result.sources[0].to_dict()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from enrichment.settings import EnrichmentSettings
+from common.settings import SettingsError, load_settings
 
 
 def test_defaults():
-    s = EnrichmentSettings.from_env({})
+    s = load_settings({}).enrichment
     assert s.github_api_url == "https://api.github.com" and s.github_token is None
     assert s.web_search_provider == "brave" and not s.web_search_configured
     assert s.web_search_url == "https://api.search.brave.com"
@@ -18,7 +18,7 @@ def test_defaults():
 
 
 def test_overrides():
-    s = EnrichmentSettings.from_env(
+    s = load_settings(
         {
             "EXTERNAL_DATA_GITHUB_API_URL": "http://127.0.0.1:9999/",
             "EXTERNAL_DATA_GITHUB_TOKEN": "tok",
@@ -28,7 +28,7 @@ def test_overrides():
             "EXTERNAL_DATA_CACHE_TTL_GITHUB": "30",
             "EXTERNAL_DATA_ALLOW_HOSTS": "127.0.0.1:9999, Localhost",
         }
-    )
+    ).enrichment
     assert s.github_api_url == "http://127.0.0.1:9999" and s.github_token == "tok"
     assert s.web_search_configured and s.web_search_url == "http://127.0.0.1:9998"
     assert (s.ttl_for("github"), s.ttl_for("web")) == (30, 120)
@@ -47,5 +47,5 @@ def test_overrides():
     ],
 )
 def test_invalid_values_name_the_variable(name, value):
-    with pytest.raises(ValueError, match=name):
-        EnrichmentSettings.from_env({name: value})
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from common.settings import EnrichmentSettings
 from enrichment.engine import EnrichmentInput
-from enrichment.settings import EnrichmentSettings
 from enrichment.sources.web import WebSearchSource
 from tests.unit.enrichment.helpers import make_engine
 from tests.unit.enrichment.servers import fake_brave

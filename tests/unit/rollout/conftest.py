@@ -15,9 +15,9 @@ FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 if str(FUNCTIONS) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS))
 
-from analytics.histogram import bucket_of  # noqa: E402
-from gating.recording import Recorder  # noqa: E402
-from gating.settings import Settings  # noqa: E402
+from common.histogram import bucket_of  # noqa: E402
+from common.settings import Settings  # noqa: E402
+from recording.recorder import Recorder  # noqa: E402
 from stores.base import Inc  # noqa: E402
 from stores.memory import MemoryStore  # noqa: E402
 

@@ -7,16 +7,22 @@ from datetime import datetime
 
 import pytest
 
-from gating.recording import CallRecord, Outcome, Recorder
-from gating.rollout import RolloutConfig
-from gating.settings import Settings
+from common.settings import Settings
+from common.vocab import Access, Fn, Outcome, Tier
+from recording.recorder import CallRecord, Recorder, Switches
 
 
-def _c(now: datetime, **kw: object) -> dict:
+def _c(now: datetime, tier: Tier, access: Access, gated: bool) -> dict:
     rec = CallRecord(
-        fn="enrichCVWithExternalData", at=now, duration_ms=10, outcome=Outcome.SUCCESS, **kw
+        fn=Fn.ENRICH,
+        at=now,
+        duration_ms=10,
+        outcome=Outcome.SUCCESS,
+        tier=tier,
+        access=access,
+        gated=gated,
     )
-    writes = Recorder(Settings(project_id="t"), rng=lambda n: 0).writes(rec, RolloutConfig())
+    writes = Recorder(Settings(project_id="t"), rng=lambda n: 0).writes(rec, Switches())
     minute = next(w for w in writes if "/m_" in w.path)
     return dict(minute.data.get("c", {}))
 
@@ -33,5 +39,5 @@ def _c(now: datetime, **kw: object) -> dict:
 def test_unauthorized_full_counter(
     now: datetime, tier: str, access: str, gated: bool, counted: bool
 ) -> None:
-    c = _c(now, tier=tier, access=access, gated=gated)
+    c = _c(now, Tier(tier), Access(access), gated)
     assert ("unauthorizedFull" in c) is counted

@@ -1,0 +1,93 @@
+"""One logger for every package: stdlib ``logging`` configured once, written as Cloud Logging
+structured JSON by google-cloud-logging's ``StructuredLogHandler``.
+
+Why that handler (and not the functions SDK's ``firebase_functions.logger``): it works through
+the stdlib, so the engine's ``logging.getLogger(__name__)`` lines and the gate's lines share one
+configuration; it writes each record with one ``write`` of one line under the handler's lock
+(no merged or empty lines under gunicorn threads, unlike ``print``); and it reads the request's
+``X-Cloud-Trace-Context`` / ``traceparent`` from the Flask request that functions-framework
+serves, so every line of a call carries its trace. The SDK's logger has none of the last two.
+
+Call ``configure`` once per process (``main.py`` does, at import); ``log`` is the gate's
+shorthand for a line with fields. Fields are ``jsonPayload`` fields; ``labels`` become
+``logging.googleapis.com/labels``. Never pass request content or an exception's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date, datetime
+from typing import IO, Any
+
+from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+ROOT = "external_data"
+"""The gate's logger name; the engine logs under its module names (``enrichment.*``)."""
+COMPONENT_LABELS = {"component": "external-data"}
+
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+_logger = logging.getLogger(ROOT)
+_handler: logging.Handler | None = None
+
+
+class _Encoder(json.JSONEncoder):
+    """Datetimes as ISO text; anything else unknown by its type name (never its repr)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        if isinstance(o, set | frozenset | tuple):
+            return list(o)
+        return f"<{type(o).__name__}>"
+
+
+def configure(
+    level: str = "INFO", *, stream: IO[str] | None = None, project_id: str | None = None
+) -> logging.Handler:
+    """Install the structured handler on the root logger (once; later calls only adjust the
+    level, or replace the stream when one is given). Returns the handler."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None and stream is not None:
+        root.removeHandler(_handler)
+        _handler = None
+    if _handler is None:
+        _handler = StructuredLogHandler(
+            stream=stream or sys.stderr,
+            labels=dict(COMPONENT_LABELS),
+            project_id=project_id,
+            json_encoder_cls=_Encoder,
+        )
+        root.addHandler(_handler)
+    root.setLevel(_LEVELS.get(level.upper(), logging.INFO))
+    return _handler
+
+
+def log(
+    severity: str, message: str, *, labels: dict[str, str] | None = None, **fields: Any
+) -> None:
+    """One structured line (severity DEBUG/INFO/WARNING/ERROR/CRITICAL)."""
+    extra: dict[str, Any] = {"json_fields": fields}
+    if labels:
+        extra["labels"] = {k: str(v) for k, v in labels.items() if v is not None}
+    _logger.log(_LEVELS.get(severity, logging.INFO), message, extra=extra, stacklevel=2)
+
+
+def error_ref(exc: BaseException) -> dict[str, Any]:
+    """How an exception is logged: its type and where it was raised, never its message (which
+    may echo input: an encoding error holds the whole string)."""
+    tb = exc.__traceback__
+    where = "?"
+    while tb is not None:
+        frame = tb.tb_frame
+        where = f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return {"errorType": type(exc).__name__, "errorAt": where}

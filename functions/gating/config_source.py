@@ -1,0 +1,77 @@
+"""The rollout config as an instance reads it: cached for ``EXTERNAL_DATA_CONFIG_TTL_SECONDS``,
+the last good copy kept for when the document is unreadable, failing closed when there never
+was one (contract section 3: a change takes effect everywhere within 30 seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.clock import Clock
+from common.errors import CallFacts, Unavailable
+from common.logs import log
+from gating.rollout import CONFIG_PATH, ConfigInvalid, Phase, RolloutConfig, parse
+from stores.base import DocumentStore
+from stores.errors import StoreError
+
+FAIL_CLOSED = RolloutConfig(phase=Phase.FULL, fallbackEnabled=False)
+"""Used only when the config document is unreadable and no good copy was ever seen: paid
+access fails closed (everyone gated), rather than handing premium features to everybody."""
+
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please retry."
+
+
+class ConfigSource:
+    """One instance's view of ``config/externalDataRollout``."""
+
+    def __init__(self, store: DocumentStore, ttl: timedelta, now: Clock) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.now = now
+        self._cfg: RolloutConfig | None = None
+        self._expires: datetime | None = None
+        self._last_good: RolloutConfig | None = None
+
+    def fresh(self, now: datetime) -> RolloutConfig | None:
+        """The cached copy while it is fresh, else ``None`` (the caller reads the document)."""
+        if self._cfg is not None and self._expires is not None and now < self._expires:
+            return self._cfg
+        return None
+
+    def accept(self, doc: Mapping[str, Any] | None, now: datetime) -> RolloutConfig:
+        """Take a freshly read document; an invalid one keeps the last good config."""
+        try:
+            cfg = parse(doc)
+            self._last_good = cfg
+        except ConfigInvalid as exc:
+            cfg = self._last_good or FAIL_CLOSED
+            log(
+                "ERROR",
+                "rollout config unreadable; serving the last good config",
+                problem=str(exc),
+                servingVersion=cfg.version,
+            )
+        self._cfg = cfg
+        self._expires = now + self.ttl
+        return cfg
+
+    def current(self) -> RolloutConfig:
+        """The config, from the cache or one read; ``Unavailable`` only with no good copy."""
+        now = self.now()
+        cached = self.fresh(now)
+        if cached is not None:
+            return cached
+        try:
+            doc = self.store.get_many([CONFIG_PATH])[CONFIG_PATH]
+        except StoreError as exc:
+            if self._last_good is not None:
+                return self._last_good
+            raise Unavailable(
+                UNAVAILABLE_MESSAGE, facts=CallFacts(reason="store unavailable")
+            ) from exc
+        return self.accept(doc, now)
+
+    def for_recording(self) -> RolloutConfig:
+        """The config a call's records follow (component switches): the latest seen."""
+        return self._cfg or self._last_good or RolloutConfig()

@@ -1,0 +1,12 @@
+"""Storage errors: what a store raises when its backend fails. Storage knows no policy: the
+use cases decide what a failure means for the caller (``unavailable``, never a free pass)."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The backend failed or did not answer in time."""
+
+
+class ConfigConflict(Exception):
+    """A compare-and-set write lost a race with another writer (optimistic concurrency)."""

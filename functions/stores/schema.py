@@ -1,0 +1,101 @@
+"""Where everything lives: collection names, document paths and the aggregate layout.
+
+Defined once; writers (recording, the limiter, the engine's cache, rollout control) and readers
+(analytics, health, the evaluator, the CLIs) import these names instead of spelling paths.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+USERS = "users"
+CVS = "cvs"
+CONFIG = "config"
+CONFIG_PATH = f"{CONFIG}/externalDataRollout"
+"""The rollout config document (contract section 3)."""
+HISTORY_COLLECTION = f"{CONFIG_PATH}/history"
+"""Every change to the rollout config, appended."""
+METRICS = "external_data_metrics"
+"""Sharded aggregates (docs/architecture.md, "Aggregate documents")."""
+AUDIT = "external_data_security_audit"
+USAGE = "external_data_usage"
+"""Per-user totals; events and conversions in sub-collections."""
+RATE_LIMITS = "rate_limits"
+CACHE = "external_data_cache"
+EXTERNAL_DATA = "externalData"
+"""Sub-collection of a CV holding its enrichment result (``latest``)."""
+
+
+def user_path(uid: str) -> str:
+    """A user's profile (``subscription``, ``rolloutGroups``, ``locale``, ...)."""
+    return f"{USERS}/{uid}"
+
+
+def cv_path(cv_id: str) -> str:
+    """A CV (``userId`` is its owner)."""
+    return f"{CVS}/{cv_id}"
+
+
+def result_path(cv_id: str) -> str:
+    """The stored enrichment result of a CV."""
+    return f"{CVS}/{cv_id}/{EXTERNAL_DATA}/latest"
+
+
+def usage_path(uid: str) -> str:
+    """A user's usage totals."""
+    return f"{USAGE}/{uid}"
+
+
+def usage_event_path(uid: str, event_id: str) -> str:
+    """One usage event of a user."""
+    return f"{USAGE}/{uid}/events/{event_id}"
+
+
+def conversion_path(uid: str, conversion_id: str) -> str:
+    """One recorded conversion of a user."""
+    return f"{USAGE}/{uid}/conversions/{conversion_id}"
+
+
+def audit_path(entry_id: str) -> str:
+    """One audit entry."""
+    return f"{AUDIT}/{entry_id}"
+
+
+def rate_limit_path(uid: str, scope: str, window_start: datetime) -> str:
+    """The counter of one user's fixed rate window (``scope``: ``enrich`` or ``track``)."""
+    return f"{RATE_LIMITS}/{uid}_{scope}_{window_start.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def cache_path(key: str) -> str:
+    """A cached source answer (``key`` = ``{source}_{sha256}``)."""
+    return f"{CACHE}/{key}"
+
+
+GRANULARITIES: dict[str, tuple[str, timedelta]] = {
+    # prefix: (strftime format of the bucket key, how long the bucket documents live)
+    "m": ("%Y-%m-%dT%H:%M", timedelta(days=3)),
+    "h": ("%Y-%m-%dT%H", timedelta(days=120)),
+    "d": ("%Y-%m-%d", timedelta(days=800)),
+}
+"""Aggregate buckets: minute, hour and day."""
+AGGREGATE_HEADER = frozenset({"granularity", "bucketStart", "shard", "expireAt"})
+"""Fields of an aggregate document that are not counters."""
+
+
+def floor_to(at: datetime, g: str) -> datetime:
+    """The start of the bucket of granularity ``g`` containing ``at``."""
+    if g == "m":
+        return at.replace(second=0, microsecond=0)
+    if g == "h":
+        return at.replace(minute=0, second=0, microsecond=0)
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def bucket_key(at: datetime, g: str) -> str:
+    """The bucket key of ``at`` at granularity ``g`` (as used in document ids)."""
+    return floor_to(at, g).strftime(GRANULARITIES[g][0])
+
+
+def aggregate_path(g: str, start: datetime, shard: int) -> str:
+    """One shard of one aggregate bucket."""
+    return f"{METRICS}/{g}_{start.strftime(GRANULARITIES[g][0])}_{shard}"

@@ -1,0 +1,169 @@
+"""The gate in front of the engine (contract 2.1's order of checks after parsing): load what
+the decision needs in at most one batched read, check the CV's owner, decide access, take one
+unit of the hourly limit. Every refusal is a domain error carrying its record facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.clock import iso
+from common.errors import CallFacts, PermissionDenied, ResourceExhausted
+from common.vocab import Tier
+from gating.decision import Decision, decide
+from gating.entitlements import is_premium, rollout_groups
+from gating.ratelimit import RateDecision, Window
+from gating.rollout import CONFIG_PATH, RolloutConfig
+from stores.schema import cv_path, user_path
+from usecases.app import App
+from usecases.context import CallContext
+from usecases.requests import EnrichRequest
+
+CLOSED_WINDOW_SETTLE = timedelta(seconds=90)
+"""A closed rate window's count is cached only once it can no longer change (calls that
+started before the boundary have finished: the function timeout is 60 s)."""
+
+
+@dataclass
+class Loaded:
+    """What the gate needs, from the instance caches or one batched read."""
+
+    cfg: RolloutConfig
+    user: Mapping[str, Any] | None
+    user_fresh: bool
+    owner: str | None
+    owner_fresh: bool
+    previous: int
+
+
+def load(app: App, uid: str, cv_id: str, window: Window, now: datetime) -> Loaded:
+    """Cached values where fresh, everything else in one batched read."""
+    cfg = app.config.fresh(now)
+    user = app.users.get(uid, now)
+    owner = app.owners.get(cv_id, now)
+    previous = app.closed_windows.get(window.previous_path, now)
+    need = [
+        path
+        for path, missing in (
+            (CONFIG_PATH, cfg is None),
+            (user_path(uid), user is None),
+            (cv_path(cv_id), owner is None),
+            (window.previous_path, previous is None),
+        )
+        if missing
+    ]
+    got = app.store.get_many(need) if need else {}
+    if cfg is None:
+        cfg = app.config.accept(got.get(CONFIG_PATH), now)
+    user_fresh = user_path(uid) in got
+    if user_fresh:
+        user = got[user_path(uid)] or {}
+        app.users.put(uid, user, now)
+    owner_fresh = cv_path(cv_id) in got
+    if owner_fresh:
+        cv = got[cv_path(cv_id)]
+        owner = cv.get("userId") if cv else None
+        if isinstance(owner, str):
+            app.owners.put(cv_id, owner, now)
+    if previous is None:
+        previous = closed_count(app, window, got.get(window.previous_path), CLOSED_WINDOW_SETTLE)
+    owner = owner if isinstance(owner, str) else None
+    return Loaded(cfg, user, user_fresh, owner, owner_fresh, previous)
+
+
+def closed_count(app: App, window: Window, doc: Mapping[str, Any] | None, settle: timedelta) -> int:
+    """The previous window's count from its document, cached once it can no longer change
+    (``settle`` after the boundary: calls that began before it may still land there)."""
+    count = int(doc.get("count", 0)) if doc else 0
+    if window.at - window.start > settle:
+        app.closed_windows.put(window.previous_path, count, window.at)
+    return count
+
+
+def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
+    """The CV's owner; a cached owner that is not the caller is re-read before refusing."""
+    if loaded.owner == uid or loaded.owner_fresh:
+        return loaded.owner
+    cv = app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)]
+    found = cv.get("userId") if cv else None
+    return found if isinstance(found, str) else None
+
+
+def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetime) -> Decision:
+    premium = is_premium(loaded.user, now, app.settings.grace_days)
+    return decide(loaded.cfg, uid, premium, rollout_groups(loaded.user), req.mode)
+
+
+def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
+    """Never refuse on a cached "free": the user may have just upgraded."""
+    loaded.user = app.store.get_many([user_path(uid)])[user_path(uid)] or {}
+    loaded.user_fresh = True
+    app.users.put(uid, loaded.user, now)
+
+
+def gate(
+    app: App, ctx: CallContext, loaded: Loaded, req: EnrichRequest, facts: CallFacts
+) -> Decision:
+    """The access decision (contract section 3); ``permission-denied`` for a free user asking
+    for full inside the gate."""
+    decision = _decide(app, loaded, ctx.uid, req, ctx.now)
+    if decision.denied and not loaded.user_fresh:
+        _reread_user(app, loaded, ctx.uid, ctx.now)
+        decision = _decide(app, loaded, ctx.uid, req, ctx.now)
+    if decision.denied:
+        details: dict[str, Any] = {
+            "reason": "premium_required",
+            "upgradeUrl": app.settings.upgrade_url,
+            "message": loaded.cfg.message_set(("gate",))["gate"],
+        }
+        refused = facts.with_(
+            reason="premium_required", tier=decision.tier, gated=True, gate_shown=True
+        )
+        raise PermissionDenied("Full enrichment needs Premium.", details, facts=refused)
+    return decision
+
+
+@dataclass(frozen=True)
+class Admitted:
+    rate: RateDecision
+    decision: Decision
+    """The decision the limit was taken under (re-decided when a cached "free" was stale)."""
+
+
+def _limit(app: App, tier: Tier) -> int:
+    return app.settings.premium_hourly if tier is Tier.PREMIUM else app.settings.free_hourly
+
+
+def admit(
+    app: App,
+    uid: str,
+    loaded: Loaded,
+    req: EnrichRequest,
+    decision: Decision,
+    window: Window,
+    facts: CallFacts,
+) -> Admitted | None:
+    """One unit of the hourly limit (contract section 4), or ``resource-exhausted``."""
+    if not loaded.cfg.components.rateLimiting:
+        return None
+    rate = app.limiter.admit(window, _limit(app, decision.limit_tier), loaded.previous)
+    if not rate.allowed and decision.limit_tier is Tier.FREE and not loaded.user_fresh:
+        _reread_user(app, loaded, uid, window.at)
+        fresh = _decide(app, loaded, uid, req, window.at)
+        if fresh.limit_tier is Tier.PREMIUM:
+            decision = fresh
+            rate = app.limiter.admit(window, _limit(app, Tier.PREMIUM), loaded.previous)
+    if rate.allowed:
+        return Admitted(rate, decision)
+    details = {
+        "tier": decision.limit_tier.value,
+        "limit": rate.limit,
+        "remaining": 0,
+        "resetAt": iso(rate.reset_at),
+        "retryAfterSeconds": rate.retry_after_seconds(window.at),
+    }
+    refused = facts.with_(reason=f"limit {rate.limit}/h", tier=decision.tier, gated=decision.gated)
+    raise ResourceExhausted("Hourly enrichment limit reached.", details, facts=refused)

@@ -1,0 +1,65 @@
+"""The long-lived parts of one function instance, shared by the use cases."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from common.clock import Clock, utcnow
+from common.settings import Settings
+from common.ttlcache import TTLCache
+from enrichment.model import EnrichmentInput, EnrichmentResult
+from gating.config_source import ConfigSource
+from gating.ratelimit import SlidingWindowLimiter
+from recording.recorder import Recorder
+from stores.base import DocumentStore
+
+
+class Engine(Protocol):
+    """What the use cases need of the enrichment engine."""
+
+    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
+        """Run the sources under the input's deadline."""
+        ...
+
+
+class App:
+    """Settings, store, engine, clock, limiters, caches and the config source of an instance."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: DocumentStore,
+        engine: Engine | None = None,
+        *,
+        engine_factory: Callable[[], Engine] | None = None,
+        now: Clock = utcnow,
+        rng: Callable[[int], int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._engine = engine
+        self._engine_factory = engine_factory
+        self.now = now
+        self.recorder = Recorder(settings, rng=rng or (lambda n: random.randrange(n)))
+        self.limiter = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
+        self.track_limiter = SlidingWindowLimiter(store, "track", timedelta(minutes=1))
+        self.config = ConfigSource(store, timedelta(seconds=settings.config_ttl_seconds), now)
+        ent_ttl = timedelta(seconds=settings.entitlement_ttl_seconds)
+        self.users: TTLCache[Mapping[str, Any] | None] = TTLCache(ent_ttl)
+        """Positive entitlements (user docs) by uid."""
+        self.owners: TTLCache[str] = TTLCache(ent_ttl)
+        """CV owners by CV id."""
+        self.closed_windows: TTLCache[int] = TTLCache(timedelta(hours=2))
+        """Final counts of closed rate windows by path (they can no longer change)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The enrichment engine, built on first use."""
+        if self._engine is None:
+            if self._engine_factory is None:
+                raise RuntimeError("no enrichment engine configured")
+            self._engine = self._engine_factory()
+        return self._engine

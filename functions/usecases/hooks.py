@@ -1,0 +1,151 @@
+"""The one wrapper around every callable use case (OpenFeature's before/after/error/finally
+hooks): it builds the call's context, runs the body, and records, audits and logs whatever the
+body returned or raised. No use case calls a recorder itself.
+
+- after:  the body's ``Served`` (answer + facts + outcome) is recorded and returned.
+- error:  a ``GatingError`` is recorded with its own outcome and facts and re-raised; a
+          ``StoreError`` becomes a recorded ``Unavailable`` (never a free pass); anything else
+          is logged by type and a reference (never its message: it may echo input), recorded as
+          an ``internal`` answer (a failure of the service) and raised as ``Internal``.
+- always: a recording failure is logged with the record's fields and never changes the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import CallFacts, GatingError, Internal, Unavailable
+from common.logs import error_ref, log
+from common.vocab import Fn, Outcome
+from gating.config_source import UNAVAILABLE_MESSAGE
+from recording.recorder import CallRecord, SourceOutcome, Switches
+from stores.base import Write
+from stores.errors import StoreError
+from usecases.app import App
+from usecases.context import CallContext, Caller
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a use case body returns: the answer and what is recorded about it."""
+
+    answer: dict[str, Any]
+    facts: CallFacts = field(default_factory=CallFacts)
+    outcome: Outcome = Outcome.SUCCESS
+    sources: Sequence[SourceOutcome] = ()
+    event: str | None = None
+    extra_writes: Sequence[Write] = ()
+
+
+Body = Callable[[App, CallContext, Any], Served]
+
+_SEVERITY = {
+    Outcome.DENIED: "WARNING",
+    Outcome.NOT_FOUND: "WARNING",
+    Outcome.UNAVAILABLE: "ERROR",
+    Outcome.INTERNAL: "ERROR",
+}
+
+
+def handle(fn: Fn, app: App, caller: Caller, raw: Any, body: Body) -> dict[str, Any]:
+    """Run ``body`` for one call of ``fn``; see the module docstring."""
+    ctx = CallContext(fn, caller, app.now())
+    try:
+        served = body(app, ctx, raw)
+    except GatingError as err:
+        facts = err.facts
+        if err.outcome is Outcome.INTERNAL:
+            facts = facts.with_(service_error=True)
+        record(app, ctx, err.outcome, facts)
+        _log_refusal(ctx, err.outcome, facts)
+        raise
+    except StoreError as exc:
+        log("ERROR", "store unavailable", fn=fn.value, **error_ref(exc))
+        facts = CallFacts(reason="store unavailable")
+        record(app, ctx, Outcome.UNAVAILABLE, facts)
+        _log_refusal(ctx, Outcome.UNAVAILABLE, facts)
+        raise Unavailable(UNAVAILABLE_MESSAGE) from None
+    except Exception as exc:  # noqa: BLE001 - nothing unexpected leaks to the client
+        ref = crash_ref(exc, ctx)
+        log("ERROR", "unhandled error", fn=fn.value, ref=ref, **error_ref(exc))
+        record(app, ctx, Outcome.INTERNAL, CallFacts(reason="unexpected error", service_error=True))
+        raise Internal(f"Something went wrong (ref {ref}).") from None
+    record(
+        app,
+        ctx,
+        served.outcome,
+        served.facts,
+        sources=served.sources,
+        event=served.event,
+        extra_writes=served.extra_writes,
+    )
+    return served.answer
+
+
+def crash_ref(exc: BaseException, ctx: CallContext) -> str:
+    """A short reference that ties the client's message to the log line (no content in it)."""
+    return hashlib.sha256(f"{ctx.request_id}:{type(exc).__name__}".encode()).hexdigest()[:12]
+
+
+def record(
+    app: App,
+    ctx: CallContext,
+    outcome: Outcome,
+    facts: CallFacts,
+    *,
+    sources: Sequence[SourceOutcome] = (),
+    event: str | None = None,
+    extra_writes: Sequence[Write] = (),
+) -> None:
+    """Commit the call's records in one batch; a failure is logged, the answer stands."""
+    rec = CallRecord(
+        fn=ctx.fn,
+        at=ctx.now,
+        outcome=outcome,
+        duration_ms=ctx.elapsed_ms(),
+        uid=ctx.caller.uid,
+        tier=facts.tier,
+        access=facts.access,
+        gated=facts.gated,
+        gate_shown=facts.gate_shown,
+        service_error=facts.service_error,
+        reason=facts.reason,
+        cv_id=facts.cv_id,
+        request_id=ctx.request_id,
+        sources=sources,
+        ip=ctx.caller.ip,
+        user_agent=ctx.caller.user_agent,
+        event=event,
+        extra_writes=extra_writes,
+    )
+    cfg = app.config.for_recording()
+    switches = Switches(cfg.components.usageTracking, cfg.components.securityAudit)
+    try:
+        app.store.commit(app.recorder.writes(rec, switches))
+    except StoreError as exc:
+        log(
+            "ERROR",
+            "recording failed; the record follows",
+            fn=rec.fn.value,
+            outcome=rec.outcome.value,
+            uid=rec.uid,
+            requestId=rec.request_id,
+            durationMs=round(rec.duration_ms, 1),
+            reason=rec.reason,
+            **error_ref(exc),
+        )
+
+
+def _log_refusal(ctx: CallContext, outcome: Outcome, facts: CallFacts) -> None:
+    log(
+        _SEVERITY.get(outcome, "INFO"),
+        f"{ctx.fn.value} refused",
+        labels={"function": ctx.fn.value, "outcome": outcome.value},
+        outcome=outcome.value,
+        uid=ctx.caller.uid,
+        reason=facts.reason,
+        requestId=ctx.request_id,
+    )

@@ -1,0 +1,56 @@
+"""``getUserExternalDataUsageStats`` (contract 2.3): a user's own usage; an admin's for anyone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics.metrics import num
+from analytics.stats import user_stats
+from common.clock import iso
+from common.errors import CallFacts, PermissionDenied
+from common.vocab import Fn, Mode, Tier
+from gating.decision import decide
+from gating.entitlements import is_premium, rollout_groups
+from stores.schema import usage_path, user_path
+from usecases.app import App
+from usecases.context import CallContext, Caller
+from usecases.hooks import Served, handle
+from usecases.requests import parse_stats
+
+
+def run(app: App, caller: Caller, raw: Any) -> dict[str, Any]:
+    """Answer one ``getUserExternalDataUsageStats`` call."""
+    return handle(Fn.STATS, app, caller, raw, _stats)
+
+
+def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
+    uid = ctx.uid
+    req = parse_stats(raw)
+    target = req.user_id or uid
+    if target != uid and not ctx.caller.admin:
+        denied = CallFacts(reason="foreign stats")
+        raise PermissionDenied("You can only see your own usage.", facts=denied)
+    cfg = app.config.current()
+    window = app.limiter.window(target, ctx.now)
+    paths = [user_path(target), usage_path(target), window.current_path, window.previous_path]
+    got = app.store.get_many(paths)
+    user, usage = got[paths[0]] or {}, got[paths[1]] or {}
+    current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
+    premium = is_premium(user, ctx.now, app.settings.grace_days)
+    decision = decide(cfg, target, premium, rollout_groups(user), Mode.FULL)
+    limit = (
+        app.settings.premium_hourly
+        if decision.limit_tier is Tier.PREMIUM
+        else app.settings.free_hourly
+    )
+    rate = app.limiter.usage(window, limit, previous, current)
+    limited = cfg.components.rateLimiting
+    hourly = {
+        "limit": limit if limited else None,
+        "used": max(0, limit - rate.remaining) if limited else current,
+        "remaining": rate.remaining if limited else None,
+        "resetAt": iso(rate.reset_at),
+        "limited": limited,
+    }
+    tier = Tier.PREMIUM if premium else Tier.FREE
+    return Served(user_stats(target, tier, hourly, usage))
