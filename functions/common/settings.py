@@ -322,3 +322,29 @@ def load_settings(
 def settings_fields() -> set[str]:
     """Field names of ``Settings`` (for the table's self-check)."""
     return {f.name for f in dataclasses.fields(Settings)}
+
+
+def _shown_default(var: Var) -> str:
+    value = default_of(var)
+    if var.attr.startswith("enrichment.cache_ttl_by_source."):
+        return "`EXTERNAL_DATA_CACHE_TTL_SECONDS`"
+    if var.name == "EXTERNAL_DATA_WEB_SEARCH_URL":
+        return "provider's"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return "none"
+    if value in ((), ""):
+        return "empty"
+    return f"`{value}`"
+
+
+def markdown_table() -> str:
+    """The README's configuration table, from ``VARIABLES`` (a test keeps the README equal)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in VARIABLES:
+        secret = " **secret param**" if var.secret else ""
+        rows.append(f"| `{var.name}` | {_shown_default(var)} | {var.doc}{secret} |")
+    return "\n".join(rows)

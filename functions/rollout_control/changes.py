@@ -42,7 +42,7 @@ from gating.rollout import (
     RolloutConfig,
     parse,
 )
-from rollout_control import plan
+from rollout_control import health, plan
 from stores.base import DocumentStore, Write
 from stores.errors import ConfigConflict
 
@@ -306,8 +306,6 @@ def advance(
     """Move to the next phase with the plan's settings, if the current phase's success metrics
     held over its monitoring window (``health.phase_health``); ``force`` overrides and the failing
     checks are recorded as the entry's evidence."""
-    from rollout_control import health
-
     cur = read_current(store)
     if cur.cfg is None:
         raise InvalidChange(

@@ -1,0 +1,141 @@
+"""One configuration read at start, one structured logger (issue 7, items 4 and 5)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from common import logs
+from common.settings import (
+    SECRET_NAMES,
+    VARIABLES,
+    SettingsError,
+    default_of,
+    load_settings,
+    markdown_table,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _import_main(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("EXTERNAL_DATA_", "FIRE"))}
+    base.pop("FUNCTIONS_EMULATOR", None)
+    base.pop("ADMIN_PORT", None)
+    return subprocess.run(
+        [sys.executable, "-c", "import main"],
+        cwd=ROOT / "functions",
+        env={**base, "GCLOUD_PROJECT": "demo-settings-test", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EXTERNAL_DATA_GRACE_DAYS", "three"),
+        ("EXTERNAL_DATA_RATE_LIMIT_FREE_HOURLY", "-1"),
+        ("EXTERNAL_DATA_AUDIT_ENABLED", "maybe"),
+        ("EXTERNAL_DATA_GITHUB_API_URL", "ftp://example.com"),
+    ],
+)
+def test_a_bad_value_fails_the_import_of_main_naming_the_variable(name: str, value: str) -> None:
+    done = _import_main({"FUNCTIONS_EMULATOR": "true", name: value})
+    assert done.returncode != 0
+    assert "SettingsError" in done.stderr and name in done.stderr
+
+
+def test_good_values_import_and_declare_the_secret_params() -> None:
+    done = _import_main({"FUNCTIONS_EMULATOR": "true", "EXTERNAL_DATA_GRACE_DAYS": "5"})
+    assert done.returncode == 0, done.stderr
+
+
+def test_outside_the_emulator_the_salt_is_required_but_not_at_discovery() -> None:
+    refused = _import_main({})
+    assert refused.returncode != 0 and "EXTERNAL_DATA_HASH_SALT" in refused.stderr
+    assert _import_main({"ADMIN_PORT": "8081"}).returncode == 0  # firebase deploy's discovery
+    salted = _import_main({"EXTERNAL_DATA_HASH_SALT": "a-long-enough-secret-salt"})
+    assert salted.returncode == 0, salted.stderr
+
+
+def test_a_short_salt_is_refused_outside_the_emulator() -> None:
+    with pytest.raises(SettingsError, match="EXTERNAL_DATA_HASH_SALT"):
+        load_settings({"EXTERNAL_DATA_HASH_SALT": "short"}, emulator=False)
+
+
+def test_the_readme_lists_exactly_the_variables_with_their_defaults() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+    listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `EXTERNAL")}
+    assert listed == {v.name for v in VARIABLES}
+
+
+def test_every_variable_reaches_its_field() -> None:
+    for var in VARIABLES:
+        default_of(var)  # raises AttributeError when the table names a field that is not there
+    s = load_settings({"EXTERNAL_DATA_CACHE_TTL_GITHUB": "30", "EXTERNAL_DATA_GRACE_DAYS": "7"})
+    assert s.enrichment.ttl_for("github") == 30 and s.grace_days == 7
+    assert set(SECRET_NAMES) == {
+        "EXTERNAL_DATA_GITHUB_TOKEN",
+        "EXTERNAL_DATA_WEB_SEARCH_API_KEY",
+        "EXTERNAL_DATA_HASH_SALT",
+    }
+
+
+def test_request_limits_come_from_settings() -> None:
+    from common.errors import InvalidArgument
+    from usecases.requests import parse_enrich
+
+    text = "x" * 3000
+    request = {"cvId": "cv1", "linkedin": {"export": {"Profile.csv": text}}}
+    assert parse_enrich(request, 4000).linkedin_export is not None
+    with pytest.raises(InvalidArgument):
+        parse_enrich(
+            request, load_settings({"EXTERNAL_DATA_LINKEDIN_MAX_BYTES": "2048"}).linkedin_max_bytes
+        )
+
+
+def test_log_lines_are_whole_json_objects_under_threads() -> None:
+    stream = io.StringIO()
+    handler = logs.configure("INFO", stream=stream)
+    try:
+
+        def burst(n: int) -> None:
+            for i in range(200):
+                logs.log("INFO", "line", labels={"function": "f"}, worker=n, i=i, text="x" * 200)
+
+        threads = [threading.Thread(target=burst, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logs._handler = None
+    lines = [line for line in stream.getvalue().split("\n") if line]
+    parsed = [json.loads(line) for line in lines]  # a merged or split line would not parse
+    ours = [p for p in parsed if p.get("message") == "line"]
+    assert len(ours) == 16 * 200
+    assert {p["severity"] for p in ours} == {"INFO"}
+    assert all(p["logging.googleapis.com/labels"]["component"] == "external-data" for p in ours)
+    assert all(p["logging.googleapis.com/labels"]["function"] == "f" for p in ours)
+
+
+def test_an_exception_is_logged_by_type_and_place_never_its_message() -> None:
+    try:
+        "alice@example.com".encode("ascii", "strict").decode("utf-16")
+    except UnicodeError as exc:
+        ref = logs.error_ref(exc)
+    assert ref["errorType"] == "UnicodeDecodeError"
+    assert "example.com" not in json.dumps(ref) and ref["errorAt"].startswith("test_settings")
