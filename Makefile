@@ -92,14 +92,14 @@ $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
 test: setup
 	@status=0; \
 	$(PY) -m pytest tests/unit -q || status=$$?; \
-	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules tests/unit/enrichment/test_enrichment_cache.py -q || status=$$?; \
+	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py -q || status=$$?; \
 	exit $$status
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -q
 
 test-emulator: setup
-	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules tests/unit/enrichment/test_enrichment_cache.py -q
+	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py -q
 
 demo: setup
 	$(WITH_EMULATORS) $(PY) scripts/demo.py

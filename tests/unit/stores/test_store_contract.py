@@ -1,0 +1,114 @@
+"""One behaviour suite for the ``DocumentStore`` protocol (limits' ``ALL_STORAGES`` pattern):
+the in-memory store always, ``FirestoreStore`` when the Firestore emulator is up (``make test``
+runs this file again under the emulators)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stores.base import DocumentStore, Inc, Write
+from stores.errors import ConfigConflict
+from stores.memory import MemoryStore
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def _stores() -> Iterator[object]:
+    yield pytest.param(MemoryStore, id="memory")
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+
+        def firestore() -> DocumentStore:
+            from stores.firestore import FirestoreStore, make_client
+
+            return FirestoreStore(make_client())
+
+        yield pytest.param(firestore, id="firestore-emulator")
+
+
+@pytest.fixture(params=list(_stores()))
+def store(request: pytest.FixtureRequest) -> DocumentStore:
+    make: Callable[[], DocumentStore] = request.param
+    return make()
+
+
+@pytest.fixture
+def col() -> str:
+    """A collection of this test's own, so runs on one emulator never see each other."""
+    return f"contract_{uuid.uuid4().hex[:10]}"
+
+
+def test_get_many_maps_missing_documents_to_none(store: DocumentStore, col: str) -> None:
+    store.commit([Write(f"{col}/a", {"x": 1}, merge=False)])
+    got = store.get_many([f"{col}/a", f"{col}/b"])
+    assert got == {f"{col}/a": {"x": 1}, f"{col}/b": None}
+
+
+def test_merge_deep_merges_maps_and_applies_increments(store: DocumentStore, col: str) -> None:
+    path = f"{col}/m"
+    store.commit([Write(path, {"c": {"n": Inc(1), "keep": "k"}, "top": 1})])
+    store.commit([Write(path, {"c": {"n": Inc(2), "other": Inc(5)}})])
+    assert store.get_many([path])[path] == {"c": {"n": 3, "keep": "k", "other": 5}, "top": 1}
+
+
+def test_replace_drops_fields_that_are_not_written(store: DocumentStore, col: str) -> None:
+    path = f"{col}/r"
+    store.commit([Write(path, {"a": 1, "b": 2}, merge=False)])
+    store.commit([Write(path, {"a": 3}, merge=False)])
+    assert store.get_many([path])[path] == {"a": 3}
+
+
+def test_increment_returns_each_caller_a_distinct_value(store: DocumentStore, col: str) -> None:
+    path = f"{col}/counter"
+    drawn: list[int] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(10):
+            value = store.increment(path, "count", 1, {"expireAt": T0})
+            with lock:
+                drawn.append(value)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(drawn) == list(range(1, 81))
+    assert store.increment(path, "count", -1, {}) == 79
+    doc = store.get_many([path])[path]
+    assert doc is not None and doc["count"] == 79 and doc["expireAt"] == T0
+
+
+def test_query_filters_orders_and_limits(store: DocumentStore, col: str) -> None:
+    store.commit(
+        [
+            Write(f"{col}/d{i}", {"g": "m" if i % 2 else "h", "at": T0 + timedelta(minutes=i)})
+            for i in range(6)
+        ]
+    )
+    rows = store.query(
+        col, [("g", "==", "m"), ("at", ">=", T0)], order_by="at", descending=True, limit=2
+    )
+    assert [path for path, _ in rows] == [f"{col}/d5", f"{col}/d3"]
+    assert store.query(col, [("g", "==", "none")]) == []
+
+
+def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str) -> None:
+    path = f"{col}/config"
+    store.compare_and_set(path, 0, {"version": 1, "v": "a"}, [Write(f"{col}/h1", {"n": 1})])
+    assert store.get_many([path, f"{col}/h1"]) == {
+        path: {"version": 1, "v": "a"},
+        f"{col}/h1": {"n": 1},
+    }
+    with pytest.raises(ConfigConflict):
+        store.compare_and_set(path, 0, {"version": 1, "v": "b"}, [Write(f"{col}/h2", {"n": 2})])
+    assert store.get_many([path, f"{col}/h2"]) == {
+        path: {"version": 1, "v": "a"},
+        f"{col}/h2": None,
+    }
