@@ -52,30 +52,57 @@ def build_analytics(store: DocumentStore, req: AnalyticsQuery) -> dict[str, Any]
     g = "h" if req.granularity == "hour" else "d"
     buckets = read_buckets(store, g, start, end)
     all_ = total(buckets)
-
-    def c(name: str) -> int:
-        return num(all_, f"c.{name}")
-
-    funnel_users, converted_users = funnel(store, start, end)
-    requests, errors = c("requests"), c("errors")
-    totals = {
-        "requests": requests,
-        "successful": c("successful"),
-        "failed": c("failed"),
-        "premiumRequests": c("premiumRequests"),
-        "freeRequests": c("freeRequests"),
-        "previews": c("previews"),
-        "fullRequests": c("fullRequests"),
-        "gateShown": c("gateShown"),
-        "upgradeClicks": c("upgradeClicks"),
-        "conversions": c("conversions"),
-        "rateLimited": c("rateLimited"),
-        "unauthorizedAttempts": c("unauthorizedAttempts"),
+    return {
+        "period": {
+            "startDate": req.start.isoformat(),
+            "endDate": req.end.isoformat(),
+            "granularity": req.granularity,
+        },
+        "totals": _totals(all_),
+        "rates": _rates(store, all_, start, end),
+        "latencyMs": _lat(all_, f"fn.{ENRICH}.lat"),
+        "bySource": {s: _source_figures(all_, s) for s in req.sources},
+        "series": _series(buckets, g, start, end),
+        "security": {
+            "unauthorizedAttempts": num(all_, "sec.unauthorizedAttempts"),
+            "rateLimitViolations": num(all_, "sec.rateLimitViolations"),
+            "suspiciousActivity": suspicious(store, start, end),
+        },
     }
-    admitted = c("successful") + c("failed")
-    rates = {
-        "successRate": _rate(c("successful"), admitted),
-        "errorRate": _rate(errors, requests),
+
+
+_TOTAL_COUNTERS = (
+    "requests",
+    "successful",
+    "failed",
+    "premiumRequests",
+    "freeRequests",
+    "previews",
+    "fullRequests",
+    "gateShown",
+    "upgradeClicks",
+    "conversions",
+    "rateLimited",
+    "unauthorizedAttempts",
+)
+"""The period's counters reported as ``totals``, in the answer's key order."""
+
+
+def _totals(all_: dict[str, Any]) -> dict[str, int]:
+    """The period's plain counters; kept apart so the answer's assembly reads as one outline."""
+    return {name: num(all_, f"c.{name}") for name in _TOTAL_COUNTERS}
+
+
+def _rates(
+    store: DocumentStore, all_: dict[str, Any], start: datetime, end: datetime
+) -> dict[str, float]:
+    """The period's rates; apart because two of them need the funnel queries, not only the
+    aggregates."""
+    funnel_users, converted_users = funnel(store, start, end)
+    admitted = num(all_, "c.successful") + num(all_, "c.failed")
+    return {
+        "successRate": _rate(num(all_, "c.successful"), admitted),
+        "errorRate": _rate(num(all_, "c.errors"), num(all_, "c.requests")),
         # The funnel touch may fall just before the period (7-day look-back): numerator and
         # denominator are counted separately, as the contract defines them, and capped at 1.
         "conversionRate": min(1.0, _rate(len(converted_users), len(funnel_users))),
@@ -83,57 +110,50 @@ def build_analytics(store: DocumentStore, req: AnalyticsQuery) -> dict[str, Any]
             len(funnel_users), len(funnel_users | free_users(store, start, end))
         ),
     }
-    by_source = {}
-    for s in req.sources:
-        reqs = num(all_, f"src.{s}.requests")
-        by_source[s] = {
-            "requests": reqs,
-            "successful": num(all_, f"src.{s}.successful"),
-            "failed": num(all_, f"src.{s}.failed"),
-            "timeouts": num(all_, f"src.{s}.timeouts"),
-            "cacheHits": num(all_, f"src.{s}.cacheHits"),
-            "successRate": _rate(num(all_, f"src.{s}.successful"), reqs),
-            "latencyMs": _lat(all_, f"src.{s}.lat"),
-        }
-    series = []
+
+
+def _source_figures(all_: dict[str, Any], s: str) -> dict[str, Any]:
+    """One source's figures for ``bySource``; the same shape for every source asked for."""
+    reqs = num(all_, f"src.{s}.requests")
+    return {
+        "requests": reqs,
+        "successful": num(all_, f"src.{s}.successful"),
+        "failed": num(all_, f"src.{s}.failed"),
+        "timeouts": num(all_, f"src.{s}.timeouts"),
+        "cacheHits": num(all_, f"src.{s}.cacheHits"),
+        "successRate": _rate(num(all_, f"src.{s}.successful"), reqs),
+        "latencyMs": _lat(all_, f"src.{s}.lat"),
+    }
+
+
+def _series(
+    buckets: dict[datetime, dict[str, Any]], g: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """One point per hour or day of the period, empty buckets included, so a chart has no
+    gaps."""
     step = timedelta(hours=1) if g == "h" else timedelta(days=1)
+    series = []
     at = start
     while at < end:
-        doc = buckets.get(at, {})
-        breq = num(doc, "c.requests")
-        series.append(
-            {
-                "bucket": at.isoformat().replace("+00:00", "Z"),
-                "requests": breq,
-                "successful": num(doc, "c.successful"),
-                "errors": num(doc, "c.errors"),
-                "errorRate": _rate(num(doc, "c.errors"), breq),
-                "p95Ms": histogram.percentile(
-                    histogram.merge([get(doc, f"fn.{ENRICH}.lat") or {}]), 0.95
-                ),
-                "previews": num(doc, "c.previews"),
-                "gateShown": num(doc, "c.gateShown"),
-                "conversions": num(doc, "c.conversions"),
-                "rateLimited": num(doc, "c.rateLimited"),
-            }
-        )
+        series.append(_series_point(at, buckets.get(at, {})))
         at += step
+    return series
+
+
+def _series_point(at: datetime, doc: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one bucket of the series."""
+    breq = num(doc, "c.requests")
     return {
-        "period": {
-            "startDate": req.start.isoformat(),
-            "endDate": req.end.isoformat(),
-            "granularity": req.granularity,
-        },
-        "totals": totals,
-        "rates": rates,
-        "latencyMs": _lat(all_, f"fn.{ENRICH}.lat"),
-        "bySource": by_source,
-        "series": series,
-        "security": {
-            "unauthorizedAttempts": num(all_, "sec.unauthorizedAttempts"),
-            "rateLimitViolations": num(all_, "sec.rateLimitViolations"),
-            "suspiciousActivity": suspicious(store, start, end),
-        },
+        "bucket": at.isoformat().replace("+00:00", "Z"),
+        "requests": breq,
+        "successful": num(doc, "c.successful"),
+        "errors": num(doc, "c.errors"),
+        "errorRate": _rate(num(doc, "c.errors"), breq),
+        "p95Ms": histogram.percentile(histogram.merge([get(doc, f"fn.{ENRICH}.lat") or {}]), 0.95),
+        "previews": num(doc, "c.previews"),
+        "gateShown": num(doc, "c.gateShown"),
+        "conversions": num(doc, "c.conversions"),
+        "rateLimited": num(doc, "c.rateLimited"),
     }
 
 
