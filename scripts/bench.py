@@ -38,10 +38,10 @@ from enrichment.cache import MemoryCacheStore, StoreCacheStore  # noqa: E402
 from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
+from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
+from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
 from stores.base import Write  # noqa: E402
 from stores.firestore import FirestoreStore, make_client  # noqa: E402
-from tests.support.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
-from tests.unit.enrichment.servers import fake_brave, fake_github, fake_website  # noqa: E402
 from usecases import enrich  # noqa: E402
 from usecases.app import App  # noqa: E402
 from usecases.context import Caller  # noqa: E402

@@ -18,9 +18,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
+from scripts.devkit.emulator import GATED, Answer, User, call, require_emulators, sign_up, store  # noqa: E402
+from scripts.devkit.services import WEBSITE_URL, Services, fixed_port_services  # noqa: E402
+from scripts.rollout_story import run as run_rollout_story  # noqa: E402
 from stores.base import Write  # noqa: E402
-from tests.support.emulator import GATED, Answer, User, call, require_emulators, sign_up, store  # noqa: E402
-from tests.support.services import WEBSITE_URL, Services, fixed_port_services  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 ENRICH = "enrichCVWithExternalData"
@@ -210,10 +211,7 @@ def scenario_admin(people: dict[str, tuple[User, str]]) -> None:
 
 def rollout_story(services: Services, s: Any) -> None:
     """The closing rollout story (scripts/rollout_story.py), with this process's running fakes."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import rollout_story
-
-    rollout_story.run(services, s)
+    run_rollout_story(services, s)
 
 
 def main() -> int:

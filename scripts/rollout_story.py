@@ -5,7 +5,7 @@ beta, then premium (refused on metrics, then forced), then a failing source, the
 rollback (``rollout.py evaluate``, the scheduled function's logic), a free user ungated again,
 the history, and recovery. The story leaves the config as it ends (phase premium, gating on).
 
-Importable: ``run(services, store)`` with the *running* fakes (``tests.support.services``),
+Importable: ``run(services, store)`` with the *running* fakes (``scripts.devkit.services``),
 which is how ``scripts/demo.py`` calls it (the fakes live in the demo's process, on fixed
 ports, so only that process can make GitHub fail). Alone it starts its own fakes:
 
@@ -31,9 +31,9 @@ for _p in (str(ROOT / "functions"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from tests.support.emulator import Answer, call, require_emulators, seed  # noqa: E402
-from tests.support.emulator import store as make_store  # noqa: E402
-from tests.support.services import Services, fixed_port_services  # noqa: E402
+from scripts.devkit.emulator import Answer, call, require_emulators, seed  # noqa: E402
+from scripts.devkit.emulator import store as make_store  # noqa: E402
+from scripts.devkit.services import Services, fixed_port_services  # noqa: E402
 
 CLI = ROOT / "scripts" / "rollout.py"
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -4,19 +4,14 @@ config starts in phase "full" without fallback, so every user is gated."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.emulator import GATED, require_emulators  # noqa: E402
-from tests.support.emulator import store as make_store  # noqa: E402
-from tests.support.services import Services, fixed_port_services  # noqa: E402
+from scripts.devkit.emulator import GATED, require_emulators
+from scripts.devkit.emulator import store as make_store
+from scripts.devkit.services import Services, fixed_port_services
 
 
 @pytest.fixture(scope="session")

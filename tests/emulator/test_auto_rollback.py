@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION
+from scripts.devkit.emulator import GATED, Answer, call, seed
+from scripts.devkit.services import Services
 from stores.base import Write
-from tests.support.emulator import GATED, Answer, call, seed
-from tests.support.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rollout.py"

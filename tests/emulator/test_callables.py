@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from scripts.devkit.emulator import call, seed, sign_up
 from stores.base import Write
-from tests.support.emulator import call, seed, sign_up
 
 FNS = (
     "enrichCVWithExternalData",

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from scripts.devkit.emulator import GATED, Answer, call, seed
 from stores.base import Write
-from tests.support.emulator import GATED, Answer, call, seed
 
 BOUND_S = 30.0
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support.emulator import call, seed
-from tests.support.services import WEBSITE_URL
+from scripts.devkit.emulator import call, seed
+from scripts.devkit.services import WEBSITE_URL
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.emulator import call, require_emulators, sign_up
+from scripts.devkit.emulator import call, require_emulators, sign_up
 from tests.support.ffserver import free_port, functions_framework
 
 

@@ -15,8 +15,8 @@ from enrichment.sources.github import GitHubSource
 from enrichment.sources.linkedin import LinkedInSource
 from enrichment.sources.web import WebSearchSource
 from enrichment.sources.website import WebsiteSource
+from scripts.devkit.fakes import FIXTURES, fake_brave, fake_github, fake_website
 from tests.unit.enrichment.helpers import make_engine
-from tests.unit.enrichment.servers import FIXTURES, fake_brave, fake_github, fake_website
 
 SKILLS = {"Skills.csv": "Name\nJS\nTypeScript\nKubernetes\n"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from enrichment.errors import SourceFailure
 from enrichment.fetch import Deadline, Fetcher
-from tests.unit.enrichment.servers import Reply, fake_website
+from scripts.devkit.fakes import Reply, fake_website
 
 
 def get(url: str, *, deadline_s: float = 5.0, attempts: int = 4, **kw):

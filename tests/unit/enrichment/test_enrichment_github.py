@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.github import GitHubSource
+from scripts.devkit.fakes import FIXTURES, fake_github
 from tests.unit.enrichment.helpers import Clock, make_engine
-from tests.unit.enrichment.servers import FIXTURES, fake_github
 
 
 def gh(url: str, clock: Clock | None = None, cache=None, **overrides):

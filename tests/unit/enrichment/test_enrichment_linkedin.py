@@ -7,8 +7,8 @@ from pathlib import Path
 
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.linkedin import LinkedInSource, normalise_date, parse_csv
+from scripts.devkit.fakes import FIXTURES
 from tests.unit.enrichment.helpers import make_engine
-from tests.unit.enrichment.servers import FIXTURES
 
 
 def export(folder: str = "complete") -> dict[str, str]:

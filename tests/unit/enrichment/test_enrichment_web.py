@@ -7,8 +7,8 @@ import json
 from common.settings import EnrichmentSettings
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.web import WebSearchSource
+from scripts.devkit.fakes import fake_brave
 from tests.unit.enrichment.helpers import make_engine
-from tests.unit.enrichment.servers import fake_brave
 
 
 def search(url, name="Ada Lovelace", key="test-brave-key", **overrides):

@@ -6,8 +6,8 @@ import json
 
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.website import WebsiteSource, normalise_url
+from scripts.devkit.fakes import Reply, fake_website
 from tests.unit.enrichment.helpers import make_engine
-from tests.unit.enrichment.servers import Reply, fake_website
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 

@@ -3,23 +3,17 @@ way to write synthetic minute/hour aggregates (through the real ``Recorder.aggre
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
-if str(FUNCTIONS) not in sys.path:
-    sys.path.insert(0, str(FUNCTIONS))
-
-from common.histogram import bucket_of  # noqa: E402
-from common.settings import Settings  # noqa: E402
-from recording.recorder import Recorder  # noqa: E402
-from stores.base import Inc  # noqa: E402
-from stores.memory import MemoryStore  # noqa: E402
+from common.histogram import bucket_of
+from common.settings import Settings
+from recording.recorder import Recorder
+from stores.base import Inc
+from stores.memory import MemoryStore
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 """The injected "now": 30 s into the 12:00 minute, so the last complete minute is 11:59."""

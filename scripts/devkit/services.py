@@ -3,17 +3,12 @@ names, so the functions running in the emulator reach them."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "enrichment"))
-
-from servers import FakeService, fake_brave, fake_github, fake_website  # noqa: E402
+from scripts.devkit.fakes import FakeService, fake_brave, fake_github, fake_website
 
 GITHUB_PORT, WEBSITE_PORT, BRAVE_PORT = 18081, 18082, 18083
 WEBSITE_URL = f"http://127.0.0.1:{WEBSITE_PORT}/"
