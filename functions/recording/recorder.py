@@ -157,48 +157,8 @@ class Recorder:
         """Counters for one call. ``c`` holds the enrichment product's figures (contract 2.4),
         ``sec`` the security figures of every function, ``fn`` per-function counts."""
         o = rec.outcome
-        c: dict[str, Any] = {}
-        sec: dict[str, Any] = {}
-        if rec.fn is Fn.ENRICH:
-            c["requests"] = Inc(1)
-            if o in (Outcome.SUCCESS, Outcome.PARTIAL):
-                c["successful"] = Inc(1)
-            if o in (Outcome.FAILED, Outcome.INTERNAL, Outcome.UNAVAILABLE):
-                c["failed"] = Inc(1)
-            if rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE):
-                c["errors"] = Inc(1)
-            if o in _DENIALS:
-                c["denied"] = Inc(1)
-            if rec.tier is Tier.PREMIUM:
-                c["premiumRequests"] = Inc(1)
-            elif rec.tier is Tier.FREE:
-                c["freeRequests"] = Inc(1)
-            if o in _ENRICHED and rec.access is Access.PREVIEW:
-                c["previews"] = Inc(1)
-            if o in _ENRICHED and rec.access is Access.FULL:
-                c["fullRequests"] = Inc(1)
-                if rec.gated and rec.tier is not Tier.PREMIUM:
-                    # Must stay 0: a full answer to a non-premium user inside the gate.
-                    c["unauthorizedFull"] = Inc(1)
-            if o is Outcome.DENIED and rec.gate_shown:
-                c["gateShown"] = Inc(1)
-            if o in (Outcome.DENIED, Outcome.NOT_FOUND):
-                c["unauthorizedAttempts"] = Inc(1)
-            if o in _NAMED:
-                c[_NAMED[o]] = Inc(1)
-            hits = sum(1 for s in rec.sources if s.cached)
-            if hits:
-                c["cacheHits"] = Inc(hits)
-        if rec.event:
-            c["trackedEvents"] = Inc(1)
-            if rec.event == "upgrade_clicked":
-                c["upgradeClicks"] = Inc(1)
-        if o is Outcome.DENIED or (o is Outcome.NOT_FOUND and rec.fn is Fn.ENRICH):
-            sec["unauthorizedAttempts"] = Inc(1)
-        if o is Outcome.RATE_LIMITED:
-            sec["rateLimitViolations"] = Inc(1)
-        if o is Outcome.UNAUTHENTICATED:
-            sec["unauthenticated"] = Inc(1)
+        c = _product_counters(rec)
+        sec = _security_counters(rec)
         fn_error = rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE)
         # Latency is the time of answers that did the work: fast refusals (gate, limits, bad
         # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort.
@@ -217,35 +177,11 @@ class Recorder:
         if sec:
             doc["sec"] = sec
         if rec.sources:
-            src: dict[str, Any] = {}
-            for s in rec.sources:
-                if s.status is SourceStatus.SKIPPED:
-                    continue
-                entry: dict[str, Any] = {
-                    "requests": Inc(1),
-                    "lat": {str(bucket_of(s.duration_ms)): Inc(1)},
-                }
-                if s.status is SourceStatus.SUCCESS:
-                    entry["successful"] = Inc(1)
-                else:
-                    entry["failed"] = Inc(1)
-                if s.status is SourceStatus.TIMEOUT:
-                    entry["timeouts"] = Inc(1)
-                if s.cached:
-                    entry["cacheHits"] = Inc(1)
-                src[s.source] = entry
+            src = _source_counters(rec.sources)
             if src:
                 doc["src"] = src
         if rec.gated is not None and rec.fn is Fn.ENRICH:
-            side: dict[str, Any] = {"requests": Inc(1)}
-            if timed:
-                side["lat"] = dict(lat)
-            if fn_error:
-                side["errors"] = Inc(1)
-            if "previews" in c:
-                side["previews"] = Inc(1)
-            if "gateShown" in c:
-                side["gateShown"] = Inc(1)
+            side = _cohort_counters(c, lat if timed else None, fn_error)
             doc["cohort"] = {"in" if rec.gated else "out": side}
         return doc
 
@@ -254,77 +190,17 @@ class Recorder:
     def _usage(self, rec: CallRecord) -> list[Write]:
         if rec.uid is None:
             raise ValueError("usage records need the caller's uid")
-        out: list[Write] = []
-        user_path = usage_path(rec.uid)
         expire = rec.at + timedelta(days=self.settings.event_ttl_days)
         kind = _event_type(rec)
-        event: dict[str, Any] = {
-            "uid": rec.uid,
-            "type": kind,
-            "at": rec.at,
-            "fn": rec.fn,
-            "outcome": rec.outcome.value,
-            "tier": rec.tier.value if rec.tier else None,
-            "access": rec.access.value if rec.access else None,
-            "durationMs": round(rec.duration_ms, 1),
-            "expireAt": expire,
-        }
-        if rec.cv_id:
-            event["cvId"] = rec.cv_id
-        if rec.request_id:
-            event["requestId"] = rec.request_id
-        if rec.sources:
-            event["sources"] = [
-                {"source": s.source, "status": s.status, "cached": s.cached} for s in rec.sources
-            ]
-        out.append(Write(usage_event_path(rec.uid, uuid.uuid4().hex), event, merge=False))
+        event = _usage_event(rec, rec.uid, kind, expire)
+        out = [Write(usage_event_path(rec.uid, uuid.uuid4().hex), event, merge=False)]
         stats: dict[str, Any] = {"uid": rec.uid}
-        if rec.fn is Fn.ENRICH and rec.outcome in (
-            Outcome.SUCCESS,
-            Outcome.PARTIAL,
-            Outcome.FAILED,
-            Outcome.INTERNAL,
-            Outcome.DENIED,
-            Outcome.RATE_LIMITED,
-        ):
-            totals: dict[str, Any] = {"requests": Inc(1)}
-            if rec.outcome in (Outcome.SUCCESS, Outcome.PARTIAL):
-                totals["successful"] = Inc(1)
-            if rec.outcome in (Outcome.FAILED, Outcome.INTERNAL):
-                totals["failed"] = Inc(1)
-            if rec.outcome is Outcome.RATE_LIMITED:
-                totals["rateLimited"] = Inc(1)
-            if rec.access is Access.PREVIEW and rec.outcome in (
-                Outcome.SUCCESS,
-                Outcome.PARTIAL,
-                Outcome.FAILED,
-            ):
-                totals["previews"] = Inc(1)
-            if rec.access is Access.FULL and rec.outcome in (
-                Outcome.SUCCESS,
-                Outcome.PARTIAL,
-                Outcome.FAILED,
-            ):
-                totals["full"] = Inc(1)
-            stats["totals"] = totals
-            by_source: dict[str, Any] = {}
-            for s in rec.sources:
-                if s.status is SourceStatus.SKIPPED:
-                    continue
-                by_source[s.source] = {
-                    "requests": Inc(1),
-                    ("successful" if s.status is SourceStatus.SUCCESS else "failed"): Inc(1),
-                }
-            if by_source:
-                stats["bySource"] = by_source
-            if rec.outcome in (Outcome.SUCCESS, Outcome.PARTIAL, Outcome.FAILED):
-                stats["durationMsSum"] = Inc(round(rec.duration_ms, 1))
-                stats["durationCount"] = Inc(1)
-                stats["lastUsedAt"] = rec.at
+        if rec.fn is Fn.ENRICH and rec.outcome in _USER_COUNTED:
+            stats.update(_user_enrich_stats(rec))
         if kind in ("preview", "gate"):
             # Only what the server served or refused: client events never decide conversions.
             stats["lastFunnelAt"] = rec.at
-        out.append(Write(user_path, stats))
+        out.append(Write(usage_path(rec.uid), stats))
         return out
 
     def _audit(self, rec: CallRecord, event: str) -> Write:
@@ -354,3 +230,172 @@ def _event_type(rec: CallRecord) -> str:
     if rec.outcome in (Outcome.SUCCESS, Outcome.PARTIAL, Outcome.FAILED) and rec.access:
         return rec.access.value  # "preview" or "full"
     return rec.outcome.value
+
+
+def _product_counters(rec: CallRecord) -> dict[str, Any]:
+    """The ``c`` counters (contract 2.4's product figures): the enrichment's own, plus the
+    funnel events that ``trackExternalDataUsage`` reports."""
+    c = _enrich_counters(rec) if rec.fn is Fn.ENRICH else {}
+    if rec.event:
+        c["trackedEvents"] = Inc(1)
+        if rec.event == "upgrade_clicked":
+            c["upgradeClicks"] = Inc(1)
+    return c
+
+
+def _enrich_counters(rec: CallRecord) -> dict[str, Any]:
+    """The product counters of one enrichment call, each defined in README.md ("Analytics
+    figures"); apart because only ``enrichCVWithExternalData`` feeds them."""
+    o = rec.outcome
+    c: dict[str, Any] = {"requests": Inc(1)}
+    if o in (Outcome.SUCCESS, Outcome.PARTIAL):
+        c["successful"] = Inc(1)
+    if o in (Outcome.FAILED, Outcome.INTERNAL, Outcome.UNAVAILABLE):
+        c["failed"] = Inc(1)
+    if rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE):
+        c["errors"] = Inc(1)
+    if o in _DENIALS:
+        c["denied"] = Inc(1)
+    if rec.tier is Tier.PREMIUM:
+        c["premiumRequests"] = Inc(1)
+    elif rec.tier is Tier.FREE:
+        c["freeRequests"] = Inc(1)
+    if o in _ENRICHED and rec.access is Access.PREVIEW:
+        c["previews"] = Inc(1)
+    if o in _ENRICHED and rec.access is Access.FULL:
+        c["fullRequests"] = Inc(1)
+        if rec.gated and rec.tier is not Tier.PREMIUM:
+            # Must stay 0: a full answer to a non-premium user inside the gate.
+            c["unauthorizedFull"] = Inc(1)
+    if o is Outcome.DENIED and rec.gate_shown:
+        c["gateShown"] = Inc(1)
+    if o in (Outcome.DENIED, Outcome.NOT_FOUND):
+        c["unauthorizedAttempts"] = Inc(1)
+    if o in _NAMED:
+        c[_NAMED[o]] = Inc(1)
+    hits = sum(1 for s in rec.sources if s.cached)
+    if hits:
+        c["cacheHits"] = Inc(hits)
+    return c
+
+
+def _security_counters(rec: CallRecord) -> dict[str, Any]:
+    """The ``sec`` counters, kept for every function (not only enrichment) because abuse can
+    come through any callable."""
+    o = rec.outcome
+    sec: dict[str, Any] = {}
+    if o is Outcome.DENIED or (o is Outcome.NOT_FOUND and rec.fn is Fn.ENRICH):
+        sec["unauthorizedAttempts"] = Inc(1)
+    if o is Outcome.RATE_LIMITED:
+        sec["rateLimitViolations"] = Inc(1)
+    if o is Outcome.UNAUTHENTICATED:
+        sec["unauthenticated"] = Inc(1)
+    return sec
+
+
+def _source_counters(sources: Sequence[SourceOutcome]) -> dict[str, Any]:
+    """The ``src`` counters per source that ran (skipped sources did no work to count)."""
+    src: dict[str, Any] = {}
+    for s in sources:
+        if s.status is SourceStatus.SKIPPED:
+            continue
+        entry: dict[str, Any] = {
+            "requests": Inc(1),
+            "lat": {str(bucket_of(s.duration_ms)): Inc(1)},
+        }
+        if s.status is SourceStatus.SUCCESS:
+            entry["successful"] = Inc(1)
+        else:
+            entry["failed"] = Inc(1)
+        if s.status is SourceStatus.TIMEOUT:
+            entry["timeouts"] = Inc(1)
+        if s.cached:
+            entry["cacheHits"] = Inc(1)
+        src[s.source] = entry
+    return src
+
+
+def _cohort_counters(
+    c: Mapping[str, Any], lat: Mapping[str, Any] | None, fn_error: bool
+) -> dict[str, Any]:
+    """One rollout cohort's side (``in`` or ``out`` of the gate): the few figures the rollout
+    evaluator compares between the two sides. ``lat`` is ``None`` for untimed refusals."""
+    side: dict[str, Any] = {"requests": Inc(1)}
+    if lat is not None:
+        side["lat"] = dict(lat)
+    if fn_error:
+        side["errors"] = Inc(1)
+    if "previews" in c:
+        side["previews"] = Inc(1)
+    if "gateShown" in c:
+        side["gateShown"] = Inc(1)
+    return side
+
+
+_USER_COUNTED = (
+    Outcome.SUCCESS,
+    Outcome.PARTIAL,
+    Outcome.FAILED,
+    Outcome.INTERNAL,
+    Outcome.DENIED,
+    Outcome.RATE_LIMITED,
+)
+"""Enrichment outcomes that count in a user's own usage totals."""
+_ANSWERED = (Outcome.SUCCESS, Outcome.PARTIAL, Outcome.FAILED)
+"""Outcomes where the enrichment ran and answered (with data or with source failures)."""
+
+
+def _usage_event(rec: CallRecord, uid: str, kind: str, expire: datetime) -> dict[str, Any]:
+    """The user's usage event document for this call (one per call, expiring)."""
+    event: dict[str, Any] = {
+        "uid": uid,
+        "type": kind,
+        "at": rec.at,
+        "fn": rec.fn,
+        "outcome": rec.outcome.value,
+        "tier": rec.tier.value if rec.tier else None,
+        "access": rec.access.value if rec.access else None,
+        "durationMs": round(rec.duration_ms, 1),
+        "expireAt": expire,
+    }
+    if rec.cv_id:
+        event["cvId"] = rec.cv_id
+    if rec.request_id:
+        event["requestId"] = rec.request_id
+    if rec.sources:
+        event["sources"] = [
+            {"source": s.source, "status": s.status, "cached": s.cached} for s in rec.sources
+        ]
+    return event
+
+
+def _user_enrich_stats(rec: CallRecord) -> dict[str, Any]:
+    """The increments of the user's usage document for one counted enrichment call; apart
+    from the event so each document's layout reads on its own."""
+    totals: dict[str, Any] = {"requests": Inc(1)}
+    if rec.outcome in (Outcome.SUCCESS, Outcome.PARTIAL):
+        totals["successful"] = Inc(1)
+    if rec.outcome in (Outcome.FAILED, Outcome.INTERNAL):
+        totals["failed"] = Inc(1)
+    if rec.outcome is Outcome.RATE_LIMITED:
+        totals["rateLimited"] = Inc(1)
+    if rec.access is Access.PREVIEW and rec.outcome in _ANSWERED:
+        totals["previews"] = Inc(1)
+    if rec.access is Access.FULL and rec.outcome in _ANSWERED:
+        totals["full"] = Inc(1)
+    stats: dict[str, Any] = {"totals": totals}
+    by_source: dict[str, Any] = {}
+    for s in rec.sources:
+        if s.status is SourceStatus.SKIPPED:
+            continue
+        by_source[s.source] = {
+            "requests": Inc(1),
+            ("successful" if s.status is SourceStatus.SUCCESS else "failed"): Inc(1),
+        }
+    if by_source:
+        stats["bySource"] = by_source
+    if rec.outcome in _ANSWERED:
+        stats["durationMsSum"] = Inc(round(rec.duration_ms, 1))
+        stats["durationCount"] = Inc(1)
+        stats["lastUsedAt"] = rec.at
+    return stats
