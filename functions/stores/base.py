@@ -74,3 +74,14 @@ class DocumentStore(Protocol):
     def delete_all(self) -> None:
         """Remove everything (tests and the demo only)."""
         ...
+
+    def delete_many(self, paths: Sequence[str]) -> None:
+        """Delete the documents at ``paths``; a missing one is no error. Sub-collections are
+        not deleted with their parent (name their documents too). Firestore commits in batches
+        of at most 500, so a long list is not one atomic write."""
+        ...
+
+    def list_paths(self, collection: str, id_prefix: str = "") -> list[str]:
+        """Paths of the documents directly in ``collection`` whose id starts with
+        ``id_prefix`` (ids only: no document data is read)."""
+        ...

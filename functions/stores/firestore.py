@@ -19,6 +19,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from stores.base import Filter, Inc, Write
 from stores.errors import ConfigConflict, StoreError
 
+_BATCH_LIMIT = 500
+"""Firestore's most writes in one Commit."""
 _TRANSIENT = retries.if_exception_type(
     gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted
 )
@@ -179,3 +181,33 @@ class FirestoreStore:
             "/databases/(default)/documents"
         )
         httpx.delete(url, timeout=10).raise_for_status()
+
+    def delete_many(self, paths: Sequence[str]) -> None:
+        """See ``DocumentStore.delete_many``: batched Commits of at most 500 deletes."""
+        unique = list(dict.fromkeys(paths))
+        try:
+            for start in range(0, len(unique), _BATCH_LIMIT):
+                batch = self.client.batch()
+                for path in unique[start : start + _BATCH_LIMIT]:
+                    batch.delete(self.client.document(path))
+                batch.commit(retry=self._retry, timeout=self._timeout)
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"delete failed: {type(exc).__name__}") from exc
+
+    def list_paths(self, collection: str, id_prefix: str = "") -> list[str]:
+        """See ``DocumentStore.list_paths``: a keys-only query over a document-id range."""
+        col = self.client.collection(collection)
+        q: Any = col
+        if id_prefix:
+            # Every id with the prefix sorts in [prefix, prefix + U+F8FF).
+            q = q.where(filter=FieldFilter("__name__", ">=", col.document(id_prefix)))
+            q = q.where(filter=FieldFilter("__name__", "<", col.document(id_prefix + "\uf8ff")))
+        try:
+            return [
+                snap.reference.path
+                for snap in q.select(["__name__"]).stream(
+                    retry=self._retry, timeout=max(self._timeout, 30.0)
+                )
+            ]
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StoreError(f"listing failed: {type(exc).__name__}") from exc

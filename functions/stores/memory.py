@@ -148,3 +148,21 @@ class MemoryStore:
         """See ``DocumentStore.delete_all``."""
         with self._lock:
             self.docs.clear()
+
+    def delete_many(self, paths: Sequence[str]) -> None:
+        """See ``DocumentStore.delete_many``."""
+        with self._lock:
+            self._enter()
+            for path in paths:
+                self.docs.pop(path, None)
+
+    def list_paths(self, collection: str, id_prefix: str = "") -> list[str]:
+        """See ``DocumentStore.list_paths``."""
+        with self._lock:
+            self._enter()
+            return sorted(
+                path
+                for path in self.docs
+                if path.rpartition("/")[0] == collection
+                and path.rpartition("/")[2].startswith(id_prefix)
+            )

@@ -112,3 +112,26 @@ def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str)
         path: {"version": 1, "v": "a"},
         f"{col}/h2": None,
     }
+
+
+def test_delete_many_removes_the_named_documents_only(store: DocumentStore, col: str) -> None:
+    store.commit([Write(f"{col}/{n}", {"n": n}, merge=False) for n in ("a", "b", "c")])
+    store.commit([Write(f"{col}/a/sub/x", {"n": "x"}, merge=False)])
+    store.delete_many([f"{col}/a", f"{col}/c", f"{col}/missing"])
+    got = store.get_many([f"{col}/a", f"{col}/b", f"{col}/c", f"{col}/a/sub/x"])
+    assert got == {
+        f"{col}/a": None,
+        f"{col}/b": {"n": "b"},
+        f"{col}/c": None,
+        f"{col}/a/sub/x": {"n": "x"},  # sub-collections are not deleted with their parent
+    }
+    store.delete_many([])
+
+
+def test_list_paths_by_id_prefix(store: DocumentStore, col: str) -> None:
+    ids = ["u1_enrich_1", "u1_track_2", "u10_enrich_1", "u2_enrich_1", "u1"]
+    store.commit([Write(f"{col}/{i}", {"count": 1}, merge=False) for i in ids])
+    store.commit([Write(f"{col}/u1_enrich_1/sub/u1_x", {"n": 1}, merge=False)])
+    assert sorted(store.list_paths(col, "u1_")) == [f"{col}/u1_enrich_1", f"{col}/u1_track_2"]
+    assert sorted(store.list_paths(col)) == sorted(f"{col}/{i}" for i in ids)
+    assert store.list_paths(col, "nobody") == []
