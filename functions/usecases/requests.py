@@ -1,6 +1,10 @@
 """Request validation for the four callables, in one place (contract section 2).
 
-Every refusal is ``InvalidArgument`` naming the field, so a client can point at it.
+Every refusal is ``InvalidArgument`` naming the field, so a client can point at it. The parsers
+are total (contract 2.1): whatever JSON value the callable protocol delivers (lone surrogates,
+odd Unicode, unparseable URLs, integers of thousands of digits, values nested a thousand deep)
+gives a request or ``InvalidArgument``, never another exception. Every string they accept is
+valid Unicode (encodable as UTF-8), so it can be stored, logged by length and sent upstream.
 """
 
 from __future__ import annotations
@@ -29,13 +33,28 @@ _CV_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+LINKEDIN_MAX_FILES = 100
+"""Files in one LinkedIn export at most (LinkedIn's own export has about 40)."""
 
 
 def _shown(name: Any) -> str:
     """A client-chosen name as it may appear in an error: short and plain, or not at all
-    (messages never echo e-mail addresses or other free text)."""
-    text = str(name)
-    return text if _SAFE_NAME.fullmatch(text) and "@" not in text else "(unnamed)"
+    (messages never echo e-mail addresses or other free text). Only strings are shown: ``str``
+    of a deeply nested list or a huge integer raises."""
+    if isinstance(name, str) and _SAFE_NAME.fullmatch(name) and "@" not in name:
+        return name
+    return "(unnamed)"
+
+
+def _unicode(value: str, field: str) -> str:
+    """``value`` if it is valid Unicode text: no lone surrogates, which JSON's ``\\ud800``
+    escapes can carry but UTF-8, Firestore and every upstream API refuse."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(field, "must be valid Unicode text") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,9 @@ class EnrichRequest:
     name: str | None
     force_refresh: bool
     timeout_ms: int
+    idempotency_key: str | None = None
+    """Retries with this key within an hour get the first answer (contract 2.1: 8..64
+    characters of ``[A-Za-z0-9_-]``)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +114,7 @@ def _string(obj: Mapping[str, Any], field: str, max_len: int, prefix: str = "") 
         raise InvalidArgument(prefix + field, "must be a string")
     if len(value) > max_len:
         raise InvalidArgument(prefix + field, f"must be at most {max_len} characters")
-    return value
+    return _unicode(value, prefix + field)
 
 
 def _cv_id(obj: Mapping[str, Any], required: bool) -> str | None:
@@ -111,7 +133,7 @@ def _source_list(value: Any, field: str) -> tuple[str, ...]:
         raise InvalidArgument(field, "must be a list of sources")
     out: list[str] = []
     for item in value:
-        if item not in SOURCES:
+        if not isinstance(item, str) or item not in SOURCES:
             raise InvalidArgument(
                 field, f"unknown source {_shown(item)!r}; use {', '.join(SOURCES)}"
             )
@@ -125,27 +147,66 @@ def _source_list(value: Any, field: str) -> tuple[str, ...]:
 def parse_enrich(raw: Any, linkedin_max_bytes: int = 1_000_000) -> EnrichRequest:
     """Validate an enrichment request (``linkedin_max_bytes``: ``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``)."""
     obj = _object(raw)
-    _no_unknown(
-        obj, {"cvId", "mode", "sources", "github", "website", "linkedin", "name", "options"}
-    )
+    _no_unknown(obj, _ENRICH_FIELDS)
     cv_id = _cv_id(obj, required=True)
     if cv_id is None:  # _cv_id raises first when required; this narrows the type
         raise InvalidArgument("cvId", "is required")
     mode = obj.get("mode", "full")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise InvalidArgument("mode", "must be full or preview")
     sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
     github = _string(obj, "github", 39)
     if github is not None and not _GITHUB_USER.fullmatch(github):
         raise InvalidArgument("github", "is not a valid GitHub username")
-    website = _string(obj, "website", 2048)
-    if website is not None:
-        parts = urlsplit(website)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidArgument("website", "must be an http or https URL")
+    website = _website(_string(obj, "website", 2048))
     name = _string(obj, "name", 200)
     export = _linkedin(obj.get("linkedin"), linkedin_max_bytes)
-    options = _object(obj.get("options"), "options")
+    force, timeout = _options(obj.get("options"))
+    key = _string(obj, "idempotencyKey", 64)
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidArgument("idempotencyKey", "must be 8 to 64 letters, digits, _ or -")
+    return EnrichRequest(
+        cv_id, Mode(mode), sources, github, website, export, name, force, timeout, key
+    )
+
+
+_ENRICH_FIELDS = {
+    "cvId",
+    "mode",
+    "sources",
+    "github",
+    "website",
+    "linkedin",
+    "name",
+    "options",
+    "idempotencyKey",
+}
+
+
+def _website(value: str | None) -> str | None:
+    """An http(s) URL the website source can fetch: it parses, has a host that IDNA can encode,
+    no credentials and a valid port (``urlsplit`` raises on ``http://[`` and on hosts that NFKC
+    changes into delimiters; ``.port`` raises on ``:99999``)."""
+    if value is None:
+        return None
+    problem = "must be an http or https URL"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port
+        if parts.scheme not in ("http", "https") or not host:
+            raise InvalidArgument("website", problem)
+        if ":" not in host:  # IPv6 literals are not IDNA names
+            host.encode("idna")
+    except (ValueError, UnicodeError):
+        raise InvalidArgument("website", problem) from None
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument("website", "must not contain a user name or password")
+    return value
+
+
+def _options(raw: Any) -> tuple[bool, int]:
+    options = _object(raw, "options")
     _no_unknown(options, {"forceRefresh", "timeoutMs"}, "options.")
     force = options.get("forceRefresh", False)
     if not isinstance(force, bool):
@@ -155,7 +216,7 @@ def parse_enrich(raw: Any, linkedin_max_bytes: int = 1_000_000) -> EnrichRequest
         timeout = int(timeout)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1000 <= timeout <= 30000:
         raise InvalidArgument("options.timeoutMs", "must be an integer from 1000 to 30000")
-    return EnrichRequest(cv_id, Mode(mode), sources, github, website, export, name, force, timeout)
+    return force, timeout
 
 
 def _linkedin(value: Any, max_bytes: int) -> Mapping[str, str] | None:
@@ -167,13 +228,19 @@ def _linkedin(value: Any, max_bytes: int) -> Mapping[str, str] | None:
     export = value.get("export")
     if not isinstance(export, Mapping):
         raise InvalidArgument("linkedin.export", "must map file names to file text")
+    if len(export) > LINKEDIN_MAX_FILES:
+        raise InvalidArgument("linkedin.export", f"must hold at most {LINKEDIN_MAX_FILES} files")
     total = 0
     for fname, text in export.items():
         if not isinstance(fname, str) or len(fname) > 100:
             raise InvalidArgument("linkedin.export", "file names must be short strings")
+        _unicode(fname, "linkedin.export")
+        field = f"linkedin.export.{_shown(fname)}"
         if not isinstance(text, str):
-            raise InvalidArgument(f"linkedin.export.{_shown(fname)}", "must be the file's text")
-        total += len(text.encode("utf-8"))
+            raise InvalidArgument(field, "must be the file's text")
+        if len(text) > max_bytes:  # before encoding: a 100 MB string is refused at once
+            raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
+        total += len(fname) + len(_unicode(text, field).encode("utf-8"))
         if total > max_bytes:
             raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
     return dict(export)
@@ -184,22 +251,30 @@ def parse_track(raw: Any) -> TrackRequest:
     obj = _object(raw)
     _no_unknown(obj, {"event", "cvId", "source", "metadata", "userId"})
     event = obj.get("event")
-    if event not in EVENTS:
+    if not isinstance(event, str) or event not in EVENTS:
         raise InvalidArgument("event", f"must be one of {', '.join(EVENTS)}")
     source = obj.get("source")
-    if source is not None and source not in SOURCES:
+    if source is not None and (not isinstance(source, str) or source not in SOURCES):
         raise InvalidArgument("source", f"must be one of {', '.join(SOURCES)}")
-    metadata = obj.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, Mapping):
-            raise InvalidArgument("metadata", "must be an object")
-        try:
-            size = len(json.dumps(metadata, separators=(",", ":")).encode("utf-8"))
-        except (TypeError, ValueError):
-            raise InvalidArgument("metadata", "must be plain JSON") from None
-        if size > 2048:
-            raise InvalidArgument("metadata", "must be at most 2 KB")
+    metadata = _metadata(obj.get("metadata"))
     return TrackRequest(event, _cv_id(obj, required=False), source, metadata)
+
+
+def _metadata(metadata: Any) -> Mapping[str, Any] | None:
+    """At most 2 KB of plain JSON: no NaN or Infinity, no lone surrogates, not nested past what
+    ``json.dumps`` can walk (``RecursionError``, not a ``ValueError``)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument("metadata", "must be an object")
+    try:
+        text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError, RecursionError):
+        raise InvalidArgument("metadata", "must be plain JSON") from None
+    if size > 2048:
+        raise InvalidArgument("metadata", "must be at most 2 KB")
+    return metadata
 
 
 def parse_stats(raw: Any) -> StatsRequest:
@@ -235,7 +310,7 @@ def parse_analytics(raw: Any) -> AnalyticsQuery:
     if span > timedelta(days=92):
         raise InvalidArgument("endDate", "the period may span at most 92 days")
     granularity = obj.get("granularity", "day")
-    if granularity not in ("hour", "day"):
+    if not isinstance(granularity, str) or granularity not in ("hour", "day"):
         raise InvalidArgument("granularity", "must be hour or day")
     if granularity == "hour" and span > timedelta(days=7):
         raise InvalidArgument("granularity", "hour is allowed for periods of at most 7 days")
