@@ -1,10 +1,8 @@
-"""Test doubles for the gating library's unit tests: a settable clock, a small engine double
+"""Test doubles for the gating library's unit tests: the clock fixture (``tests.support.clock``), a small engine double
 (the real engine has its own tests under tests/unit/enrichment) and seeding helpers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,20 +11,8 @@ from common.settings import load_settings
 from common.vocab import ResultStatus, SourceStatus
 from enrichment.model import EnrichmentResult, SourceReport
 from stores.memory import MemoryStore
+from tests.support.clock import FakeClock
 from usecases.app import App
-
-
-@dataclass
-class FakeClock:
-    """A clock tests move by hand."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class StaticEngine:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from enrichment.cache import MemoryCacheStore
-from tests.unit.enrichment.helpers import Clock
+from tests.support.clock import FakeClock
+from tests.unit.enrichment.helpers import T0
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture

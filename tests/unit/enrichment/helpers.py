@@ -1,30 +1,23 @@
-"""Helpers for the enrichment tests: a settable clock and an engine factory."""
+"""Helpers for the enrichment tests: their start time and an engine factory."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from common.settings import EnrichmentSettings
 from enrichment.cache import MemoryCacheStore
 from enrichment.engine import Engine
+from tests.support.clock import FakeClock
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    """An injected clock that only moves when told to."""
-
-    def __init__(self, at: datetime = T0) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **kwargs: float) -> None:
-        self.at += timedelta(**kwargs)
+Clock = FakeClock
+"""The old name, still imported by the hostile-content tests (owned elsewhere); new code uses
+``FakeClock`` from ``tests.support.clock``."""
 
 
 # Fast retries so fault tests stay quick; everything else is the production default.
@@ -32,7 +25,7 @@ FAST = EnrichmentSettings(retry_base_ms=5)
 
 
 def make_engine(
-    clock: Clock | None = None,
+    clock: FakeClock | None = None,
     cache: Any = None,
     sources: Any = None,
     **overrides: Any,
@@ -42,7 +35,7 @@ def make_engine(
     return Engine(
         settings,
         cache if cache is not None else MemoryCacheStore(),
-        now=clock or Clock(),
+        now=clock or FakeClock(T0),
         sources=sources,
         rng=random.Random(1),
     )

@@ -8,10 +8,11 @@ from datetime import timedelta
 from enrichment.engine import EnrichmentInput
 from enrichment.sources.github import GitHubSource
 from scripts.devkit.fakes import FIXTURES, fake_github
-from tests.unit.enrichment.helpers import Clock, make_engine
+from tests.support.clock import FakeClock
+from tests.unit.enrichment.helpers import make_engine
 
 
-def gh(url: str, clock: Clock | None = None, cache=None, **overrides):
+def gh(url: str, clock: FakeClock | None = None, cache=None, **overrides):
     return make_engine(clock, cache, {"github": GitHubSource()}, github_api_url=url, **overrides)
 
 
