@@ -21,7 +21,7 @@ from common.clock import utcnow
 from common.errors import ErrorCode, GatingError
 from common.settings import SECRET_NAMES, load_settings
 from rollout_control.evaluator import evaluate
-from usecases import analytics, conversions, enrich, stats, track
+from usecases import analytics, conversions, data_rights, enrich, stats, track
 from usecases.app import App
 from usecases.context import Caller
 
@@ -130,14 +130,70 @@ def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa
 def onUserSubscriptionWritten(  # noqa: N802
     event: firestore_fn.Event[Change[DocumentSnapshot[DocumentReference] | None]],
 ) -> None:
-    """Record a conversion when a user's subscription turns premium (contract section 5)."""
+    """Record a conversion when a user's subscription turns premium (contract section 5); when
+    the document is deleted, erase the user's records as ``deleteMyExternalData`` does (2.5)."""
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
     conversions.subscription_changed(app(), event.params["uid"], before, after, event.id)
+    if after is None:
+        # The account's profile is gone: erase the user's external-data records (contract 2.5).
+        data_rights.user_deleted(app(), event.params["uid"])
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)
 def evaluateExternalDataRollout(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
     """Automatic rollback: the same evaluator as `scripts/rollout.py evaluate`."""
     evaluate(app().store, utcnow(), by="evaluator (evaluateExternalDataRollout)")
+
+
+# -- observability (issue 10) ---------------------------------------------------------------
+
+import flask  # noqa: E402 - the health function's request/response types (flask, as https_fn)
+
+
+@scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)
+def exportExternalDataMetrics(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
+    """Custom metrics to Cloud Monitoring: each complete minute's aggregate, once, in order."""
+    from google.cloud import monitoring_v3
+
+    from analytics.metrics import read_buckets
+    from observability.export_job import export_pending
+
+    client = monitoring_v3.MetricServiceClient()
+    export_pending(app().store, client, SETTINGS.project_id, utcnow(), read_buckets)
+
+
+@https_fn.on_request(secrets=_SALT)
+def externalDataHealth(req: flask.Request) -> flask.Response:  # noqa: N802
+    """Store reachability, config version and phase for the uptime check (nothing secret)."""
+    import json
+
+    from usecases.health import HEADERS, respond
+
+    answer = respond(app().store, req.method)
+    return flask.Response(json.dumps(answer.body), status=answer.status, headers=HEADERS)
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes", secrets=_SALT)
+def detectSuspiciousActivity(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
+    """Security detection over the audit: each finding recorded once, logged, counted."""
+    from datetime import timedelta
+
+    from observability.detector import detect
+
+    a = app()
+    ttl = timedelta(days=SETTINGS.event_ttl_days)
+    detect(a.store, utcnow(), a.recorder.aggregate_writes, ttl=ttl)
+
+
+@https_fn.on_call(timeout_sec=120, secrets=_SALT)
+def exportMyExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
+    """Everything stored about the caller (an admin: ``userId``), as JSON (contract 2.5)."""
+    return _call(data_rights.run_export, req)
+
+
+@https_fn.on_call(timeout_sec=120, secrets=_SALT)
+def deleteMyExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
+    """Erase the caller's (an admin: ``userId``'s) records; the audit keeps a hash (2.5)."""
+    return _call(data_rights.run_delete, req)
