@@ -158,13 +158,30 @@ def _minutes(end: datetime, n: int) -> list[datetime]:
     return [end - timedelta(minutes=k) for k in range(n, 0, -1)]
 
 
-def _error_rule(
-    name: str,
-    threshold: float,
-    mins: Sequence[datetime],
-    buckets: Mapping[datetime, Mapping[str, Any]],
-    fresh_from: datetime | None,
-) -> Trigger:
+def _span(mins: Sequence[datetime]) -> str:
+    """The minutes as ``HH:MM-HH:MM`` (end exclusive), for the triggers' sentences."""
+    return f"{_hm(mins[0])}-{_hm(mins[-1] + timedelta(minutes=1))}"
+
+
+def _window(mins: Sequence[datetime]) -> dict[str, Any]:
+    """The minutes as the evidence's ``window`` (end exclusive)."""
+    return {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": len(mins)}
+
+
+def _trailing_streak(bad: Sequence[bool]) -> int:
+    """How many of the latest minutes in a row failed: tells "not yet" from "not at all"."""
+    streak = 0
+    for b in reversed(bad):
+        if not b:
+            break
+        streak += 1
+    return streak
+
+
+def _error_rows(
+    mins: Sequence[datetime], buckets: Mapping[datetime, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Requests, errors and error rate per minute (``None`` for a minute without calls)."""
     rows: list[dict[str, Any]] = []
     for m in mins:
         doc = buckets.get(m, {})
@@ -172,45 +189,55 @@ def _error_rule(
         rows.append(
             {"minute": m, "requests": req, "errors": err, "errorRate": err / req if req else None}
         )
+    return rows
+
+
+def _error_text(
+    label: str, threshold: float, n: int, streak: int, condition: bool, span: str, tally: str
+) -> str:
+    """The error rule's sentence: fired, failing for some minutes only, or not failing."""
+    if condition:
+        return (
+            f"{label} above {threshold * 100:g}% in each of the last {n} minutes ({span} UTC): "
+            f"{tally}"
+        )
+    if streak:
+        return (
+            f"{label} above {threshold * 100:g}% in the last {streak} minute(s) only, {n} in a "
+            f"row needed ({span} UTC: {tally})"
+        )
+    return f"{label} not above {threshold * 100:g}% in the last minute ({span} UTC: {tally})"
+
+
+def _error_rule(
+    name: str,
+    threshold: float,
+    mins: Sequence[datetime],
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    fresh_from: datetime | None,
+) -> Trigger:
+    rows = _error_rows(mins, buckets)
     bad = [r["requests"] > 0 and r["errors"] / r["requests"] > threshold for r in rows]
-    streak = 0
-    for b in reversed(bad):
-        if not b:
-            break
-        streak += 1
     rated = [r for r in rows if r["errorRate"] is not None]
     worst = max(rated, key=lambda r: r["errorRate"]) if rated else None
-    n = len(mins)
     tot_req = sum(r["requests"] for r in rows)
     tot_err = sum(r["errors"] for r in rows)
-    span = f"{_hm(mins[0])}-{_hm(mins[-1] + timedelta(minutes=1))}"
     worst_txt = (
         f"worst {_pct(worst['errorRate'])} at {_hm(worst['minute'])}" if worst else "no calls"
     )
     condition = all(bad)
     stale = condition and fresh_from is not None and mins[0] < fresh_from
     label = "beta error rate" if name == "beta-error-rate" else "error rate"
-    if condition:
-        text = (
-            f"{label} above {threshold * 100:g}% in each of the last {n} minutes ({span} UTC): "
-            f"{tot_err} errors of {tot_req} calls, {worst_txt}"
-        )
-        if stale:
-            text += " (same incident as the last automatic rollback: not repeated)"
-    elif streak:
-        text = (
-            f"{label} above {threshold * 100:g}% in the last {streak} minute(s) only, {n} in a "
-            f"row needed ({span} UTC: {tot_err} errors of {tot_req} calls, {worst_txt})"
-        )
-    else:
-        text = (
-            f"{label} not above {threshold * 100:g}% in the last minute ({span} UTC: "
-            f"{tot_err} errors of {tot_req} calls, {worst_txt})"
-        )
+    tally = f"{tot_err} errors of {tot_req} calls, {worst_txt}"
+    text = _error_text(
+        label, threshold, len(mins), _trailing_streak(bad), condition, _span(mins), tally
+    )
+    if stale:
+        text += " (same incident as the last automatic rollback: not repeated)"
     evidence = {
         "rule": name,
         "threshold": threshold,
-        "window": {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": n},
+        "window": _window(mins),
         "perMinute": [
             {**r, "errorRate": round(r["errorRate"], 4) if r["errorRate"] is not None else None}
             for r in rows
@@ -241,7 +268,7 @@ def _outage_rule(
     condition = failing_each and succ == 0
     stale = condition and fresh_from is not None and mins[0] < fresh_from
     n = len(mins)
-    span = f"{_hm(mins[0])}-{_hm(mins[-1] + timedelta(minutes=1))}"
+    span = _span(mins)
     if condition:
         text = f"no successful call in the last {n} minutes ({span} UTC) while {err} calls failed"
         if stale:
@@ -250,7 +277,7 @@ def _outage_rule(
         text = f"last {n} minutes: {succ} successful call(s), {err} failed"
     evidence = {
         "rule": "no-success",
-        "window": {"from": mins[0], "to": mins[-1] + timedelta(minutes=1), "minutes": n},
+        "window": _window(mins),
         "perMinute": rows,
         "successful": succ,
         "errors": err,
@@ -291,11 +318,16 @@ def _guard_rules(
         ]
     cin, cout = _side(buckets, mins, "in"), _side(buckets, mins, "out")
     base = {"window": window, "in": cin, "out": cout}
+    return [_latency_trigger(base, span, th), _conversion_trigger(base, span, th)]
 
-    # latency
+
+def _latency_trigger(base: Mapping[str, Any], span: str, th: Thresholds) -> Trigger:
+    """``cohort-latency`` over fresh minutes (``base`` holds the window and both sides); apart
+    from the conversion rule because each has its own sample minimum and sentence."""
+    cin, cout = base["in"], base["out"]
     need = th.min_latency_samples
     if cin["latencyCalls"] < need or cout["latencyCalls"] < need:
-        lat = Trigger(
+        return Trigger(
             "cohort-latency",
             "gradual",
             False,
@@ -303,29 +335,25 @@ def _guard_rules(
             f"{cout['latencyCalls']} outside (need {need} each)",
             {**base, "rule": "cohort-latency"},
         )
-    else:
-        limit = cout["p95Ms"] * (1 + th.latency_worse)
-        worse = cin["p95Ms"] / cout["p95Ms"] - 1 if cout["p95Ms"] else 0.0
-        fired = cin["p95Ms"] > limit
-        lat = Trigger(
-            "cohort-latency",
-            "gradual",
-            fired,
-            f"cohort p95 {cin['p95Ms']:.0f} ms vs {cout['p95Ms']:.0f} ms outside over {span} "
-            f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%; "
-            f"{cin['latencyCalls']} / {cout['latencyCalls']} calls)",
-            {
-                **base,
-                "rule": "cohort-latency",
-                "threshold": th.latency_worse,
-                "worse": round(worse, 4),
-            },
-        )
+    limit = cout["p95Ms"] * (1 + th.latency_worse)
+    worse = cin["p95Ms"] / cout["p95Ms"] - 1 if cout["p95Ms"] else 0.0
+    return Trigger(
+        "cohort-latency",
+        "gradual",
+        cin["p95Ms"] > limit,
+        f"cohort p95 {cin['p95Ms']:.0f} ms vs {cout['p95Ms']:.0f} ms outside over {span} "
+        f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%; "
+        f"{cin['latencyCalls']} / {cout['latencyCalls']} calls)",
+        {**base, "rule": "cohort-latency", "threshold": th.latency_worse, "worse": round(worse, 4)},
+    )
 
-    # conversion
+
+def _conversion_trigger(base: Mapping[str, Any], span: str, th: Thresholds) -> Trigger:
+    """``cohort-conversion`` over fresh minutes (``base`` holds the window and both sides)."""
+    cin, cout = base["in"], base["out"]
     need = th.min_exposures
     if cin["exposures"] < need or cout["exposures"] < need:
-        conv = Trigger(
+        return Trigger(
             "cohort-conversion",
             "gradual",
             False,
@@ -333,24 +361,21 @@ def _guard_rules(
             f"{cout['exposures']} outside (need {need} each)",
             {**base, "rule": "cohort-conversion"},
         )
-    else:
-        rin, rout = cin["conversionRate"], cout["conversionRate"]
-        drop = 1 - rin / rout if rout else 0.0
-        fired = bool(rout) and rin < rout * (1 - th.conversion_drop)
-        conv = Trigger(
-            "cohort-conversion",
-            "gradual",
-            fired,
-            f"conversion {_pct(rin)} in the cohort vs {_pct(rout)} outside over {span} "
-            f"(drop {drop * 100:.0f}%, limit {th.conversion_drop * 100:.0f}%)",
-            {
-                **base,
-                "rule": "cohort-conversion",
-                "threshold": th.conversion_drop,
-                "drop": round(drop, 4),
-            },
-        )
-    return [lat, conv]
+    rin, rout = cin["conversionRate"], cout["conversionRate"]
+    drop = 1 - rin / rout if rout else 0.0
+    return Trigger(
+        "cohort-conversion",
+        "gradual",
+        bool(rout) and rin < rout * (1 - th.conversion_drop),
+        f"conversion {_pct(rin)} in the cohort vs {_pct(rout)} outside over {span} "
+        f"(drop {drop * 100:.0f}%, limit {th.conversion_drop * 100:.0f}%)",
+        {
+            **base,
+            "rule": "cohort-conversion",
+            "threshold": th.conversion_drop,
+            "drop": round(drop, 4),
+        },
+    )
 
 
 def assess(
@@ -464,13 +489,7 @@ def evaluate(
     for attempt in (1, 2):
         cur = changes.read_current(store)
         if cur.cfg is None:
-            text = (
-                f"Evaluated at {now:%Y-%m-%d %H:%M:%S} UTC: the config document is unreadable "
-                f"({cur.problem}); the functions serve their last good config. Nothing done."
-            )
-            log("ERROR", "rollout evaluator: config unreadable", problem=cur.problem)
-            empty = Assessment("none", (), (text,))
-            return EvaluationResult(now, dry_run, empty, False, None, cur.version, text)
+            return _unreadable(now, dry_run, cur, log)
         cfg = cur.cfg
         end = floor_to(now, "m")
         span = max(th.error_minutes, th.outage_minutes, th.guard_minutes)
@@ -484,54 +503,89 @@ def evaluate(
                 summary=summary,
             )
             return EvaluationResult(now, dry_run, a, False, None, cur.version, summary)
-        fired = a.fired
-        evidence = {
-            "triggers": [{"name": t.name, "text": t.text, **t.evidence} for t in fired],
-            "evaluatedAt": now,
-        }
-        base = changes.kill_switch_mutation if a.action == "immediate" else changes.gradual_mutation
-        kind = a.action
-
-        def mutate(
-            doc: dict[str, Any],
-            c: RolloutConfig,
-            base: Any = base,
-            kind: str = kind,
-            trigger: str = fired[0].name,
-        ) -> str:
-            text = str(base(doc, c))
-            auto = dict(doc.get("autoRollback") or {})
-            auto[kind] = {"at": now, "trigger": trigger}
-            doc["autoRollback"] = auto
-            return text
-
-        reason = "automatic rollback: " + "; ".join(t.text for t in fired)
+        reason = "automatic rollback: " + "; ".join(t.text for t in a.fired)
         try:
-            change = changes.apply_change(
-                store,
-                f"auto-rollback {kind}",
-                mutate,
-                by=by,
-                reason=reason,
-                now=now,
-                evidence=evidence,
-                expected_version=cur.version,
-                current=cur,
-            )
+            change = _apply_rollback(store, cur, a, now, by, reason)
         except changes.Conflict:
             if attempt == 1:
                 continue
             raise
         summary = _paragraph(now, cfg, a, False, change, th)
-        log(
-            "CRITICAL" if kind == "immediate" else "ERROR",
-            f"rollout: automatic {kind} rollback",
-            trigger=[t.name for t in fired],
-            reason=reason,
-            configVersion=change.version,
-            historyId=change.history_id,
-            evidence=[{k: v for k, v in t.evidence.items() if k != "perMinute"} for t in fired],
-            alert=True,
-        )
+        _log_rollback(log, a, reason, change)
         return EvaluationResult(now, False, a, True, change, change.version, summary)
     raise StoreError("unreachable")  # pragma: no cover
+
+
+def _unreadable(now: datetime, dry_run: bool, cur: changes.Current, log: LogFn) -> EvaluationResult:
+    """Report a config document that does not parse: the functions keep their last good
+    config, so the evaluator must not guess one to act on."""
+    text = (
+        f"Evaluated at {now:%Y-%m-%d %H:%M:%S} UTC: the config document is unreadable "
+        f"({cur.problem}); the functions serve their last good config. Nothing done."
+    )
+    log("ERROR", "rollout evaluator: config unreadable", problem=cur.problem)
+    empty = Assessment("none", (), (text,))
+    return EvaluationResult(now, dry_run, empty, False, None, cur.version, text)
+
+
+def _rollback_mutation(
+    base: Callable[[dict[str, Any], RolloutConfig], Any], kind: str, trigger: str, now: datetime
+) -> Callable[[dict[str, Any], RolloutConfig], str]:
+    """The config mutation of one automatic rollback: the operator's mutation (kill switch or
+    gradual step) plus the ``autoRollback.<kind>`` mark that keeps the same incident from
+    acting twice."""
+
+    def mutate(doc: dict[str, Any], c: RolloutConfig) -> str:
+        text = str(base(doc, c))
+        auto = dict(doc.get("autoRollback") or {})
+        auto[kind] = {"at": now, "trigger": trigger}
+        doc["autoRollback"] = auto
+        return text
+
+    return mutate
+
+
+def _apply_rollback(
+    store: DocumentStore,
+    cur: changes.Current,
+    a: Assessment,
+    now: datetime,
+    by: str,
+    reason: str,
+) -> changes.ChangeResult:
+    """Write the assessment's rollback as a compare-and-set against the version just read,
+    with the fired triggers as the history entry's evidence; raises ``changes.Conflict``
+    when an operator wrote first."""
+    fired = a.fired
+    evidence = {
+        "triggers": [{"name": t.name, "text": t.text, **t.evidence} for t in fired],
+        "evaluatedAt": now,
+    }
+    base = changes.kill_switch_mutation if a.action == "immediate" else changes.gradual_mutation
+    return changes.apply_change(
+        store,
+        f"auto-rollback {a.action}",
+        _rollback_mutation(base, a.action, fired[0].name, now),
+        by=by,
+        reason=reason,
+        now=now,
+        evidence=evidence,
+        expected_version=cur.version,
+        current=cur,
+    )
+
+
+def _log_rollback(log: LogFn, a: Assessment, reason: str, change: changes.ChangeResult) -> None:
+    """The alerting log line of an applied rollback: CRITICAL for immediate, ERROR for
+    gradual, with the evidence minus the per-minute rows (too long for one log line)."""
+    fired = a.fired
+    log(
+        "CRITICAL" if a.action == "immediate" else "ERROR",
+        f"rollout: automatic {a.action} rollback",
+        trigger=[t.name for t in fired],
+        reason=reason,
+        configVersion=change.version,
+        historyId=change.history_id,
+        evidence=[{k: v for k, v in t.evidence.items() if k != "perMinute"} for t in fired],
+        alert=True,
+    )
