@@ -73,7 +73,11 @@ SEED: dict[str, dict[str, Any]] = {
     "users/root": {"displayName": "Root", "role": "admin"},
     "cvs/cv-alice": {"userId": OWNER_UID, "title": "Alice's CV", "updatedAt": NOW},
     "cvs/cv-bob": {"userId": OTHER_UID, "title": "Bob's CV", "updatedAt": NOW},
-    "cvs/cv-alice/externalData/latest": {"status": "success", "skills": ["python"]},
+    "cvs/cv-alice/externalData/latest": {
+        "userId": OWNER_UID,
+        "status": "success",
+        "skills": ["python"],
+    },
     "external_data_usage/alice": {"uid": OWNER_UID, "totals": {"requests": 1}},
     "external_data_usage/alice/events/ev1": {
         "uid": OWNER_UID,

@@ -117,6 +117,7 @@ class TestCvExternalData(CollectionCase):
     """
     doc = "cvs/cv-alice/externalData/latest"
     collection = "cvs/cv-alice/externalData"
+    LIST_WHERE = ("userId", "alice")  # the result's own userId is checked too (reused CV ids)
     CREATE_PATH = "cvs/cv-alice/externalData/forged"
 
 

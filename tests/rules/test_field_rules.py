@@ -229,11 +229,11 @@ class TestCvExternalDataFields:
 
     def test_results_of_a_missing_cv_are_not_readable(self, db: Any, owner: Any) -> None:
         """With no parent CV there is no owner, so nobody reads (get() on the parent is null)."""
-        db.seed({"cvs/cv-gone/externalData/latest": {"status": "success"}})
+        db.seed({"cvs/cv-gone/externalData/latest": {"userId": "alice", "status": "success"}})
         assert owner.get("cvs/cv-gone/externalData/latest").denied
 
     def test_results_follow_the_cv_owner(self, db: Any, owner: Any, other: Any) -> None:
         """Results of bob's CV are bob's, not alice's."""
-        db.seed({"cvs/cv-bob/externalData/latest": {"status": "success"}})
+        db.seed({"cvs/cv-bob/externalData/latest": {"userId": "bob", "status": "success"}})
         assert owner.get("cvs/cv-bob/externalData/latest").denied
         assert other.get("cvs/cv-bob/externalData/latest").allowed
