@@ -117,3 +117,18 @@ lint: setup
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(FUNCTIONS_VENV) node_modules
+
+# Load runs and deploys (issue 11). `make load` runs the short profile (3 minutes); PROFILE=plan
+# (15 min), peak5x (15 min at 50 then 100 rps), burst, step (the knee), faults, soak (10 min);
+# ARRIVAL=burst for synchronized bursts instead of open-loop arrivals. Each run writes
+# docs/benchmarks/load-<name>.md (+ Locust CSV/HTML) and fails if the nothing-lost check differs.
+# `make deploy-dry-run DEPLOY_PROJECT=staging` prints what scripts/deploy.py would run.
+.PHONY: load deploy-dry-run
+PROFILE ?= short
+ARRIVAL ?=
+DEPLOY_PROJECT ?= staging
+load: setup
+	$(PY) -m loadtests.run --profile $(PROFILE) $(if $(ARRIVAL),--arrival $(ARRIVAL))
+
+deploy-dry-run: setup
+	$(PY) scripts/deploy.py --project $(DEPLOY_PROJECT) --dry-run

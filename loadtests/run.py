@@ -1,0 +1,250 @@
+"""One load run, end to end: ``python -m loadtests.run --profile NAME [--arrival open|burst]``.
+
+Starts the stack (``stack.py``), seeds users, runs Locust headless with the profile's phases,
+injects the profile's faults, then checks that nothing was lost (``check.py``; a difference
+fails the run with exit status 1), counts the Firestore cost, and writes
+``docs/benchmarks/load-<name>.md`` beside Locust's CSV and HTML (and a PNG for the step run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT, ROOT / "functions"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from loadtests import check, counting, faults  # noqa: E402
+from loadtests.seed import seed  # noqa: E402
+from loadtests.stack import ServeConfig, Stack, describe, rss_kb  # noqa: E402
+
+OUT = ROOT / "docs" / "benchmarks"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Phases ``[(seconds, rps)]`` and how a run of them is judged and shaped."""
+
+    phases: list[tuple[float, float]]
+    arrival: str = "open"
+    mix: str = "premium_full=70,free_preview=30"
+    faults: list[tuple[float, str]] = field(default_factory=list)
+    step: bool = False
+    soak: bool = False
+    note: str = ""
+
+
+PROFILES = {
+    "short": Profile(
+        [(60, 10), (120, 20)], note="the plan's profile, 1 + 2 minutes instead of 5 + 10"
+    ),
+    "plan": Profile(
+        [(300, 10), (600, 20)], note="the plan's profile (ROLLOUT-PLAN.md, Load Testing)"
+    ),
+    "peak5x": Profile([(300, 50), (600, 100)], note="the plan's profile at 5x (50 then 100 rps)"),
+    "burst": Profile([(120, 100)], arrival="burst", note="bursts of 100 calls every second"),
+    "step": Profile(
+        [(30, r) for r in (50, 100, 150, 200, 250, 300, 350, 400)],
+        step=True,
+        note="a step every 30 s until p95 or errors break (the knee)",
+    ),
+    "faults": Profile(
+        [(240, 20)],
+        mix="premium_full=65,free_preview=30,free_full=5",
+        faults=faults.FAULT_SCHEDULE,
+        note="the plan's peak rate while faults are injected",
+    ),
+    "tiny": Profile([(20, 5)], note="a 20-second check of the harness itself"),
+    "soak": Profile([(600, 30)], soak=True, note="10 minutes at a steady rate, worker RSS sampled"),
+}
+
+ARRIVALS = {
+    "open": "open-loop: Poisson arrivals (each simulated user fires after exponential gaps of"
+    " mean {pacing:g} s; users = rps x {pacing:g}), independent of how fast answers come",
+    "burst": "synchronized bursts: users = rps, every user fires at each whole second of the"
+    " wall clock (one burst of rps calls per second, the worst case)",
+}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="short")
+    p.add_argument("--arrival", choices=sorted(ARRIVALS), help="override the profile's")
+    p.add_argument("--name", help="output name (default: the profile, plus -burst)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--delay-ms", type=float, default=20, help="delay of every source fake answer")
+    p.add_argument(
+        "--fresh", type=float, default=0.1, help="share of premium calls with forceRefresh"
+    )
+    p.add_argument(
+        "--pacing", type=float, default=2.0, help="open: mean seconds between a user's calls"
+    )
+    p.add_argument("--premium-users", type=int, default=300)
+    p.add_argument("--free-users", type=int, default=150)
+    p.add_argument("--mix", help="override the profile's mix")
+    p.add_argument("--out", type=Path, default=OUT)
+    return p.parse_args(argv)
+
+
+class Sampler:
+    """Worker RSS every ``every_s`` while the run goes (for the soak)."""
+
+    def __init__(self, stack: Stack, every_s: float = 15) -> None:
+        self.stack, self.every, self.samples = stack, every_s, []  # type: ignore[var-annotated]
+        self.stop = threading.Event()
+        self.t0 = time.time()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            pids = self.stack.worker_pids()
+            self.samples.append((time.time() - self.t0, {p: rss_kb(p) for p in pids}))
+
+
+def run_locust(
+    args: argparse.Namespace, prof: Profile, stack: Stack, paths: dict[str, Path]
+) -> list[str]:
+    """Run Locust headless until the profile's last phase ends; returns its command."""
+    env = {
+        **os.environ,
+        "LOAD_PHASES": json.dumps(prof.phases),
+        "LOAD_ARRIVAL": args.arrival,
+        "LOAD_MIX": args.mix,
+        "LOAD_PACING": str(args.pacing),
+        "LOAD_FRESH": str(args.fresh),
+        "LOAD_USERS": str(paths["users"]),
+        "LOAD_ROWS": str(paths["rows"]),
+        "LOAD_WEBSITE_URL": stack.website_url,
+    }
+    cmd = [
+        str(ROOT / ".venv/bin/locust"),
+        "-f",
+        str(ROOT / "loadtests/locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--host",
+        stack.url,
+        "--loglevel",
+        "WARNING",
+        "--csv",
+        str(paths["csv"]),
+        "--html",
+        str(paths["html"]),
+    ]
+    with open(paths["locust_log"], "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        proc.wait()
+    return cmd
+
+
+def measure(
+    args: argparse.Namespace, prof: Profile, stack: Stack, paths: dict[str, Path]
+) -> dict[str, Any]:
+    """Seed, run Locust (with faults and sampling), wait for the workers' counts to flush."""
+    os.environ.update(stack.client_env())
+    from stores.firestore import make_client
+
+    users = seed(args.premium_users, args.free_users, paths["users"], "demo-cv-enrichment")
+    client = make_client("demo-cv-enrichment")
+    cpu0 = {"firestore": stack.firestore.cpu_seconds(), "function": stack.function_cpu_seconds()}
+    t0 = time.time()
+    timeline = faults.Timeline(t0)
+    if prof.faults:
+        faults.schedule(prof.faults, faults.actions(stack, client, timeline), t0)
+    sampler = Sampler(stack) if prof.soak else None
+    cmd = run_locust(args, prof, stack, paths)
+    wall = time.time() - t0
+    cpu = {
+        "firestore": stack.firestore.cpu_seconds() - cpu0["firestore"],
+        "function": stack.function_cpu_seconds() - cpu0["function"],
+        "locust": cpu_seconds_of_children(),
+    }
+    if sampler:
+        sampler.stop.set()
+    time.sleep(counting.FLUSH_EVERY_S + 2)
+    return {
+        "cmd": cmd,
+        "t0": t0,
+        "wall": wall,
+        "cpu": cpu,
+        "users": len(users),
+        "client": client,
+        "timeline": timeline,
+        "rss": sampler.samples if sampler else [],
+    }
+
+
+def cpu_seconds_of_children() -> float:
+    """CPU time of this process's finished children (Locust)."""
+    ru = os.times()
+    return ru.children_user + ru.children_system
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one profile; exit status 1 when the checker finds a difference."""
+    args = parse(argv)
+    prof = PROFILES[args.profile]
+    args.arrival = args.arrival or prof.arrival
+    args.mix = args.mix or prof.mix
+    name = args.name or (args.profile + ("-burst" if args.arrival != prof.arrival else ""))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    work = ROOT / ".tools" / "load" / f"{name}-{stamp}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "users": work / "users.json",
+        "rows": work / "rows.csv",
+        "locust_log": work / "locust.log",
+        "csv": args.out / f"load-{name}",
+        "html": args.out / f"load-{name}.html",
+        "md": args.out / f"load-{name}.md",
+        "png": args.out / f"load-{name}-knee.png",
+    }
+    limits = {
+        "EXTERNAL_DATA_RATE_LIMIT_FREE_HOURLY": "1000",
+        "EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000",
+    }
+    cfg = ServeConfig(
+        workers=args.workers, threads=args.threads, source_delay_s=args.delay_ms / 1000, env=limits
+    )
+    print(f"load: {name}: stack in {work.relative_to(ROOT)}", flush=True)
+    with Stack(work, cfg) as stack:
+        m = measure(args, prof, stack, paths)
+        problems, figures = verify(prof, stack, m["client"], paths)
+        cost = counting.analyse(stack.counts_dir, calls=max(figures["calls"], 1))
+    from loadtests.summary import write_summary
+
+    write_summary(args, prof, name, paths, m, cost, problems, figures, describe(cfg))
+    print(paths["md"].read_text())
+    return 1 if problems else 0
+
+
+def verify(
+    prof: Profile, stack: Stack, client: Any, paths: dict[str, Path]
+) -> tuple[list[str], dict[str, Any]]:
+    """The nothing-lost check of the run."""
+    answers = check.read_rows(paths["rows"])
+    server = check.read_server(client)
+    lost = check.Lost()
+    if prof.faults:
+        lost = check.read_lost(stack.fn_log.read_text().splitlines(), server.event_ids)
+    problems = check.compare(answers, server, lost)
+    figures = check.summary(answers, server, lost)
+    figures["calls"] = sum(server.events.values()) + sum(lost.by_outcome.values())
+    return problems, figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The Markdown summary of one load run (``docs/benchmarks/load-<name>.md``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests import report
+from loadtests.counting import Cost
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def _header(
+    args: argparse.Namespace, prof: Any, name: str, m: dict[str, Any], serve: dict[str, Any]
+) -> list[str]:
+    from loadtests.run import ARRIVALS
+
+    cores = {k: v / m["wall"] for k, v in m["cpu"].items()}
+    make = f"make load PROFILE={args.profile}" + (
+        " ARRIVAL=burst" if name.endswith("-burst") else ""
+    )
+    return [
+        f"# Load run `{name}`: {prof.note}",
+        "",
+        f"- when: {datetime.fromtimestamp(m['t0'], UTC):%Y-%m-%d %H:%M} UTC, {m['wall']:.0f} s of load",
+        f"- command: `{make}` (= `.venv/bin/python -m loadtests.run {' '.join(_argv(args))}`)",
+        f"- arrival model: {ARRIVALS[args.arrival].format(pacing=args.pacing)}",
+        f"- mix: {args.mix}; {m['users']} users ({args.premium_users} premium, {args.free_users} free), "
+        "rollout phase full without fallback (free users get previews)",
+        f"- served: `{serve['target']}` from `functions/main.py` by functions-framework under gunicorn, "
+        f"{serve['workers']} workers x {serve['threads']} threads, on loopback beside the Firestore "
+        "emulator and the Auth emulator (ID tokens from it); sources GitHub (loopback fake) and "
+        f"LinkedIn (parsed locally), fakes answering after {serve['sourceDelayMs']} ms; "
+        f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
+        f"hourly limits raised to 1000 per user for the run ({serve['env']})",
+        f"- CPU used (cores, 2 on this machine): Firestore emulator {cores['firestore']:.2f}, "
+        f"function workers {cores['function']:.2f}, Locust {cores['locust']:.2f}",
+        f"- Locust's own output: `{_rel(Path(str(m['csv_prefix']) + '_stats.csv'))}`, "
+        f"`_failures.csv`, `_stats_history.csv`, `{Path(m['html']).name}`",
+    ]
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    out = ["--profile", args.profile, "--arrival", args.arrival]
+    return [shlex.quote(a) for a in out]
+
+
+def _targets(phases: list[report.PhaseStats]) -> list[str]:
+    last = phases[-1]
+    plan_ok = all(p.p95 < 3000 and p.error_rate < 0.01 for p in phases)
+    return [
+        f"Plan's criteria (p95 < 3 s, errors < 1%) in every phase: **{'met' if plan_ok else 'NOT met'}**. "
+        f"Last phase: {last.achieved_rps:.1f} rps achieved of {last.offered_rps:g} offered, "
+        f"p50 {last.p50:.0f} ms, p95 {last.p95:.0f} ms, p99 {last.p99:.0f} ms.",
+    ]
+
+
+def _windows(rows: list[report.Row], t0: float, width: float = 10) -> list[str]:
+    out = ["| seconds | answers | p95 ms | answers by kind |", "|---|---|---|---|"]
+    end = max((r.t for r in rows), default=t0)
+    t = t0
+    while t <= end:
+        inside = [r for r in rows if t <= r.t < t + width]
+        ms = sorted(r.ms for r in inside)
+        kinds = ", ".join(f"{k} {n}" for k, n in Counter(r.status for r in inside).most_common())
+        out.append(
+            f"| {t - t0:.0f}-{t - t0 + width:.0f} | {len(inside)} | {report.percentile(ms, 0.95):.0f} | {kinds} |"
+        )
+        t += width
+    return out
+
+
+def _soak(samples: list[tuple[float, dict[int, int]]]) -> list[str]:
+    if not samples:
+        return []
+    pids = sorted({p for _, s in samples for p in s})
+    out = [
+        "## Worker memory (RSS, MB)",
+        "",
+        "| seconds | " + " | ".join(f"worker {p}" for p in pids) + " |",
+        "|---|" + "---|" * len(pids),
+    ]
+    for t, s in samples:
+        out.append(f"| {t:.0f} | " + " | ".join(f"{s.get(p, 0) / 1024:.1f}" for p in pids) + " |")
+    first, last = samples[min(2, len(samples) - 1)][1], samples[-1][1]
+    growth = [(last.get(p, 0) - first.get(p, 0)) / 1024 for p in pids]
+    out += [
+        "",
+        f"Growth per worker from the third sample to the last: {', '.join(f'{g:+.1f} MB' for g in growth)}.",
+    ]
+    return out
+
+
+def write_summary(
+    args: argparse.Namespace,
+    prof: Any,
+    name: str,
+    paths: dict[str, Path],
+    m: dict[str, Any],
+    cost: Cost,
+    problems: list[str],
+    figures: dict[str, Any],
+    serve: dict[str, Any],
+) -> None:
+    """Write ``paths['md']`` (and the knee chart for a step run)."""
+    m["csv_prefix"], m["html"] = paths["csv"], paths["html"]
+    rows = report.read_rows(paths["rows"])
+    start = min((r.t for r in rows), default=m["t0"])
+    skip = 5.0 if prof.step else 0.0
+    phases = report.split_phases(rows, prof.phases, start, skip)
+    lines = _header(args, prof, name, m, serve)
+    lines += ["", "## Answers", "", report.phase_table(phases), "", *_targets(phases)]
+    if prof.step:
+        report.knee_chart(
+            phases,
+            paths["png"],
+            f"{name}: {args.arrival} arrivals, {serve['workers']}x{serve['threads']}",
+        )
+        k = report.knee(phases, 250, 0.01)
+        lines += [
+            "",
+            f"![knee]({paths['png'].name})",
+            "",
+            "Each step's first 5 s are left out (ramp). Knee (first step with p95 > 250 ms, "
+            "errors > 1% or < 95% of the offered rate answered): "
+            + (
+                f"**{k.offered_rps:g} rps offered** ({k.achieved_rps:.1f} achieved, p95 {k.p95:.0f} ms)"
+                if k
+                else "none up to the last step"
+            ),
+        ]
+    verdict = "**balanced**" if not problems else "**FAILED**: " + "; ".join(problems)
+    lines += ["", "## Nothing lost", "", f"Checker (`loadtests/check.py`): {verdict}.", ""]
+    lines += [f"- {k}: {report.fmt_json(v)}" for k, v in figures.items()]
+    lines += ["", "## Firestore cost", "", report.cost_section(cost)]
+    if prof.faults:
+        lines += [
+            "",
+            "## Faults",
+            "",
+            *[f"- {t:.0f} s: {what}" for t, what in m["timeline"].entries],
+            "",
+            "What the callers saw, per 10 s:",
+            "",
+            *_windows(rows, start),
+        ]
+    lines += ["", *_soak(m["rss"])]
+    paths["md"].write_text("\n".join(lines).rstrip() + "\n")
