@@ -17,7 +17,9 @@ default $USER) and ``--at ISO`` (evaluate as of another time: tests and replays)
 subcommands take ``--expect-version N``: refused unless the config is still at version N.
 
 Exit codes: 0 done (or nothing to change), 1 refused (invalid config, lost race with another
-operator, success metrics not met), 2 usage error, 3 Firestore unreachable or no credentials.
+operator, success metrics not met), 2 usage error, 3 Firestore unreachable or no credentials,
+69 .venv missing (run `make setup`), 70 unexpected error (a bug; the traceback is on stderr).
+Started from any Python, the script re-executes itself under the project's .venv.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import scripts._venv  # noqa: F401 - first: re-executes under .venv when started from elsewhere
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
@@ -62,8 +67,11 @@ def ago(value: Any, now: datetime) -> str:
     if not isinstance(value, datetime):
         return ""
     s = int((now - value).total_seconds())
+    if s < -5:
+        # A time ahead of this machine's clock: one of the two clocks is wrong.
+        return f"{ago(now, value).removesuffix(' ago')} ahead of this machine's clock"
     if s < 0:
-        return "in the future"
+        return "just now"
     if s < 90:
         return f"{s} s ago"
     if s < 5400:
@@ -148,6 +156,9 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
         if cfg.phase.value == "premium":
             who += " + premium users"
     gating = "ACTIVE" if cfg.gating_active else "INACTIVE (everyone gets the pre-gating experience)"
+    idle = "" if cfg.gating_active else " (applies once gating is active)"
+    if not cfg.gating_active and cfg.phase.value != "off":
+        who = f"nobody now; once gating is active: {who}"
     overrides = sorted(cfg.messages)
     rows = [
         ("phase", f"{cfg.phase.value} ({p.label})"),
@@ -156,9 +167,12 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
         ("gating", gating),
         (
             "fallback",
-            "on: users outside the cohort get the pre-gating experience"
-            if cfg.fallbackEnabled
-            else "off: everyone outside the cohort is gated too",
+            (
+                "on: users outside the cohort get the pre-gating experience"
+                if cfg.fallbackEnabled
+                else "off: everyone outside the cohort is gated too"
+            )
+            + idle,
         ),
         (
             "components",
@@ -372,7 +386,7 @@ def cmd_history(store: Any, args: argparse.Namespace, now: datetime) -> int:
     print(f"Rollout config history, newest first ({len(rows)} shown)")
     print(
         table(
-            ("v", "at", "by", "action", "what"),
+            ("v", "at", "by", "action", "what", "why"),
             [
                 (
                     d.get("version"),
@@ -380,6 +394,7 @@ def cmd_history(store: Any, args: argparse.Namespace, now: datetime) -> int:
                     d.get("by"),
                     d.get("action"),
                     d.get("summary", ""),
+                    _short(str(d.get("reason") or "-")),
                 )
                 for _, d in rows
             ],
@@ -400,11 +415,14 @@ def cmd_history(store: Any, args: argparse.Namespace, now: datetime) -> int:
                         f"(threshold {c.get('threshold')}) {c.get('status')}"
                     )
     else:
-        latest = rows[0][1]
-        print()
-        print(wrap(f"latest reason (v{latest.get('version')}): {latest.get('reason')}"))
-        print("  (--details shows every entry's reason and evidence)")
+        print("  (--details shows every entry's full reason and evidence)")
     return OK
+
+
+def _short(text: str, width: int = 60) -> str:
+    """One line of at most ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def cmd_evaluate(store: Any, args: argparse.Namespace, now: datetime) -> int:
@@ -446,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="rollout.py",
         description="Move the external-data premium gate between phases, roll it back, and audit it.",
-        epilog="Exit codes: 0 done, 1 refused, 2 usage error, 3 Firestore unreachable.",
+        epilog="Exit codes: 0 done, 1 refused, 2 usage error, 3 Firestore unreachable, "
+        "69 .venv missing, 70 unexpected error.",
     )
     sub = ap.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
@@ -522,8 +541,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except changes.Refused as exc:
         print(str(exc) if str(exc).startswith("refused") else f"refused: {exc}", file=sys.stderr)
         return REFUSED
-    except StoreError as exc:
-        print(f"error: cannot reach Firestore ({target(args)}): {exc}", file=sys.stderr)
+    except StoreError:
+        # StoreError's text names the failing call's exception class: not for operators.
+        print(
+            f"error: cannot reach Firestore ({target(args)}); nothing was changed", file=sys.stderr
+        )
         return UNREACHABLE
     except Exception as exc:
         if type(exc).__module__.startswith(("google.", "grpc")):

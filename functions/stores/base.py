@@ -27,7 +27,8 @@ class Write:
 
 
 Filter = tuple[str, str, Any]
-"""(field path, operator, value); operators ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in``."""
+"""(field path, operator, value); operators ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in``,
+``array_contains`` (a list field holding the value)."""
 
 
 class DocumentStore(Protocol):

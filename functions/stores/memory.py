@@ -18,6 +18,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
     "in": lambda a, b: a in b,
+    "array_contains": lambda a, b: isinstance(a, list) and b in a,
 }
 
 

@@ -135,3 +135,15 @@ def test_list_paths_by_id_prefix(store: DocumentStore, col: str) -> None:
     assert sorted(store.list_paths(col, "u1_")) == [f"{col}/u1_enrich_1", f"{col}/u1_track_2"]
     assert sorted(store.list_paths(col)) == sorted(f"{col}/{i}" for i in ids)
     assert store.list_paths(col, "nobody") == []
+
+
+def test_query_array_contains(store: DocumentStore, col: str) -> None:
+    store.commit(
+        [
+            Write(f"{col}/a", {"groups": ["beta-testers", "x"]}, merge=False),
+            Write(f"{col}/b", {"groups": ["x"]}, merge=False),
+            Write(f"{col}/c", {"groups": "beta-testers"}, merge=False),
+        ]
+    )
+    rows = store.query(col, [("groups", "array_contains", "beta-testers")])
+    assert [path for path, _ in rows] == [f"{col}/a"]
