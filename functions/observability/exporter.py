@@ -117,6 +117,12 @@ def _is_open(state: bool | str) -> bool:
     return state is True or (isinstance(state, str) and state.lower() == "open")
 
 
+class _Add(Protocol):
+    """Appends one series of the minute being built (``build_series``'s collector)."""
+
+    def __call__(self, metric: m.MetricDef, value: float, **labels: str) -> None: ...
+
+
 def build_series(
     doc: Mapping[str, Any], start: datetime, context: MinuteContext
 ) -> list[monitoring_v3.TimeSeries]:
@@ -130,6 +136,18 @@ def build_series(
     def add(metric: m.MetricDef, value: float, **labels: str) -> None:
         out.append(_series(metric, labels, value, end))
 
+    _answer_series(add, fns)
+    _enrichment_series(add, c)
+    _source_series(add, src)
+    _latency_series(add, fns)
+    _funnel_and_security_series(add, c, sec)
+    _context_series(add, context, end)
+    return out
+
+
+def _answer_series(add: _Add, fns: Mapping[str, Any]) -> None:
+    """Answers per function by outcome; the enrichment callable always appears, so its
+    dashboards and alerts see a 0 rather than no data."""
     for fn in sorted({m.ENRICH_FN, *fns}):
         counts = _map(fns, fn)
         requests, errors, denied = (
@@ -141,6 +159,10 @@ def build_series(
         add(m.ANSWERS, errors, function=fn, outcome="error")
         add(m.ANSWERS, denied, function=fn, outcome="denied")
 
+
+def _enrichment_series(add: _Add, c: Mapping[str, Any]) -> None:
+    """Enrichment requests by tier, results, and the service failure rate (only when there
+    were requests: no rate is not a 0% rate)."""
     requests = _num(c, "requests")
     premium, free = _num(c, "premiumRequests"), _num(c, "freeRequests")
     add(m.REQUESTS_BY_TIER, premium, tier="premium")
@@ -151,6 +173,10 @@ def build_series(
     if requests > 0:
         add(m.SERVICE_FAILURE_RATE, _num(c, "errors") / requests)
 
+
+def _source_series(add: _Add, src: Mapping[str, Any]) -> None:
+    """Source calls by result, and the upstream failure rate over all sources (only when a
+    source was called)."""
     src_calls = src_failed = 0
     for source in sorted(src):
         counts = _map(src, source)
@@ -164,6 +190,9 @@ def build_series(
     if src_calls > 0:
         add(m.UPSTREAM_FAILURE_RATE, src_failed / src_calls)
 
+
+def _latency_series(add: _Add, fns: Mapping[str, Any]) -> None:
+    """p50/p95/p99 per function, only for functions with timed calls in the minute."""
     for fn in sorted(fns):
         lat = _map(_map(fns, fn), "lat")
         hist = merge([lat])
@@ -174,6 +203,9 @@ def build_series(
         add(m.LATENCY_P95, p["p95"], function=fn)
         add(m.LATENCY_P99, p["p99"], function=fn)
 
+
+def _funnel_and_security_series(add: _Add, c: Mapping[str, Any], sec: Mapping[str, Any]) -> None:
+    """The conversion funnel and the security counters, always sent (0 included)."""
     previews, gates = _num(c, "previews"), _num(c, "gateShown")
     add(m.PREVIEWS, previews)
     add(m.GATES_SHOWN, gates)
@@ -185,6 +217,10 @@ def build_series(
     add(m.UNAUTHENTICATED, _num(sec, "unauthenticated"))
     add(m.UNAUTHORIZED_FULL, _num(c, "unauthorizedFull"))
 
+
+def _context_series(add: _Add, context: MinuteContext, end: datetime) -> None:
+    """What the aggregate does not hold: breaker states, rollout phase and percentage, and the
+    evaluator heartbeat's age at the minute's end."""
     for source in sorted(context.breakers):
         add(m.SOURCE_BREAKER_OPEN, 1 if _is_open(context.breakers[source]) else 0, source=source)
     if context.phase not in m.PHASES:
@@ -194,7 +230,6 @@ def build_series(
     if context.evaluator_heartbeat is not None:
         age = (end - context.evaluator_heartbeat).total_seconds()
         add(m.EVALUATOR_HEARTBEAT_AGE, max(age, 0.0))
-    return out
 
 
 # -- the cursor ----------------------------------------------------------------------------
@@ -318,48 +353,78 @@ def write_minutes(
     """
     if not 1 <= max_per_call <= MAX_SERIES_PER_CALL:
         raise ValueError(f"max_per_call must be 1..{MAX_SERIES_PER_CALL}")
-    ordered = sorted(minutes, key=lambda x: x.start)
-    for a, b in itertools.pairwise(ordered):
-        if a.start == b.start:
-            raise ValueError(f"minute {a.start.isoformat()} given twice")
+    ordered = _in_order(minutes)
     mark = cursor.get_last() if cursor else None
     report = ExportReport()
     name = f"projects/{project}"
     for minute in ordered:
-        skip_calls = 0
-        if mark is not None:
-            if minute.start < mark.minute or (
-                minute.start == mark.minute and mark.calls_done is None
-            ):
-                report.skipped.append(minute.start)
-                continue
-            if minute.start == mark.minute and mark.calls_done is not None:
-                skip_calls = mark.calls_done
-        series = build_series(minute.doc, minute.start, minute.context)
-        batches = _chunks(series, max_per_call)
-        for i, batch in enumerate(batches):
-            if i < skip_calls:
-                continue
-            client.create_time_series(name=name, time_series=list(batch))
-            report.calls += 1
-            report.series += len(batch)
-            if cursor is not None and i < len(batches) - 1:
-                cursor.set_last(minute.start, i + 1)
-        if cursor is not None:
-            cursor.set_last(minute.start)
+        skip_calls = _calls_done(minute.start, mark)
+        if skip_calls is None:
+            report.skipped.append(minute.start)
+            continue
+        batches = _chunks(build_series(minute.doc, minute.start, minute.context), max_per_call)
+        _write_minute(client, name, minute.start, batches, skip_calls, cursor, report)
         report.minutes.append(minute.start)
         mark = ExportMark(minute.start)
     if report.minutes:
-        log.info(
-            "custom metrics exported",
-            extra={
-                "json_fields": {
-                    "minutes": len(report.minutes),
-                    "skipped": len(report.skipped),
-                    "calls": report.calls,
-                    "series": report.series,
-                    "lastMinute": report.minutes[-1].isoformat(),
-                }
-            },
-        )
+        _log_report(report)
     return report
+
+
+def _in_order(minutes: Iterable[Minute]) -> list[Minute]:
+    """The minutes sorted by start; a minute given twice is refused, since the API would
+    refuse its second point anyway."""
+    ordered = sorted(minutes, key=lambda x: x.start)
+    for a, b in itertools.pairwise(ordered):
+        if a.start == b.start:
+            raise ValueError(f"minute {a.start.isoformat()} given twice")
+    return ordered
+
+
+def _calls_done(start: datetime, mark: ExportMark | None) -> int | None:
+    """How many calls of the minute starting at ``start`` the mark shows as done: ``None`` when
+    the whole minute is behind the mark (skip it), 0 when nothing of it was written."""
+    if mark is None or start > mark.minute:
+        return 0
+    if start < mark.minute or mark.calls_done is None:
+        return None
+    return mark.calls_done
+
+
+def _write_minute(
+    client: MetricWriter,
+    name: str,
+    start: datetime,
+    batches: Sequence[Sequence[monitoring_v3.TimeSeries]],
+    skip_calls: int,
+    cursor: ExportCursor | None,
+    report: ExportReport,
+) -> None:
+    """Send one minute's batches after the first ``skip_calls``, moving the cursor after each
+    call so a failure resumes where it stopped, and marking the minute complete at the end."""
+    for i, batch in enumerate(batches):
+        if i < skip_calls:
+            continue
+        client.create_time_series(name=name, time_series=list(batch))
+        report.calls += 1
+        report.series += len(batch)
+        if cursor is not None and i < len(batches) - 1:
+            cursor.set_last(start, i + 1)
+    if cursor is not None:
+        cursor.set_last(start)
+
+
+def _log_report(report: ExportReport) -> None:
+    """One structured log line per run that exported something."""
+    log.info(
+        "custom metrics exported",
+        extra={
+            "json_fields": {
+                "minutes": len(report.minutes),
+                "skipped": len(report.skipped),
+                "calls": report.calls,
+                "series": report.series,
+                "lastMinute": report.minutes[-1].isoformat(),
+            }
+        },
+    )
