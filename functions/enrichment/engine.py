@@ -28,7 +28,7 @@ from .fetch import Deadline, Fetcher
 from .merge import merge
 from .model import EnrichmentInput, EnrichmentResult, SourceError, SourceReport
 from .net import UrlGuard
-from .sources.base import Source, SourceContext
+from .sources.base import Fetched, Source, SourceContext
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,27 @@ def _elapsed_ms(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
 
 
+def _skipped(name: str, code: str, message: str, ms: int) -> _Outcome:
+    """A source that did not run (not configured, or nothing to look up in the input)."""
+    return _Outcome(
+        SourceReport(name, SourceStatus.SKIPPED, 0, ms, False, SourceError(code, message)), None
+    )
+
+
+async def _await_cache_writes(done: set[asyncio.Task[_Outcome]]) -> None:
+    """Wait a bounded grace for the finished sources' cache writes."""
+    writes = [
+        o.write
+        for t in done
+        if not t.cancelled() and t.exception() is None
+        if (o := t.result()).write is not None
+    ]
+    if writes:
+        # Writes do not count against a source's duration, but are done before we answer
+        # (a later request should find them); a slow store is abandoned after a grace.
+        await asyncio.wait(writes, timeout=CACHE_WRITE_GRACE_S)
+
+
 class Engine:
     """The enrichment engine. One instance per process; ``enrich`` is thread-safe."""
 
@@ -130,15 +151,9 @@ class Engine:
         async with httpx.AsyncClient(
             limits=limits, transport=self._transport, trust_env=False, verify=self._ssl
         ) as client:
-            fetcher = Fetcher(
-                client,
-                deadline,
-                attempts=self.settings.retry_attempts,
-                base_delay_s=self.settings.retry_base_ms / 1000,
-                user_agent=self.settings.user_agent,
-                rng=self._rng,
+            ctx = SourceContext(
+                self._fetcher(client, deadline), self.settings, self.guard, self.now
             )
-            ctx = SourceContext(fetcher, self.settings, self.guard, self.now)
             names = list(dict.fromkeys(inp.sources))
             cached = await self._prefetch(names, inp)
             tasks = {
@@ -152,40 +167,45 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        writes = [
-            o.write
-            for t in done
-            if not t.cancelled() and t.exception() is None
-            if (o := t.result()).write is not None
+        await _await_cache_writes(done)
+        outcomes = [
+            self._outcome_of(name, task, task in done, budget, start)
+            for name, task in tasks.items()
         ]
-        if writes:
-            # Writes do not count against a source's duration, but are done before we answer
-            # (a later request should find them); a slow store is abandoned after a grace.
-            await asyncio.wait(writes, timeout=CACHE_WRITE_GRACE_S)
-        outcomes: list[_Outcome] = []
-        for name, task in tasks.items():
-            if task in done and not task.cancelled() and task.exception() is None:
-                outcomes.append(task.result())
-            elif task in done and task.exception() is not None:
-                log.error("source %s crashed", name, exc_info=task.exception())
-                outcomes.append(self._failed(name, ErrorCode.UPSTREAM, "internal error", start))
-            else:
-                outcomes.append(
-                    _Outcome(
-                        SourceReport(
-                            name,
-                            SourceStatus.TIMEOUT,
-                            0,
-                            int(budget * 1000),
-                            False,
-                            SourceError(
-                                ErrorCode.TIMEOUT.value, "the source did not answer in time"
-                            ),
-                        ),
-                        None,
-                    )
-                )
         return self._result(outcomes, start)
+
+    def _fetcher(self, client: httpx.AsyncClient, deadline: Deadline) -> Fetcher:
+        """The enrichment's one fetcher: the shared client and deadline, the retry settings."""
+        return Fetcher(
+            client,
+            deadline,
+            attempts=self.settings.retry_attempts,
+            base_delay_s=self.settings.retry_base_ms / 1000,
+            user_agent=self.settings.user_agent,
+            rng=self._rng,
+        )
+
+    def _outcome_of(
+        self, name: str, task: asyncio.Task[_Outcome], done: bool, budget: float, start: float
+    ) -> _Outcome:
+        """A source task's outcome: its own, a crash reported as an upstream failure (one
+        source's bug must not fail the others), or a timeout when the budget ran out first."""
+        if done and not task.cancelled() and task.exception() is None:
+            return task.result()
+        if done and task.exception() is not None:
+            log.error("source %s crashed", name, exc_info=task.exception())
+            return self._failed(name, ErrorCode.UPSTREAM, "internal error", start)
+        return _Outcome(
+            SourceReport(
+                name,
+                SourceStatus.TIMEOUT,
+                0,
+                int(budget * 1000),
+                False,
+                SourceError(ErrorCode.TIMEOUT.value, "the source did not answer in time"),
+            ),
+            None,
+        )
 
     @staticmethod
     def _failed(name: str, code: ErrorCode, message: str, start: float) -> _Outcome:
@@ -235,31 +255,11 @@ class Engine:
         start = time.monotonic()
         source = self.sources.get(name)
         if source is None:
-            return _Outcome(
-                SourceReport(
-                    name,
-                    SourceStatus.SKIPPED,
-                    0,
-                    0,
-                    False,
-                    SourceError(ErrorCode.NOT_CONFIGURED.value, "this source is not available"),
-                ),
-                None,
-            )
+            return _skipped(name, ErrorCode.NOT_CONFIGURED.value, "this source is not available", 0)
         try:
             normalised = source.normalise(inp)
         except SourceSkipped as skip:
-            return _Outcome(
-                SourceReport(
-                    name,
-                    SourceStatus.SKIPPED,
-                    0,
-                    _elapsed_ms(start),
-                    False,
-                    SourceError(skip.code.value, skip.message),
-                ),
-                None,
-            )
+            return _skipped(name, skip.code.value, skip.message, _elapsed_ms(start))
         except SourceFailure as fail:
             return self._failed(name, fail.code, fail.message, start)
         key = cache_key(name, normalised)
@@ -269,33 +269,28 @@ class Engine:
                 cached[key] if cached is not None and key in cached else await self._cache_get(key)
             )
             if entry is not None and entry.is_fresh(self.now()):
-                return _Outcome(
-                    SourceReport(
-                        name,
-                        SourceStatus.SUCCESS,
-                        source.count(entry.payload),
-                        _elapsed_ms(start),
-                        True,
-                    ),
-                    entry.payload,
+                report = SourceReport(
+                    name,
+                    SourceStatus.SUCCESS,
+                    source.count(entry.payload),
+                    _elapsed_ms(start),
+                    True,
                 )
+                return _Outcome(report, entry.payload)
             stale = entry
         try:
             fetched = await source.fetch(normalised, inp, ctx, stale)
         except SourceFailure as fail:
             return self._failed(name, fail.code, fail.message, start)
         except SourceSkipped as skip:
-            return _Outcome(
-                SourceReport(
-                    name,
-                    SourceStatus.SKIPPED,
-                    0,
-                    _elapsed_ms(start),
-                    False,
-                    SourceError(skip.code.value, skip.message),
-                ),
-                None,
-            )
+            return _skipped(name, skip.code.value, skip.message, _elapsed_ms(start))
+        return self._fetched(name, source, key, fetched, start)
+
+    def _fetched(
+        self, name: str, source: Source, key: str, fetched: Fetched, start: float
+    ) -> _Outcome:
+        """A successful fetch: its report, and the cache write that starts now (awaited
+        before the answer, not counted in the source's duration)."""
         now = self.now()
         write = self._cache_put(
             key,
