@@ -8,22 +8,29 @@ deploy's function discovery) with the variable's name, never a request.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
-from typing import Any
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, cast
 
 import firebase_admin
+import flask
 from firebase_functions import firestore_fn, https_fn, options, params, scheduler_fn
 from firebase_functions.core import Change
 from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
 
 from common import logs
 from common.clock import utcnow
-from common.errors import ErrorCode, GatingError
+from common.errors import CallFacts, ErrorCode, GatingError
 from common.settings import SECRET_NAMES, load_settings
+from common.vocab import Fn, Outcome
 from rollout_control.evaluator import evaluate
 from usecases import analytics, conversions, enrich, stats, track
 from usecases.app import App
-from usecases.context import Caller
+from usecases.context import CallContext, Caller
+from usecases.hooks import record
 
 SETTINGS = load_settings()
 logs.configure(SETTINGS.log_level, project_id=SETTINGS.project_id)
@@ -76,16 +83,19 @@ def app() -> App:
     return _app
 
 
+def client_of(raw: flask.Request | None) -> tuple[str | None, str | None]:
+    """(IP, user agent) as the platform saw them: the last ``X-Forwarded-For`` entry is the one
+    Google's front end appended (earlier entries are whatever the client sent)."""
+    if raw is None:
+        return None, None
+    forwarded = [p.strip() for p in raw.headers.get("X-Forwarded-For", "").split(",")]
+    ip = next((p for p in reversed(forwarded) if p), None) or raw.remote_addr
+    return ip, raw.headers.get("User-Agent")
+
+
 def caller_of(req: https_fn.CallableRequest[Any]) -> Caller:
-    """The caller as the platform saw it: the last ``X-Forwarded-For`` entry is the one Google's
-    front end appended (earlier entries are whatever the client sent)."""
-    raw = req.raw_request
-    ip = None
-    ua = None
-    if raw is not None:
-        forwarded = [p.strip() for p in raw.headers.get("X-Forwarded-For", "").split(",")]
-        ip = next((p for p in reversed(forwarded) if p), None) or raw.remote_addr
-        ua = raw.headers.get("User-Agent")
+    """The caller: the verified ID token's uid and claims, and where the call came from."""
+    ip, ua = client_of(req.raw_request)
     if req.auth is None:
         return Caller(uid=None, ip=ip, user_agent=ua)
     token = req.auth.token or {}
@@ -102,25 +112,160 @@ def _call(use_case: UseCase, req: https_fn.CallableRequest[Any]) -> dict[str, An
         raise https_fn.HttpsError(ERROR_TABLE[exc.code], exc.message, exc.details) from None
 
 
-@https_fn.on_call(timeout_sec=60, memory=options.MemoryOption.MB_512, secrets=_ENGINE_SECRETS)
+# -- the callables' transport policy: App Check, and refusals the use cases never see ----------
+
+ENFORCE_APP_CHECK = SETTINGS.enforce_app_check
+"""``EXTERNAL_DATA_ENFORCE_APP_CHECK``, read once at import like every setting."""
+
+_BODY_RAN: ContextVar[bool] = ContextVar("body_ran", default=False)
+"""Set when a callable's body starts: an answer given without it is the SDK's own."""
+
+Handler = Callable[[https_fn.CallableRequest[Any]], Any]
+Entry = Callable[[flask.Request], flask.Response]
+
+
+@dataclass(frozen=True)
+class AppCheckPolicy:
+    """What a callable asks of App Check (``entry.__app_check__``)."""
+
+    enforce: bool
+    """The SDK refuses a missing or invalid App Check token (``enforce_app_check``)."""
+    consume: bool
+    """The token is consumed once verified: a replayed limited-use token is refused. The SDK
+    (0.6) has no such option, so ``_consume_app_check`` does it with firebase_admin."""
+
+
+def _callable(
+    fn: Fn, *, consume_app_check: bool = False, **kwargs: Any
+) -> Callable[[Handler], Entry]:
+    """``https_fn.on_call(**kwargs)`` with this project's transport policy: App Check enforced
+    when ``EXTERNAL_DATA_ENFORCE_APP_CHECK`` is on (and the token consumed where asked), and a
+    call the SDK answers before the body runs recorded like any refusal: a 401 (an invalid or
+    expired ID token, a missing App Check token) as ``unauthenticated``, a body that is not
+    JSON (the SDK's 500) as ``invalid-argument`` naming ``data``. The SDK's verification is
+    untouched; the entry keeps the SDK's ``__firebase_endpoint__`` (function discovery)."""
+    policy = AppCheckPolicy(ENFORCE_APP_CHECK, ENFORCE_APP_CHECK and consume_app_check)
+
+    def decorate(handler: Handler) -> Entry:
+        @functools.wraps(handler)
+        def body(req: https_fn.CallableRequest[Any]) -> Any:
+            _BODY_RAN.set(True)
+            if policy.consume:
+                _consume_app_check(fn, req)
+            return handler(req)
+
+        sdk_entry = cast(Entry, https_fn.on_call(enforce_app_check=policy.enforce, **kwargs)(body))
+
+        @functools.wraps(sdk_entry)
+        def entry(request: flask.Request) -> flask.Response:
+            started = _BODY_RAN.set(False)
+            try:
+                response = sdk_entry(request)
+                ran = _BODY_RAN.get()
+            finally:
+                _BODY_RAN.reset(started)
+            return response if ran else _answered_by_sdk(fn, policy, request, response)
+
+        entry.__app_check__ = policy  # type: ignore[attr-defined]
+        return entry
+
+    return decorate
+
+
+def _answered_by_sdk(
+    fn: Fn, policy: AppCheckPolicy, request: flask.Request, response: flask.Response
+) -> flask.Response:
+    ip, ua = client_of(request)
+    caller = Caller(uid=None, ip=ip, user_agent=ua)
+    if response.status_code == 401:
+        has_app_token = "X-Firebase-AppCheck" in request.headers
+        if not policy.enforce:
+            reason = "invalid ID token"
+        elif not has_app_token:
+            reason = "missing App Check token"
+        elif "Authorization" in request.headers:
+            reason = "invalid ID token or App Check token"
+        else:
+            reason = "invalid App Check token"
+        _record_refusal(fn, caller, Outcome.UNAUTHENTICATED, reason)
+    elif response.status_code >= 500:  # the body did not parse (the SDK answers "internal")
+        _record_refusal(fn, caller, Outcome.INVALID, "invalid data")
+        body = {"status": "INVALID_ARGUMENT", "message": "data: must be a JSON request body"}
+        fixed = flask.Response(
+            json.dumps({"error": {**body, "details": {"field": "data"}}}),
+            status=400,
+            mimetype="application/json",
+        )
+        for name, value in response.headers.items():  # keep the SDK's CORS answer
+            if name.lower().startswith("access-control-") or name.lower() == "vary":
+                fixed.headers[name] = value
+        return fixed
+    return response
+
+
+def _record_refusal(fn: Fn, caller: Caller, outcome: Outcome, reason: str) -> None:
+    """Record, audit and log a refusal no use case saw; a failure here never changes the answer."""
+    try:
+        a = app()
+        ctx = CallContext(fn, caller, a.now())
+        record(a, ctx, outcome, CallFacts(reason=reason))
+        logs.log(
+            "WARNING",
+            f"{fn.value} refused",
+            labels={"function": fn.value, "outcome": outcome.value},
+            outcome=outcome.value,
+            uid=caller.uid,
+            reason=reason,
+            requestId=ctx.request_id,
+        )
+    except Exception as exc:  # noqa: BLE001 - the refusal stands whatever happens here
+        logs.log("ERROR", "refusal not recorded", fn=fn.value, reason=reason, **logs.error_ref(exc))
+
+
+def _consume_app_check(fn: Fn, req: https_fn.CallableRequest[Any]) -> None:
+    """Consume the (already verified) App Check token: a limited-use token is good once."""
+    from firebase_admin import app_check
+
+    raw = req.raw_request
+    token = raw.headers.get("X-Firebase-AppCheck", "") if raw is not None else ""
+    try:
+        claims = app_check.verify_token(token, consume=True)
+    except Exception as exc:  # noqa: BLE001 - fail closed: no consumption, no service
+        logs.log("ERROR", "App Check token not consumed", fn=fn.value, **logs.error_ref(exc))
+        _record_refusal(fn, caller_of(req), Outcome.UNAVAILABLE, "App Check unavailable")
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.UNAVAILABLE, "Please retry in a moment."
+        ) from None
+    if claims.get("already_consumed") is True:
+        _record_refusal(fn, caller_of(req), Outcome.UNAUTHENTICATED, "replayed App Check token")
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "Unauthenticated")
+
+
+@_callable(
+    Fn.ENRICH,
+    consume_app_check=True,
+    timeout_sec=60,
+    memory=options.MemoryOption.MB_512,
+    secrets=_ENGINE_SECRETS,
+)
 def enrichCVWithExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Enrich a CV with external data, behind the premium gate (contract 2.1)."""
     return _call(enrich.run, req)
 
 
-@https_fn.on_call(secrets=_SALT)
+@_callable(Fn.TRACK, secrets=_SALT)
 def trackExternalDataUsage(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Record a client funnel event (contract 2.2)."""
     return _call(track.run, req)
 
 
-@https_fn.on_call(secrets=_SALT)
+@_callable(Fn.STATS, secrets=_SALT)
 def getUserExternalDataUsageStats(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """A user's own usage, or anyone's for an admin (contract 2.3)."""
     return _call(stats.run, req)
 
 
-@https_fn.on_call(timeout_sec=120, secrets=_SALT)
+@_callable(Fn.ANALYTICS, timeout_sec=120, secrets=_SALT)
 def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Admin analytics over a period (contract 2.4)."""
     return _call(analytics.run, req)
@@ -135,6 +280,14 @@ def onUserSubscriptionWritten(  # noqa: N802
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
     conversions.subscription_changed(app(), event.params["uid"], before, after, event.id)
+
+
+@firestore_fn.on_document_deleted(document="cvs/{cvId}", secrets=_SALT)
+def onCvDeleted(event: firestore_fn.Event[DocumentSnapshot[DocumentReference] | None]) -> None:  # noqa: N802
+    """A deleted CV's enrichment results go with it (``cvs/{cvId}/externalData``; contract 5)."""
+    from usecases import cv_deleted
+
+    cv_deleted.run(app(), event.params["cvId"])
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)

@@ -1,0 +1,140 @@
+"""Run by ``test_entrypoints.py`` in a subprocess (``main`` reads its settings at import, so each
+environment needs a fresh interpreter): imports ``main``, puts an App over a ``MemoryStore``
+behind it, sends callable requests through the real SDK entry (Flask requests, as
+functions-framework passes them) and prints what happened as one JSON object.
+
+``python -m tests.unit.hardening.entry_probe SCENARIO`` with SCENARIO ``refusals`` (the SDK's own
+ID-token check, untouched) or ``app_check`` (Google's token services replaced by a stand-in that
+knows a fixed set of tokens: there is no App Check emulator, and the thing under test is what
+the entry does with the SDK's answers, not the verification).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import flask
+
+CALLABLES = (
+    "enrichCVWithExternalData",
+    "trackExternalDataUsage",
+    "getUserExternalDataUsageStats",
+    "getExternalDataAnalytics",
+)
+XFF = "203.0.113.1, 198.51.100.7"
+"""A client-written first entry, then the one the platform's front end appended."""
+
+
+def _fake_token_services() -> set[str]:
+    """ID tokens ``id-<uid>``; App Check tokens ``app-*``; returns the consumed set."""
+    from firebase_admin import app_check, auth
+
+    consumed: set[str] = set()
+
+    def verify_id_token(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if not token.startswith("id-"):
+            raise ValueError("not a token")
+        return {"uid": token[3:], "sub": token[3:]}
+
+    def verify_token(token: str, app: Any = None, consume: bool = False) -> dict[str, Any]:
+        if not token.startswith("app-"):
+            raise ValueError("not an App Check token")
+        claims: dict[str, Any] = {"sub": "1:123:web:abc", "app_id": "1:123:web:abc"}
+        if consume:
+            claims["already_consumed"] = token in consumed
+            consumed.add(token)
+        return claims
+
+    auth.verify_id_token = verify_id_token
+    app_check.verify_token = verify_token
+    return consumed
+
+
+def main(scenario: str) -> None:
+    if scenario == "app_check":
+        _fake_token_services()
+    import main as entry
+    from common.settings import load_settings
+    from stores.memory import MemoryStore
+    from tests.support.doubles import StaticEngine, seed_user, set_config
+    from usecases.app import App
+
+    store = MemoryStore()
+    seed_user(store, "alice", premium=True)
+    set_config(store)
+    engine = StaticEngine()
+    entry._app = App(load_settings({}), store, engine, rng=lambda n: 0)
+    web = flask.Flask("probe")
+
+    def send(fn: str, data: Any = None, body: str | None = None, **headers: str) -> Any:
+        raw = body if body is not None else json.dumps({"data": data})
+        hdrs = {"Content-Type": "application/json", "X-Forwarded-For": XFF, **headers}
+        with web.test_request_context("/", method="POST", data=raw, headers=hdrs):
+            request = flask.request._get_current_object()  # type: ignore[attr-defined]
+            response = getattr(entry, fn)(request)
+        return {"status": response.status_code, "body": response.get_json(silent=True)}
+
+    calls = _calls(scenario, send)
+    audits = [d for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
+    sec = [
+        d.get("sec", {}) for p, d in store.docs.items() if p.startswith("external_data_metrics/m")
+    ]
+    out = {
+        "calls": calls,
+        "audits": [{k: str(v) for k, v in a.items()} for a in audits],
+        "unauthenticated": sum(int(s.get("unauthenticated", 0)) for s in sec),
+        "engine_calls": len(engine.calls),
+        "policies": {f: vars(getattr(entry, f).__app_check__) for f in CALLABLES},
+        "endpoints": {
+            f: sorted(
+                k for k, v in vars(getattr(entry, f).__firebase_endpoint__).items() if v is not None
+            )
+            for f in CALLABLES
+        },
+        "ip_hash": entry.app().recorder.hash("198.51.100.7"),
+        "client_ip_hash": entry.app().recorder.hash("203.0.113.1"),
+    }
+    print(json.dumps(out))
+
+
+def _calls(scenario: str, send: Any) -> dict[str, Any]:
+    if scenario == "refusals":
+        garbage = "Bearer not-a-real-id-token"
+        return {
+            "garbage": {f: send(f, {"cvId": "cv-alice"}, Authorization=garbage) for f in CALLABLES},
+            "no_token": send("trackExternalDataUsage", {"event": "gate_shown"}),
+            "not_json": send("trackExternalDataUsage", body='{"data": {'),
+            "huge_int": send("trackExternalDataUsage", body='{"data": ' + "9" * 5000 + "}"),
+        }
+    alice = {"Authorization": "Bearer id-alice"}
+    enrich = {"cvId": "cv-alice", "sources": ["github"]}
+    return {
+        "no_app_token": send("enrichCVWithExternalData", enrich, **alice),
+        "bad_app_token": send(
+            "enrichCVWithExternalData", enrich, **alice, **{"X-Firebase-AppCheck": "forged"}
+        ),
+        "first": send(
+            "enrichCVWithExternalData", enrich, **alice, **{"X-Firebase-AppCheck": "app-1"}
+        ),
+        "replay": send(
+            "enrichCVWithExternalData", enrich, **alice, **{"X-Firebase-AppCheck": "app-1"}
+        ),
+        "track_1": send(
+            "trackExternalDataUsage",
+            {"event": "gate_shown"},
+            **alice,
+            **{"X-Firebase-AppCheck": "app-2"},
+        ),
+        "track_2": send(
+            "trackExternalDataUsage",
+            {"event": "gate_shown"},
+            **alice,
+            **{"X-Firebase-AppCheck": "app-2"},
+        ),
+    }
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

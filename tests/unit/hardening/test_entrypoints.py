@@ -1,0 +1,142 @@
+"""The callable entrypoints' transport policy (issue 8): every refused token is audited, a body
+that is not JSON is ``invalid-argument`` (never ``internal``), App Check is switchable.
+
+``main`` reads its settings at import, so each environment runs in its own interpreter
+(``entry_probe.py``), which sends requests through the real SDK entry (the Flask request
+functions-framework passes) to an App over a ``MemoryStore``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+CALLABLES = (
+    "enrichCVWithExternalData",
+    "trackExternalDataUsage",
+    "getUserExternalDataUsageStats",
+    "getExternalDataAnalytics",
+)
+
+
+@cache
+def probe(scenario: str, enforce: str | None = None) -> dict[str, Any]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("EXTERNAL_DATA_", "FIRESTORE_"))
+    }
+    env.update(
+        FUNCTIONS_EMULATOR="true",
+        GCLOUD_PROJECT="demo-entry-probe",
+        PYTHONPATH=f"{ROOT / 'functions'}{os.pathsep}{ROOT}",
+    )
+    if enforce is not None:
+        env["EXTERNAL_DATA_ENFORCE_APP_CHECK"] = enforce
+    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "tests.unit.hardening.entry_probe", scenario],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _audits(out: dict[str, Any], **where: str) -> list[dict[str, str]]:
+    return [a for a in out["audits"] if all(a.get(k) == v for k, v in where.items())]
+
+
+# ------------------------------------------------------------------ refused ID tokens
+
+
+def test_an_invalid_id_token_is_answered_401_and_audited_on_every_callable() -> None:
+    out = probe("refusals")
+    for fn in CALLABLES:
+        answer = out["calls"]["garbage"][fn]
+        assert answer["status"] == 401, (fn, answer)
+        assert answer["body"]["error"]["status"] == "UNAUTHENTICATED"
+        audits = _audits(out, fn=fn, reason="invalid ID token")
+        assert len(audits) == 1, (fn, out["audits"])
+        assert audits[0]["type"] == "unauthenticated" and "uid" not in audits[0]
+    assert out["engine_calls"] == 0
+
+
+def test_a_missing_token_is_audited_once_by_the_use_case_not_twice() -> None:
+    out = probe("refusals")
+    assert out["calls"]["no_token"]["status"] == 401
+    assert len(_audits(out, reason="no ID token")) == 1
+    assert out["unauthenticated"] == len(CALLABLES) + 1  # the counters see every refusal
+
+
+def test_the_audit_hashes_the_address_the_platform_appended() -> None:
+    """X-Forwarded-For: the client writes the first entry; Google's front end appends the last."""
+    out = probe("refusals")
+    hashes = {a.get("ipHash") for a in out["audits"]}
+    assert hashes == {out["ip_hash"]}
+    assert out["client_ip_hash"] not in hashes
+
+
+def test_a_body_that_is_not_json_is_invalid_argument_naming_data() -> None:
+    out = probe("refusals")
+    for case in ("not_json", "huge_int"):  # the SDK alone answers both with a 500 "internal"
+        answer = out["calls"][case]
+        assert answer["status"] == 400, answer
+        assert answer["body"]["error"]["status"] == "INVALID_ARGUMENT"
+        assert answer["body"]["error"]["details"] == {"field": "data"}
+    assert len(_audits(out, type="invalid_request", reason="invalid data")) == 2
+
+
+def test_the_wrapped_entries_keep_the_sdks_endpoint_for_discovery() -> None:
+    out = probe("refusals")
+    for fn in CALLABLES:
+        assert "callableTrigger" in out["endpoints"][fn] and "entryPoint" in out["endpoints"][fn]
+
+
+# ------------------------------------------------------------------------- App Check
+
+
+def test_app_check_is_off_by_default() -> None:
+    out = probe("refusals")
+    assert out["policies"] == {fn: {"enforce": False, "consume": False} for fn in CALLABLES}
+
+
+def test_app_check_on_enforces_on_all_four_and_consumes_on_the_enrichment_only() -> None:
+    out = probe("app_check", "true")
+    assert out["policies"] == {
+        fn: {"enforce": True, "consume": fn == "enrichCVWithExternalData"} for fn in CALLABLES
+    }
+
+
+def test_app_check_on_refuses_calls_without_a_valid_app_token_and_audits_them() -> None:
+    out = probe("app_check", "true")
+    for case in ("no_app_token", "bad_app_token"):
+        assert out["calls"][case]["status"] == 401, out["calls"][case]
+    assert len(_audits(out, reason="missing App Check token")) == 1
+    assert len(_audits(out, reason="invalid ID token or App Check token")) == 1
+    assert out["engine_calls"] == 1  # only the call with a good token reached the engine
+
+
+def test_a_replayed_limited_use_token_is_refused_on_the_enrichment() -> None:
+    out = probe("app_check", "true")
+    assert out["calls"]["first"]["status"] == 200
+    replay = out["calls"]["replay"]
+    assert replay["status"] == 401 and replay["body"]["error"]["status"] == "UNAUTHENTICATED"
+    audits = _audits(out, reason="replayed App Check token")
+    assert len(audits) == 1 and audits[0]["uid"] == "alice"
+    # The other callables verify but do not consume: the same token works twice.
+    assert out["calls"]["track_1"]["status"] == out["calls"]["track_2"]["status"] == 200
+
+
+def test_app_check_off_serves_a_call_without_an_app_token() -> None:
+    out = probe("app_check", "false")
+    assert out["calls"]["no_app_token"]["status"] == 200
+    assert out["calls"]["replay"]["status"] == 200
