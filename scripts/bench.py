@@ -34,6 +34,7 @@ from google.cloud import firestore  # noqa: E402
 
 from common import logs  # noqa: E402
 from common.settings import EnrichmentSettings, load_settings  # noqa: E402
+from common.vocab import ResultStatus  # noqa: E402
 from enrichment.cache import MemoryCacheStore, StoreCacheStore  # noqa: E402
 from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
@@ -98,11 +99,11 @@ class TimedNullEngine:
         self.calls_before: Counter[str] = Counter()
         self.store: CountingStore | None = None
 
-    def enrich(self, inp: Any) -> EnrichmentResult:
+    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
         self.called_at = time.perf_counter()
         if self.store is not None:
             self.calls_before = Counter(self.store.calls)
-        return EnrichmentResult({"skills": [], "projects": []}, (), "success", False, 0)
+        return EnrichmentResult({"skills": [], "projects": []}, (), ResultStatus.SUCCESS, False, 0)
 
 
 def seed_premium(fs: FirestoreStore, prefix: str) -> str:
@@ -143,7 +144,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
     counting = CountingStore(raw)
     eng = TimedNullEngine()
     eng.store = counting
-    warm_svc = App(settings, counting, eng)  # type: ignore[arg-type]
+    warm_svc = App(settings, counting, eng)
     one(warm_svc, eng, counting)  # warm up the caches
     warm = [one(warm_svc, eng, counting) for _ in range(n)]
     cold = []
@@ -151,7 +152,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
         c2 = CountingStore(raw)
         e2 = TimedNullEngine()
         e2.store = c2
-        cold.append(one(App(settings, c2, e2), e2, c2))  # type: ignore[arg-type]
+        cold.append(one(App(settings, c2, e2), e2, c2))
     bare = []
     ref = client.document(f"bench/{uid}")
     for i in range(n):
@@ -346,7 +347,9 @@ def bench_enrichment(n: int, target_ms: float) -> dict[str, Any]:
         progress(
             f"enrichment: {n} misses (forceRefresh) and {n} cache hits, all four sources, through the gate"
         )
-        misses, hits, statuses = [], [], Counter()
+        misses: list[float] = []
+        hits: list[float] = []
+        statuses: Counter[str] = Counter()
         enrich.run(svc, Caller(uid), request)  # warm the instance
         for _ in range(n):
             t = time.perf_counter()

@@ -56,7 +56,7 @@ def linkedin_export() -> dict[str, str]:
 def seed_people(s: Any) -> dict[str, tuple[User, str]]:
     """Free, premium, beta and admin users with a CV each."""
     people: dict[str, tuple[User, str]] = {}
-    profiles = {
+    profiles: dict[str, dict[str, Any]] = {
         "free": {"displayName": "Fran Free"},
         "premium": {
             "displayName": "Pat Premium",

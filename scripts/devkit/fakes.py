@@ -24,7 +24,7 @@ import json
 import mimetypes
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -272,7 +272,7 @@ def fake_github(
 def fake_website(
     root_dir: Path | str = FIXTURES / "website" / "portfolio",
     *,
-    routes: dict[str, Reply | Handler] | None = None,
+    routes: Mapping[str, Reply | Handler] | None = None,
     **behaviour: Any,
 ) -> Iterator[FakeService]:
     """A static site from ``root_dir`` (``/`` → ``index.html``, ``/a/`` → ``a/index.html``,

@@ -82,7 +82,7 @@ def config(fs: Any) -> dict[str, Any]:
 
 def history(fs: Any, version: int) -> dict[str, Any]:
     rows = fs.query(HISTORY_COLLECTION, [("version", "==", version)])
-    return max(rows, key=lambda r: r[1]["at"])[1]
+    return dict(max(rows, key=lambda r: r[1]["at"])[1])
 
 
 def test_status_of_a_missing_config_is_phase_off(fs: Any) -> None:

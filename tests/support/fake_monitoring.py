@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
-from google.api import metric_pb2
+import grpc  # type: ignore[import-untyped]
+from google.api import metric_pb2  # type: ignore[import-untyped]
 from google.cloud import monitoring_dashboard_v1, monitoring_v3
 from google.cloud.logging_v2 import types as logging_types
 from google.cloud.logging_v2.services.metrics_service_v2 import MetricsServiceV2Client

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gating.decision import Access, Reason, decide
+from common.vocab import Access, Mode
+from gating.decision import Reason, decide
 from gating.entitlements import is_premium
 from gating.rollout import ConfigInvalid, Phase, bucket, in_cohort, parse
 
@@ -41,7 +44,9 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
         ({"tier": "premium", "status": "active", "currentPeriodEnd": "garbage"}, False),
     ],
 )
-def test_premium_follows_the_subscription_with_grace(sub: dict | None, expected: bool) -> None:
+def test_premium_follows_the_subscription_with_grace(
+    sub: dict[str, Any] | None, expected: bool
+) -> None:
     doc = {"subscription": sub} if sub is not None else {}
     assert is_premium(doc, NOW, grace_days=3) is expected
 
@@ -75,12 +80,12 @@ def test_missing_config_is_phase_off_with_all_components_on() -> None:
         ({"phase": "beta", "messages": {"nope": "x"}}, "messages.nope"),
     ],
 )
-def test_bad_config_is_refused_naming_the_field(doc: dict, field: str) -> None:
+def test_bad_config_is_refused_naming_the_field(doc: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigInvalid, match=field.split(".")[0]):
         parse(doc)
 
 
-def _uid_in_bucket(pred) -> str:  # type: ignore[no-untyped-def]
+def _uid_in_bucket(pred: Callable[[int], bool]) -> str:
     return next(f"u{i}" for i in range(10000) if pred(bucket(f"u{i}")))
 
 
@@ -101,18 +106,18 @@ def test_cohort_by_phase() -> None:
 def test_decision_table() -> None:
     high = _uid_in_bucket(lambda b: b == 99)
     full = parse({"phase": "full"})
-    assert decide(full, high, True, frozenset(), "full").access is Access.FULL
-    assert decide(full, high, False, frozenset(), "preview").access is Access.PREVIEW
-    denied = decide(full, high, False, frozenset(), "full")
+    assert decide(full, high, True, frozenset(), Mode.FULL).access is Access.FULL
+    assert decide(full, high, False, frozenset(), Mode.PREVIEW).access is Access.PREVIEW
+    denied = decide(full, high, False, frozenset(), Mode.FULL)
     assert denied.access is Access.DENIED and denied.reason is Reason.PREMIUM_REQUIRED
     kill = parse({"phase": "full", "components": {"premiumGating": False}})
-    off = decide(kill, high, False, frozenset(), "full")
+    off = decide(kill, high, False, frozenset(), Mode.FULL)
     assert off.access is Access.FULL and off.limit_tier.value == "premium"
     beta_fallback = parse({"phase": "beta", "rolloutPercentage": 1, "fallbackEnabled": True})
-    outside = decide(beta_fallback, high, False, frozenset(), "full")
+    outside = decide(beta_fallback, high, False, frozenset(), Mode.FULL)
     assert outside.access is Access.FULL and outside.reason is Reason.OUTSIDE_COHORT
     beta_strict = parse({"phase": "beta", "rolloutPercentage": 1, "fallbackEnabled": False})
-    assert decide(beta_strict, high, False, frozenset(), "full").denied
+    assert decide(beta_strict, high, False, frozenset(), Mode.FULL).denied
 
 
 def test_a_period_end_without_a_timezone_is_taken_as_utc() -> None:

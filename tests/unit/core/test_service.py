@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -235,18 +237,38 @@ def test_engine_crash_is_internal_and_counted_as_an_error(
     assert _metric(store, "errors") == 1
 
 
-def test_all_sources_failing_upstream_is_an_error_but_denials_are_not(
+def test_all_sources_failing_upstream_is_counted_apart_and_costs_no_quota(
     svc: App, store: MemoryStore, engine: StaticEngine
 ) -> None:
     seed_user(store, "pat", premium=True)
     seed_user(store, "alice")
     set_config(store)
     engine.status = ResultStatus.FAILED
-    assert enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})["status"] == "failed"
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    assert out["status"] == "failed"
+    assert out["usage"]["remaining"] == 100  # fair quota: the unit came back
     with pytest.raises(PermissionDenied):
         enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
-    assert _metric(store, "errors") == 1 and _metric(store, "requests") == 2
-    assert _metric(store, "errors", "m") == 1 and _metric(store, "errors", "d") == 1
+    assert _metric(store, "errors") == 0 and _metric(store, "requests") == 2
+    assert _metric(store, "upstreamFailures", "m") == 1
+    assert _metric(store, "upstreamFailures", "d") == 1
+    again = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    assert again["usage"]["remaining"] == 100
+
+
+def test_an_engine_crash_is_a_service_error_gives_the_unit_back_and_names_the_user(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "alice", premium=True)
+    set_config(store)
+    engine.fail = True
+    with pytest.raises(Internal):
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
+    engine.fail = False
+    assert _metric(store, "errors", "m") == 1
+    minute = [d for p, d in store.docs.items() if p.startswith("external_data_metrics/m_")]
+    assert sum(len(d.get("failedUsers", {})) for d in minute) == 1
+    assert enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})["usage"]["remaining"] == 99
 
 
 def test_track_events_are_limited_per_minute_and_ignore_a_foreign_user_id(
@@ -311,6 +333,7 @@ def test_analytics_are_admin_only_and_never_nan(svc: App) -> None:
         "errorRate": 0.0,
         "conversionRate": 0.0,
         "previewEngagementRate": 0.0,
+        "upstreamFailureRate": 0.0,
     }
     assert len(out["series"]) == 48 and out["latencyMs"] == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
     with pytest.raises(InvalidArgument) as err:
@@ -421,7 +444,9 @@ def test_refusals_are_counted_but_kept_out_of_the_latency_histograms(
         {"cvId": "cv-alice", "x" * 5000: 1},
     ],
 )
-def test_errors_never_echo_client_text_that_could_be_personal(svc: App, data: dict) -> None:
+def test_errors_never_echo_client_text_that_could_be_personal(
+    svc: App, data: dict[str, Any]
+) -> None:
     with pytest.raises(InvalidArgument) as err:
         enrich.run(svc, Caller("alice"), data)
     assert "@" not in err.value.message and len(err.value.message) < 120
@@ -439,7 +464,7 @@ def test_an_unexpected_crash_is_internal_recorded_and_never_echoes_input(
     seed_user(store, "alice")
     real = store.get_many
 
-    def explode(paths: list[str]) -> dict:
+    def explode(paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         raise UnicodeEncodeError("utf-8", "alice@example.com +1 555 0100", 0, 1, "surrogates")
 
     store.get_many = explode  # type: ignore[method-assign]
@@ -459,10 +484,10 @@ def test_a_failed_refund_keeps_the_refusal(store: MemoryStore, clock: FakeClock)
         lim.admit(lim.window("u", clock()), 3, 0)
     real = store.increment
 
-    def refund_fails(path: str, field: str, by: int, extra: dict) -> int:
+    def refund_fails(path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         if by < 0:
             raise StoreError("down")
-        return real(path, field, by, extra)
+        return real(path, field_name, by, extra)
 
     store.increment = refund_fails  # type: ignore[method-assign]
     decision = lim.admit(lim.window("u", clock()), 3, 0)

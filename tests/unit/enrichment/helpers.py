@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from common.settings import EnrichmentSettings
-from enrichment.cache import MemoryCacheStore
+from enrichment.cache import CacheStore, MemoryCacheStore
 from enrichment.engine import Engine
+from enrichment.model import SourceError, SourceReport
+from enrichment.sources.base import Source
 from tests.support.clock import FakeClock
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -26,8 +29,8 @@ FAST = EnrichmentSettings(retry_base_ms=5)
 
 def make_engine(
     clock: FakeClock | None = None,
-    cache: Any = None,
-    sources: Any = None,
+    cache: CacheStore | None = None,
+    sources: Mapping[str, Source] | None = None,
     **overrides: Any,
 ) -> Engine:
     """An engine over ``FAST`` settings with ``overrides`` applied."""
@@ -39,3 +42,9 @@ def make_engine(
         sources=sources,
         rng=random.Random(1),
     )
+
+
+def error_of(report: SourceReport) -> SourceError:
+    """The error of a source that did not succeed; fails the test when there is none."""
+    assert report.error is not None, f"{report.source} has no error (status {report.status})"
+    return report.error

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any, NoReturn
 
 from common.settings import EnrichmentSettings
 from common.vocab import SourceStatus
-from enrichment.cache import MemoryCacheStore
+from enrichment.cache import CacheEntry, MemoryCacheStore
 from enrichment.engine import EnrichmentInput
 from enrichment.model import SourceError, SourceReport
+from enrichment.sources.base import Source, SourceContext
 from enrichment.sources.github import GitHubSource
 from enrichment.sources.linkedin import LinkedInSource
 from enrichment.sources.web import WebSearchSource
 from enrichment.sources.website import WebsiteSource
 from scripts.devkit.fakes import FIXTURES, fake_brave, fake_github, fake_website
-from tests.unit.enrichment.helpers import make_engine
+from tests.support.clock import FakeClock
+from tests.unit.enrichment.helpers import error_of, make_engine
 
 SKILLS = {"Skills.csv": "Name\nJS\nTypeScript\nKubernetes\n"}
 
 
-def all_sources(brave_url: str | None, key: str | None = "test-brave-key"):
+def all_sources(brave_url: str | None, key: str | None = "test-brave-key") -> dict[str, Source]:
     settings = EnrichmentSettings(
         web_search_url=brave_url or "http://127.0.0.1:9", web_search_api_key=key
     )
@@ -33,7 +36,7 @@ def all_sources(brave_url: str | None, key: str | None = "test-brave-key"):
     }
 
 
-def full_input(gh, site, **kw) -> EnrichmentInput:
+def full_input(gh: str, site: str, **kw: Any) -> EnrichmentInput:
     linkedin = {p.name: p.read_text() for p in (FIXTURES / "linkedin" / "complete").glob("*.csv")}
     return EnrichmentInput(
         sources=("github", "linkedin", "website", "web"),
@@ -45,7 +48,7 @@ def full_input(gh, site, **kw) -> EnrichmentInput:
     )
 
 
-def test_all_four_sources_succeed_and_are_merged():
+def test_all_four_sources_succeed_and_are_merged() -> None:
     with fake_github() as gh, fake_website() as site, fake_brave() as brave:
         engine = make_engine(
             sources=all_sources(brave), github_api_url=gh, allow_hosts=(site.host_port,)
@@ -66,7 +69,7 @@ def test_all_four_sources_succeed_and_are_merged():
     assert sum(1 for p in projects if p["url"] == "https://github.com/octocat/kube-tools") == 1
 
 
-def test_a_hanging_source_times_out_while_the_others_succeed():
+def test_a_hanging_source_times_out_while_the_others_succeed() -> None:
     with fake_github(delay_s=5) as gh, fake_website() as site:
         engine = make_engine(
             sources=all_sources(None, key=None), github_api_url=gh, allow_hosts=(site.host_port,)
@@ -75,7 +78,7 @@ def test_a_hanging_source_times_out_while_the_others_succeed():
         result = engine.enrich(full_input(gh, site, timeout_ms=400))
         elapsed = time.monotonic() - started
     by = {r.source: r for r in result.sources}
-    assert (by["github"].status, by["github"].error.code) == ("timeout", "timeout")
+    assert (by["github"].status, error_of(by["github"]).code) == ("timeout", "timeout")
     assert by["linkedin"].status == by["website"].status == "success"
     assert by["web"].status == "skipped"
     assert result.status == "partial" and not result.service_failure
@@ -83,7 +86,7 @@ def test_a_hanging_source_times_out_while_the_others_succeed():
     assert elapsed < 1.5
 
 
-def test_every_source_timing_out_is_a_service_failure():
+def test_every_source_timing_out_is_a_service_failure() -> None:
     with fake_github(delay_s=5) as gh:
         engine = make_engine(sources={"github": GitHubSource()}, github_api_url=gh)
         result = engine.enrich(
@@ -93,7 +96,7 @@ def test_every_source_timing_out_is_a_service_failure():
     assert result.sources[0].to_dict()["error"]["code"] == "timeout"
 
 
-def test_user_caused_failures_are_not_a_service_failure():
+def test_user_caused_failures_are_not_a_service_failure() -> None:
     engine = make_engine(sources={"linkedin": LinkedInSource(), "github": GitHubSource()})
     result = engine.enrich(
         EnrichmentInput(
@@ -103,7 +106,7 @@ def test_user_caused_failures_are_not_a_service_failure():
     assert result.status == "failed" and not result.service_failure
 
 
-def test_nothing_tried_is_failed_but_not_a_service_failure():
+def test_nothing_tried_is_failed_but_not_a_service_failure() -> None:
     engine = make_engine(sources=all_sources(None, key=None))
     result = engine.enrich(EnrichmentInput(sources=("github", "web")))
     assert [r.status for r in result.sources] == ["skipped", "skipped"]
@@ -111,7 +114,7 @@ def test_nothing_tried_is_failed_but_not_a_service_failure():
     assert result.data == {"skills": [], "projects": []}
 
 
-def test_sources_run_concurrently():
+def test_sources_run_concurrently() -> None:
     # Each source alone needs 0.5 s (github: one round, brave: one, website: robots + page).
     with (
         fake_github(delay_s=0.5) as gh,
@@ -140,7 +143,7 @@ def test_sources_run_concurrently():
     assert elapsed < 0.9  # one after another would take 1.5 s
 
 
-def test_report_shape_matches_the_contract():
+def test_report_shape_matches_the_contract() -> None:
     ok = SourceReport("github", SourceStatus.SUCCESS, 3, 12, True)
     assert ok.to_dict() == {
         "source": "github",
@@ -163,7 +166,7 @@ def test_report_shape_matches_the_contract():
     }
 
 
-def test_enrich_works_from_a_plain_thread_and_inside_a_running_loop():
+def test_enrich_works_from_a_plain_thread_and_inside_a_running_loop() -> None:
     engine = make_engine(sources={"linkedin": LinkedInSource()})
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
     out: list[str] = []
@@ -177,7 +180,7 @@ def test_enrich_works_from_a_plain_thread_and_inside_a_running_loop():
     assert out == ["success"] and asyncio.run(inside_loop()) == "success"
 
 
-def test_cache_expiry_follows_the_injected_clock(clock, cache):
+def test_cache_expiry_follows_the_injected_clock(clock: FakeClock, cache: MemoryCacheStore) -> None:
     engine = make_engine(clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_seconds=600)
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
     assert engine.enrich(inp).sources[0].cached is False
@@ -187,7 +190,7 @@ def test_cache_expiry_follows_the_injected_clock(clock, cache):
     assert engine.enrich(inp).sources[0].cached is False
 
 
-def test_per_source_ttl_override(clock, cache):
+def test_per_source_ttl_override(clock: FakeClock, cache: MemoryCacheStore) -> None:
     engine = make_engine(
         clock, cache, {"linkedin": LinkedInSource()}, cache_ttl_by_source={"linkedin": 10}
     )
@@ -197,7 +200,7 @@ def test_per_source_ttl_override(clock, cache):
     assert engine.enrich(inp).sources[0].cached is False
 
 
-def test_force_refresh_skips_reads_but_writes(clock, cache):
+def test_force_refresh_skips_reads_but_writes(clock: FakeClock, cache: MemoryCacheStore) -> None:
     engine = make_engine(clock, cache, {"linkedin": LinkedInSource()})
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, force_refresh=True)
     assert engine.enrich(inp).sources[0].cached is False
@@ -205,15 +208,15 @@ def test_force_refresh_skips_reads_but_writes(clock, cache):
     assert len(cache) == 1
 
 
-def test_a_broken_cache_never_breaks_enrichment():
+def test_a_broken_cache_never_breaks_enrichment() -> None:
     class Broken(MemoryCacheStore):
-        def get(self, key):
+        def get(self, key: str) -> NoReturn:
             raise RuntimeError("store down")
 
-        def get_many(self, keys):
+        def get_many(self, keys: list[str]) -> NoReturn:
             raise RuntimeError("store down")
 
-        def put(self, key, entry):
+        def put(self, key: str, entry: CacheEntry) -> NoReturn:
             raise RuntimeError("store down")
 
     engine = make_engine(cache=Broken(), sources={"linkedin": LinkedInSource()})
@@ -221,36 +224,40 @@ def test_a_broken_cache_never_breaks_enrichment():
     assert result.status == "success"
 
 
-def test_cache_key_does_not_depend_on_the_user(cache):
+def test_cache_key_does_not_depend_on_the_user(cache: MemoryCacheStore) -> None:
     engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
     engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS))
     (key,) = cache._entries
     assert key.startswith("linkedin_") and len(key) == len("linkedin_") + 64
 
 
-def test_a_source_that_crashes_is_reported_not_raised():
+def test_a_source_that_crashes_is_reported_not_raised() -> None:
     class Crashing(LinkedInSource):
-        async def fetch(self, key, inp, ctx, stale):
+        async def fetch(
+            self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
+        ) -> NoReturn:
             raise KeyError("bug")
 
     engine = make_engine(sources={"linkedin": Crashing()})
     report = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)).sources[
         0
     ]
-    assert (report.status, report.error.code, report.error.message) == (
+    assert (report.status, error_of(report).code, error_of(report).message) == (
         "failed",
         "upstream",
         "internal error",
     )
 
 
-def test_unknown_source_name_is_skipped_not_configured():
+def test_unknown_source_name_is_skipped_not_configured() -> None:
     engine = make_engine(sources={})
     report = engine.enrich(EnrichmentInput(sources=("github",), github="octocat")).sources[0]
-    assert (report.status, report.error.code) == ("skipped", "not_configured")
+    assert (report.status, error_of(report).code) == ("skipped", "not_configured")
 
 
-def test_default_engine_has_all_four_sources_and_no_fake_web_results(cache):
+def test_default_engine_has_all_four_sources_and_no_fake_web_results(
+    cache: MemoryCacheStore,
+) -> None:
     from enrichment.engine import Engine
 
     engine = Engine(EnrichmentSettings(), cache)

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from enrichment.engine import EnrichmentInput
+from enrichment.cache import MemoryCacheStore
+from enrichment.engine import Engine, EnrichmentInput
+from enrichment.model import EnrichmentResult
 from enrichment.sources.github import GitHubSource
 from scripts.devkit.fakes import FIXTURES, fake_github
 from tests.support.clock import FakeClock
-from tests.unit.enrichment.helpers import make_engine
+from tests.unit.enrichment.helpers import error_of, make_engine
 
 
-def gh(url: str, clock: FakeClock | None = None, cache=None, **overrides):
+def gh(
+    url: str,
+    clock: FakeClock | None = None,
+    cache: MemoryCacheStore | None = None,
+    **overrides: Any,
+) -> Engine:
     return make_engine(clock, cache, {"github": GitHubSource()}, github_api_url=url, **overrides)
 
 
-def run(engine, user: str | None = "octocat", **kw):
+def run(engine: Engine, user: str | None = "octocat", **kw: Any) -> EnrichmentResult:
     return engine.enrich(EnrichmentInput(sources=("github",), github=user, **kw))
 
 
-def test_profile_repos_and_languages_are_returned():
+def test_profile_repos_and_languages_are_returned() -> None:
     with fake_github() as url:
         result = run(gh(url))
     assert result.status == "success"
@@ -42,7 +51,7 @@ def test_profile_repos_and_languages_are_returned():
     assert data["totals"] == {"repos": 5, "ownRepos": 4, "stars": 4340, "forks": 434}
 
 
-def test_free_text_is_redacted():
+def test_free_text_is_redacted() -> None:
     with fake_github() as url:
         data = run(gh(url)).data["github"]
     assert "@example.com" not in json.dumps(data)
@@ -50,7 +59,7 @@ def test_free_text_is_redacted():
     assert "[email removed]" in data["profile"]["bio"]
 
 
-def test_token_is_sent_as_bearer_and_username_is_normalised():
+def test_token_is_sent_as_bearer_and_username_is_normalised() -> None:
     with fake_github() as url:
         result = run(gh(url, github_token="t0ken"), user="https://github.com/OctoCat/")
         assert result.status == "success"
@@ -58,7 +67,7 @@ def test_token_is_sent_as_bearer_and_username_is_normalised():
         assert url.hits("/users/octocat") == 1
 
 
-def test_all_pages_are_read_when_repositories_span_three_pages():
+def test_all_pages_are_read_when_repositories_span_three_pages() -> None:
     with fake_github() as url:
         result = run(gh(url), user="prolific")
         pages = sorted(
@@ -72,41 +81,41 @@ def test_all_pages_are_read_when_repositories_span_three_pages():
     assert len({r["name"] for r in result.data["github"]["repos"]}) == 230
 
 
-def test_language_calls_are_bounded():
+def test_language_calls_are_bounded() -> None:
     with fake_github() as url:
         run(gh(url, github_language_repos=2), user="prolific")
         assert sum(1 for r in url.requests if r.path.endswith("/languages")) == 2
 
 
-def test_unknown_user_is_not_found():
+def test_unknown_user_is_not_found() -> None:
     with fake_github() as url:
         result = run(gh(url), user="nobody-here")
     report = result.sources[0]
-    assert (report.status, report.error.code) == ("failed", "not_found")
+    assert (report.status, error_of(report).code) == ("failed", "not_found")
     assert result.status == "failed" and not result.service_failure
 
 
-def test_rate_limit_403_is_quota_with_reset_time():
+def test_rate_limit_403_is_quota_with_reset_time() -> None:
     with fake_github(quota_reset=1_900_000_000) as url:
         report = run(gh(url)).sources[0]
-    assert (report.status, report.error.code) == ("failed", "quota")
-    assert "2030-03-17T17:46:40Z" in report.error.message
+    assert (report.status, error_of(report).code) == ("failed", "quota")
+    assert "2030-03-17T17:46:40Z" in error_of(report).message
 
 
-def test_429_with_retry_after_beyond_the_deadline_is_quota_at_once():
+def test_429_with_retry_after_beyond_the_deadline_is_quota_at_once() -> None:
     with fake_github(fail_always=True, fail_status=429, fail_headers={"Retry-After": "120"}) as url:
         result = run(gh(url), timeout_ms=2000)
         assert url.hits("/users/octocat") == 1  # no retry: it would not fit
     report = result.sources[0]
-    assert report.error.code == "quota"
-    assert "2026-11-26T12:02:00Z" in report.error.message  # now (injected) + Retry-After
+    assert error_of(report).code == "quota"
+    assert "2026-11-26T12:02:00Z" in error_of(report).message  # now (injected) + Retry-After
     assert report.duration_ms < 1000
 
 
-def test_missing_username_is_skipped():
+def test_missing_username_is_skipped() -> None:
     result = run(gh("http://127.0.0.1:9"), user=None)
     report = result.sources[0]
-    assert (report.status, report.error.code, report.error.message) == (
+    assert (report.status, error_of(report).code, error_of(report).message) == (
         "skipped",
         "invalid_input",
         "no GitHub username given",
@@ -114,34 +123,34 @@ def test_missing_username_is_skipped():
     assert result.status == "failed" and not result.service_failure
 
 
-def test_invalid_username_fails_without_a_request():
+def test_invalid_username_fails_without_a_request() -> None:
     report = run(gh("http://127.0.0.1:9"), user="../../admin").sources[0]
-    assert (report.status, report.error.code) == ("failed", "invalid_input")
+    assert (report.status, error_of(report).code) == ("failed", "invalid_input")
 
 
-def test_server_errors_are_retried_until_success():
+def test_server_errors_are_retried_until_success() -> None:
     with fake_github(fail_first=2) as url:
         result = run(gh(url))
     assert result.sources[0].status == "success"
 
 
-def test_persistent_server_errors_fail_as_upstream():
+def test_persistent_server_errors_fail_as_upstream() -> None:
     with fake_github(fail_always=True) as url:
         result = run(gh(url, retry_attempts=3))
         # profile and first page go out together; the first to give up stops the other
         assert max(url.hits("/users/octocat"), url.hits("/users/octocat/repos")) == 3
     report = result.sources[0]
-    assert (report.status, report.error.code) == ("failed", "upstream")
+    assert (report.status, error_of(report).code) == ("failed", "upstream")
     assert result.service_failure
 
 
-def test_malformed_json_fails_as_upstream():
+def test_malformed_json_fails_as_upstream() -> None:
     with fake_github(malformed=True) as url:
         report = run(gh(url)).sources[0]
-    assert (report.status, report.error.code) == ("failed", "upstream")
+    assert (report.status, error_of(report).code) == ("failed", "upstream")
 
 
-def test_fresh_cache_is_served_without_requests(clock, cache):
+def test_fresh_cache_is_served_without_requests(clock: FakeClock, cache: MemoryCacheStore) -> None:
     with fake_github() as url:
         engine = gh(url, clock, cache)
         run(engine)
@@ -153,7 +162,7 @@ def test_fresh_cache_is_served_without_requests(clock, cache):
     assert again.data["github"] == run(gh("http://127.0.0.1:9", clock, cache)).data["github"]
 
 
-def test_force_refresh_bypasses_the_cache(clock, cache):
+def test_force_refresh_bypasses_the_cache(clock: FakeClock, cache: MemoryCacheStore) -> None:
     with fake_github() as url:
         engine = gh(url, clock, cache)
         run(engine)
@@ -164,7 +173,9 @@ def test_force_refresh_bypasses_the_cache(clock, cache):
     assert refreshed.sources[0].cached is False
 
 
-def test_expired_entry_is_revalidated_with_etags_and_304_reuses_it(clock, cache):
+def test_expired_entry_is_revalidated_with_etags_and_304_reuses_it(
+    clock: FakeClock, cache: MemoryCacheStore
+) -> None:
     with fake_github() as url:
         engine = gh(url, clock, cache, cache_ttl_seconds=60)
         run(engine)
@@ -180,7 +191,9 @@ def test_expired_entry_is_revalidated_with_etags_and_304_reuses_it(clock, cache)
     assert entry.expire_at == clock() + timedelta(seconds=60)  # expiry refreshed
 
 
-def test_changed_upstream_after_expiry_is_fetched_again(clock, cache, tmp_path):
+def test_changed_upstream_after_expiry_is_fetched_again(
+    clock: FakeClock, cache: MemoryCacheStore, tmp_path: Path
+) -> None:
     import shutil
 
     shutil.copytree(FIXTURES / "github", tmp_path / "gh")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+from enrichment.cache import MemoryCacheStore
 from enrichment.engine import EnrichmentInput
+from enrichment.model import EnrichmentResult
 from enrichment.sources.linkedin import LinkedInSource, normalise_date, parse_csv
 from scripts.devkit.fakes import FIXTURES
-from tests.unit.enrichment.helpers import make_engine
+from tests.support.clock import FakeClock
+from tests.unit.enrichment.helpers import error_of, make_engine
 
 
 def export(folder: str = "complete") -> dict[str, str]:
@@ -16,12 +20,12 @@ def export(folder: str = "complete") -> dict[str, str]:
     return {p.name: p.read_text("utf-8") for p in sorted(Path(root).glob("*.csv"))}
 
 
-def run(files, **overrides):
+def run(files: dict[str, str] | None, **overrides: Any) -> EnrichmentResult:
     engine = make_engine(sources={"linkedin": LinkedInSource()}, **overrides)
     return engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=files))
 
 
-def test_complete_export_is_parsed_in_linkedins_format():
+def test_complete_export_is_parsed_in_linkedins_format() -> None:
     result = run(export())
     report = result.sources[0]
     assert (report.status, report.cached) == ("success", False)
@@ -58,14 +62,14 @@ def test_complete_export_is_parsed_in_linkedins_format():
     assert report.items == 16
 
 
-def test_personal_data_is_left_out_and_free_text_redacted():
+def test_personal_data_is_left_out_and_free_text_redacted() -> None:
     text = json.dumps(run(export()).data["linkedin"])
     for secret in ("ada.lovelace@example.org", "7946", "St James", "1815", "SW1Y", "LF-123456"):
         assert secret not in text
     assert "[email removed]" in text and "[phone removed]" in text
 
 
-def test_missing_and_unknown_files_are_reported():
+def test_missing_and_unknown_files_are_reported() -> None:
     files = export()
     del files["Projects.csv"], files["Languages.csv"]
     files["Email Addresses.csv"] = "Email Address,Confirmed,Primary,Updated On\na@b.c,Yes,Yes,\n"
@@ -75,7 +79,7 @@ def test_missing_and_unknown_files_are_reported():
     assert "a@b.c" not in json.dumps(data)
 
 
-def test_malformed_files_are_reported_and_the_rest_is_used():
+def test_malformed_files_are_reported_and_the_rest_is_used() -> None:
     files = {**export(), **export("malformed")}
     result = run(files)
     assert result.sources[0].status == "success"
@@ -86,29 +90,29 @@ def test_malformed_files_are_reported_and_the_rest_is_used():
     assert result.data["linkedin"]["positions"] == []
 
 
-def test_only_malformed_files_fail_as_invalid_input():
+def test_only_malformed_files_fail_as_invalid_input() -> None:
     report = run(export("malformed")).sources[0]
-    assert (report.status, report.error.code) == ("failed", "invalid_input")
+    assert (report.status, error_of(report).code) == ("failed", "invalid_input")
 
 
-def test_only_unknown_files_fail_as_invalid_input():
+def test_only_unknown_files_fail_as_invalid_input() -> None:
     report = run({"Connections.csv": "First Name,Last Name\nA,B\n"}).sources[0]
-    assert (report.status, report.error.code) == ("failed", "invalid_input")
+    assert (report.status, error_of(report).code) == ("failed", "invalid_input")
 
 
-def test_export_over_the_size_limit_is_invalid_input():
+def test_export_over_the_size_limit_is_invalid_input() -> None:
     files = {"Skills.csv": "Name\n" + "Python\n" * 200_000}  # ~1.4 MB
     report = run(files).sources[0]
-    assert (report.status, report.error.code) == ("failed", "invalid_input")
-    assert "1 MB" in report.error.message
+    assert (report.status, error_of(report).code) == ("failed", "invalid_input")
+    assert "1 MB" in error_of(report).message
 
 
-def test_no_export_is_skipped():
+def test_no_export_is_skipped() -> None:
     report = run(None).sources[0]
-    assert (report.status, report.error.code) == ("skipped", "invalid_input")
+    assert (report.status, error_of(report).code) == ("skipped", "invalid_input")
 
 
-def test_same_files_hit_the_cache(cache, clock):
+def test_same_files_hit_the_cache(cache: MemoryCacheStore, clock: FakeClock) -> None:
     engine = make_engine(clock, cache, {"linkedin": LinkedInSource()})
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=export())
     engine.enrich(inp)
@@ -116,7 +120,7 @@ def test_same_files_hit_the_cache(cache, clock):
     assert again.sources[0].cached is True
 
 
-def test_csv_details():
+def test_csv_details() -> None:
     assert parse_csv("\ufeffName\r\n\r\nGo\r\n", ("Name",)) == [{"Name": "Go"}]
     assert parse_csv("Name,Proficiency\nGerman\n", ("Name",)) == [
         {"Name": "German", "Proficiency": ""}

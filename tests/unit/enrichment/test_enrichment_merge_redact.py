@@ -21,11 +21,11 @@ from enrichment.redact import EMAIL_MARK, PHONE_MARK, redact, redact_text
         ("PYTHON", "python"),
     ],
 )
-def test_aliases_fold_to_one_skill(a, b):
+def test_aliases_fold_to_one_skill(a: str, b: str) -> None:
     assert canonical_skill(a)[0] == canonical_skill(b)[0]
 
 
-def test_skills_deduplicated_with_sources_and_confidence():
+def test_skills_deduplicated_with_sources_and_confidence() -> None:
     data = {
         "github": {
             "totals": {"ownRepos": 2},
@@ -47,7 +47,7 @@ def test_skills_deduplicated_with_sources_and_confidence():
     )
 
 
-def test_projects_ranked_by_stars_then_recency_and_deduplicated():
+def test_projects_ranked_by_stars_then_recency_and_deduplicated() -> None:
     data = {
         "github": {
             "repos": [
@@ -101,7 +101,7 @@ def test_projects_ranked_by_stars_then_recency_and_deduplicated():
         "(020) 7946-0958",
     ],
 )
-def test_contacts_are_removed(text):
+def test_contacts_are_removed(text: str) -> None:
     out = redact_text(text)
     assert EMAIL_MARK in out or PHONE_MARK in out
     assert "555" not in out and "example" not in out and "7946" not in out
@@ -118,11 +118,11 @@ def test_contacts_are_removed(text):
         "ISBN-less 1,234,567",
     ],
 )
-def test_ordinary_numbers_are_kept(text):
+def test_ordinary_numbers_are_kept(text: str) -> None:
     assert redact_text(text) == text
 
 
-def test_urls_and_dates_are_not_touched_but_free_text_is():
+def test_urls_and_dates_are_not_touched_but_free_text_is() -> None:
     doc = {
         "url": "https://x.dev/u/jane@example.com",
         "updatedAt": "2024-01-01",

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from enrichment.errors import SourceFailure
-from enrichment.net import UrlGuard, is_public
+from enrichment.net import Resolver, Target, UrlGuard, is_public
 
 
 @pytest.mark.parametrize(
@@ -37,22 +37,22 @@ from enrichment.net import UrlGuard, is_public
         "64:ff9b::a9fe:a9fe",
     ],
 )
-def test_non_public_addresses(address):
+def test_non_public_addresses(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize(
     "address", ["93.184.216.34", "8.8.8.8", "2606:2800:220:1:248:1893:25c8:1946"]
 )
-def test_public_addresses(address):
+def test_public_addresses(address: str) -> None:
     assert is_public(ipaddress.ip_address(address))
 
 
-def check(guard: UrlGuard, host: str, port: int = 80):
+def check(guard: UrlGuard, host: str, port: int = 80) -> Target:
     return asyncio.run(guard.check(host, port))
 
 
-def fake_dns(table: dict[str, list[str]]):
+def fake_dns(table: dict[str, list[str]]) -> Resolver:
     async def resolve(host: str, port: int) -> list[str]:
         if host not in table:
             raise OSError("no such host")
@@ -61,31 +61,31 @@ def fake_dns(table: dict[str, list[str]]):
     return resolve
 
 
-def test_a_name_resolving_to_a_private_address_is_refused():
+def test_a_name_resolving_to_a_private_address_is_refused() -> None:
     guard = UrlGuard(resolver=fake_dns({"evil.example": ["10.1.2.3"]}))
     with pytest.raises(SourceFailure) as err:
         check(guard, "evil.example")
     assert err.value.code == "refused"
 
 
-def test_one_private_address_among_public_ones_is_refused():
+def test_one_private_address_among_public_ones_is_refused() -> None:
     guard = UrlGuard(resolver=fake_dns({"mixed.example": ["93.184.216.34", "127.0.0.1"]}))
     with pytest.raises(SourceFailure):
         check(guard, "mixed.example")
 
 
-def test_public_name_is_pinned_to_the_checked_address():
+def test_public_name_is_pinned_to_the_checked_address() -> None:
     guard = UrlGuard(resolver=fake_dns({"ok.example": ["93.184.216.34"]}))
     assert check(guard, "OK.example").address == "93.184.216.34"
 
 
-def test_unresolvable_name_is_not_found():
+def test_unresolvable_name_is_not_found() -> None:
     with pytest.raises(SourceFailure) as err:
         check(UrlGuard(resolver=fake_dns({})), "nx.example")
     assert err.value.code == "not_found"
 
 
-def test_allow_list_is_exact_host_and_port():
+def test_allow_list_is_exact_host_and_port() -> None:
     guard = UrlGuard(["127.0.0.1:8080", "devbox"], resolver=fake_dns({"devbox": ["192.168.0.7"]}))
     assert check(guard, "127.0.0.1", 8080).address == "127.0.0.1"
     assert check(guard, "devbox", 1234).address == "192.168.0.7"  # host entry: any port
@@ -94,7 +94,7 @@ def test_allow_list_is_exact_host_and_port():
             check(guard, host, port)
 
 
-def test_metadata_endpoints_are_refused_even_when_allow_listed():
+def test_metadata_endpoints_are_refused_even_when_allow_listed() -> None:
     guard = UrlGuard(
         ["169.254.169.254", "metadata.google.internal", "sneaky"],
         resolver=fake_dns({"sneaky": ["169.254.169.254"]}),

@@ -7,7 +7,7 @@ import pytest
 from common.settings import SettingsError, load_settings
 
 
-def test_defaults():
+def test_defaults() -> None:
     s = load_settings({}).enrichment
     assert s.github_api_url == "https://api.github.com" and s.github_token is None
     assert s.web_search_provider == "brave" and not s.web_search_configured
@@ -17,7 +17,7 @@ def test_defaults():
     assert (s.website_max_pages, s.website_max_page_bytes) == (10, 1_000_000)
 
 
-def test_overrides():
+def test_overrides() -> None:
     s = load_settings(
         {
             "EXTERNAL_DATA_GITHUB_API_URL": "http://127.0.0.1:9999/",
@@ -46,6 +46,6 @@ def test_overrides():
         ("EXTERNAL_DATA_ALLOW_HOSTS", "10.0.0.0/8"),
     ],
 )
-def test_invalid_values_name_the_variable(name, value):
+def test_invalid_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from common.settings import EnrichmentSettings
+from enrichment.cache import MemoryCacheStore
 from enrichment.engine import EnrichmentInput
+from enrichment.model import EnrichmentResult
 from enrichment.sources.web import WebSearchSource
 from scripts.devkit.fakes import fake_brave
-from tests.unit.enrichment.helpers import make_engine
+from tests.support.clock import FakeClock
+from tests.unit.enrichment.helpers import error_of, make_engine
 
 
-def search(url, name="Ada Lovelace", key="test-brave-key", **overrides):
+def search(
+    url: str,
+    name: str | None = "Ada Lovelace",
+    key: str | None = "test-brave-key",
+    **overrides: Any,
+) -> EnrichmentResult:
     settings = EnrichmentSettings(web_search_url=url, web_search_api_key=key)
     engine = make_engine(sources={"web": WebSearchSource.from_settings(settings)}, **overrides)
     return engine.enrich(EnrichmentInput(sources=("web",), name=name, timeout_ms=2000))
 
 
-def test_results_are_parsed_and_redacted():
+def test_results_are_parsed_and_redacted() -> None:
     with fake_brave() as url:
         result = search(url)
         req = url.requests[0]
@@ -35,39 +44,41 @@ def test_results_are_parsed_and_redacted():
     assert "ada@example.org" not in text and "7946" not in text and "<strong>" not in text
 
 
-def test_without_a_key_the_source_is_skipped_and_nothing_is_asked():
+def test_without_a_key_the_source_is_skipped_and_nothing_is_asked() -> None:
     with fake_brave() as url:
         report = search(url, key=None).sources[0]
         assert url.requests == []
-    assert (report.status, report.error.code) == ("skipped", "not_configured")
+    assert (report.status, error_of(report).code) == ("skipped", "not_configured")
 
 
-def test_without_a_name_the_source_is_skipped():
+def test_without_a_name_the_source_is_skipped() -> None:
     with fake_brave() as url:
         report = search(url, name=None).sources[0]
-    assert (report.status, report.error.code) == ("skipped", "invalid_input")
+    assert (report.status, error_of(report).code) == ("skipped", "invalid_input")
 
 
-def test_quota_is_reported_with_the_retry_time():
+def test_quota_is_reported_with_the_retry_time() -> None:
     with fake_brave(quota=True) as url:
         report = search(url).sources[0]
-    assert (report.status, report.error.code) == ("failed", "quota")
-    assert "2026-11-26T13:00:00Z" in report.error.message
+    assert (report.status, error_of(report).code) == ("failed", "quota")
+    assert "2026-11-26T13:00:00Z" in error_of(report).message
 
 
-def test_rejected_key_is_upstream():
+def test_rejected_key_is_upstream() -> None:
     with fake_brave(api_key="other") as url:
         report = search(url).sources[0]
-    assert (report.status, report.error.code) == ("failed", "upstream")
+    assert (report.status, error_of(report).code) == ("failed", "upstream")
 
 
-def test_malformed_json_is_upstream():
+def test_malformed_json_is_upstream() -> None:
     with fake_brave(malformed=True) as url:
         report = search(url).sources[0]
-    assert (report.status, report.error.code) == ("failed", "upstream")
+    assert (report.status, error_of(report).code) == ("failed", "upstream")
 
 
-def test_same_name_differently_spaced_hits_the_cache(cache, clock):
+def test_same_name_differently_spaced_hits_the_cache(
+    cache: MemoryCacheStore, clock: FakeClock
+) -> None:
     settings = EnrichmentSettings(web_search_api_key="test-brave-key")
     with fake_brave() as url:
         settings = EnrichmentSettings(web_search_url=url, web_search_api_key="test-brave-key")

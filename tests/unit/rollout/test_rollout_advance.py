@@ -58,7 +58,7 @@ def test_beta_to_premium_when_every_metric_held(
     res = changes.advance(store, by="a", reason="beta held", now=now)
     cfg = parse(store.docs[CONFIG_PATH])
     assert (cfg.phase.value, cfg.rolloutPercentage, cfg.fallbackEnabled) == ("premium", 25, True)
-    assert res.action == "advance"
+    assert res.action == "advance" and res.evidence is not None
     assert {c["status"] for c in res.evidence["checks"]} == {"ok"}
 
 

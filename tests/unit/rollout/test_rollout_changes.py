@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, Phase, parse
+from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, Phase, RolloutConfig, parse
 from rollout_control import changes
 from rollout_control.changes import Conflict, InvalidChange, NoChange
 from stores.base import Write
 from stores.memory import MemoryStore
 
 
-def _history(store: MemoryStore) -> list[dict]:
+def _history(store: MemoryStore) -> list[dict[str, Any]]:
     return [d for p, d in sorted(store.docs.items()) if p.startswith(HISTORY_COLLECTION + "/")]
 
 
-def _cfg(store: MemoryStore):
+def _cfg(store: MemoryStore) -> RolloutConfig:
     return parse(store.docs.get(CONFIG_PATH))
 
 

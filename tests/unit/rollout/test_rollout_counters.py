@@ -4,6 +4,7 @@ non-premium user inside the gate, and nothing else."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from common.vocab import Access, Fn, Outcome, Tier
 from recording.recorder import CallRecord, Recorder, Switches
 
 
-def _c(now: datetime, tier: Tier, access: Access, gated: bool) -> dict:
+def _c(now: datetime, tier: Tier, access: Access, gated: bool) -> dict[str, Any]:
     rec = CallRecord(
         fn=Fn.ENRICH,
         at=now,

@@ -4,12 +4,13 @@ injected clock, MemoryStore; no sleeps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, parse
+from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, RolloutConfig, parse
 from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.base import Write
@@ -50,7 +51,7 @@ def _history(store: MemoryStore) -> list[dict[str, Any]]:
     return [d for p, d in sorted(store.docs.items()) if p.startswith(HISTORY_COLLECTION + "/")]
 
 
-def _cfg(store: MemoryStore):
+def _cfg(store: MemoryStore) -> RolloutConfig:
     return parse(store.docs[CONFIG_PATH])
 
 
@@ -341,13 +342,15 @@ def test_a_racing_operator_change_is_retried_on_fresh_reads(
     _phase(store, "premium", now - timedelta(hours=2))
     agg.minutes(now, 10, requests=100, errors=50)
     real = store.compare_and_set
-    raced = []
+    raced: list[int] = []
 
-    def racing(path: str, expected: int, data: Any, extra: Any) -> None:
+    def racing(
+        path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
+    ) -> None:
         if not raced:
             raced.append(1)
             changes.set_messages(store, {"gate": "x"}, by="op", reason="copy", now=now)
-        real(path, expected, data, extra)
+        real(path, expected_version, data, extra)
 
     store.compare_and_set = racing  # type: ignore[method-assign]
     res = evaluate(store, now)
