@@ -103,6 +103,8 @@ def _rates(
     return {
         "successRate": _rate(num(all_, "c.successful"), admitted),
         "errorRate": _rate(num(all_, "c.errors"), num(all_, "c.requests")),
+        # Every tried source failed upstream: the third parties' failure, never ours.
+        "upstreamFailureRate": _rate(num(all_, "c.upstreamFailures"), num(all_, "c.requests")),
         # The funnel touch may fall just before the period (7-day look-back): numerator and
         # denominator are counted separately, as the contract defines them, and capped at 1.
         "conversionRate": min(1.0, _rate(len(converted_users), len(funnel_users))),
@@ -120,6 +122,7 @@ def _source_figures(all_: dict[str, Any], s: str) -> dict[str, Any]:
         "successful": num(all_, f"src.{s}.successful"),
         "failed": num(all_, f"src.{s}.failed"),
         "timeouts": num(all_, f"src.{s}.timeouts"),
+        "upstreamFailures": num(all_, f"src.{s}.upstreamFailures"),
         "cacheHits": num(all_, f"src.{s}.cacheHits"),
         "successRate": _rate(num(all_, f"src.{s}.successful"), reqs),
         "latencyMs": _lat(all_, f"src.{s}.lat"),
@@ -149,6 +152,7 @@ def _series_point(at: datetime, doc: dict[str, Any]) -> dict[str, Any]:
         "successful": num(doc, "c.successful"),
         "errors": num(doc, "c.errors"),
         "errorRate": _rate(num(doc, "c.errors"), breq),
+        "upstreamFailures": num(doc, "c.upstreamFailures"),
         "p95Ms": histogram.percentile(histogram.merge([get(doc, f"fn.{ENRICH}.lat") or {}]), 0.95),
         "previews": num(doc, "c.previews"),
         "gateShown": num(doc, "c.gateShown"),

@@ -46,6 +46,11 @@ class CallFacts:
     """The CV the call was about."""
     service_error: bool = False
     """A failure of the service (contract 2.4), as opposed to a denial or the user's input."""
+    upstream_failure: bool = False
+    """Every source tried failed with ``upstream`` or ``timeout`` (contract 2.4): counted apart,
+    never as a failure of the service."""
+    would: str | None = None
+    """In shadow mode: what the gate would have done (``refuse`` or ``preview``)."""
 
     def with_(self, **changes: Any) -> CallFacts:
         """A copy with ``changes`` applied."""

@@ -19,6 +19,10 @@ class Reason(StrEnum):
     PREMIUM = "premium"
     FREE_PREVIEW = "free_preview"
     PREMIUM_REQUIRED = "premium_required"
+    SHADOW = "shadow"
+    """Shadow mode: decided and recorded, served as the pre-gating experience."""
+    COHORT_FULL = "cohort_full"
+    """In the percentage bucket, but the phase's ``maxCohortUsers`` seats were taken."""
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,16 @@ def decide(
     if asked is Access.PREVIEW:
         return Decision(Access.PREVIEW, Reason.FREE_PREVIEW, tier, tier, gated=True)
     return Decision(Access.DENIED, Reason.PREMIUM_REQUIRED, tier, tier, gated=True)
+
+
+def shadowed(decision: Decision) -> tuple[Decision, str | None]:
+    """Shadow mode (contract section 3): the decision as served (the pre-gating experience) and
+    what the gate would have done (``refuse``, ``preview``, or ``None`` when it would serve in
+    full anyway)."""
+    would = None
+    if decision.denied:
+        would = "refuse"
+    elif decision.access is Access.PREVIEW and decision.tier is Tier.FREE:
+        would = "preview"
+    served = Decision(Access.FULL, Reason.SHADOW, decision.tier, Tier.PREMIUM, gated=False)
+    return served, would

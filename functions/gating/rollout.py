@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from common.vocab import SOURCES
 from stores.schema import CONFIG_PATH, HISTORY_COLLECTION
 
 __all__ = ["CONFIG_PATH", "HISTORY_COLLECTION"]  # re-exported: the config's own paths
@@ -76,6 +77,29 @@ class Components:
         return {name: getattr(self, name) for name in COMPONENTS}
 
 
+class BreakerState(StrEnum):
+    """A source's circuit breaker (contract section 6)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """One source's breaker as the evaluator last set it."""
+
+    state: BreakerState = BreakerState.CLOSED
+    since: datetime | None = None
+    """When it entered this state."""
+    until: datetime | None = None
+    """For ``open``: when it turns half-open (probe calls) by itself."""
+
+    def to_doc(self) -> dict[str, Any]:
+        """The document form."""
+        return {"state": self.state.value, "since": self.since, "until": self.until}
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """The typed form of ``config/externalDataRollout``."""
@@ -86,6 +110,16 @@ class RolloutConfig:
     fallbackEnabled: bool = True  # noqa: N815
     components: Components = field(default_factory=Components)
     messages: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, bool] = field(default_factory=dict)
+    """Operator switches per source (``sources.{name}.enabled``); absent means on."""
+    maxCohortUsers: int | None = None  # noqa: N815
+    """Cap on distinct users outside the target groups taken into the cohort this phase."""
+    shadow: bool = False
+    """Decisions computed and recorded, nobody refused or trimmed (would-be figures counted)."""
+    phaseSince: datetime | None = None  # noqa: N815
+    """When the current phase began (set by every phase change)."""
+    breakers: Mapping[str, Breaker] = field(default_factory=dict)
+    """Automatic circuit breakers per source (written by the evaluator); absent means closed."""
     version: int = 0
     updatedAt: datetime | None = None  # noqa: N815
     updatedBy: str | None = None  # noqa: N815
@@ -94,6 +128,20 @@ class RolloutConfig:
     def gating_active(self) -> bool:
         """False when nobody is gated: phase off, or the kill switch (premiumGating false)."""
         return self.phase is not Phase.OFF and self.components.premiumGating
+
+    def source_enabled(self, source: str) -> bool:
+        """Whether the operator left ``source`` on."""
+        return self.sources.get(source, True)
+
+    def breaker(self, source: str, now: datetime) -> BreakerState:
+        """The breaker's effective state at ``now``: an open breaker whose time is up is
+        half-open (probe calls) even before the evaluator records it."""
+        b = self.breakers.get(source)
+        if b is None:
+            return BreakerState.CLOSED
+        if b.state is BreakerState.OPEN and b.until is not None and now >= b.until:
+            return BreakerState.HALF_OPEN
+        return b.state
 
     def message_set(self, keys: tuple[str, ...]) -> dict[str, str]:
         """The texts for ``keys``, config overrides first, the plan's wording otherwise."""
@@ -109,6 +157,11 @@ class RolloutConfig:
             "fallbackEnabled": self.fallbackEnabled,
             "components": self.components.to_dict(),
             "messages": dict(self.messages),
+            "sources": {name: {"enabled": on} for name, on in self.sources.items()},
+            "maxCohortUsers": self.maxCohortUsers,
+            "shadow": self.shadow,
+            "phaseSince": self.phaseSince,
+            "breakers": {name: b.to_doc() for name, b in self.breakers.items()},
             "version": self.version,
             "updatedAt": self.updatedAt,
             "updatedBy": self.updatedBy,
@@ -157,36 +210,95 @@ def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
     fallback = doc.get("fallbackEnabled", True)
     if not isinstance(fallback, bool):
         raise ConfigInvalid("fallbackEnabled must be true or false")
-    comps_raw = doc.get("components") or {}
-    if not isinstance(comps_raw, Mapping):
-        raise ConfigInvalid("components must be a map of switches")
-    unknown = set(comps_raw) - set(COMPONENTS)
-    if unknown:
-        raise ConfigInvalid(f"unknown component(s): {', '.join(sorted(unknown))}")
-    comps: dict[str, bool] = {}
-    for name in COMPONENTS:
-        value = comps_raw.get(name, True)
-        if not isinstance(value, bool):
-            raise ConfigInvalid(f"components.{name} must be true or false")
-        comps[name] = value
+    comps = _components(doc.get("components") or {})
     messages = doc.get("messages") or {}
     if not isinstance(messages, Mapping):
         raise ConfigInvalid("messages must be a map of texts")
     version = doc.get("version", 0)
     updated_at = doc.get("updatedAt")
+    sources = _sources(doc.get("sources"))
+    breakers = _breakers(doc.get("breakers"))
+    cap = doc.get("maxCohortUsers")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        raise ConfigInvalid("maxCohortUsers must be a whole number of users (or absent)")
+    shadow = doc.get("shadow", False)
+    if not isinstance(shadow, bool):
+        raise ConfigInvalid("shadow must be true or false")
     return validate(
         RolloutConfig(
             phase=phase,
             rolloutPercentage=pct,
             targetGroups=tuple(groups),
             fallbackEnabled=fallback,
-            components=Components(**comps),
+            components=comps,
             messages=dict(messages),
+            sources=sources,
+            maxCohortUsers=cap,
+            shadow=shadow,
+            breakers=breakers,
+            phaseSince=_time(doc.get("phaseSince")),
             version=version if isinstance(version, int) else 0,
-            updatedAt=updated_at if isinstance(updated_at, datetime) else None,
+            updatedAt=_time(updated_at),
             updatedBy=doc.get("updatedBy") if isinstance(doc.get("updatedBy"), str) else None,
         )
     )
+
+
+def _time(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _components(raw: Any) -> Components:
+    if not isinstance(raw, Mapping):
+        raise ConfigInvalid("components must be a map of switches")
+    unknown = set(raw) - set(COMPONENTS)
+    if unknown:
+        raise ConfigInvalid(f"unknown component(s): {', '.join(sorted(unknown))}")
+    comps: dict[str, bool] = {}
+    for name in COMPONENTS:
+        value = raw.get(name, True)
+        if not isinstance(value, bool):
+            raise ConfigInvalid(f"components.{name} must be true or false")
+        comps[name] = value
+    return Components(**comps)
+
+
+def _sources(raw: Any) -> dict[str, bool]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigInvalid("sources must map source names to {enabled: bool}")
+    out: dict[str, bool] = {}
+    for name, value in raw.items():
+        if name not in SOURCES:
+            raise ConfigInvalid(f"sources: unknown source (known: {', '.join(SOURCES)})")
+        enabled = value.get("enabled", True) if isinstance(value, Mapping) else None
+        if not isinstance(enabled, bool):
+            raise ConfigInvalid(f"sources.{name}.enabled must be true or false")
+        out[name] = enabled
+    return out
+
+
+def _breakers(raw: Any) -> dict[str, Breaker]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigInvalid("breakers must map source names to breaker states")
+    out: dict[str, Breaker] = {}
+    for name, value in raw.items():
+        if name not in SOURCES or not isinstance(value, Mapping):
+            raise ConfigInvalid("breakers: unknown source or malformed breaker")
+        try:
+            state = BreakerState(value.get("state", "closed"))
+        except ValueError:
+            raise ConfigInvalid(f"breakers.{name}.state is not a breaker state") from None
+        since, until = value.get("since"), value.get("until")
+        out[name] = Breaker(
+            state,
+            since if isinstance(since, datetime) else None,
+            until if isinstance(until, datetime) else None,
+        )
+    return out
 
 
 def bucket(uid: str) -> int:
@@ -206,3 +318,15 @@ def in_cohort(cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str
     if cfg.phase is Phase.BETA:
         return beta_user or in_bucket
     return False
+
+
+def in_cohort_by_bucket_only(
+    cfg: RolloutConfig, uid: str, premium: bool, groups: frozenset[str]
+) -> bool:
+    """In the cohort only through the percentage bucket: the users ``maxCohortUsers`` caps
+    (not the target groups, not premium users of the premium phase, not phase full)."""
+    if cfg.phase not in (Phase.BETA, Phase.PREMIUM) or groups & set(cfg.targetGroups):
+        return False
+    if cfg.phase is Phase.PREMIUM and premium:
+        return False
+    return bucket(uid) < cfg.rolloutPercentage

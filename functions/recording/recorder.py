@@ -18,7 +18,16 @@ from typing import Any
 
 from common.histogram import bucket_of
 from common.settings import Settings
-from common.vocab import DENIALS, ENRICHED, Access, Fn, Outcome, SourceStatus, Tier
+from common.vocab import (
+    DENIALS,
+    ENRICHED,
+    UPSTREAM_CODES,
+    Access,
+    Fn,
+    Outcome,
+    SourceStatus,
+    Tier,
+)
 from stores.base import Inc, Write
 from stores.schema import (
     GRANULARITIES,
@@ -82,6 +91,10 @@ class CallRecord:
     """A free user asked for full inside the gate and was refused with the upgrade gate."""
     service_error: bool = False
     """A failure of the service (contract 2.4), as opposed to a denial or the user's input."""
+    upstream_failure: bool = False
+    """Every tried source failed ``upstream``/``timeout``: counted apart, never as an error."""
+    would: str | None = None
+    """Shadow mode: ``refuse`` or ``preview``, what the gate would have done."""
     reason: str = ""
     cv_id: str | None = None
     request_id: str | None = None
@@ -120,7 +133,7 @@ class Recorder:
     def writes(self, rec: CallRecord, switches: Switches) -> list[Write]:
         """All writes for ``rec`` under the current config's component switches."""
         out: list[Write] = list(rec.extra_writes)
-        out.extend(self.aggregate_writes(rec.at, self._counters(rec)))
+        out.extend(self.aggregate_writes(rec.at, self._counters(rec), self._minute_only(rec)))
         if self.settings.analytics_enabled and switches.usage_tracking and rec.uid:
             out.extend(self._usage(rec))
         if self.settings.audit_enabled and switches.security_audit:
@@ -133,12 +146,19 @@ class Recorder:
 
     # -- aggregates -------------------------------------------------------------------------
 
-    def aggregate_writes(self, at: datetime, counters: Mapping[str, Any]) -> list[Write]:
-        """The same counters into one random shard of the minute, hour and day buckets."""
+    def aggregate_writes(
+        self,
+        at: datetime,
+        counters: Mapping[str, Any],
+        minute_only: Mapping[str, Any] | None = None,
+    ) -> list[Write]:
+        """The same counters into one random shard of the minute, hour and day buckets;
+        ``minute_only`` counters (keyed per user) go to the minute bucket alone."""
         shard = self._rng(self.settings.metric_shards)
         out = []
         for g, (_fmt, ttl) in GRANULARITIES.items():
             start = floor_to(at, g)
+            extra = minute_only if g == "m" and minute_only else {}
             out.append(
                 Write(
                     aggregate_path(g, start, shard),
@@ -148,10 +168,19 @@ class Recorder:
                         "shard": shard,
                         "expireAt": start + ttl,
                         **counters,
+                        **extra,
                     },
                 )
             )
         return out
+
+    def _minute_only(self, rec: CallRecord) -> dict[str, Any]:
+        """Who failed, per minute (contract section 6: a rollback needs failures from at least
+        five distinct users): ``failedUsers.{keyed hash of the uid}``, minute buckets only."""
+        if rec.fn is not Fn.ENRICH or not _service_failure(rec):
+            return {}
+        who = self.hash(rec.uid) if rec.uid else self.hash(f"ip:{rec.ip}" if rec.ip else "anon")
+        return {"failedUsers": {str(who)[:16]: Inc(1)}}
 
     def _counters(self, rec: CallRecord) -> dict[str, Any]:
         """Counters for one call. ``c`` holds the enrichment product's figures (contract 2.4),
@@ -159,7 +188,7 @@ class Recorder:
         o = rec.outcome
         c = _product_counters(rec)
         sec = _security_counters(rec)
-        fn_error = rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE)
+        fn_error = _service_failure(rec)
         # Latency is the time of answers that did the work: fast refusals (gate, limits, bad
         # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort.
         timed = o not in _DENIALS
@@ -222,6 +251,12 @@ class Recorder:
         return Write(audit_path(uuid.uuid4().hex), doc, merge=False)
 
 
+def _service_failure(rec: CallRecord) -> bool:
+    """A failure of the service (contract 2.4's ``errorRate``): an internal or unavailable
+    answer, or a deadline of ours; never a denial, the user's input, or an upstream outage."""
+    return rec.service_error or rec.outcome in (Outcome.INTERNAL, Outcome.UNAVAILABLE)
+
+
 def _event_type(rec: CallRecord) -> str:
     if rec.event:
         return rec.event
@@ -252,8 +287,14 @@ def _enrich_counters(rec: CallRecord) -> dict[str, Any]:
         c["successful"] = Inc(1)
     if o in (Outcome.FAILED, Outcome.INTERNAL, Outcome.UNAVAILABLE):
         c["failed"] = Inc(1)
-    if rec.service_error or o in (Outcome.INTERNAL, Outcome.UNAVAILABLE):
+    if _service_failure(rec):
         c["errors"] = Inc(1)
+    if rec.upstream_failure:
+        c["upstreamFailures"] = Inc(1)
+    if rec.would == "refuse":
+        c["wouldRefuse"] = Inc(1)
+    elif rec.would == "preview":
+        c["wouldPreview"] = Inc(1)
     if o in _DENIALS:
         c["denied"] = Inc(1)
     if rec.tier is Tier.PREMIUM:
@@ -309,6 +350,8 @@ def _source_counters(sources: Sequence[SourceOutcome]) -> dict[str, Any]:
             entry["failed"] = Inc(1)
         if s.status is SourceStatus.TIMEOUT:
             entry["timeouts"] = Inc(1)
+        if s.status is not SourceStatus.SUCCESS and s.error_code in UPSTREAM_CODES:
+            entry["upstreamFailures"] = Inc(1)
         if s.cached:
             entry["cacheHits"] = Inc(1)
         src[s.source] = entry

@@ -99,3 +99,33 @@ def bucket_key(at: datetime, g: str) -> str:
 def aggregate_path(g: str, start: datetime, shard: int) -> str:
     """One shard of one aggregate bucket."""
     return f"{METRICS}/{g}_{start.strftime(GRANULARITIES[g][0])}_{shard}"
+
+
+IDEMPOTENCY = "external_data_idempotency"
+"""First answers of calls made with an ``idempotencyKey`` (contract 2.1), kept one hour."""
+BREAKER_PROBES = "external_data_breaker_probes"
+"""Probe-call counters of half-open source breakers (contract section 6)."""
+COHORT_MEMBERS = "external_data_cohort"
+"""Who was taken into the cohort under ``maxCohortUsers`` in a phase (contract section 3)."""
+EVALUATOR_PATH = f"{CONFIG}/externalDataEvaluator"
+"""The evaluator's heartbeat: ``lastRunAt`` and the last assessment's summary."""
+
+
+def idempotency_path(uid: str, key: str) -> str:
+    """The first answer to ``uid``'s calls with ``key``."""
+    return f"{IDEMPOTENCY}/{uid}_{key}"
+
+
+def breaker_probe_path(source: str, since: datetime) -> str:
+    """The probe counter of ``source``'s half-open period that began at ``since``."""
+    return f"{BREAKER_PROBES}/{source}_{since.strftime('%Y%m%dT%H%M%S')}"
+
+
+def cohort_seats_path(phase_key: str) -> str:
+    """The seat counter of one phase's capped cohort."""
+    return f"{COHORT_MEMBERS}/{phase_key}"
+
+
+def cohort_member_path(phase_key: str, uid: str) -> str:
+    """Whether ``uid`` got a seat in one phase's capped cohort."""
+    return f"{COHORT_MEMBERS}/{phase_key}/members/{uid}"

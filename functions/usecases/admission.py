@@ -6,18 +6,19 @@ unit of the hourly limit. Every refusal is a domain error carrying its record fa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
-from gating.decision import Decision, decide
+from gating.decision import Decision, decide, shadowed
 from gating.entitlements import is_premium, rollout_groups
 from gating.ratelimit import RateDecision, Window
-from gating.rollout import CONFIG_PATH, RolloutConfig
+from gating.rollout import CONFIG_PATH, RolloutConfig, in_cohort_by_bucket_only
 from stores.schema import cv_path, user_path
+from usecases import cohort
 from usecases.app import App
 from usecases.context import CallContext
 from usecases.requests import EnrichRequest
@@ -94,7 +95,16 @@ def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
 
 def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetime) -> Decision:
     premium = is_premium(loaded.user, now, app.settings.grace_days)
-    return decide(loaded.cfg, uid, premium, rollout_groups(loaded.user), req.mode)
+    groups = rollout_groups(loaded.user)
+    cfg = loaded.cfg
+    if (
+        cfg.maxCohortUsers is not None
+        and cfg.gating_active
+        and in_cohort_by_bucket_only(cfg, uid, premium, groups)
+        and not cohort.has_seat(app, cfg, uid, now)
+    ):
+        cfg = replace(cfg, rolloutPercentage=0)  # the seats are taken: outside the cohort
+    return decide(cfg, uid, premium, groups, req.mode)
 
 
 def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
@@ -106,24 +116,26 @@ def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
 
 def gate(
     app: App, ctx: CallContext, loaded: Loaded, req: EnrichRequest, facts: CallFacts
-) -> Decision:
+) -> tuple[Decision, CallFacts]:
     """The access decision (contract section 3); ``permission-denied`` for a free user asking
-    for full inside the gate."""
+    for full inside the gate. Returns the decision served and the facts to record."""
     decision = _decide(app, loaded, ctx.uid, req, ctx.now)
     if decision.denied and not loaded.user_fresh:
         _reread_user(app, loaded, ctx.uid, ctx.now)
         decision = _decide(app, loaded, ctx.uid, req, ctx.now)
+    facts = facts.with_(tier=decision.tier, gated=decision.gated)
+    if loaded.cfg.shadow and loaded.cfg.gating_active:
+        decision, would = shadowed(decision)
+        return decision, facts.with_(gated=False, would=would)
     if decision.denied:
         details: dict[str, Any] = {
             "reason": "premium_required",
             "upgradeUrl": app.settings.upgrade_url,
             "message": loaded.cfg.message_set(("gate",))["gate"],
         }
-        refused = facts.with_(
-            reason="premium_required", tier=decision.tier, gated=True, gate_shown=True
-        )
+        refused = facts.with_(reason="premium_required", gated=True, gate_shown=True)
         raise PermissionDenied("Full enrichment needs Premium.", details, facts=refused)
-    return decision
+    return decision, facts
 
 
 @dataclass(frozen=True)

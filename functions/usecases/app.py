@@ -54,6 +54,8 @@ class App:
         """CV owners by CV id."""
         self.closed_windows: TTLCache[int] = TTLCache(timedelta(hours=2))
         """Final counts of closed rate windows by path (they can no longer change)."""
+        self.cohort_seats: TTLCache[bool] = TTLCache(timedelta(hours=1))
+        """Capped-cohort seats by phase and uid (fixed for the phase once drawn)."""
 
     @property
     def engine(self) -> Engine:

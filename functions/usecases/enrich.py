@@ -1,32 +1,30 @@
-"""``enrichCVWithExternalData`` (contract 2.1), in the contract's order of checks.
+"""``enrichCVWithExternalData`` (contract 2.1), in the contract's order of checks:
+token, request, idempotent replay, CV owner, access decision, rate limit, engine.
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
-instance is warm), one atomic increment, the engine, one batched write.
+instance is warm), one atomic increment, the engine, the result write, one batched record write.
+Fair quota: an admitted call that fails through no fault of the user (a failure of the service,
+or every tried source failing upstream) gives its unit back.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
-from common.clock import iso
-from common.errors import CallFacts, Internal, NotFound
+from common.errors import CallFacts, GatingError, Internal, NotFound
 from common.logs import error_ref, log
-from common.vocab import Access, Fn, Outcome, ResultStatus, Tier
-from enrichment.model import EnrichmentInput, EnrichmentResult, SourceReport
+from common.vocab import Fn
+from enrichment.model import EnrichmentInput, EnrichmentResult
 from gating.decision import Decision
-from gating.preview import trim_preview
-from gating.ratelimit import RateDecision
+from gating.ratelimit import RateDecision, Window
 from gating.rollout import RolloutConfig
-from recording.recorder import SourceOutcome
-from stores.base import Write
-from stores.schema import result_path
-from usecases import admission
+from stores.errors import StoreError
+from usecases import admission, answer, idempotency
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
 from usecases.requests import EnrichRequest, parse_enrich
+from usecases.source_switches import disabled_sources, with_disabled
 
 
 def run(app: App, caller: Caller, raw: Any) -> dict[str, Any]:
@@ -35,20 +33,44 @@ def run(app: App, caller: Caller, raw: Any) -> dict[str, Any]:
 
 
 def _enrich(app: App, ctx: CallContext, raw: Any) -> Served:
-    uid = ctx.uid
+    _ = ctx.uid
     req = parse_enrich(raw, app.settings.linkedin_max_bytes)
+    if req.idempotency_key is None:
+        return _admit_and_serve(app, ctx, req)
+    first = idempotency.begin(app, ctx, req.idempotency_key, idempotency.request_hash(raw))
+    if not isinstance(first, idempotency.Claim):
+        return Served(first, replay=True)
+    try:
+        served = _admit_and_serve(app, ctx, req)
+    except GatingError:
+        _quietly(idempotency.release, app, first)
+        raise
+    _quietly(idempotency.finish, app, first, served.answer)
+    return served
+
+
+def _quietly(step: Any, *args: Any) -> None:
+    """Idempotency bookkeeping never changes the answer; a failure only loses the replay."""
+    try:
+        step(*args)
+    except StoreError as exc:
+        log("ERROR", "idempotency record not written", **error_ref(exc))
+
+
+def _admit_and_serve(app: App, ctx: CallContext, req: EnrichRequest) -> Served:
+    uid = ctx.uid
     facts = CallFacts(cv_id=req.cv_id)
     window = app.limiter.window(uid, ctx.now)
     loaded = admission.load(app, uid, req.cv_id, window, ctx.now)
     if admission.owner(app, loaded, req.cv_id, uid) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
-    decision = admission.gate(app, ctx, loaded, req, facts)
-    facts = facts.with_(tier=decision.tier, gated=decision.gated)
-    rate = admission.admit(app, uid, loaded, req, decision, window, facts)
-    if rate is not None and rate.decision is not decision:
-        decision = rate.decision
+    decision, facts = admission.gate(app, ctx, loaded, req, facts)
+    admitted = admission.admit(app, uid, loaded, req, decision, window, facts)
+    rate = admitted.rate if admitted else None
+    if admitted is not None and admitted.decision is not decision:
+        decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
-    return _serve(app, ctx, req, decision, rate.rate if rate else None, loaded.cfg, facts)
+    return _serve(app, ctx, req, decision, rate, window, loaded.cfg, facts)
 
 
 def _serve(
@@ -57,60 +79,39 @@ def _serve(
     req: EnrichRequest,
     decision: Decision,
     rate: RateDecision | None,
+    window: Window,
     cfg: RolloutConfig,
     facts: CallFacts,
 ) -> Served:
-    """Run the engine and shape the answer; the result document is written with the records."""
+    """Run the engine, give the unit back if the failure was not the user's, shape the answer."""
     facts = facts.with_(access=decision.access, reason=decision.reason.value)
-    result = _run_engine(app, ctx, req, facts)
-    data = dict(result.data)
-    if decision.access is Access.PREVIEW:
-        data = trim_preview(data)
-        messages = cfg.message_set(("preview", "gate", "upgrade"))
-    elif decision.tier is Tier.PREMIUM:
-        messages = cfg.message_set(("welcome", "guidance", "support"))
-    else:
-        messages = {}
-    answer = {
-        "requestId": ctx.request_id,
-        "status": result.status.value,
-        "access": decision.access.value,
-        "enrichedData": data,
-        "sources": [s.to_dict() for s in result.sources],
-        "usage": _usage(decision, rate),
-        "messages": messages,
-        "durationMs": round(ctx.elapsed_ms()),
-    }
-    stored = Write(
-        result_path(req.cv_id), _stored(ctx, decision, result, data, answer), merge=False
-    )
-    log(
-        "INFO",
-        "enrichment served",
-        labels={"function": Fn.ENRICH.value, "outcome": result.status.value},
-        requestId=ctx.request_id,
-        uid=ctx.caller.uid,
-        access=decision.access.value,
-        status=result.status.value,
-        durationMs=round(ctx.elapsed_ms(), 1),
-    )
-    return Served(
-        answer,
-        facts.with_(service_error=bool(result.service_failure)),
-        _OUTCOMES.get(result.status, Outcome.FAILED),
-        sources=[_source_outcome(s) for s in result.sources],
-        extra_writes=(stored,),
-    )
+    try:
+        result = _run_engine(app, ctx, req, cfg, facts)
+    except Internal:
+        _give_back(app, window, rate)
+        raise
+    facts = facts.with_(upstream_failure=bool(result.service_failure))
+    if facts.upstream_failure:
+        rate = _give_back(app, window, rate)
+    return answer.served(app, ctx, req, decision, rate, cfg, facts, result)
 
 
-_OUTCOMES = {ResultStatus.SUCCESS: Outcome.SUCCESS, ResultStatus.PARTIAL: Outcome.PARTIAL}
+def _give_back(app: App, window: Window, rate: RateDecision | None) -> RateDecision | None:
+    """Fair quota: the unit this call took, returned; the answer's ``remaining`` shows it."""
+    if rate is None or not app.limiter.give_back(window, "fair quota"):
+        return rate
+    return RateDecision(
+        rate.allowed, rate.limit, min(rate.limit, rate.remaining + 1), rate.reset_at
+    )
 
 
 def _run_engine(
-    app: App, ctx: CallContext, req: EnrichRequest, facts: CallFacts
+    app: App, ctx: CallContext, req: EnrichRequest, cfg: RolloutConfig, facts: CallFacts
 ) -> EnrichmentResult:
+    disabled = disabled_sources(app, cfg, req.sources, ctx.now)
+    enabled = tuple(s for s in req.sources if s not in disabled)
     inp = EnrichmentInput(
-        sources=req.sources,
+        sources=enabled,
         github=req.github,
         website=req.website,
         linkedin_export=req.linkedin_export,
@@ -119,48 +120,9 @@ def _run_engine(
         timeout_ms=req.timeout_ms,
     )
     try:
-        return app.engine.enrich(inp)
+        result = app.engine.enrich(inp) if enabled else None
     except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
         log("ERROR", "enrichment engine crashed", requestId=ctx.request_id, **error_ref(exc))
         crashed = facts.with_(reason="engine error", service_error=True)
         raise Internal("Enrichment failed. Please retry later.", facts=crashed) from None
-
-
-def _usage(decision: Decision, rate: RateDecision | None) -> dict[str, Any]:
-    return {
-        "tier": decision.limit_tier.value,
-        "limit": rate.limit if rate else None,
-        "remaining": rate.remaining if rate else None,
-        "resetAt": iso(rate.reset_at) if rate else None,
-    }
-
-
-def _stored(
-    ctx: CallContext,
-    decision: Decision,
-    result: EnrichmentResult,
-    data: Mapping[str, Any],
-    answer: Mapping[str, Any],
-) -> dict[str, Any]:
-    return {
-        "requestId": ctx.request_id,
-        "userId": ctx.caller.uid,
-        "at": ctx.now,
-        "access": decision.access.value,
-        "status": result.status.value,
-        # One JSON string, not a map: a map is encoded and indexed value by value (most of a
-        # cache hit's time, and a user with hundreds of repositories would pass Firestore's
-        # 40,000 index entries per document).
-        "enrichedDataJson": json.dumps(data, separators=(",", ":"), default=str),
-        "sources": answer["sources"],
-    }
-
-
-def _source_outcome(s: SourceReport) -> SourceOutcome:
-    return SourceOutcome(
-        s.source,
-        s.status,
-        float(s.duration_ms),
-        bool(s.cached),
-        s.error.code if s.error else None,
-    )
+    return with_disabled(result, disabled, req.sources)

@@ -38,6 +38,9 @@ class Served:
     sources: Sequence[SourceOutcome] = ()
     event: str | None = None
     extra_writes: Sequence[Write] = ()
+    replay: bool = False
+    """An idempotent retry answered with the first call's answer: not a new call, so nothing
+    is recorded (it consumed no quota and ran nothing)."""
 
 
 Body = Callable[[App, CallContext, Any], Served]
@@ -73,6 +76,9 @@ def handle(fn: Fn, app: App, caller: Caller, raw: Any, body: Body) -> dict[str, 
         log("ERROR", "unhandled error", fn=fn.value, ref=ref, **error_ref(exc))
         record(app, ctx, Outcome.INTERNAL, CallFacts(reason="unexpected error", service_error=True))
         raise Internal(f"Something went wrong (ref {ref}).") from None
+    if served.replay:
+        log("INFO", "idempotent replay", fn=fn.value, uid=caller.uid)
+        return served.answer
     record(
         app,
         ctx,
@@ -112,6 +118,8 @@ def record(
         gated=facts.gated,
         gate_shown=facts.gate_shown,
         service_error=facts.service_error,
+        upstream_failure=facts.upstream_failure,
+        would=facts.would,
         reason=facts.reason,
         cv_id=facts.cv_id,
         request_id=ctx.request_id,

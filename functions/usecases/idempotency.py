@@ -1,0 +1,110 @@
+"""``idempotencyKey`` (contract 2.1): a retry by the same user within one hour gets the first
+answer again (same ``requestId``) and consumes no quota; a different request under a used key is
+``invalid-argument``.
+
+Exact under concurrent retries: the first call claims the key with a compare-and-set create
+(version 0 → 1), so of N simultaneous calls exactly one runs the enrichment; the others wait for
+its answer. A call refused before it was served releases the key, so a retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.errors import CallFacts, InvalidArgument, Unavailable
+from stores.base import Write
+from stores.errors import ConfigConflict
+from stores.schema import idempotency_path
+from usecases.app import App
+from usecases.context import CallContext
+
+TTL = timedelta(hours=1)
+POLL_S = 0.05
+WAIT_S = 55.0
+"""How long a retry waits for the first call's answer (the function's timeout is 60 s)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This call owns the key: it runs, then stores its answer (or releases the key)."""
+
+    path: str
+    version: int
+
+
+def request_hash(raw: Mapping[str, Any]) -> str:
+    """The request without its key, canonically: what "the same request" means."""
+    body = {k: v for k, v in raw.items() if k != "idempotencyKey"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def begin(app: App, ctx: CallContext, key: str, digest: str) -> Claim | dict[str, Any]:
+    """Claim ``key`` for this call, or return the first call's answer."""
+    path = idempotency_path(ctx.uid, key)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        doc = app.store.get_many([path])[path]
+        now = app.now()
+        if doc is not None and _live(doc, now) and doc.get("requestHash") != digest:
+            raise InvalidArgument("idempotencyKey", "was already used for a different request")
+        if doc is not None and _live(doc, now) and doc.get("state") == "done":
+            answer = json.loads(str(doc.get("answer")))
+            if isinstance(answer, dict):
+                return answer
+        if doc is None or not _live(doc, now) or doc.get("state") == "released":
+            claim = _try_claim(app, ctx, path, doc, digest, now)
+            if claim is not None:
+                return claim
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                "A call with this idempotencyKey is still running; retry shortly.",
+                facts=CallFacts(reason="idempotent call still running"),
+            )
+        time.sleep(POLL_S)
+
+
+def _live(doc: Mapping[str, Any], now: datetime) -> bool:
+    expire = doc.get("expireAt")
+    return not isinstance(expire, datetime) or expire > now
+
+
+def _try_claim(
+    app: App,
+    ctx: CallContext,
+    path: str,
+    doc: Mapping[str, Any] | None,
+    digest: str,
+    now: datetime,
+) -> Claim | None:
+    version = int(doc.get("version", 0)) if doc else 0
+    data = {
+        "version": version + 1,
+        "state": "running",
+        "requestHash": digest,
+        "requestId": ctx.request_id,
+        "at": now,
+        "expireAt": now + TTL,
+    }
+    try:
+        app.store.compare_and_set(path, version, data, ())
+    except ConfigConflict:
+        return None  # another call claimed it first: wait for its answer
+    return Claim(path, version + 1)
+
+
+def finish(app: App, claim: Claim, answer: Mapping[str, Any]) -> None:
+    """Store the answer for retries (a failure to store it only loses the replay)."""
+    text = json.dumps(answer, separators=(",", ":"), default=str)
+    app.store.commit([Write(claim.path, {"state": "done", "answer": text})])
+
+
+def release(app: App, claim: Claim) -> None:
+    """The call was refused before it was served: a retry may run again."""
+    app.store.commit([Write(claim.path, {"state": "released"})])
