@@ -27,7 +27,7 @@ from common.errors import CallFacts, ErrorCode, GatingError
 from common.settings import SECRET_NAMES, load_settings
 from common.vocab import Fn, Outcome
 from rollout_control.evaluator import evaluate
-from usecases import analytics, conversions, enrich, stats, track
+from usecases import analytics, conversions, data_rights, enrich, stats, track
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import record
@@ -275,11 +275,15 @@ def getExternalDataAnalytics(req: https_fn.CallableRequest[Any]) -> Any:  # noqa
 def onUserSubscriptionWritten(  # noqa: N802
     event: firestore_fn.Event[Change[DocumentSnapshot[DocumentReference] | None]],
 ) -> None:
-    """Record a conversion when a user's subscription turns premium (contract section 5)."""
+    """Record a conversion when a user's subscription turns premium (contract section 5); when
+    the document is deleted, erase the user's records as ``deleteMyExternalData`` does (2.5)."""
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
     conversions.subscription_changed(app(), event.params["uid"], before, after, event.id)
+    if after is None:
+        # The account's profile is gone: erase the user's external-data records (contract 2.5).
+        data_rights.user_deleted(app(), event.params["uid"])
 
 
 @firestore_fn.on_document_deleted(document="cvs/{cvId}", secrets=_SALT)

@@ -15,6 +15,8 @@ class Fn(StrEnum):
     TRACK = "trackExternalDataUsage"
     STATS = "getUserExternalDataUsageStats"
     ANALYTICS = "getExternalDataAnalytics"
+    EXPORT = "exportMyExternalData"
+    DELETE = "deleteMyExternalData"
 
 
 class Source(StrEnum):

@@ -1,0 +1,118 @@
+"""Everything the functions store about one user, found by uid (contract 2.5, data rights): the
+documents an export shows and the paths an erasure deletes.
+
+Audit entries are not the user's to erase (security records): they are found here so that the
+caller can replace their uid by its keyed hash. Paths come from ``stores.schema`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from stores.base import DocumentStore
+from stores.schema import (
+    AUDIT,
+    COHORT_MEMBERS,
+    CVS,
+    EXTERNAL_DATA,
+    IDEMPOTENCY,
+    RATE_LIMITS,
+    USAGE,
+    usage_path,
+)
+
+_WINDOW_ID = r"_[a-z]+_\d{4}-\d\d-\d\dT\d\d:\d\d"
+"""What follows the uid in a rate-limit counter's id (``{uid}_{scope}_{window start}``): the
+scope is letters only, so ``alice_x``'s counters never pass for ``alice``'s."""
+
+
+def _at(doc: Mapping[str, Any]) -> float:
+    """A document's ``at`` for ordering (undated ones first)."""
+    at = doc.get("at")
+    return at.timestamp() if isinstance(at, datetime) else 0.0
+
+
+def rate_limit_paths(store: DocumentStore, uid: str) -> list[str]:
+    """The user's rate-limit counters, of every scope."""
+    exact = re.compile(re.escape(uid) + _WINDOW_ID)
+    return [
+        path
+        for path in store.list_paths(RATE_LIMITS, f"{uid}_")
+        if exact.fullmatch(path.rpartition("/")[2])
+    ]
+
+
+def idempotency_paths(store: DocumentStore, uid: str) -> list[str]:
+    """The stored first answers of the user's calls with an ``idempotencyKey``. Ids are
+    ``{uid}_{key}`` and keys may hold ``_``, so a document that names its ``uid`` is kept only
+    when it names this one."""
+    paths = store.list_paths(IDEMPOTENCY, f"{uid}_")
+    if not paths:
+        return []
+    docs = store.get_many(paths)
+    return [p for p in paths if (docs[p] or {}).get("uid", uid) == uid]
+
+
+def cohort_member_paths(store: DocumentStore, uid: str) -> list[str]:
+    """The user's seats in capped cohorts (one per phase that had a cap)."""
+    candidates = [f"{phase}/members/{uid}" for phase in store.list_paths(COHORT_MEMBERS)]
+    if not candidates:
+        return []
+    docs = store.get_many(candidates)
+    return [p for p in candidates if docs[p] is not None]
+
+
+def cv_ids(store: DocumentStore, uid: str) -> list[str]:
+    """The ids of the user's CVs."""
+    return sorted(path.rpartition("/")[2] for path, _ in store.query(CVS, [("userId", "==", uid)]))
+
+
+def result_paths(store: DocumentStore, uid: str) -> list[str]:
+    """The stored enrichment results of the user's CVs."""
+    return [p for cv in cv_ids(store, uid) for p in store.list_paths(f"{CVS}/{cv}/{EXTERNAL_DATA}")]
+
+
+def erasable_paths(store: DocumentStore, uid: str) -> dict[str, list[str]]:
+    """Every document of the user's that an erasure deletes, by collection name."""
+    usage = usage_path(uid)
+    return {
+        USAGE: [usage] if store.get_many([usage])[usage] is not None else [],
+        "events": store.list_paths(f"{usage}/events"),
+        "conversions": store.list_paths(f"{usage}/conversions"),
+        RATE_LIMITS: rate_limit_paths(store, uid),
+        EXTERNAL_DATA: result_paths(store, uid),
+        IDEMPOTENCY: idempotency_paths(store, uid),
+        COHORT_MEMBERS: cohort_member_paths(store, uid),
+    }
+
+
+def audit_entries(store: DocumentStore, uid: str) -> list[tuple[str, dict[str, Any]]]:
+    """The audit entries that name the user, oldest first."""
+    rows = store.query(AUDIT, [("uid", "==", uid)])
+    return sorted(rows, key=lambda row: _at(row[1]))
+
+
+def user_documents(store: DocumentStore, uid: str) -> dict[str, Any]:
+    """The user's records as stored, for an export: the usage document, events, conversions,
+    enrichment results (with their ``cvId``) and audit entries, each list oldest first."""
+    usage = usage_path(uid)
+
+    def docs(collection: str) -> list[dict[str, Any]]:
+        rows = [{"id": p.rpartition("/")[2], **d} for p, d in store.query(collection)]
+        return sorted(rows, key=_at)
+
+    results = [
+        {"cvId": cv, "id": p.rpartition("/")[2], **d}
+        for cv in cv_ids(store, uid)
+        for p, d in store.query(f"{CVS}/{cv}/{EXTERNAL_DATA}")
+    ]
+    return {
+        "stats": store.get_many([usage])[usage] or {},
+        "events": docs(f"{usage}/events"),
+        "conversions": docs(f"{usage}/conversions"),
+        "results": results,
+        "audit": [{"id": p.rpartition("/")[2], **d} for p, d in audit_entries(store, uid)],
+    }

@@ -1,0 +1,159 @@
+"""Data rights (contract 2.5) over the in-memory store: export answers everything stored about
+the user, deletion leaves nothing of theirs but audit entries that carry the keyed hash, others'
+records stay, and both are limited to 5 per user per hour. The emulator suite
+(tests/emulator/test_data_rights.py) repeats the essentials through the callable protocol."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from common.errors import PermissionDenied, ResourceExhausted
+from stores.memory import MemoryStore
+from tests.support.clock import FakeClock
+from tests.support.doubles import seed_user, set_config
+from usecases import conversions, data_rights, enrich, track
+from usecases.app import App
+from usecases.context import Caller
+
+UID, NEIGHBOUR = "alice", "alice_x"
+"""``alice_x``'s rate-limit counters start with ``alice_``: they must survive her erasure."""
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a stored value (keys too), recursively."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from strings(v)
+
+
+def traces(store: MemoryStore, uid: str) -> list[str]:
+    """Paths that name ``uid``: as a path segment, in a rate-limit counter's id
+    (``{uid}_{scope}_{window}``), or as a stored value."""
+    counter = re.compile(re.escape(uid) + r"_[a-z]+_[0-9T:-]+")
+    found = []
+    for path, doc in store.docs.items():
+        segments = path.split("/")
+        in_path = any(s == uid or counter.fullmatch(s) for s in segments)
+        named = uid in set(strings(doc))
+        if in_path or named:
+            found.append(path)
+    return found
+
+
+def use_everything(app: App, store: MemoryStore, clock: FakeClock, uid: str) -> None:
+    """Enrichments, a refusal, funnel events, a conversion: every kind of record."""
+    me = Caller(uid, ip="203.0.113.7", user_agent="test-agent")
+    enrich.run(app, me, {"cvId": f"cv-{uid}", "mode": "preview", "sources": ["github"]})
+    with pytest.raises(PermissionDenied):
+        enrich.run(app, me, {"cvId": f"cv-{uid}", "sources": ["github"]})
+    track.run(app, me, {"event": "upgrade_clicked", "cvId": f"cv-{uid}"})
+    clock.advance(minutes=5)
+    premium = {"subscription": {"tier": "premium", "status": "active"}}
+    conversions.subscription_changed(app, uid, {}, premium, f"evt-{uid}")
+    store.docs[f"users/{uid}"].update(premium)
+    enrich.run(app, me, {"cvId": f"cv-{uid}", "sources": ["github"]})
+
+
+@pytest.fixture
+def app(svc: App, store: MemoryStore, clock: FakeClock) -> App:
+    set_config(store)
+    for uid in (UID, NEIGHBOUR):
+        seed_user(store, uid)
+        use_everything(svc, store, clock, uid)
+    return svc
+
+
+def test_export_answers_every_kind_of_record(app: App) -> None:
+    out = data_rights.run_export(app, Caller(UID), {})
+    assert out["userId"] == UID and out["generatedAt"].endswith("Z")
+    assert set(out) == {
+        "userId",
+        "generatedAt",
+        "stats",
+        "events",
+        "results",
+        "conversions",
+        "audit",
+    }
+    assert out["stats"]["totals"]["requests"] == 3
+    kinds = [e["type"] for e in out["events"]]
+    assert {"preview", "gate", "upgrade_clicked", "full"} <= set(kinds)
+    assert [r["cvId"] for r in out["results"]] == [f"cv-{UID}"]
+    assert len(out["conversions"]) == 1 and out["conversions"][0]["precededByFunnel"] is True
+    assert {a["type"] for a in out["audit"]} >= {"access_granted", "unauthorized_access"}
+    assert all(a["uid"] == UID for a in out["audit"])
+    assert all(e["uid"] == UID for e in out["events"])
+    json.dumps(out)  # JSON all the way down: times are ISO strings
+
+
+def test_delete_leaves_only_hashed_audit_entries_and_spares_others(
+    app: App, store: MemoryStore
+) -> None:
+    neighbour_before = sorted(traces(store, NEIGHBOUR))
+    out = data_rights.run_delete(app, Caller(UID), {})
+    assert out["deleted"]["external_data_usage"] == 1
+    assert out["deleted"]["events"] >= 4 and out["deleted"]["conversions"] == 1
+    assert out["deleted"]["externalData"] == 1 and out["deleted"]["rate_limits"] >= 2
+    left = traces(store, UID)
+    # Only the profile and the CV stay (the product's data, not these functions').
+    assert sorted(left) == [f"cvs/cv-{UID}", f"users/{UID}"], left
+    hashed = app.recorder.hash(UID)
+    audit = [d for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
+    mine = [d for d in audit if d.get("uid") == hashed]
+    assert len(mine) == out["anonymised"]["external_data_security_audit"] + 1  # + the erasure's
+    assert any(d["type"] == "data_erasure" and d["deleted"] == out["deleted"] for d in mine)
+    assert sorted(traces(store, NEIGHBOUR)) == neighbour_before
+
+
+def test_deleting_the_user_document_runs_the_same_erasure(app: App, store: MemoryStore) -> None:
+    erasure = data_rights.user_deleted(app, UID)
+    assert erasure.deleted["events"] >= 4
+    assert sorted(traces(store, UID)) == [f"cvs/cv-{UID}", f"users/{UID}"]
+    again = data_rights.user_deleted(app, UID)  # a redelivered trigger finds nothing
+    assert sum(again.deleted.values()) == 0 and again.anonymised == 0
+
+
+def test_only_an_admin_may_name_another_user(app: App, store: MemoryStore) -> None:
+    with pytest.raises(PermissionDenied):
+        data_rights.run_export(app, Caller(NEIGHBOUR), {"userId": UID})
+    with pytest.raises(PermissionDenied):
+        data_rights.run_delete(app, Caller(NEIGHBOUR), {"userId": UID})
+    assert f"external_data_usage/{UID}" in store.docs
+    out = data_rights.run_export(app, Caller("support-agent", admin=True), {"userId": UID})
+    assert out["userId"] == UID
+    entry = next(
+        d
+        for p, d in store.docs.items()
+        if p.startswith("external_data_security_audit/") and d.get("type") == "data_export"
+    )
+    assert entry["uid"] == UID and entry["by"] == "support-agent"
+
+
+def test_five_requests_per_user_per_hour(app: App, clock: FakeClock) -> None:
+    for _ in range(3):
+        data_rights.run_export(app, Caller(UID), {})
+    data_rights.run_delete(app, Caller(UID), {})
+    data_rights.run_delete(app, Caller(UID), {})  # the erasure did not reset the limit
+    with pytest.raises(ResourceExhausted) as refused:
+        data_rights.run_export(app, Caller(UID), {})
+    assert refused.value.details is not None and refused.value.details["limit"] == 5
+    data_rights.run_export(app, Caller(NEIGHBOUR), {})  # per user
+    clock.advance(hours=2)
+    data_rights.run_export(app, Caller(UID), {})
+
+
+def test_the_rights_counter_names_nobody(app: App, store: MemoryStore) -> None:
+    data_rights.run_export(app, Caller(UID), {})
+    counters = [p for p in store.docs if p.startswith("rate_limits/") and "_rights_" in p]
+    assert counters and not any(UID in p for p in counters)
