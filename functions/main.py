@@ -340,13 +340,13 @@ def detectSuspiciousActivity(event: scheduler_fn.ScheduledEvent) -> None:  # noq
     detect(a.store, utcnow(), a.recorder.aggregate_writes, ttl=ttl)
 
 
-@https_fn.on_call(timeout_sec=120, secrets=_SALT)
+@_callable(Fn.EXPORT, timeout_sec=120, secrets=_SALT)
 def exportMyExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Everything stored about the caller (an admin: ``userId``), as JSON (contract 2.5)."""
     return _call(data_rights.run_export, req)
 
 
-@https_fn.on_call(timeout_sec=120, secrets=_SALT)
+@_callable(Fn.DELETE, timeout_sec=120, secrets=_SALT)
 def deleteMyExternalData(req: https_fn.CallableRequest[Any]) -> Any:  # noqa: N802
     """Erase the caller's (an admin: ``userId``'s) records; the audit keeps a hash (2.5)."""
     return _call(data_rights.run_delete, req)
