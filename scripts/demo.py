@@ -187,7 +187,8 @@ def scenario_rate_limit(people: dict[str, tuple[User, str]]) -> None:
         )
         if answer.ok:
             u = answer.result["usage"]
-            ok(f"admitted; {u['remaining']} left, window resets {u['resetAt']}")
+            # A sliding hour: units come back gradually, so there is no single "reset" time.
+            ok(f"admitted; {u['remaining']} left in the sliding hour")
         else:
             show_error(answer)
 
@@ -214,6 +215,31 @@ def rollout_story(services: Services, s: Any) -> None:
     run_rollout_story(services, s)
 
 
+def print_serve_help() -> None:
+    """`make serve`: where everything listens, how a web client connects, how to run the CLIs."""
+    auth = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
+    firestore = os.environ["FIRESTORE_EMULATOR_HOST"]
+    fs_host, _, fs_port = firestore.rpartition(":")
+    fn_host_port = os.environ["FUNCTIONS_BASE_URL"].split("/")[2]
+    fn_host, _, fn_port = fn_host_port.rpartition(":")
+    project = os.environ.get("GCLOUD_PROJECT", "demo-cv-enrichment")
+    print(f"\n{BOLD}Emulator Suite{RESET} (project {project})")
+    print(f"  Auth       http://{auth}")
+    print(f"  Firestore  {firestore}")
+    print(f"  Functions  {os.environ['FUNCTIONS_BASE_URL']}/<name>")
+    print(
+        f'\n{BOLD}Firebase JS SDK{RESET} (initializeApp({{projectId: "{project}", apiKey: "any"}}))'
+    )
+    print(f'  connectAuthEmulator(getAuth(app), "http://{auth}");')
+    print(f'  connectFirestoreEmulator(getFirestore(app), "{fs_host}", {fs_port});')
+    print(f'  connectFunctionsEmulator(getFunctions(app), "{fn_host}", {fn_port});')
+    print(f"\n{BOLD}CLIs against it{RESET} (another terminal, in {ROOT})")
+    print(f"  export FIRESTORE_EMULATOR_HOST={firestore}")
+    print("  python scripts/rollout.py status")
+    print("  python scripts/support.py explain UID")
+    print(f"\n{DIM}Ctrl-C stops the emulators.{RESET}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -234,7 +260,7 @@ def main() -> int:
             print("Passwords are in this output only for local use:")
             for role, (u, _cv) in people.items():
                 print(f"  {role:<8} {u.email} / {u.password}")
-            print(f"Functions: {os.environ['FUNCTIONS_BASE_URL']}  (Ctrl-C to stop)")
+            print_serve_help()
             try:
                 while True:
                     time.sleep(3600)
