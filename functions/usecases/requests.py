@@ -31,7 +31,8 @@ EVENTS = (
 )
 _CV_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _GITHUB_USER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z_.-]{0,31}")
+"""Client-chosen names shown in errors: word-like only (a key holding digits may be a token)."""
 _UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 LINKEDIN_MAX_FILES = 100

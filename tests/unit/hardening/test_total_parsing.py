@@ -27,7 +27,7 @@ from .strategies import (
 )
 
 FAST = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
