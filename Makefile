@@ -149,3 +149,28 @@ rollout: $(TOOLS)/stamp-venv
 
 support: $(TOOLS)/stamp-venv
 	@$(PY) scripts/support.py $(ARGS)
+
+# Sample reports (issue 10): the demo's data on the emulators, then scripts/report.py daily,
+# weekly, security and phase into docs/reports/ (the demo's own output goes to .tools/).
+.PHONY: report
+report: setup
+	$(WITH_EMULATORS) bash -c 'set -euo pipefail; \
+		echo "report: running the demo for its data (output: $(TOOLS)/report-demo.log)"; \
+		$(PY) scripts/demo.py >$(TOOLS)/report-demo.log 2>&1; \
+		today=$$(date -u +%F); week=$$(date -u -d "6 days ago" +%F); \
+		$(PY) scripts/report.py daily --start $$today --out docs/reports; \
+		$(PY) scripts/report.py weekly --start $$week --end $$today --out docs/reports; \
+		$(PY) scripts/report.py security --start $$today --out docs/reports; \
+		$(PY) scripts/report.py phase --out docs/reports'
+
+# Operator CLIs without thinking about interpreters (issue 12): `make rollout ARGS="status"`,
+# `make support ARGS="explain UID"`. Against the emulator when FIRESTORE_EMULATOR_HOST is set
+# (e.g. in another terminal during `make serve`), otherwise pass `--project ID` in ARGS.
+# The scripts also run as `python scripts/NAME.py ...` from any Python (they re-exec under .venv).
+.PHONY: rollout support
+ARGS ?= --help
+rollout: $(TOOLS)/stamp-venv
+	@$(PY) scripts/rollout.py $(ARGS)
+
+support: $(TOOLS)/stamp-venv
+	@$(PY) scripts/support.py $(ARGS)
