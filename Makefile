@@ -138,18 +138,6 @@ load: setup
 deploy-dry-run: setup
 	$(PY) scripts/deploy.py --project $(DEPLOY_PROJECT) --dry-run
 
-# Operator CLIs without thinking about interpreters (issue 12): `make rollout ARGS="status"`,
-# `make support ARGS="explain UID"`. Against the emulator when FIRESTORE_EMULATOR_HOST is set
-# (e.g. in another terminal during `make serve`), otherwise pass `--project ID` in ARGS.
-# The scripts also run as `python scripts/NAME.py ...` from any Python (they re-exec under .venv).
-.PHONY: rollout support
-ARGS ?= --help
-rollout: $(TOOLS)/stamp-venv
-	@$(PY) scripts/rollout.py $(ARGS)
-
-support: $(TOOLS)/stamp-venv
-	@$(PY) scripts/support.py $(ARGS)
-
 # Sample reports (issue 10): the demo's data on the emulators, then scripts/report.py daily,
 # weekly, security and phase into docs/reports/ (the demo's own output goes to .tools/).
 .PHONY: report
