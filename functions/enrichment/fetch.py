@@ -33,6 +33,8 @@ from .net import UrlGuard
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_BACKOFF_S = 5.0
+CPU_MARGIN_S = 0.05
+"""CPU work of a source stops this long before the deadline (``Deadline.check``)."""
 ACCEPT_ENCODING = "gzip, deflate"
 """What we can inflate with a bound (httpx would also offer br/zstd when installed)."""
 T = TypeVar("T")
@@ -80,6 +82,13 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left (never negative)."""
         return max(0.0, self.at - self._clock())
+
+    def check(self) -> None:
+        """``SourceFailure(timeout)`` once the deadline is ``CPU_MARGIN_S`` away: CPU work
+        (parsing, redaction) calls it between steps, so it stops in time for the answer to be
+        put together, rather than at the engine's timer, which it cannot interrupt."""
+        if self.remaining() <= CPU_MARGIN_S:
+            raise SourceFailure(ErrorCode.TIMEOUT, "the source did not finish in time")
 
 
 class TooLarge(SourceFailure):

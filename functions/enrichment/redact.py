@@ -6,8 +6,9 @@ in ``_KEEP``), so a new free-text field is redacted by default.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+from typing import Any, Protocol
 
 EMAIL_MARK = "[email removed]"
 PHONE_MARK = "[phone removed]"
@@ -66,3 +67,32 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, key) for v in value]
     return value
+
+
+class _Deadline(Protocol):
+    def check(self) -> None: ...
+
+
+async def redact_async(
+    value: Any, *, deadline: _Deadline | None = None, pause_every: int = 64 * 1024
+) -> Any:
+    """``redact`` that lets the event loop run after every ``pause_every`` characters of text
+    and checks ``deadline`` there (a megabyte of text takes ~0.1 s or more)."""
+    budget = [pause_every]
+
+    async def walk(v: Any, key: str) -> Any:
+        if isinstance(v, str):
+            budget[0] -= len(v)
+            if budget[0] <= 0:
+                budget[0] = pause_every
+                if deadline is not None:
+                    deadline.check()
+                await asyncio.sleep(0)
+            return v if key and _KEEP.search(key) else redact_text(v)
+        if isinstance(v, dict):
+            return {k: await walk(x, str(k)) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [await walk(x, key) for x in v]
+        return v
+
+    return await walk(value, "")

@@ -25,7 +25,7 @@ from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, gather_all, retry_after_seconds
 from ..model import EnrichmentInput
-from ..redact import redact
+from ..redact import redact_async
 from .base import Fetched, SourceContext
 
 _USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
@@ -283,7 +283,8 @@ class GitHubSource:
             "truncated": bool(links.get("next")) and len(pages) >= max_pages,
         }
         return Fetched(
-            bound_payload(redact(payload)), json.dumps(validators, sort_keys=True) or None
+            bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)),
+            json.dumps(validators, sort_keys=True) or None,
         )
 
     async def _languages(

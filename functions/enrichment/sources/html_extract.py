@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Protocol
 
 VOID = frozenset(
     {
@@ -405,13 +405,22 @@ def parse_page(html: str) -> Page:
     return parser.page
 
 
-async def parse_page_async(html: str, *, pause_every: int = 4 * FEED_CHUNK) -> Page:
-    """``parse_page`` that lets the event loop run every ``pause_every`` characters, so the
-    enrichment's deadline (a cancellation) stops a long parse."""
+class _Deadline(Protocol):
+    def check(self) -> None: ...
+
+
+async def parse_page_async(
+    html: str, *, deadline: _Deadline | None = None, pause_every: int = FEED_CHUNK
+) -> Page:
+    """``parse_page`` that lets the event loop run every ``pause_every`` characters (so a
+    cancellation stops a long parse) and checks ``deadline`` there (``fetch.Deadline.check``
+    raises the source's ``timeout``)."""
     parser = PageParser()
     for at in range(0, len(html), FEED_CHUNK):
         _feed(parser, html[at : at + FEED_CHUNK])
         if at and at % pause_every == 0:
+            if deadline is not None:
+                deadline.check()
             await asyncio.sleep(0)
     _close(parser)
     return parser.page

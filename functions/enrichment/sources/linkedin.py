@@ -25,7 +25,7 @@ from ..bounds import bound_payload
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..model import EnrichmentInput
-from ..redact import redact
+from ..redact import redact_async
 from .base import Fetched, SourceContext
 
 Row = dict[str, str]
@@ -340,4 +340,4 @@ class LinkedInSource:
             raise SourceFailure(
                 ErrorCode.INVALID_INPUT, "the export has none of the LinkedIn files we read"
             )
-        return Fetched(bound_payload(redact(data)))
+        return Fetched(bound_payload(await redact_async(data, deadline=ctx.fetcher.deadline)))

@@ -20,7 +20,7 @@ from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import retry_after_seconds
 from ..model import EnrichmentInput
-from ..redact import redact
+from ..redact import redact_async
 from .base import Fetched, SourceContext
 
 MAX_BODY = 2_000_000
@@ -162,4 +162,4 @@ class WebSearchSource:
             "query": query,
             "results": [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in results],
         }
-        return Fetched(bound_payload(redact(payload)))
+        return Fetched(bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)))

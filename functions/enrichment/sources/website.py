@@ -26,7 +26,7 @@ from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, TooLarge, gather_all
 from ..model import EnrichmentInput
-from ..redact import redact
+from ..redact import redact_async
 from .base import Fetched, SourceContext
 from .html_extract import Mf2Item, Page, jsonld_nodes, node_types, parse_page_async
 
@@ -378,7 +378,11 @@ class WebsiteSource:
         pages: list[dict[str, Any]] = []
         seen = {urldefrag(start_url)[0], key}
         skipped = 0
-        first_page = await parse_page_async(html)
+        # One page is parsed at a time: asyncio runs every ready task's step before it looks at
+        # its timers, so four pages parsing side by side would delay the deadline four steps.
+        parsing = asyncio.Lock()
+        async with parsing:
+            first_page = await parse_page_async(html, deadline=ctx.fetcher.deadline)
         self._extract(first_page, start_url, found, is_start=True)
         pages.append({"url": start_url, "title": first_page.title})
         frontier = self._links(first_page, start_url, origin, robots, ua, seen)
@@ -394,7 +398,8 @@ class WebsiteSource:
                     return url, None  # one bad page does not spoil the site
                 if resp.status != 200 or _origin(resp.url) != origin:
                     return url, None
-                return resp.url, await parse_page_async(text)
+                async with parsing:
+                    return resp.url, await parse_page_async(text, deadline=ctx.fetcher.deadline)
 
         max_pages = ctx.settings.website_max_pages
         while frontier and len(pages) < max_pages:
@@ -424,7 +429,7 @@ class WebsiteSource:
             "pages": pages,
             "skippedPages": skipped,
         }
-        return Fetched(bound_payload(redact(payload)))
+        return Fetched(bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)))
 
     @staticmethod
     def _links(

@@ -21,11 +21,12 @@ KB = 1024
 
 
 def measure(fn: Callable[[], Any]) -> tuple[Any, float, int]:
-    """(result, seconds, peak bytes allocated): timed alone, then run again under tracemalloc
+    """(result, CPU seconds, peak bytes allocated): timed alone (CPU time: the machine is
+    shared, wall time is noisy), then run again under tracemalloc
     (which slows Python down several times)."""
-    started = time.perf_counter()
+    started = time.process_time()
     out = fn()
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     tracemalloc.start()
     try:
         fn()

@@ -1,7 +1,7 @@
 """Redaction is linear in its input (issue 8, "CPU work ignores the deadline").
 
 Before the fix the e-mail pattern backtracked quadratically on long runs without spaces: a 60 KB
-run took 41 s. Every shape here is 60 KB and must be done in well under a second.
+run took 41 s. Every shape here is 60 KB and must take well under a second of CPU time.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ SHAPES = {
 @pytest.mark.parametrize("shape", SHAPES)
 def test_redaction_is_linear_on_long_runs(shape: str) -> None:
     text = SHAPES[shape]
-    started = time.perf_counter()
+    started = time.process_time()
     redact_text(text)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_long_local_parts_are_still_redacted_whole() -> None:

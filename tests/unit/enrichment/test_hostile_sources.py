@@ -204,9 +204,9 @@ def test_a_profile_with_a_non_string_login_is_upstream(tmp_path: Path) -> None:
 
 
 def test_a_link_header_of_many_angle_brackets_is_parsed_in_linear_time() -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert parse_link_header("<" * 200_000) == {}
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 # ----------------------------------------------------------------------------- LinkedIn
@@ -250,9 +250,9 @@ def test_lone_surrogates_in_file_names_do_not_crash() -> None:
 def test_a_max_size_skills_file_gives_a_bounded_payload_quickly() -> None:
     text = "Name\n" + "".join(f"skill{i}\n" for i in range(90_000))
     assert 900_000 < len(text) < 1_000_000
-    started = time.perf_counter()
+    started = time.process_time()
     out = run_linkedin({"Skills.csv": text})
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
     assert isinstance(out, Fetched), out
     assert out.payload["truncated"] is True
     assert json_size(out.payload) < 200_000
