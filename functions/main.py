@@ -12,8 +12,7 @@ import functools
 import json
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import firebase_admin
 import flask
@@ -124,9 +123,10 @@ Handler = Callable[[https_fn.CallableRequest[Any]], Any]
 Entry = Callable[[flask.Request], flask.Response]
 
 
-@dataclass(frozen=True)
-class AppCheckPolicy:
-    """What a callable asks of App Check (``entry.__app_check__``)."""
+class AppCheckPolicy(NamedTuple):
+    """What a callable asks of App Check (``entry.__app_check__``). A NamedTuple, not a
+    dataclass: firebase-tools imports this file without registering it in ``sys.modules``,
+    where ``@dataclass`` fails (function discovery would break)."""
 
     enforce: bool
     """The SDK refuses a missing or invalid App Check token (``enforce_app_check``)."""
