@@ -159,7 +159,9 @@ def measure(
 
     users = seed(args.premium_users, args.free_users, paths["users"], "demo-cv-enrichment")
     client = make_client("demo-cv-enrichment")
-    cpu0 = {"firestore": stack.firestore.cpu_seconds(), "function": stack.function_cpu_seconds()}
+    cpu0 = {"firestore": stack.firestore.cpu_seconds(), "function": stack.function_cpu_seconds(),
+            "machine": machine_busy_seconds(), "self": own_cpu_seconds()}  # fmt: skip
+    load0 = os.getloadavg()[0]
     t0 = time.time()
     timeline = faults.Timeline(t0)
     if prof.faults:
@@ -171,7 +173,10 @@ def measure(
         "firestore": stack.firestore.cpu_seconds() - cpu0["firestore"],
         "function": stack.function_cpu_seconds() - cpu0["function"],
         "locust": cpu_seconds_of_children(),
+        "harness": own_cpu_seconds() - cpu0["self"],
     }
+    cpu["other processes"] = max(0.0, machine_busy_seconds() - cpu0["machine"] - sum(cpu.values()))
+    load = (load0, os.getloadavg()[0])
     if sampler:
         sampler.stop.set()
     time.sleep(counting.FLUSH_EVERY_S + 2)
@@ -184,7 +189,20 @@ def measure(
         "client": client,
         "timeline": timeline,
         "rss": sampler.samples if sampler else [],
+        "load": load,
     }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process (seeding, fault injection, sampling)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def cpu_seconds_of_children() -> float:

@@ -45,8 +45,13 @@ def _header(
         f"LinkedIn (parsed locally), fakes answering after {serve['sourceDelayMs']} ms; "
         f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
         f"hourly limits raised to 1000 per user for the run ({serve['env']})",
-        f"- CPU used (cores, 2 on this machine): Firestore emulator {cores['firestore']:.2f}, "
-        f"function workers {cores['function']:.2f}, Locust {cores['locust']:.2f}",
+        "- CPU used, in cores (the machine has 2): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
+        + (
+            f"; load average {m['load'][0]:.1f} at the start, {m['load'][1]:.1f} at the end"
+            if "load" in m
+            else ""
+        ),
         f"- Locust's own output: `{_rel(Path(str(m['csv_prefix']) + '_stats.csv'))}`, "
         f"`_failures.csv`, `_stats_history.csv`, `{Path(m['html']).name}`",
     ]

@@ -1,0 +1,768 @@
+#!/usr/bin/env python3
+"""Deploy to a Firebase project, checked step by step, and undo (issue 11, item 6).
+
+    scripts/deploy.py --project staging [--only enrichCVWithExternalData] [--dry-run]
+    scripts/deploy.py rollback --project staging --to previous|REF [--only NAME] [--dry-run]
+
+A deploy is: the preflight (every check runs; any failure stops the deploy, all failures are
+listed), then the plan's sequence (ROLLOUT-PLAN.md, "Deployment Sequence"): Firestore rules and
+indexes, then each function alone, each followed by a smoke check (the health endpoint when a
+function ``*Health`` exists; every callable answers an unauthenticated call with
+``unauthenticated``), then the deployed commit is recorded in Firestore
+(``config/externalDataDeploys/history/*``) so ``rollback --to previous`` knows what ran before.
+A rollback redeploys an earlier commit the same way from a clean ``git worktree``.
+
+The preflight:
+  env        ``functions/.env`` + ``.env.<project id>`` + ``.env.<alias>`` parse with the
+             functions' own settings code (``common.settings.load_settings``, as the deploy's
+             function discovery runs it: secrets absent); no unknown ``EXTERNAL_DATA_*`` name,
+             no secret and no reserved key in them
+  secrets    every secret the discovered functions declare exists in Secret Manager
+             (``firebase functions:secrets:get``: metadata only, the value is never printed)
+  rules      ``firestore.rules`` compiles on the Firestore emulator
+  indexes    ``firestore.indexes.json`` is JSON shaped as the Firestore CLI expects
+  tree       the working tree is clean, and its commit passed ``make test`` (listed in
+             ``.tools/test-passed``, which ``make test`` appends to)
+  discovery  the functions import and list themselves as firebase-tools will see them
+
+``--dry-run`` runs the preflight, prints every command the deploy would run, and exits 1 if a
+check failed (a missing secret is named). Exit status: 0 done, 1 preflight failed, 2 a deploy
+command or a smoke check failed (what was deployed so far is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "functions") not in sys.path:
+    sys.path.insert(0, str(ROOT / "functions"))
+
+from common.settings import VARIABLES, SettingsError, load_settings  # noqa: E402
+
+REGION = "us-central1"
+HISTORY = "config/externalDataDeploys/history"
+"""One document per deploy or rollback: project, commit, functions, when, who."""
+RESERVED_PREFIXES = ("FIREBASE_", "X_GOOGLE_", "EXT_")
+RESERVED_KEYS = {
+    "FUNCTION_TARGET",
+    "FUNCTION_SIGNATURE_TYPE",
+    "K_SERVICE",
+    "K_REVISION",
+    "PORT",
+    "K_CONFIGURATION",
+}
+ORDER = (
+    "enrichCVWithExternalData",
+    "trackExternalDataUsage",
+    "getUserExternalDataUsageStats",
+    "getExternalDataAnalytics",
+)
+"""The plan's order for the callables it names; other functions follow alphabetically."""
+_DISCOVER = """
+import json, yaml
+from firebase_functions.private import serving
+print(json.dumps(yaml.safe_load(serving.functions_as_yaml(serving.get_functions()))))
+"""
+
+Runner = Callable[[Sequence[str], Path], "subprocess.CompletedProcess[str]"]
+
+
+class DeployError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def run_command(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output (the default runner)."""
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+
+
+# -- project and env files ---------------------------------------------------------------------
+
+
+def resolve_project(root: Path, project: str) -> tuple[str, str]:
+    """(alias, project id) from ``.firebaserc``; an id that is no alias is its own alias."""
+    rc = root / ".firebaserc"
+    projects = json.loads(rc.read_text()).get("projects", {}) if rc.exists() else {}
+    if project in projects:
+        return project, str(projects[project])
+    return project, project
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines as firebase-tools reads them: ``#`` comments, blank lines, optional
+    ``export``, single or double quotes (``\\n`` escapes inside double quotes)."""
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum() or key[0].isdigit():
+            raise DeployError(f"line {n} is not KEY=VALUE: {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = value.replace("\\n", "\n").replace('\\"', '"')
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key] = value
+    return out
+
+
+def env_files(root: Path, alias: str, project_id: str) -> list[Path]:
+    """The dotenv files firebase-tools deploys for this project, in the order it merges them."""
+    names = [".env", f".env.{project_id}"] + ([f".env.{alias}"] if alias != project_id else [])
+    return [root / "functions" / n for n in names if (root / "functions" / n).exists()]
+
+
+def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[str]) -> str:
+    """The env preflight; returns a one-line description, raises ``DeployError``."""
+    files = env_files(root, alias, project_id)
+    specific = [f for f in files if f.name != ".env"]
+    if not specific:
+        raise DeployError(
+            f"no functions/.env.{alias} (or .env.{project_id}): every project needs its own "
+            "settings file (start from functions/.env.example)"
+        )
+    env: dict[str, str] = {}
+    for f in files:
+        try:
+            env.update(parse_dotenv(f.read_text()))
+        except DeployError as exc:
+            raise DeployError(f"functions/{f.name}: {exc}") from None
+    known = {v.name for v in VARIABLES}
+    for key in env:
+        if key in secret_names:
+            raise DeployError(
+                f"{key} is a secret: set it with `firebase functions:secrets:set {key}`, not in a .env file"
+            )
+        if key.startswith("EXTERNAL_DATA_") and key not in known:
+            raise DeployError(
+                f"{key} is not a setting of the functions (typo?); known: common/settings.py VARIABLES"
+            )
+        if key.startswith(RESERVED_PREFIXES) or key in RESERVED_KEYS:
+            raise DeployError(
+                f"{key} is reserved by Cloud Functions and may not be set in a .env file"
+            )
+    try:
+        # As the deploy's discovery imports main.py: ADMIN_PORT set, secrets not there yet.
+        load_settings({**env, "GCLOUD_PROJECT": project_id, "ADMIN_PORT": "0"}, emulator=False)
+    except SettingsError as exc:
+        raise DeployError(f"functions/.env files: {exc}") from None
+    return f"{', '.join('functions/' + f.name for f in files)}: {len(env)} variables, valid"
+
+
+# -- indexes, rules, tree, discovery, secrets --------------------------------------------------
+
+_ORDERS = {"ASCENDING", "DESCENDING"}
+
+
+def _index_fields(fields: Any, where: str) -> None:
+    if not isinstance(fields, list) or not fields:
+        raise DeployError(f"{where}: fields must be a non-empty list")
+    for f in fields:
+        if not isinstance(f, dict) or not isinstance(f.get("fieldPath"), str):
+            raise DeployError(f"{where}: every field needs a fieldPath")
+        modes = [k for k in ("order", "arrayConfig", "vectorConfig") if k in f]
+        if len(modes) != 1:
+            raise DeployError(
+                f"{where}: field {f['fieldPath']} needs exactly one of order, arrayConfig"
+            )
+        if "order" in f and f["order"] not in _ORDERS:
+            raise DeployError(
+                f"{where}: field {f['fieldPath']} order must be ASCENDING or DESCENDING"
+            )
+        if "arrayConfig" in f and f["arrayConfig"] != "CONTAINS":
+            raise DeployError(f"{where}: field {f['fieldPath']} arrayConfig must be CONTAINS")
+
+
+def check_indexes(path: Path) -> str:
+    """``firestore.indexes.json``: JSON with ``indexes`` and ``fieldOverrides`` shaped as the
+    Firestore CLI deploys them."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DeployError(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or set(doc) - {"indexes", "fieldOverrides"}:
+        raise DeployError(f"{path.name} must be an object with indexes and fieldOverrides only")
+    for i, idx in enumerate(doc.get("indexes", [])):
+        where = f"{path.name} indexes[{i}]"
+        if not isinstance(idx, dict) or not isinstance(idx.get("collectionGroup"), str):
+            raise DeployError(f"{where}: collectionGroup is required")
+        if idx.get("queryScope", "COLLECTION") not in ("COLLECTION", "COLLECTION_GROUP"):
+            raise DeployError(f"{where}: queryScope must be COLLECTION or COLLECTION_GROUP")
+        _index_fields(idx.get("fields"), where)
+    for i, fo in enumerate(doc.get("fieldOverrides", [])):
+        where = f"{path.name} fieldOverrides[{i}]"
+        if not isinstance(fo, dict) or not all(
+            isinstance(fo.get(k), str) for k in ("collectionGroup", "fieldPath")
+        ):
+            raise DeployError(f"{where}: collectionGroup and fieldPath are required")
+        if "ttl" in fo and not isinstance(fo["ttl"], bool):
+            raise DeployError(f"{where}: ttl must be true or false")
+        for j, ix in enumerate(fo.get("indexes", [])):
+            _index_fields(
+                [
+                    {k: v for k, v in ix.items() if k != "queryScope"}
+                    | {"fieldPath": fo["fieldPath"]}
+                ],
+                f"{where}.indexes[{j}]",
+            )
+    return f"{path.name}: {len(doc.get('indexes', []))} indexes, {len(doc.get('fieldOverrides', []))} field overrides"
+
+
+def check_rules(path: Path, emulator_host: str) -> str:
+    """Load ``firestore.rules`` into the Firestore emulator at ``emulator_host`` (under a project
+    of its own, so a running suite's rules are untouched); a compile error fails."""
+    url = f"http://{emulator_host}/emulator/v1/projects/demo-deploy-preflight:securityRules"
+    body = {"rules": {"files": [{"name": path.name, "content": path.read_text()}]}}
+    try:
+        r = httpx.put(url, json=body, timeout=30)
+    except httpx.TransportError as exc:
+        raise DeployError(
+            f"rules: the Firestore emulator at {emulator_host} did not answer ({exc})"
+        ) from None
+    if r.status_code != 200:
+        try:
+            issues = r.json().get("error", {}).get("message") or r.text
+        except ValueError:
+            issues = r.text
+        raise DeployError(f"{path.name} does not compile: {str(issues).strip()[:800]}")
+    found = _rules_issues(r)
+    if found:
+        raise DeployError(f"{path.name} compiles with issues: {'; '.join(found[:5])}")
+    return f"{path.name} compiles"
+
+
+def _rules_issues(r: httpx.Response) -> list[str]:
+    """The emulator's warnings (an unknown method, an unused function...): each is a bug."""
+    try:
+        issues = r.json().get("issues") or []
+    except (ValueError, AttributeError):
+        return []
+    out = []
+    for i in issues:
+        pos = i.get("sourcePosition", {})
+        out.append(
+            f"line {pos.get('line')}:{pos.get('column')} {i.get('severity', '')} {i.get('description', '')}"
+        )
+    return out
+
+
+def check_tree(root: Path, runner: Runner) -> tuple[str, str]:
+    """(description, commit): a clean tree whose commit passed ``make test``."""
+    status = runner(["git", "status", "--porcelain"], root)
+    if status.returncode != 0:
+        raise DeployError(f"git status failed: {status.stderr.strip()}")
+    if status.stdout.strip():
+        changed = status.stdout.strip().splitlines()
+        raise DeployError(
+            f"the working tree is not clean ({len(changed)} changes, e.g. {changed[0].strip()}): commit or remove them first"
+        )
+    commit = runner(["git", "rev-parse", "HEAD"], root).stdout.strip()
+    passed = root / ".tools" / "test-passed"
+    recorded = passed.read_text().split() if passed.exists() else []
+    if commit not in recorded:
+        raise DeployError(
+            f"commit {commit[:12]} has no passing `make test` on record (.tools/test-passed): run `make test` first"
+        )
+    return f"clean at {commit[:12]}, `make test` passed", commit
+
+
+@dataclass(frozen=True)
+class Function:
+    """A discovered function: its name, trigger kind and declared secrets."""
+
+    name: str
+    kind: str
+    """``callable``, ``https``, ``event`` or ``schedule``."""
+    secrets: tuple[str, ...] = ()
+
+
+def discover(
+    root: Path, project_id: str, env: Mapping[str, str], python: Path | None = None
+) -> list[Function]:
+    """Import ``main.py`` as firebase-tools' discovery does (the functions venv, ADMIN_PORT set,
+    the project's env) and list the functions in deploy order."""
+    exe = python or root / "functions" / "venv" / "bin" / "python"
+    full = {
+        "PATH": os.environ.get("PATH", ""),
+        **env,
+        "GCLOUD_PROJECT": project_id,
+        "ADMIN_PORT": "8081",
+    }
+    out = subprocess.run(
+        [str(exe), "-c", _DISCOVER],
+        cwd=root / "functions",
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DeployError(f"function discovery failed (importing functions/main.py): {tail}")
+    endpoints = json.loads(out.stdout.strip().splitlines()[-1])["endpoints"]
+    found = []
+    for name, ep in endpoints.items():
+        kind = next((k for k, t in (("callable", "callableTrigger"), ("https", "httpsTrigger"),
+                                     ("event", "eventTrigger"), ("schedule", "scheduleTrigger")) if t in ep), "other")  # fmt: skip
+        secrets = tuple(s["key"] for s in ep.get("secretEnvironmentVariables") or [])
+        found.append(Function(name, kind, secrets))
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(found, key=lambda f: (rank.get(f.name, len(ORDER)), f.name))
+
+
+def check_secrets(
+    firebase: Sequence[str], project_id: str, names: Sequence[str], root: Path, runner: Runner
+) -> list[str]:
+    """The declared secrets that do not exist (or cannot be read) in the project."""
+    missing = []
+    for name in names:
+        r = runner([*firebase, "functions:secrets:get", name, "--project", project_id], root)
+        if r.returncode != 0:
+            missing.append(name)
+    return missing
+
+
+# -- the preflight -----------------------------------------------------------------------------
+
+
+@dataclass
+class Preflight:
+    """Every check's outcome: ``passed`` lines, ``failed`` messages, what was learned."""
+
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    commit: str = ""
+    functions: list[Function] = field(default_factory=list)
+    missing_secrets: list[str] = field(default_factory=list)
+
+    def check(self, name: str, fn: Callable[[], str]) -> None:
+        """Run one check; a ``DeployError`` is recorded as its failure."""
+        try:
+            self.passed.append(f"{name}: {fn()}")
+        except DeployError as exc:
+            self.failed.append(f"{name}: {exc}")
+
+    def report(self) -> str:
+        """Every check, one line each."""
+        return "\n".join(
+            [*(f"  ok    {p}" for p in self.passed), *(f"  FAIL  {f}" for f in self.failed)]
+        )
+
+
+@dataclass
+class Target:
+    """Where a deploy goes and what it runs with."""
+
+    root: Path
+    alias: str
+    project_id: str
+    firebase: tuple[str, ...]
+    functions_url: str
+    emulator_host: str | None = None
+    """A Firestore emulator for the rules check; without one, a temporary one is started."""
+    python: Path | None = None
+    """The functions' Python (default: functions/venv of ``root``)."""
+
+
+def preflight(t: Target, runner: Runner, *, require_tests: bool = True) -> Preflight:
+    """Run every check (none stops the others) and return the outcomes."""
+    pf = Preflight()
+    all_secrets = tuple(v.name for v in VARIABLES if v.secret)
+    env: dict[str, str] = {}
+    pf.check("env", lambda: check_env(t.root, t.alias, t.project_id, all_secrets))
+    if not pf.failed:
+        for f in env_files(t.root, t.alias, t.project_id):
+            env.update(parse_dotenv(f.read_text()))
+    pf.check("indexes", lambda: check_indexes(t.root / "firestore.indexes.json"))
+    pf.check("rules", lambda: _rules(t))
+    if require_tests:
+
+        def tree() -> str:
+            text, pf.commit = check_tree(t.root, runner)
+            return text
+
+        pf.check("tree", tree)
+
+    def found() -> str:
+        pf.functions = discover(t.root, t.project_id, env, t.python)
+        return f"{len(pf.functions)} functions: {', '.join(f.name for f in pf.functions)}"
+
+    pf.check("discovery", found)
+
+    def secrets() -> str:
+        declared = sorted({s for f in pf.functions for s in f.secrets})
+        pf.missing_secrets = check_secrets(t.firebase, t.project_id, declared, t.root, runner)
+        if pf.missing_secrets:
+            raise DeployError(
+                f"missing in {t.project_id} (or not readable): {', '.join(pf.missing_secrets)}; "
+                f"set each with `firebase functions:secrets:set NAME --project {t.alias}`"
+            )
+        return f"{len(declared)} declared, all exist"
+
+    if pf.functions:
+        pf.check("secrets", secrets)
+    return pf
+
+
+def _rules(t: Target) -> str:
+    if t.emulator_host:
+        return check_rules(t.root / "firestore.rules", t.emulator_host)
+    with temporary_firestore(t.root) as host:
+        return check_rules(t.root / "firestore.rules", host)
+
+
+class temporary_firestore:  # noqa: N801 - used as a context manager, like contextlib's
+    """The Cloud SDK's Firestore emulator on a free port for the rules check (the same launcher
+    jar ``make setup`` builds for with-emulators.sh)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        java = run_command(
+            [str(self.root / "scripts" / "with-emulators.sh"), "--print-java"], self.root
+        ).stdout.strip()
+        jar = self.root / ".tools" / "firestore-launcher.jar"
+        if not java or not jar.exists():
+            raise DeployError("rules: no Firestore emulator to compile them on (run `make setup`)")
+        self.proc = subprocess.Popen(
+            [java, "-jar", str(jar), "--host=127.0.0.1", f"--port={port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                return f"127.0.0.1:{port}"
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise DeployError("rules: the temporary Firestore emulator did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+# -- the sequence, smoke checks, history -------------------------------------------------------
+
+
+def deploy_commands(t: Target, functions: Sequence[Function], only: str | None) -> list[list[str]]:
+    """The plan's sequence: rules and indexes (unless ``only``), then each function alone."""
+    base = [*t.firebase, "deploy", "--project", t.alias, "--non-interactive", "--only"]
+    cmds = [] if only else [[*base, "firestore:rules,firestore:indexes"]]
+    names = [f.name for f in functions if only in (None, f.name)]
+    return cmds + [[*base, f"functions:{n}"] for n in names]
+
+
+def smoke(base_url: str, fn: Function, *, attempts: int = 5, pause_s: float = 3.0) -> str:
+    """Check one deployed function from outside: a ``*Health`` endpoint answers 2xx; a callable
+    answers an unauthenticated call with ``unauthenticated``. Retried while it comes up."""
+    url = f"{base_url.rstrip('/')}/{fn.name}"
+    last = ""
+    for i in range(attempts):
+        if i:
+            time.sleep(pause_s)
+        try:
+            if fn.kind == "https" and fn.name.lower().endswith("health"):
+                r = httpx.get(url, timeout=20)
+                if 200 <= r.status_code < 300:
+                    return f"{fn.name}: health answered {r.status_code}"
+                last = f"health answered HTTP {r.status_code}"
+                continue
+            if fn.kind != "callable":
+                return f"{fn.name}: {fn.kind} trigger, no HTTP surface (deploy status only)"
+            r = httpx.post(url, json={"data": {}}, timeout=20)
+            status = _callable_status(r)
+            if r.status_code == 401 and status == "UNAUTHENTICATED":
+                return f"{fn.name}: unauthenticated call refused with unauthenticated"
+            last = (
+                f"an unauthenticated call answered HTTP {r.status_code} {status or r.text[:120]!r}"
+            )
+        except httpx.TransportError as exc:
+            last = f"no answer ({type(exc).__name__})"
+    raise DeployError(f"smoke check of {fn.name} at {url} failed: {last}")
+
+
+def _callable_status(r: httpx.Response) -> str:
+    try:
+        err = r.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(err.get("status", "")) if isinstance(err, dict) else ""
+
+
+class DeployLog:
+    """The deploys of every project, in Firestore ``config/externalDataDeploys/history``
+    (through the functions' own ``DocumentStore``)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def record(
+        self, project_id: str, commit: str, action: str, functions: Sequence[str], **extra: Any
+    ) -> str:
+        """Append one entry; returns its path."""
+        from stores.base import Write
+
+        at = datetime.now(UTC)
+        path = f"{HISTORY}/{at.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}"
+        by = os.environ.get("USER") or "unknown"
+        doc = {"project": project_id, "commit": commit, "action": action, "at": at, "by": by,
+               "functions": list(functions), **extra}  # fmt: skip
+        self.store.commit([Write(path, doc, merge=False)])
+        return path
+
+    def entries(self, project_id: str) -> list[dict[str, Any]]:
+        """The project's entries, newest first."""
+        rows = self.store.query(HISTORY, [("project", "==", project_id)])
+        return sorted((d for _, d in rows), key=lambda d: d["at"], reverse=True)
+
+    def previous(self, project_id: str) -> str:
+        """The commit deployed before the one deployed now."""
+        entries = self.entries(project_id)
+        if not entries:
+            raise DeployError(f"no deploy of {project_id} on record: name a commit with --to REF")
+        current = entries[0]["commit"]
+        for e in entries[1:]:
+            if e["commit"] != current:
+                return str(e["commit"])
+        raise DeployError(f"{project_id} has only ever run {current[:12]}: nothing to roll back to")
+
+
+def firestore_log(project_id: str) -> DeployLog:
+    """The deploy log in the project's Firestore (the emulator when FIRESTORE_EMULATOR_HOST is
+    set, otherwise Application Default Credentials)."""
+    from stores.firestore import FirestoreStore, make_client
+
+    return DeployLog(FirestoreStore(make_client(project_id)))
+
+
+# -- deploy, rollback, CLI ---------------------------------------------------------------------
+
+Say = Callable[[str], None]
+
+
+def execute(
+    t: Target, pf: Preflight, only: str | None, runner: Runner, say: Say, smoke_pause_s: float = 3.0
+) -> list[str]:
+    """Run the sequence; each function deploy is followed by its smoke check. Returns the
+    functions deployed; raises ``DeployError`` naming the step that failed."""
+    by_name = {f.name: f for f in pf.functions}
+    done: list[str] = []
+    for cmd in deploy_commands(t, pf.functions, only):
+        say(f"$ {shlex.join(cmd)}")
+        r = runner(cmd, t.root)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            raise DeployError(
+                f"`{shlex.join(cmd)}` failed (status {r.returncode}): {' / '.join(tail)}; deployed so far: {done or 'nothing'}"
+            )
+        target = cmd[-1]
+        if target.startswith("functions:"):
+            fn = by_name[target.split(":", 1)[1]]
+            try:
+                say(f"  smoke: {smoke(t.functions_url, fn, pause_s=smoke_pause_s)}")
+            except DeployError as exc:
+                raise DeployError(
+                    f"{exc}; deployed so far: {[*done, fn.name]}; undo with `scripts/deploy.py rollback --project {t.alias} --to previous`"
+                ) from None
+            done.append(fn.name)
+    return done
+
+
+def deploy(
+    t: Target,
+    only: str | None,
+    dry_run: bool,
+    runner: Runner,
+    log: Callable[[], DeployLog],
+    say: Say,
+) -> int:
+    """Preflight, then (unless ``dry_run``) the sequence and its record."""
+    pf = preflight(t, runner)
+    if only and pf.functions and only not in {f.name for f in pf.functions}:
+        pf.failed.append(f"--only: {only} is not a function of this source")
+    say(f"preflight for {t.alias} ({t.project_id}):\n{pf.report()}")
+    if dry_run:
+        say(
+            "would run, in order (each function followed by its smoke check against "
+            + t.functions_url
+            + "):"
+        )
+        for cmd in deploy_commands(t, pf.functions, only):
+            say(f"  {shlex.join(cmd)}")
+        say(f"  then record the commit in Firestore {HISTORY}/ of {t.project_id}")
+        return 1 if pf.failed else 0
+    if pf.failed:
+        say("deploy stopped: the preflight failed (see FAIL above)")
+        return 1
+    try:
+        done = execute(t, pf, only, runner, say)
+    except DeployError as exc:
+        say(f"deploy failed: {exc}")
+        return 2
+    path = log().record(t.project_id, pf.commit, "deploy", done, only=only)
+    say(f"deployed {pf.commit[:12]} to {t.project_id}: {', '.join(done)} (recorded as {path})")
+    return 0
+
+
+def rollback(
+    t: Target,
+    ref: str,
+    only: str | None,
+    dry_run: bool,
+    runner: Runner,
+    log: Callable[[], DeployLog],
+    say: Say,
+) -> int:
+    """Redeploy an earlier commit from a clean worktree, smoke checked, and record it."""
+    try:
+        wanted = log().previous(t.project_id) if ref == "previous" else ref
+    except DeployError as exc:
+        say(f"rollback stopped: {exc}")
+        return 1
+    resolved = runner(["git", "rev-parse", "--verify", f"{wanted}^{{commit}}"], t.root)
+    if resolved.returncode != 0:
+        say(f"rollback stopped: {wanted} is not a commit of this repository")
+        return 1
+    commit = resolved.stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="deploy-rollback-"))
+    steps = [
+        ["git", "worktree", "add", "--detach", str(work / "src"), commit],
+        [sys.executable, "-m", "venv", str(work / "src/functions/venv")],
+        [
+            str(work / "src/functions/venv/bin/pip"),
+            "install",
+            "--quiet",
+            "-r",
+            str(work / "src/functions/requirements.txt"),
+        ],
+    ]
+    old = Target(
+        work / "src", t.alias, t.project_id, t.firebase, t.functions_url, t.emulator_host, t.python
+    )
+    try:
+        for cmd in steps if not dry_run else steps[:1]:
+            say(f"$ {shlex.join(cmd)}")
+            r = runner(cmd, t.root)
+            if r.returncode != 0:
+                say(f"rollback stopped: `{shlex.join(cmd)}` failed: {r.stderr.strip()[-300:]}")
+                return 1
+        if dry_run:
+            say(f"would then run: {shlex.join(steps[1])}\nwould then run: {shlex.join(steps[2])}")
+            old.python = t.python or t.root / "functions/venv/bin/python"
+        return _redeploy(old, commit, only, dry_run, runner, log, say)
+    finally:
+        runner(["git", "worktree", "remove", "--force", str(work / "src")], t.root)
+
+
+def _redeploy(
+    old: Target,
+    commit: str,
+    only: str | None,
+    dry_run: bool,
+    runner: Runner,
+    log: Callable[[], DeployLog],
+    say: Say,
+) -> int:
+    pf = preflight(old, runner, require_tests=False)
+    pf.commit = commit
+    say(f"preflight of {commit[:12]} for {old.alias} ({old.project_id}):\n{pf.report()}")
+    if dry_run:
+        say("would run, in order, from the worktree (each function followed by its smoke check):")
+        for cmd in deploy_commands(old, pf.functions, only):
+            say(f"  {shlex.join(cmd)}")
+        say(
+            f"  then record the rollback to {commit[:12]} in Firestore {HISTORY}/ of {old.project_id}"
+        )
+        return 1 if pf.failed else 0
+    if pf.failed:
+        say("rollback stopped: the preflight of the old commit failed (see FAIL above)")
+        return 1
+    try:
+        done = execute(old, pf, only, runner, say)
+    except DeployError as exc:
+        say(f"rollback failed: {exc}")
+        return 2
+    path = log().record(old.project_id, commit, "rollback", done, only=only)
+    say(f"rolled {old.project_id} back to {commit[:12]}: {', '.join(done)} (recorded as {path})")
+    return 0
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (``rollback`` as an optional first word)."""
+    p = argparse.ArgumentParser(
+        description="Deploy to a Firebase project, checked step by step, and undo."
+    )
+    p.add_argument("action", nargs="?", choices=["deploy", "rollback"], default="deploy")
+    p.add_argument(
+        "--project",
+        required=True,
+        help="an alias of .firebaserc (staging, production) or a project id",
+    )
+    p.add_argument("--only", help="one function")
+    p.add_argument("--to", help="rollback: a commit, tag or branch, or `previous`")
+    p.add_argument(
+        "--dry-run", action="store_true", help="preflight and print the commands; change nothing"
+    )
+    p.add_argument(
+        "--functions-url",
+        help=f"base URL of the deployed functions (default https://{REGION}-PROJECT.cloudfunctions.net)",
+    )
+    p.add_argument(
+        "--firebase", default=str(ROOT / "node_modules/.bin/firebase"), help="the firebase CLI"
+    )
+    args = p.parse_args(argv)
+    if args.action == "rollback" and not args.to:
+        p.error("rollback needs --to REF or --to previous")
+    return args
+
+
+def main(argv: Sequence[str] | None = None, *, root: Path = ROOT, runner: Runner = run_command,
+         log: Callable[[str], DeployLog] = firestore_log, say: Say = print) -> int:  # fmt: skip
+    """The CLI; ``root``, ``runner``, ``log`` and ``say`` are replaceable for tests."""
+    args = parse(argv)
+    alias, project_id = resolve_project(root, args.project)
+    t = Target(
+        root, alias, project_id, tuple(shlex.split(args.firebase)),
+        args.functions_url or f"https://{REGION}-{project_id}.cloudfunctions.net",
+        os.environ.get("FIRESTORE_EMULATOR_HOST"), ROOT / "functions/venv/bin/python" if root != ROOT else None,
+    )  # fmt: skip
+    history = lambda: log(project_id)  # noqa: E731 - built only when needed (credentials)
+    if args.action == "rollback":
+        return rollback(t, args.to, args.only, args.dry_run, runner, history, say)
+    return deploy(t, args.only, args.dry_run, runner, history, say)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

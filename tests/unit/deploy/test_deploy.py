@@ -1,0 +1,337 @@
+"""scripts/deploy.py: the preflight stops a deploy for each kind of failure with a message; dry
+runs print the exact commands; the sequence deploys rules and indexes, then each function
+alone with a smoke check after it, stops at the first failure, and records what it deployed so
+``rollback --to previous`` finds the commit before."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scripts import deploy
+from stores.memory import MemoryStore
+from tests.unit.deploy.conftest import STAGING_ENV, Deployed, Repo, git
+
+CALLABLES = [
+    "enrichCVWithExternalData",
+    "trackExternalDataUsage",
+    "getUserExternalDataUsageStats",
+    "getExternalDataAnalytics",
+]
+
+
+@pytest.fixture(autouse=True)
+def _rules_emulator(firestore_host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
+
+
+Run = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    """The deploy log's store."""
+    return MemoryStore()
+
+
+@pytest.fixture
+def run(repo: Repo, deployed: Deployed, store: MemoryStore) -> Run:
+    """``scripts/deploy.py ARGS`` against the throwaway repo; (exit status, output)."""
+
+    def go(*args: str) -> tuple[int, str]:
+        out: list[str] = []
+        argv = [*args, "--firebase", str(repo.firebase), "--functions-url", deployed.url]
+        status = deploy.main(
+            argv,
+            root=repo.root,
+            log=lambda _project: deploy.DeployLog(store),
+            say=out.append,
+        )
+        return status, "\n".join(out)
+
+    return go
+
+
+def deploy_lines(repo: Repo) -> list[str]:
+    """The fake CLI's ``deploy`` invocations."""
+    return [c for c in repo.invocations() if c.startswith("deploy ")]
+
+
+def test_dry_run_prints_the_plans_sequence_and_changes_nothing(repo: Repo, run: Run) -> None:
+    status, out = run("--project", "staging", "--dry-run")
+    assert status == 0, out
+    fb = shlex.quote(str(repo.firebase))
+    base = f"{fb} deploy --project staging --non-interactive --only"
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip().startswith(fb)]
+    assert lines[0] == f"{base} firestore:rules,firestore:indexes"
+    assert lines[1:5] == [f"{base} functions:{n}" for n in CALLABLES]
+    assert lines[5:] == [
+        f"{base} functions:{n}"
+        for n in ("evaluateExternalDataRollout", "onUserSubscriptionWritten")
+    ]
+    assert "record the commit in Firestore config/externalDataDeploys/history/ of cv-stage-1" in out
+    assert deploy_lines(repo) == []
+
+
+def test_dry_run_of_one_function_prints_only_it(repo: Repo, run: Run) -> None:
+    status, out = run("--project", "staging", "--only", "trackExternalDataUsage", "--dry-run")
+    assert status == 0, out
+    fb = shlex.quote(str(repo.firebase))
+    printed = [ln.strip() for ln in out.splitlines() if ln.strip().startswith(f"{fb} deploy")]
+    assert printed == [
+        f"{fb} deploy --project staging --non-interactive --only functions:trackExternalDataUsage"
+    ]
+
+
+def test_dry_run_names_the_missing_secrets(repo: Repo, run: Run) -> None:
+    repo.fail_on("secrets:get EXTERNAL_DATA_WEB_SEARCH_API_KEY")
+    status, out = run("--project", "staging", "--dry-run")
+    assert status == 1
+    assert (
+        "FAIL  secrets: missing in cv-stage-1 (or not readable): EXTERNAL_DATA_WEB_SEARCH_API_KEY"
+        in out
+    )
+    assert "functions:enrichCVWithExternalData" in out  # the plan is still printed
+
+
+def test_deploy_runs_each_step_smoke_checks_it_and_records_the_commit(
+    repo: Repo, run: Run, store: MemoryStore
+) -> None:
+    head = git(repo.root, "rev-parse", "HEAD")
+    status, out = run("--project", "staging")
+    assert status == 0, out
+    steps = [c.split("--only ")[1] for c in deploy_lines(repo)]
+    assert steps[:5] == [
+        "firestore:rules,firestore:indexes",
+        *(f"functions:{n}" for n in CALLABLES),
+    ]
+    assert (
+        "smoke: enrichCVWithExternalData: unauthenticated call refused with unauthenticated" in out
+    )
+    (entry,) = deploy.DeployLog(store).entries("cv-stage-1")
+    assert entry["commit"] == head and entry["action"] == "deploy"
+    assert entry["functions"] == [s.split(":")[1] for s in steps[1:]]
+    assert "smoke: onUserSubscriptionWritten: event trigger, no HTTP surface" in out
+
+
+def test_a_failed_smoke_check_stops_the_sequence_and_says_how_to_undo(
+    repo: Repo, run: Run, deployed: Deployed, store: MemoryStore
+) -> None:
+    deployed.broken.add("trackExternalDataUsage")
+    status, out = run("--project", "staging")
+    assert status == 2
+    assert "smoke check of trackExternalDataUsage" in out
+    assert "answered HTTP 200" in out
+    assert "deployed so far: ['enrichCVWithExternalData', 'trackExternalDataUsage']" in out
+    assert "rollback --project staging --to previous" in out
+    assert deploy_lines(repo)[-1].endswith("functions:trackExternalDataUsage")
+    assert deploy.DeployLog(store).entries("cv-stage-1") == []
+
+
+def test_a_failed_deploy_command_stops_the_sequence(repo: Repo, run: Run) -> None:
+    repo.fail_on("--only firestore:rules")
+    status, out = run("--project", "staging")
+    assert status == 2
+    assert "failed (status 1)" in out and "deployed so far: nothing" in out
+    assert len(deploy_lines(repo)) == 1
+
+
+def _preflight_fails(repo: Repo, run: Run, expected: str) -> None:
+    status, out = run("--project", "staging")
+    assert status == 1, out
+    assert "deploy stopped: the preflight failed" in out
+    assert expected in out, out
+    assert deploy_lines(repo) == []
+
+
+def test_no_env_file_for_the_project_stops_the_deploy(repo: Repo, run: Run) -> None:
+    (repo.root / "functions" / ".env.staging").unlink()
+    repo.commit()
+    _preflight_fails(repo, run, "FAIL  env: no functions/.env.staging (or .env.cv-stage-1)")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "EXTERNAL_DATA_GRACE_DAYS=soon",
+            "EXTERNAL_DATA_GRACE_DAYS must be an integer, not 'soon'",
+        ),
+        (
+            "EXTERNAL_DATA_CONFIG_TTL_SECONDS=90",
+            "EXTERNAL_DATA_CONFIG_TTL_SECONDS must be between 0 and 30",
+        ),
+        ("EXTERNAL_DATA_HASH_SALT=0123456789abcdef", "EXTERNAL_DATA_HASH_SALT is a secret"),
+        (
+            "EXTERNAL_DATA_RATE_LIMT_FREE=3",
+            "EXTERNAL_DATA_RATE_LIMT_FREE is not a setting of the functions",
+        ),
+        ("FIREBASE_CONFIG={}", "FIREBASE_CONFIG is reserved"),
+        ("not a setting", "line 3 is not KEY=VALUE"),
+    ],
+)
+def test_a_bad_env_file_stops_the_deploy(repo: Repo, run: Run, line: str, expected: str) -> None:
+    (repo.root / "functions" / ".env.staging").write_text(STAGING_ENV + line + "\n")
+    repo.commit()
+    _preflight_fails(repo, run, expected)
+
+
+def test_a_missing_secret_stops_the_deploy(repo: Repo, run: Run) -> None:
+    repo.fail_on("secrets:get EXTERNAL_DATA_HASH_SALT")
+    _preflight_fails(
+        repo, run, "EXTERNAL_DATA_HASH_SALT; set each with `firebase functions:secrets:set NAME"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("allow read", "allow reed"), "compiles with issues: line"),
+        (
+            ("allow read", "allow read: if foo( }"),
+            "FAIL  rules: firestore.rules does not compile: Error compiling rules",
+        ),
+    ],
+)
+def test_rules_that_do_not_compile_stop_the_deploy(
+    repo: Repo, run: Run, change: tuple[str, str], expected: str
+) -> None:
+    rules = repo.root / "firestore.rules"
+    rules.write_text(rules.read_text().replace(*change, 1))
+    repo.commit()
+    _preflight_fails(repo, run, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"indexes": [', "firestore.indexes.json is not valid JSON"),
+        (
+            '{"indexes": [{"queryScope": "COLLECTION", "fields": []}]}',
+            "indexes[0]: collectionGroup is required",
+        ),
+        (
+            '{"indexes": [{"collectionGroup": "events", "fields": [{"fieldPath": "at", "order": "UP"}]}]}',
+            "order must be ASCENDING or DESCENDING",
+        ),
+        (
+            '{"indexes": [], "fieldOverrides": [{"collectionGroup": "x", "fieldPath": "y", "ttl": "yes"}]}',
+            "ttl must be true or false",
+        ),
+    ],
+)
+def test_invalid_indexes_stop_the_deploy(repo: Repo, run: Run, text: str, expected: str) -> None:
+    (repo.root / "firestore.indexes.json").write_text(text)
+    repo.commit()
+    _preflight_fails(repo, run, expected)
+
+
+def test_a_dirty_tree_stops_the_deploy(repo: Repo, run: Run) -> None:
+    (repo.root / "functions" / "scratch.py").write_text("x = 1\n")
+    _preflight_fails(
+        repo,
+        run,
+        "FAIL  tree: the working tree is not clean (1 changes, e.g. ?? functions/scratch.py)",
+    )
+
+
+def test_a_commit_without_a_passing_make_test_stops_the_deploy(repo: Repo, run: Run) -> None:
+    (repo.root / "README.md").write_text("new\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "untested")
+    _preflight_fails(repo, run, "has no passing `make test` on record (.tools/test-passed)")
+
+
+def test_functions_that_do_not_import_stop_the_deploy(repo: Repo, run: Run) -> None:
+    main = repo.root / "functions" / "main.py"
+    main.write_text(main.read_text() + "\nraise RuntimeError('broken at import')\n")
+    repo.commit()
+    _preflight_fails(
+        repo,
+        run,
+        "FAIL  discovery: function discovery failed (importing functions/main.py): RuntimeError: broken at import",
+    )
+
+
+def test_an_unknown_only_name_stops_the_deploy(repo: Repo, run: Run) -> None:
+    status, out = run("--project", "staging", "--only", "enrichCV")
+    assert status == 1 and "--only: enrichCV is not a function of this source" in out
+
+
+def test_rollback_to_previous_redeploys_the_commit_before_from_a_worktree(
+    repo: Repo, run: Run, store: MemoryStore
+) -> None:
+    first = git(repo.root, "rev-parse", "HEAD")
+    assert run("--project", "staging")[0] == 0
+    (repo.root / "README.md").write_text("second\n")
+    second = repo.commit("second")
+    assert run("--project", "staging")[0] == 0
+    status, out = run("rollback", "--project", "staging", "--to", "previous", "--dry-run")
+    assert status == 0, out
+    assert "git worktree add --detach" in out and out.count(first) >= 1
+    assert f"preflight of {first[:12]} for staging (cv-stage-1)" in out
+    assert "functions:enrichCVWithExternalData" in out
+    assert f"then record the rollback to {first[:12]}" in out
+    assert second[:12] not in out
+    assert len(git(repo.root, "worktree", "list").splitlines()) == 1  # removed again
+
+
+def test_rollback_without_history_or_to_an_unknown_ref_stops(repo: Repo, run: Run) -> None:
+    status, out = run("rollback", "--project", "staging", "--to", "previous", "--dry-run")
+    assert status == 1 and "no deploy of cv-stage-1 on record: name a commit with --to REF" in out
+    status, out = run("rollback", "--project", "staging", "--to", "v9.9.9", "--dry-run")
+    assert status == 1 and "v9.9.9 is not a commit of this repository" in out
+
+
+def test_previous_skips_redeploys_of_the_current_commit() -> None:
+    log = deploy.DeployLog(MemoryStore())
+    log.record("p", "a" * 40, "deploy", ["f"])
+    log.record("p", "b" * 40, "deploy", ["f"])
+    log.record("p", "b" * 40, "deploy", ["g"])
+    log.record("other", "c" * 40, "deploy", ["f"])
+    assert log.previous("p") == "a" * 40
+    only = deploy.DeployLog(MemoryStore())
+    only.record("p", "a" * 40, "deploy", ["f"])
+    with pytest.raises(deploy.DeployError, match="nothing to roll back to"):
+        only.previous("p")
+
+
+def test_dotenv_parsing_follows_firebase_tools() -> None:
+    text = '# c\n\nexport A=1\nB="two words"\nC=\'x#y\'\nD=plain # note\nE="a\\nb"\n'
+    assert deploy.parse_dotenv(text) == {
+        "A": "1",
+        "B": "two words",
+        "C": "x#y",
+        "D": "plain",
+        "E": "a\nb",
+    }
+
+
+def test_the_projects_own_indexes_are_valid() -> None:
+    root = Path(deploy.__file__).resolve().parents[1]
+    assert "indexes" in deploy.check_indexes(root / "firestore.indexes.json")
+
+
+def test_env_example_lists_every_non_secret_setting_once() -> None:
+    from common.settings import VARIABLES
+
+    root = Path(deploy.__file__).resolve().parents[1]
+    text = (root / "functions" / ".env.example").read_text()
+    listed = re.findall(r"^# (EXTERNAL_DATA_[A-Z_]+)=", text, flags=re.M)
+    assert listed == [v.name for v in VARIABLES if not v.secret]
+    assert all(v.name not in listed for v in VARIABLES if v.secret)
+
+
+def test_the_projects_functions_are_discoverable() -> None:
+    """The project's own functions/main.py, imported exactly as firebase-tools' discovery
+    imports it (``firebase_functions.private.serving.get_functions``)."""
+    root = Path(deploy.__file__).resolve().parents[1]
+    found = deploy.discover(root, "cv-stage-1", {})
+    names = {f.name for f in found}
+    assert set(CALLABLES) <= names
+    assert all(f.kind == "callable" for f in found if f.name in CALLABLES)
+    assert "EXTERNAL_DATA_HASH_SALT" in next(f for f in found if f.name == CALLABLES[0]).secrets
