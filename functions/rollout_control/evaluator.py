@@ -47,19 +47,20 @@ outside group (the fallback is removed), so only the immediate triggers apply.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from analytics.metrics import get, num, read_buckets
 from common.histogram import count, merge, percentile
 from common.logs import log as default_log
-from gating.rollout import Phase, RolloutConfig
-from rollout_control import changes, plan
+from gating.rollout import BreakerState, Phase, RolloutConfig
+from rollout_control import baseline, changes, plan
+from rollout_control.breakers import BreakerMove, apply_move, assess_breakers
 from rollout_control.health import plain
-from stores.base import DocumentStore
+from stores.base import DocumentStore, Write
 from stores.errors import StoreError
-from stores.schema import floor_to
+from stores.schema import EVALUATOR_PATH, floor_to
 
 LogFn = Callable[..., None]
 
@@ -77,6 +78,14 @@ class Thresholds:
     conversion_drop: float = 0.50
     min_latency_samples: int = 50
     min_exposures: int = 50
+    min_minute_answers: int = 20
+    """A minute is judged on its own only with at least this many answers (contract 6)."""
+    min_window_answers: int = 50
+    """The error-rate trigger needs this many answers in its window."""
+    min_failing_users: int = 5
+    """Either immediate trigger needs failures from this many distinct users."""
+    beta_conversion_floor: float = 0.10
+    """Beta's conversion baseline (the plan's alert floor): no gated phase came before it."""
 
 
 DEFAULT = Thresholds()
@@ -124,6 +133,10 @@ class EvaluationResult:
     config_version: int
     summary: str
     """One readable paragraph."""
+    breakers: tuple[str, ...] = ()
+    """The circuit-breaker changes made (or, in a dry run, that would be made), as sentences."""
+    baseline: Mapping[str, Any] = field(default_factory=dict)
+    """The phase's baseline the gradual rules used where the outside group is too small."""
 
     @property
     def action(self) -> str:
@@ -178,6 +191,14 @@ def _trailing_streak(bad: Sequence[bool]) -> int:
     return streak
 
 
+def failing_users(mins: Sequence[datetime], buckets: Mapping[datetime, Mapping[str, Any]]) -> int:
+    """Distinct users with a failure of the service in these minutes (``failedUsers`` keys)."""
+    who: set[str] = set()
+    for m in mins:
+        who.update(_mapping(get(buckets.get(m, {}), "failedUsers")).keys())
+    return len(who)
+
+
 def _error_rows(
     mins: Sequence[datetime], buckets: Mapping[datetime, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -197,10 +218,7 @@ def _error_text(
 ) -> str:
     """The error rule's sentence: fired, failing for some minutes only, or not failing."""
     if condition:
-        return (
-            f"{label} above {threshold * 100:g}% in each of the last {n} minutes ({span} UTC): "
-            f"{tally}"
-        )
+        return f"{label} above {threshold * 100:g}% over the last {n} minutes ({span} UTC): {tally}"
     if streak:
         return (
             f"{label} above {threshold * 100:g}% in the last {streak} minute(s) only, {n} in a "
@@ -215,20 +233,31 @@ def _error_rule(
     mins: Sequence[datetime],
     buckets: Mapping[datetime, Mapping[str, Any]],
     fresh_from: datetime | None,
+    th: Thresholds = DEFAULT,
 ) -> Trigger:
+    """Contract 6: every minute with at least ``min_minute_answers`` answers above the
+    threshold, the window as a whole above it (so quiet minutes are judged within it), at
+    least ``min_window_answers`` answers, failures from ``min_failing_users`` distinct users."""
     rows = _error_rows(mins, buckets)
-    bad = [r["requests"] > 0 and r["errors"] / r["requests"] > threshold for r in rows]
-    rated = [r for r in rows if r["errorRate"] is not None]
-    worst = max(rated, key=lambda r: r["errorRate"]) if rated else None
+    counted = [r for r in rows if r["requests"] >= th.min_minute_answers]
     tot_req = sum(r["requests"] for r in rows)
     tot_err = sum(r["errors"] for r in rows)
-    worst_txt = (
-        f"worst {_pct(worst['errorRate'])} at {_hm(worst['minute'])}" if worst else "no calls"
+    users = failing_users(mins, buckets)
+    window_bad = tot_req > 0 and tot_err / tot_req > threshold
+    bad = [r["requests"] > 0 and r["errors"] / r["requests"] > threshold for r in rows]
+    condition = (
+        window_bad
+        and all(r["errors"] / r["requests"] > threshold for r in counted)
+        and tot_req >= th.min_window_answers
+        and users >= th.min_failing_users
     )
-    condition = all(bad)
     stale = condition and fresh_from is not None and mins[0] < fresh_from
     label = "beta error rate" if name == "beta-error-rate" else "error rate"
-    tally = f"{tot_err} errors of {tot_req} calls, {worst_txt}"
+    rate_txt = _pct(tot_err / tot_req) if tot_req else "no calls"
+    tally = (
+        f"{tot_err} service failures of {tot_req} answers ({rate_txt}), {users} distinct "
+        f"user(s) failing, {len(counted)} minute(s) with {th.min_minute_answers}+ answers"
+    )
     text = _error_text(
         label, threshold, len(mins), _trailing_streak(bad), condition, _span(mins), tally
     )
@@ -244,6 +273,7 @@ def _error_rule(
         ],
         "requests": tot_req,
         "errors": tot_err,
+        "failingUsers": users,
     }
     return Trigger(name, "immediate", condition and not stale, text, evidence)
 
@@ -252,6 +282,7 @@ def _outage_rule(
     mins: Sequence[datetime],
     buckets: Mapping[datetime, Mapping[str, Any]],
     fresh_from: datetime | None,
+    th: Thresholds = DEFAULT,
 ) -> Trigger:
     rows: list[dict[str, Any]] = [
         {
@@ -264,23 +295,31 @@ def _outage_rule(
     ]
     succ = sum(r["successful"] for r in rows)
     err = sum(r["errors"] for r in rows)
+    users = failing_users(mins, buckets)
     failing_each = all(r["errors"] >= 1 for r in rows)
-    condition = failing_each and succ == 0
+    condition = failing_each and succ == 0 and users >= th.min_failing_users
     stale = condition and fresh_from is not None and mins[0] < fresh_from
     n = len(mins)
     span = _span(mins)
     if condition:
-        text = f"no successful call in the last {n} minutes ({span} UTC) while {err} calls failed"
+        text = (
+            f"no successful call in the last {n} minutes ({span} UTC) while {err} calls failed"
+            f" for {users} distinct users"
+        )
         if stale:
             text += " (same incident as the last automatic rollback: not repeated)"
     else:
-        text = f"last {n} minutes: {succ} successful call(s), {err} failed"
+        text = (
+            f"last {n} minutes: {succ} successful call(s), {err} service failure(s) for "
+            f"{users} distinct user(s)"
+        )
     evidence = {
         "rule": "no-success",
         "window": _window(mins),
         "perMinute": rows,
         "successful": succ,
         "errors": err,
+        "failingUsers": users,
     }
     return Trigger("no-success", "immediate", condition and not stale, text, evidence)
 
@@ -302,6 +341,7 @@ def _guard_rules(
     end: datetime,
     fresh_from: datetime | None,
     th: Thresholds,
+    baseline: Mapping[str, Any] | None = None,
 ) -> list[Trigger]:
     mins = _minutes(end, th.guard_minutes)
     span = f"{_hm(mins[0])}-{_hm(end)} UTC"
@@ -317,57 +357,69 @@ def _guard_rules(
             Trigger("cohort-conversion", "gradual", False, text, {"window": window}),
         ]
     cin, cout = _side(buckets, mins, "in"), _side(buckets, mins, "out")
-    base = {"window": window, "in": cin, "out": cout}
+    base = {"window": window, "in": cin, "out": cout, "baseline": dict(baseline or {})}
     return [_latency_trigger(base, span, th), _conversion_trigger(base, span, th)]
 
 
 def _latency_trigger(base: Mapping[str, Any], span: str, th: Thresholds) -> Trigger:
-    """``cohort-latency`` over fresh minutes (``base`` holds the window and both sides); apart
-    from the conversion rule because each has its own sample minimum and sentence."""
-    cin, cout = base["in"], base["out"]
+    """``cohort-latency`` over fresh minutes: the cohort's p95 against the users outside it
+    where they are enough, otherwise against the p95 recorded when the phase began."""
+    cin, cout, recorded = base["in"], base["out"], base["baseline"]
     need = th.min_latency_samples
-    if cin["latencyCalls"] < need or cout["latencyCalls"] < need:
+    if cout["latencyCalls"] >= need:
+        ref, against = cout["p95Ms"], f"{cout['p95Ms']:.0f} ms outside"
+    elif recorded.get("p95Ms"):
+        ref, against = float(recorded["p95Ms"]), f"the phase baseline {recorded['p95Ms']:.0f} ms"
+    else:
+        ref, against = None, "nothing (too few calls outside the cohort, no baseline)"
+    if cin["latencyCalls"] < need or not ref:
         return Trigger(
             "cohort-latency",
             "gradual",
             False,
-            f"cohort p95 not compared over {span}: {cin['latencyCalls']} calls in the cohort, "
-            f"{cout['latencyCalls']} outside (need {need} each)",
+            f"cohort p95 not compared over {span}: {cin['latencyCalls']} calls in the cohort "
+            f"(need {need}), reference: {against}",
             {**base, "rule": "cohort-latency"},
         )
-    limit = cout["p95Ms"] * (1 + th.latency_worse)
-    worse = cin["p95Ms"] / cout["p95Ms"] - 1 if cout["p95Ms"] else 0.0
+    worse = cin["p95Ms"] / ref - 1
     return Trigger(
         "cohort-latency",
         "gradual",
-        cin["p95Ms"] > limit,
-        f"cohort p95 {cin['p95Ms']:.0f} ms vs {cout['p95Ms']:.0f} ms outside over {span} "
-        f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%; "
-        f"{cin['latencyCalls']} / {cout['latencyCalls']} calls)",
+        cin["p95Ms"] > ref * (1 + th.latency_worse),
+        f"cohort p95 {cin['p95Ms']:.0f} ms vs {against} over {span} "
+        f"({worse * 100:+.0f}%, limit +{th.latency_worse * 100:.0f}%)",
         {**base, "rule": "cohort-latency", "threshold": th.latency_worse, "worse": round(worse, 4)},
     )
 
 
 def _conversion_trigger(base: Mapping[str, Any], span: str, th: Thresholds) -> Trigger:
-    """``cohort-conversion`` over fresh minutes (``base`` holds the window and both sides)."""
-    cin, cout = base["in"], base["out"]
+    """``cohort-conversion``: the cohort's conversion against the users outside it where they
+    are enough, otherwise against the phase's recorded baseline."""
+    cin, cout, recorded = base["in"], base["out"], base["baseline"]
     need = th.min_exposures
-    if cin["exposures"] < need or cout["exposures"] < need:
+    if cout["exposures"] >= need:
+        ref, against = cout["conversionRate"], f"{_pct(cout['conversionRate'])} outside"
+    elif recorded.get("conversionRate") is not None:
+        ref = float(recorded["conversionRate"])
+        against = f"the phase baseline {_pct(ref)} ({recorded.get('conversionBasis', '')})"
+    else:
+        ref, against = None, "nothing (too few exposures outside the cohort, no baseline)"
+    if cin["exposures"] < need or not ref:
         return Trigger(
             "cohort-conversion",
             "gradual",
             False,
-            f"conversion not compared over {span}: {cin['exposures']} exposures in the cohort, "
-            f"{cout['exposures']} outside (need {need} each)",
+            f"conversion not compared over {span}: {cin['exposures']} exposures in the cohort "
+            f"(need {need}), reference: {against}",
             {**base, "rule": "cohort-conversion"},
         )
-    rin, rout = cin["conversionRate"], cout["conversionRate"]
-    drop = 1 - rin / rout if rout else 0.0
+    rin = cin["conversionRate"]
+    drop = 1 - rin / ref
     return Trigger(
         "cohort-conversion",
         "gradual",
-        bool(rout) and rin < rout * (1 - th.conversion_drop),
-        f"conversion {_pct(rin)} in the cohort vs {_pct(rout)} outside over {span} "
+        rin < ref * (1 - th.conversion_drop),
+        f"conversion {_pct(rin)} in the cohort vs {against} over {span} "
         f"(drop {drop * 100:.0f}%, limit {th.conversion_drop * 100:.0f}%)",
         {
             **base,
@@ -384,19 +436,22 @@ def assess(
     buckets: Mapping[datetime, Mapping[str, Any]],
     now: datetime,
     th: Thresholds = DEFAULT,
+    baseline: Mapping[str, Any] | None = None,
 ) -> Assessment:
     """Pure: which rule fires on these minute buckets at ``now`` (see the module docstring).
 
-    ``extras`` are the config doc's control fields (``autoRollback``, ``cohortSince``)."""
+    ``extras`` are the config doc's control fields (``autoRollback``, ``cohortSince``);
+    ``baseline`` the phase's recorded baseline (``rollout_control.baseline``), used by the
+    gradual rules where the users outside the cohort are too few to compare with."""
     end = floor_to(now, "m")
     auto = _mapping(extras.get("autoRollback"))
     imm = _mapping(auto.get("immediate"))
     imm_fresh = _ceil_minute(imm.get("at"))
     triggers = [
         _error_rule(
-            "error-rate", th.error_rate, _minutes(end, th.error_minutes), buckets, imm_fresh
+            "error-rate", th.error_rate, _minutes(end, th.error_minutes), buckets, imm_fresh, th
         ),
-        _outage_rule(_minutes(end, th.outage_minutes), buckets, imm_fresh),
+        _outage_rule(_minutes(end, th.outage_minutes), buckets, imm_fresh, th),
     ]
     if cfg.phase is Phase.BETA:
         triggers.append(
@@ -406,6 +461,7 @@ def assess(
                 _minutes(end, th.error_minutes),
                 buckets,
                 imm_fresh,
+                th,
             )
         )
     gradual_fresh = _ceil_minute(extras.get("cohortSince"))
@@ -413,7 +469,7 @@ def assess(
     g_at = _ceil_minute(grad.get("at"))
     if g_at is not None and (gradual_fresh is None or g_at > gradual_fresh):
         gradual_fresh = g_at
-    triggers.extend(_guard_rules(buckets, end, gradual_fresh, th))
+    triggers.extend(_guard_rules(buckets, end, gradual_fresh, th, baseline))
 
     notes: list[str] = []
     active = cfg.gating_active
@@ -481,7 +537,8 @@ def evaluate(
     thresholds: Thresholds = DEFAULT,
     log: LogFn = default_log,
 ) -> EvaluationResult:
-    """Read config and minute aggregates, assess, and apply at most one rollback.
+    """Read config and minute aggregates, assess, apply at most one rollback, move the source
+    breakers, and record the heartbeat (``config/externalDataEvaluator``).
 
     A config write that loses a race with an operator is retried once on fresh reads; a
     config document that does not parse is reported (ERROR) and nothing is done."""
@@ -494,26 +551,102 @@ def evaluate(
         end = floor_to(now, "m")
         span = max(th.error_minutes, th.outage_minutes, th.guard_minutes)
         buckets = read_buckets(store, "m", end - timedelta(minutes=span), end)
-        a = assess(cfg, cur.extras, buckets, now, th)
+        base = _baseline(store, cfg, now)
+        a = assess(cfg, cur.extras, buckets, now, th, base)
+        moves = assess_breakers(cfg, buckets, now)
         if a.action == "none" or dry_run:
-            summary = _paragraph(now, cfg, a, dry_run, None, th)
-            log(
-                "INFO",
-                "rollout evaluator: " + ("dry run" if dry_run else "no action"),
-                summary=summary,
-            )
-            return EvaluationResult(now, dry_run, a, False, None, cur.version, summary)
-        reason = "automatic rollback: " + "; ".join(t.text for t in a.fired)
-        try:
-            change = _apply_rollback(store, cur, a, now, by, reason)
-        except changes.Conflict:
-            if attempt == 1:
-                continue
-            raise
-        summary = _paragraph(now, cfg, a, False, change, th)
-        _log_rollback(log, a, reason, change)
-        return EvaluationResult(now, False, a, True, change, change.version, summary)
+            result = _no_rollback(now, cfg, a, dry_run, cur.version, th, base)
+        else:
+            try:
+                result = _rollback(store, cur, a, now, by, th, log, base)
+            except changes.Conflict:
+                if attempt == 1:
+                    continue
+                raise
+        texts = tuple(m.text for m in moves)
+        if not dry_run:
+            texts = _move_breakers(store, moves, now, by, log)
+            _heartbeat(store, now, result, base)
+        log("INFO", "rollout evaluator: " + result.action, summary=result.summary)
+        return replace(result, breakers=texts)
     raise StoreError("unreachable")  # pragma: no cover
+
+
+def _baseline(store: DocumentStore, cfg: RolloutConfig, now: datetime) -> dict[str, Any]:
+    """The phase's recorded baseline; captured on the first run of a new phase."""
+    state = store.get_many([EVALUATOR_PATH])[EVALUATOR_PATH] or {}
+    recorded = state.get("baseline")
+    if isinstance(recorded, Mapping) and baseline.is_current(recorded, cfg):
+        return dict(recorded)
+    previous = recorded if isinstance(recorded, Mapping) else None
+    return baseline.capture(store, cfg, previous, now)
+
+
+def _no_rollback(
+    now: datetime,
+    cfg: RolloutConfig,
+    a: Assessment,
+    dry_run: bool,
+    version: int,
+    th: Thresholds,
+    base: Mapping[str, Any],
+) -> EvaluationResult:
+    summary = _paragraph(now, cfg, a, dry_run, None, th)
+    return EvaluationResult(now, dry_run, a, False, None, version, summary, baseline=base)
+
+
+def _rollback(
+    store: DocumentStore,
+    cur: changes.Current,
+    a: Assessment,
+    now: datetime,
+    by: str,
+    th: Thresholds,
+    log: LogFn,
+    base: Mapping[str, Any],
+) -> EvaluationResult:
+    reason = "automatic rollback: " + "; ".join(t.text for t in a.fired)
+    change = _apply_rollback(store, cur, a, now, by, reason)
+    cfg = cur.cfg or RolloutConfig()
+    summary = _paragraph(now, cfg, a, False, change, th)
+    _log_rollback(log, a, reason, change)
+    return EvaluationResult(now, False, a, True, change, change.version, summary, baseline=base)
+
+
+def _move_breakers(
+    store: DocumentStore, moves: Sequence[BreakerMove], now: datetime, by: str, log: LogFn
+) -> tuple[str, ...]:
+    """Record each breaker change (fresh reads; a lost race is left to the next run) and log
+    it at WARNING, once: the change itself is the incident's one line."""
+    done = []
+    for move in moves:
+        try:
+            change = apply_move(store, move, now, by)
+        except (changes.Conflict, changes.NoChange):
+            continue
+        log(
+            "WARNING",
+            f"source breaker {move.source} {move.to.value}",
+            labels={"kind": "source_breaker"},
+            kind="source_breaker",
+            source=move.source,
+            state=move.to.value,
+            reason=move.text,
+            configVersion=change.version,
+            historyId=change.history_id,
+            evidence=dict(move.evidence),
+            alert=move.to is BreakerState.OPEN,
+        )
+        done.append(move.text)
+    return tuple(done)
+
+
+def _heartbeat(
+    store: DocumentStore, now: datetime, result: EvaluationResult, base: Mapping[str, Any]
+) -> None:
+    """``config/externalDataEvaluator``: when it last ran, what it did, the phase baseline."""
+    doc = {"lastRunAt": now, "lastAction": result.action, "baseline": dict(base)}
+    store.commit([Write(EVALUATOR_PATH, doc, merge=False)])
 
 
 def _unreadable(now: datetime, dry_run: bool, cur: changes.Current, log: LogFn) -> EvaluationResult:

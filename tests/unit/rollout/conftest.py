@@ -48,8 +48,12 @@ class Aggregates:
         cohort_in: Mapping[str, Any] | None = None,
         cohort_out: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
+        failing_users: int | None = None,
+        sources: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Enrichment traffic: ``requests`` calls of ``lat_ms``, ``errors`` service failures."""
+        """Enrichment traffic: ``requests`` calls of ``lat_ms``, ``errors`` service failures
+        spread over ``failing_users`` distinct users (default 5 when there are errors; the same
+        user names in every minute, so a window counts them once)."""
         if successful is None:
             successful = requests - errors - failed
         c = {
@@ -81,7 +85,11 @@ class Aggregates:
         if extra:
             for k, v in extra.items():
                 doc.setdefault("c", {})[k] = v
-        self.add(at, doc)
+        if sources:
+            doc["src"] = {name: dict(figures) for name, figures in sources.items()}
+        users = (5 if errors else 0) if failing_users is None else failing_users
+        minute_only = {"failedUsers": {f"user{i}": Inc(1) for i in range(users)}} if users else None
+        self.store.commit(self.recorder.aggregate_writes(at, _inc(doc), minute_only))
 
 
 def _inc(value: Any) -> Any:

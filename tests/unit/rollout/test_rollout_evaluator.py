@@ -94,18 +94,54 @@ def test_nine_bad_minutes_are_not_ten(store: MemoryStore, agg: Any, now: datetim
     assert evaluate(store, now).action == "none"
 
 
-def test_a_minute_without_calls_breaks_the_run(store: MemoryStore, agg: Any, now: datetime) -> None:
+def test_a_quiet_minute_is_judged_within_the_window(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
     _phase(store, "premium", now - timedelta(hours=2))
     agg.minutes(now, 10, requests=100, errors=50)
     store.docs = {p: d for p, d in store.docs.items() if "m_2026-11-26T11:55" not in p}
+    assert evaluate(store, now).action == "immediate"
+
+
+def test_a_busy_minute_under_the_threshold_holds_the_rollback(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    agg.minutes(now, 10, requests=100, errors=50)
+    agg.traffic(now - timedelta(minutes=4), requests=1000, errors=0)  # 11:56: 50 of 1100 fail
     assert evaluate(store, now).action == "none"
+
+
+def test_quiet_minutes_count_only_through_the_window(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "beta", now - timedelta(hours=2))
+    # 10 quiet minutes (under 20 answers each) at 10% errors: none is judged alone, the window
+    # (60 answers, 6 failures from 5 users) is, so a quiet beta is still watched.
+    agg.minutes(now, 6, requests=6, errors=1, failing_users=5)
+    agg.minutes(now, 10, requests=0)
+    assert evaluate(store, now).action == "none"  # only 36 answers: under the window's 50
+    agg.minutes(now, 10, requests=3)
+    assert evaluate(store, now).action == "immediate"
 
 
 def test_the_running_minute_is_not_used(store: MemoryStore, agg: Any, now: datetime) -> None:
     _phase(store, "premium", now - timedelta(hours=2))
-    agg.minutes(now, 9, requests=100, errors=50)
-    agg.traffic(now, requests=100, errors=50)  # 12:00 is still filling
+    agg.minutes(now, 10, requests=100, errors=1)
+    agg.traffic(now, requests=5000, errors=5000)  # 12:00 is still filling
     assert evaluate(store, now).action == "none"
+
+
+def test_one_user_failing_never_trips_a_rollback(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "beta", now - timedelta(hours=2))
+    agg.minutes(now, 10, requests=100, errors=100, failing_users=1, successful=0)
+    assert evaluate(store, now).action == "none"
+    agg.minutes(now, 10, requests=0, failing_users=4)
+    assert evaluate(store, now).action == "none"  # four distinct users: still not enough
+    agg.minutes(now, 10, requests=0, failing_users=5)
+    assert evaluate(store, now).action == "immediate"
 
 
 # -- immediate: no successful call for 2 minutes while calls fail ----------------------------
@@ -257,7 +293,7 @@ def test_cohort_latency_needs_50_calls_a_side(store: MemoryStore, agg: Any, now:
         cohort_out={"requests": 80, "lat_ms": 300.0},
     )
     res = evaluate(store, now)
-    assert res.action == "none" and "need 50 each" in res.summary
+    assert res.action == "none" and "need 50" in res.summary
     agg.traffic(now - timedelta(minutes=4), cohort_in={"requests": 1, "lat_ms": 900.0})
     assert evaluate(store, now).action == "gradual"
 
@@ -288,13 +324,26 @@ def test_conversion_drop_of_exactly_half_stays_quiet(
     assert evaluate(store, now).action == "none"
 
 
-def test_conversion_needs_50_exposures_a_side(store: MemoryStore, agg: Any, now: datetime) -> None:
+def test_with_too_few_outside_the_phase_baseline_decides(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
     _phase(store, "premium", now - timedelta(hours=2))
     agg.traffic(
         now - timedelta(minutes=5),
-        cohort_in={"previews": 100, "conversions": 0},
+        cohort_in={"previews": 100, "conversions": 6},
         cohort_out={"previews": 49, "conversions": 10},
     )
+    res = evaluate(store, now)  # 6% against the 10% floor (no gated phase before): holds
+    assert res.action == "none" and "phase baseline 10.0%" in res.summary
+    agg.traffic(now - timedelta(minutes=4), cohort_in={"previews": 100, "conversions": 3})
+    assert evaluate(store, now).action == "gradual"  # 9 of 200 = 4.5% < half of 10%
+
+
+def test_conversion_needs_50_exposures_in_the_cohort(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    agg.traffic(now - timedelta(minutes=5), cohort_in={"previews": 49, "conversions": 0})
     assert evaluate(store, now).action == "none"
 
 

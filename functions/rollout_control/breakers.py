@@ -1,0 +1,179 @@
+"""Source circuit breakers (contract section 6) and the operator's source switches.
+
+A source whose tries fail with ``upstream`` or ``timeout`` more than 50% of the time over the
+last 5 complete minutes (at least 20 tries) is opened: switched off for 5 minutes. Then it is
+half-open: a few probe calls go through (``usecases.source_switches``), and the breaker closes
+when they succeed, or opens again for 5 minutes when they fail upstream. Upstream outages open
+breakers; they never turn gating off.
+
+Per source the figures are the minute aggregates' ``src.<name>.requests`` (tries, skipped
+sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``. Every change
+is a config change (``changes.apply_change``: compare-and-set plus a history entry with the
+evidence), logged at WARNING once, when it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics.metrics import num
+from common.vocab import SOURCES
+from gating.rollout import Breaker, BreakerState, RolloutConfig
+from rollout_control import changes
+from stores.base import DocumentStore
+from stores.schema import floor_to
+
+
+@dataclass(frozen=True)
+class BreakerThresholds:
+    """The contract's numbers."""
+
+    window_minutes: int = 5
+    min_tries: int = 20
+    failure_rate: float = 0.50
+    open_for: timedelta = timedelta(minutes=5)
+
+
+BREAKER_DEFAULT = BreakerThresholds()
+
+
+@dataclass(frozen=True)
+class BreakerMove:
+    """One breaker's change, with the numbers behind it."""
+
+    source: str
+    to: BreakerState
+    text: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _tally(
+    buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], source: str
+) -> dict[str, int]:
+    return {
+        key: sum(num(buckets.get(m, {}), f"src.{source}.{key}") for m in mins)
+        for key in ("requests", "upstreamFailures", "successful")
+    }
+
+
+def _rate(t: Mapping[str, int]) -> float:
+    return t["upstreamFailures"] / t["requests"] if t["requests"] else 0.0
+
+
+def assess_breakers(
+    cfg: RolloutConfig,
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    now: datetime,
+    th: BreakerThresholds = BREAKER_DEFAULT,
+) -> list[BreakerMove]:
+    """Pure: which breakers change at ``now`` on these complete minute buckets."""
+    end = floor_to(now, "m")
+    moves = []
+    for source in SOURCES:
+        b = cfg.breakers.get(source, Breaker())
+        state = cfg.breaker(source, now)
+        move = (
+            _judge_closed(source, b, buckets, end, th)
+            if state is BreakerState.CLOSED
+            else _judge_half_open(source, b, buckets, end, th)
+            if state is BreakerState.HALF_OPEN
+            else None
+        )
+        if move is not None:
+            moves.append(move)
+    return moves
+
+
+def _judge_closed(
+    source: str,
+    b: Breaker,
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    end: datetime,
+    th: BreakerThresholds,
+) -> BreakerMove | None:
+    mins = [end - timedelta(minutes=k) for k in range(th.window_minutes, 0, -1)]
+    if b.since is not None:  # only minutes after the breaker last closed
+        mins = [m for m in mins if m >= floor_to(b.since, "m") + timedelta(minutes=1)]
+    t = _tally(buckets, mins, source)
+    if t["requests"] < th.min_tries or _rate(t) <= th.failure_rate:
+        return None
+    text = (
+        f"{source}: {t['upstreamFailures']} of {t['requests']} tries failed upstream over the "
+        f"last {len(mins)} minutes ({_rate(t) * 100:.0f}% > {th.failure_rate * 100:.0f}%): "
+        f"switched off for {int(th.open_for.total_seconds() // 60)} minutes"
+    )
+    return BreakerMove(source, BreakerState.OPEN, text, {**t, "minutes": len(mins)})
+
+
+def _judge_half_open(
+    source: str,
+    b: Breaker,
+    buckets: Mapping[datetime, Mapping[str, Any]],
+    end: datetime,
+    th: BreakerThresholds,
+) -> BreakerMove | None:
+    probe_from = floor_to(b.until or b.since or end, "m")
+    mins = [m for m in sorted(buckets) if probe_from <= m < end]
+    t = _tally(buckets, mins, source)
+    if t["requests"] == 0:
+        return None  # no probe call yet
+    if t["successful"] >= 1 and _rate(t) <= th.failure_rate:
+        text = f"{source}: probe calls succeeded ({t['successful']} of {t['requests']}): back on"
+        return BreakerMove(source, BreakerState.CLOSED, text, dict(t))
+    text = (
+        f"{source}: probe calls failed upstream ({t['upstreamFailures']} of {t['requests']}): "
+        f"switched off for another {int(th.open_for.total_seconds() // 60)} minutes"
+    )
+    return BreakerMove(source, BreakerState.OPEN, text, dict(t))
+
+
+def apply_move(
+    store: DocumentStore,
+    move: BreakerMove,
+    now: datetime,
+    by: str,
+    th: BreakerThresholds = BREAKER_DEFAULT,
+    current: changes.Current | None = None,
+) -> changes.ChangeResult:
+    """Record the breaker's new state as a config change with its evidence."""
+    until = now + th.open_for if move.to is BreakerState.OPEN else None
+    state = {"state": move.to.value, "since": now, "until": until}
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        breakers = dict(doc.get("breakers") or {})
+        breakers[move.source] = state
+        doc["breakers"] = breakers
+        return f"breaker {move.source} {move.to.value.replace('_', '-')}"
+
+    return changes.apply_change(
+        store,
+        f"breaker {move.to.value}",
+        mutate,
+        by=by,
+        reason=f"automatic circuit breaker: {move.text}",
+        now=now,
+        evidence={"source": move.source, "to": move.to.value, **move.evidence},
+        expected_version=current.version if current else None,
+        current=current,
+    )
+
+
+def set_source(
+    store: DocumentStore, source: str, enabled: bool, *, by: str, reason: str, now: datetime
+) -> changes.ChangeResult:
+    """The operator's switch ``sources.{name}.enabled`` (``rollout.py source NAME on|off``)."""
+    if source not in SOURCES:
+        raise changes.InvalidChange(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
+
+    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+        sources = {k: dict(v) for k, v in (doc.get("sources") or {}).items()}
+        sources[source] = {"enabled": enabled}
+        doc["sources"] = sources
+        return f"source {source} {'on' if enabled else 'off'}"
+
+    return changes.apply_change(
+        store, f"source {'on' if enabled else 'off'}", mutate, by=by, reason=reason, now=now
+    )

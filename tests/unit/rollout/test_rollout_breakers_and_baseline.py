@@ -1,0 +1,128 @@
+"""Contract section 6: source circuit breakers, and the phase baseline the gradual rules use
+where nobody (phase full) or too few are outside the cohort."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gating.rollout import BreakerState, parse
+from rollout_control import breakers, changes
+from rollout_control.evaluator import evaluate
+from stores.memory import MemoryStore
+from stores.schema import CONFIG_PATH, EVALUATOR_PATH, HISTORY_COLLECTION
+
+
+def _phase(store: MemoryStore, phase: str, at: datetime, pct: int = 25) -> None:
+    changes.set_fields(
+        store,
+        phase=phase,
+        percentage=100 if phase == "full" else pct,
+        fallback=phase != "full",
+        force=True,
+        by="setup",
+        reason="test setup",
+        now=at,
+    )
+
+
+def _github(agg: Any, now: datetime, minutes: int, tries: int, upstream: int, ok: int = 0) -> None:
+    for k in range(1, minutes + 1):
+        figures = {"requests": tries, "upstreamFailures": upstream, "successful": ok}
+        agg.traffic(now - timedelta(minutes=k), sources={"github": figures})
+
+
+def _state(store: MemoryStore, now: datetime) -> BreakerState:
+    return parse(store.docs[CONFIG_PATH]).breaker("github", now)
+
+
+def test_a_source_failing_upstream_opens_its_breaker_not_the_kill_switch(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=3)  # 20 tries, 15 failed upstream: 75%
+    res = evaluate(store, now)
+    assert res.action == "none" and len(res.breakers) == 1
+    cfg = parse(store.docs[CONFIG_PATH])
+    assert cfg.gating_active and cfg.breaker("github", now) is BreakerState.OPEN
+    entry = [d for p, d in sorted(store.docs.items()) if p.startswith(HISTORY_COLLECTION)][-1]
+    assert entry["action"] == "breaker open" and entry["evidence"]["requests"] == 20
+    assert entry["evidence"]["upstreamFailures"] == 15
+    assert _state(store, now + timedelta(minutes=5)) is BreakerState.HALF_OPEN
+
+
+@pytest.mark.parametrize(
+    ("tries", "upstream"),
+    [(19, 19), (20, 10)],  # too few tries; exactly 50% is not "more than 50%"
+)
+def test_the_breaker_stays_closed_just_below_its_thresholds(
+    store: MemoryStore, agg: Any, now: datetime, tries: int, upstream: int
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    agg.traffic(
+        now - timedelta(minutes=2),
+        sources={"github": {"requests": tries, "upstreamFailures": upstream}},
+    )
+    assert evaluate(store, now).breakers == ()
+    assert _state(store, now) is BreakerState.CLOSED
+
+
+def test_half_open_probes_close_the_breaker_or_open_it_again(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    evaluate(store, now)
+    later = now + timedelta(minutes=6)
+    agg.traffic(
+        later - timedelta(minutes=1), sources={"github": {"requests": 2, "upstreamFailures": 2}}
+    )
+    assert "failed upstream" in evaluate(store, later).breakers[0]
+    assert _state(store, later) is BreakerState.OPEN
+    healed = later + timedelta(minutes=6)
+    agg.traffic(healed - timedelta(minutes=1), sources={"github": {"requests": 3, "successful": 3}})
+    assert "back on" in evaluate(store, healed).breakers[0]
+    assert _state(store, healed) is BreakerState.CLOSED
+
+
+def test_the_operator_switch_is_a_recorded_change(store: MemoryStore, now: datetime) -> None:
+    breakers.set_source(store, "web", False, by="ops", reason="provider bill", now=now)
+    assert not parse(store.docs[CONFIG_PATH]).source_enabled("web")
+    with pytest.raises(changes.InvalidChange):
+        breakers.set_source(store, "myspace", False, by="ops", reason="x", now=now)
+
+
+def _seed_gated_conversion(agg: Any, at: datetime, exposures: int, conversions: int) -> None:
+    agg.traffic(at, cohort_in={"previews": exposures, "conversions": conversions})
+
+
+@pytest.mark.parametrize(("conversions", "action"), [(9, "gradual"), (11, "none")])
+def test_in_phase_full_the_conversion_baseline_comes_from_the_premium_phase(
+    store: MemoryStore, agg: Any, now: datetime, conversions: int, action: str
+) -> None:
+    premium_since = now - timedelta(days=3)
+    _phase(store, "premium", premium_since)
+    evaluate(store, premium_since + timedelta(minutes=1))  # records the premium baseline
+    _seed_gated_conversion(agg, premium_since + timedelta(hours=5), 200, 40)  # 20% gated
+    _phase(store, "full", now - timedelta(hours=2))
+    for k in range(1, 31):  # the cohort's last 30 minutes: 100 exposures, 9 or 11 conversions
+        agg.traffic(now - timedelta(minutes=k), cohort_in={"previews": 3 if k <= 10 else 4})
+    agg.traffic(now - timedelta(minutes=2), cohort_in={"conversions": conversions})
+    res = evaluate(store, now)
+    assert res.baseline["conversionRate"] == 0.2 and "premium" in res.baseline["conversionBasis"]
+    assert res.action == action  # 9% is under half of 20%; 11% is not
+    assert store.docs[EVALUATOR_PATH]["lastRunAt"] == now
+
+
+def test_the_latency_baseline_is_the_p95_of_the_week_before(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    for h in range(1, 60):
+        agg.traffic(now - timedelta(hours=2, minutes=h), requests=1, lat_ms=400.0)
+    _phase(store, "full", now - timedelta(hours=2))
+    for k in range(1, 31):
+        agg.traffic(now - timedelta(minutes=k), cohort_in={"requests": 2, "lat_ms": 600.0})
+    res = evaluate(store, now)
+    assert res.baseline["p95Calls"] == 59 and res.action == "gradual"
