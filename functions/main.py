@@ -302,8 +302,6 @@ def evaluateExternalDataRollout(event: scheduler_fn.ScheduledEvent) -> None:  # 
 
 # -- observability (issue 10) ---------------------------------------------------------------
 
-import flask  # noqa: E402 - the health function's request/response types (flask, as https_fn)
-
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)
 def exportExternalDataMetrics(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
@@ -324,8 +322,17 @@ def externalDataHealth(req: flask.Request) -> flask.Response:  # noqa: N802
 
     from usecases.health import HEADERS, respond
 
-    answer = respond(app().store, req.method)
+    answer = respond(_health_store(), req.method)
     return flask.Response(json.dumps(answer.body), status=answer.status, headers=HEADERS)
+
+
+@functools.cache
+def _health_store() -> Any:
+    """One try per check, no retries: the answer must come well within the uptime check's
+    10 s, and an unreachable store is what it reports."""
+    from stores.firestore import FirestoreStore, make_client
+
+    return FirestoreStore(make_client(SETTINGS.project_id), deadline_s=3.0, retry_s=0.0)
 
 
 @scheduler_fn.on_schedule(schedule="every 5 minutes", secrets=_SALT)
