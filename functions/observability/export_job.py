@@ -3,10 +3,11 @@ write, and what each minute's series need beside the aggregate.
 
 One run:
 
-1. reads, in one ``get_many``, the rollout config (phase, percentage, the sources it names), the
+1. reads, in one ``get_many``, the rollout config (phase, percentage, the source breakers the
+   evaluator keeps in it: ``breakers.{source}.state``, a source without an entry is closed, an
+   open breaker whose ``until`` has passed is half-open as the gate reads it) and the
    evaluator's heartbeat (``config/externalDataEvaluator.lastRunAt``; absent: no heartbeat, so
-   the absence alert fires) and the breaker states (``config/externalDataBreakers``; a source
-   without an entry is closed);
+   the absence alert fires);
 2. picks the complete minutes after the export cursor: a minute is complete once ``SETTLE`` has
    passed since its end (a call is counted in the minute it *started*, but its record is written
    when it ends; calls are bounded by the enrichment's 60 s timeout). Nothing older than
@@ -42,10 +43,6 @@ from observability.metrics import PHASES
 from stores import schema
 from stores.base import DocumentStore
 
-EVALUATOR_PATH: str = getattr(schema, "EVALUATOR_PATH", "config/externalDataEvaluator")
-"""The evaluator's heartbeat document (``{lastRunAt, ...}``), written on every run."""
-BREAKERS_PATH: str = getattr(schema, "BREAKERS_PATH", "config/externalDataBreakers")
-"""Breaker states by source."""
 SETTLE = timedelta(seconds=60)
 """How long after a minute's end its aggregate is taken as final."""
 MAX_AGE = timedelta(hours=24)
@@ -59,40 +56,35 @@ BucketReader = Callable[
 """``analytics.metrics.read_buckets``: summed aggregates per bucket start in ``[start, end)``."""
 
 
-def _breaker_state(value: Any) -> bool | str:
-    """One source's entry in the breakers document, as ``MinuteContext.breakers`` takes it:
-    a state name, a flag, or a map with ``state`` (or ``open``)."""
-    if isinstance(value, Mapping):
-        if isinstance(value.get("state"), str):
-            return str(value["state"])
-        return value.get("open") is True
-    if isinstance(value, bool | str):
-        return value
-    return "closed"
+def _breaker_state(value: Any, now: datetime) -> str:
+    """One source's entry of the config's ``breakers`` (``{state, since, until}``) as the gate
+    reads it at ``now``; anything malformed is closed."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("state"), str):
+        return "closed"
+    state = str(value["state"])
+    until = value.get("until")
+    if state == "open" and isinstance(until, datetime) and now >= until:
+        return "half_open"
+    return state
 
 
-def read_context(store: DocumentStore) -> MinuteContext:
+def read_context(store: DocumentStore, now: datetime) -> MinuteContext:
     """Phase, percentage, breaker states and heartbeat as stored now (one batched read).
 
     Malformed values fall back to what the gate would assume: phase off, 0%, breakers closed.
     """
-    docs = store.get_many([schema.CONFIG_PATH, EVALUATOR_PATH, BREAKERS_PATH])
+    docs = store.get_many([schema.CONFIG_PATH, schema.EVALUATOR_PATH])
     cfg = docs.get(schema.CONFIG_PATH) or {}
     phase = cfg.get("phase")
     pct = cfg.get("rolloutPercentage")
-    named = cfg.get("sources")
-    sources = set(SOURCES) | (set(named) if isinstance(named, Mapping) else set())
-    raw_breakers = docs.get(BREAKERS_PATH) or {}
-    breakers = {
-        str(s): _breaker_state(raw_breakers.get(s, "closed"))
-        for s in sorted(sources)
-        if isinstance(s, str)
-    }
-    heartbeat = (docs.get(EVALUATOR_PATH) or {}).get("lastRunAt")
+    raw = cfg.get("breakers")
+    raw_breakers: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    sources = sorted(set(SOURCES) | {s for s in raw_breakers if isinstance(s, str)})
+    heartbeat = (docs.get(schema.EVALUATOR_PATH) or {}).get("lastRunAt")
     return MinuteContext(
         phase=phase if isinstance(phase, str) and phase in PHASES else "off",
         rollout_percentage=pct if isinstance(pct, int) and not isinstance(pct, bool) else 0,
-        breakers=breakers,
+        breakers={s: _breaker_state(raw_breakers.get(s), now) for s in sources},
         evaluator_heartbeat=heartbeat.astimezone(UTC) if isinstance(heartbeat, datetime) else None,
     )
 
@@ -146,6 +138,6 @@ def export_pending(
     if not starts:
         return ExportReport()
     buckets = read(store, "m", starts[0], starts[-1] + MINUTE)
-    context = read_context(store)
+    context = read_context(store, now)
     minutes = [Minute(s, dict(buckets.get(s, {})), context) for s in starts]
     return write_minutes(client, project, minutes, cursor)

@@ -10,8 +10,6 @@ from typing import Any
 from analytics.metrics import read_buckets
 from observability import metrics as m
 from observability.export_job import (
-    BREAKERS_PATH,
-    EVALUATOR_PATH,
     MAX_AGE,
     SETTLE,
     export_pending,
@@ -22,7 +20,7 @@ from observability.exporter import CURSOR_PATH, StoreExportCursor
 from recording.recorder import Recorder
 from stores.base import Inc, Write
 from stores.memory import MemoryStore
-from stores.schema import CONFIG_PATH
+from stores.schema import CONFIG_PATH, EVALUATOR_PATH
 from tests.support.fake_monitoring import FakeMonitoring
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -78,30 +76,36 @@ def test_nothing_older_than_24_hours_and_at_most_max_minutes_per_run_oldest_firs
 
 
 def test_context_absent_is_phase_off_breakers_closed_and_no_heartbeat(store: MemoryStore) -> None:
-    ctx = read_context(store)
+    ctx = read_context(store, T0)
     assert ctx.phase == "off" and ctx.rollout_percentage == 0
     assert ctx.evaluator_heartbeat is None
     assert dict(ctx.breakers) == dict.fromkeys(("github", "linkedin", "web", "website"), "closed")
 
 
 def test_context_reads_phase_breakers_and_heartbeat(store: MemoryStore) -> None:
+    breakers = {
+        "github": {"state": "open", "since": T0, "until": T0 + 5 * MIN},
+        "web": {"state": "open", "since": T0 - 9 * MIN, "until": T0 - 4 * MIN},
+        "website": {"state": "half_open", "since": T0},
+    }
     store.commit(
         [
-            Write(CONFIG_PATH, {"phase": "beta", "rolloutPercentage": 1, "sources": {"extra": {}}}),
-            Write(BREAKERS_PATH, {"github": {"state": "open"}, "web": "half_open"}),
+            Write(CONFIG_PATH, {"phase": "beta", "rolloutPercentage": 1, "breakers": breakers}),
             Write(EVALUATOR_PATH, {"lastRunAt": T0}),
         ]
     )
-    ctx = read_context(store)
+    ctx = read_context(store, T0 + MIN)
     assert (ctx.phase, ctx.rollout_percentage, ctx.evaluator_heartbeat) == ("beta", 1, T0)
-    assert ctx.breakers["github"] == "open" and ctx.breakers["web"] == "half_open"
-    assert ctx.breakers["extra"] == "closed" and ctx.breakers["website"] == "closed"
+    assert ctx.breakers["github"] == "open"
+    assert ctx.breakers["web"] == "half_open"  # its time is up: the gate probes it
+    assert ctx.breakers["website"] == "half_open" and ctx.breakers["linkedin"] == "closed"
 
 
 def test_a_malformed_config_exports_as_off(store: MemoryStore) -> None:
-    store.commit([Write(CONFIG_PATH, {"phase": "sideways", "rolloutPercentage": "lots"})])
-    ctx = read_context(store)
-    assert (ctx.phase, ctx.rollout_percentage) == ("off", 0)
+    doc = {"phase": "sideways", "rolloutPercentage": "lots", "breakers": {"github": "open"}}
+    store.commit([Write(CONFIG_PATH, doc)])
+    ctx = read_context(store, T0)
+    assert (ctx.phase, ctx.rollout_percentage, ctx.breakers["github"]) == ("off", 0, "closed")
 
 
 # -- a run -------------------------------------------------------------------------------------
@@ -138,8 +142,14 @@ def test_a_run_writes_the_stored_context_into_every_minute(
     StoreExportCursor(store).set_last(T0 - MIN)
     store.commit(
         [
-            Write(CONFIG_PATH, {"phase": "premium", "rolloutPercentage": 25}),
-            Write(BREAKERS_PATH, {"github": {"state": "open"}}),
+            Write(
+                CONFIG_PATH,
+                {
+                    "phase": "premium",
+                    "rolloutPercentage": 25,
+                    "breakers": {"github": {"state": "open", "until": T0 + 9 * MIN}},
+                },
+            ),
             Write(EVALUATOR_PATH, {"lastRunAt": T0 + timedelta(seconds=10)}),
         ]
     )
