@@ -95,4 +95,6 @@ async def redact_async(
             return [await walk(x, key) for x in v]
         return v
 
+    if deadline is not None:
+        deadline.check()
     return await walk(value, "")

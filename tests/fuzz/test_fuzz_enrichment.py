@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +32,10 @@ from tests.unit.enrichment.test_hostile_properties import (
     locations,
     statuses,
 )
+
+# 12,500 examples of the slower checks take 5-15 minutes on a shared machine: the project's
+# 300 s per-test timeout would cut them off (and Hypothesis then reports a flaky strategy).
+pytestmark = pytest.mark.timeout(3600)
 
 
 @given(html_text)

@@ -60,6 +60,10 @@ MAX_META = 200
 """``<meta>`` entries kept per page."""
 MAX_JSONLD_BLOCKS = 20
 """JSON-LD ``<script>`` blocks read per page."""
+MAX_JSONLD_CHARS = 200_000
+"""Characters of one JSON-LD block (real ones are a few KB); a longer block is an error."""
+MAX_JSONLD_TOTAL = 500_000
+"""Characters of JSON-LD read per page: ten pages' parsed blocks stay well under 100 MB."""
 MAX_JSON_DEPTH = 64
 """Nesting of a JSON-LD block beyond which it is counted as an error (real ones are ~10 deep)."""
 MAX_JSONLD_NODES = 500
@@ -172,6 +176,7 @@ class PageParser(HTMLParser):
         self._title: list[str] | None = None
         self._script: list[str] | None = None
         self._scripts_seen = 0
+        self._jsonld_chars = 0
         self._items_made = 0
         # Text of the open collecting elements: one buffer for the page, not one per element
         # (copying every piece into every open element was quadratic on unclosed tags).
@@ -280,7 +285,10 @@ class PageParser(HTMLParser):
         if tag == "script" and self._script is not None:
             raw = "".join(self._script).strip()
             self._script = None
-            if raw:
+            self._jsonld_chars += len(raw)
+            if len(raw) > MAX_JSONLD_CHARS or self._jsonld_chars > MAX_JSONLD_TOTAL:
+                self.page.jsonld_errors += 1
+            elif raw:
                 ok, value = load_jsonld(raw)
                 if ok:
                     self.page.jsonld.append(value)

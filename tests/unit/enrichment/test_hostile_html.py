@@ -80,11 +80,22 @@ def test_nesting_is_bounded_but_the_page_still_parses() -> None:
 def test_a_flat_jsonld_array_is_walked_in_linear_time() -> None:
     block = json.dumps([{"@type": "Thing", "name": "x"}] * 2 + [0] * 300_000)
     assert len(block) > 600 * KB
-    html = f'<script type="application/ld+json">{block}</script>'
-    page = parse_page(html)
-    nodes, seconds, _ = measure(lambda: jsonld_nodes(page.jsonld))
+    nodes, seconds, _ = measure(lambda: jsonld_nodes([json.loads(block)]))
     assert len(nodes) == 2
     assert seconds < 0.5, seconds
+
+
+def test_jsonld_past_the_size_limits_is_an_error() -> None:
+    small = json.dumps({"@type": "Person", "name": "Ada"})
+    big = json.dumps([{"@type": "Thing"}] * 20_000)
+    assert len(big) > html_extract.MAX_JSONLD_CHARS
+    script = '<script type="application/ld+json">{}</script>'
+    page = parse_page(script.format(small) + script.format(big) + script.format(small))
+    assert page.jsonld == [{"@type": "Person", "name": "Ada"}] * 2 and page.jsonld_errors == 1
+    many = script.format(json.dumps([{"@type": "Thing"}] * 8000)) * 5
+    page = parse_page(many)
+    # 160 KB blocks: three fit in the page's 500 KB, the fourth and fifth do not
+    assert len(page.jsonld) == 3 and page.jsonld_errors == 2
 
 
 def test_a_flat_array_of_nodes_is_cut_at_the_node_limit() -> None:
@@ -108,3 +119,17 @@ def test_deep_main_entity_chains_are_walked_without_recursion() -> None:
     for _ in range(50):
         node = {"@type": "WebPage", "mainEntity": node}
     assert len(jsonld_nodes([node])) == 51
+
+
+def test_a_long_parse_stops_at_the_deadline() -> None:
+    import asyncio
+
+    from enrichment.errors import ErrorCode, SourceFailure
+    from enrichment.fetch import Deadline
+    from enrichment.sources.html_extract import parse_page_async
+
+    html = repeat('<a href="/p">x', 500 * KB)
+    assert asyncio.run(parse_page_async(html, deadline=Deadline(60))).links
+    with pytest.raises(SourceFailure) as err:
+        asyncio.run(parse_page_async(html, deadline=Deadline(0)))
+    assert err.value.code is ErrorCode.TIMEOUT

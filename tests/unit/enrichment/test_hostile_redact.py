@@ -60,3 +60,17 @@ def test_long_local_parts_are_still_redacted_whole() -> None:
 )
 def test_normal_text_is_redacted_as_before(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+def test_redacting_a_large_payload_stops_at_the_deadline() -> None:
+    import asyncio
+
+    from enrichment.errors import ErrorCode, SourceFailure
+    from enrichment.fetch import Deadline
+    from enrichment.redact import redact, redact_async
+
+    payload = {"posts": [{"summary": "mail ada@example.com " * 2000} for _ in range(20)]}
+    assert asyncio.run(redact_async(payload, deadline=Deadline(60))) == redact(payload)
+    with pytest.raises(SourceFailure) as err:
+        asyncio.run(redact_async(payload, deadline=Deadline(0)))
+    assert err.value.code is ErrorCode.TIMEOUT
