@@ -159,10 +159,7 @@ def apply_change(
 ) -> ChangeResult:
     """Apply one change (see the module docstring). Raises ``InvalidChange``, ``Conflict`` or
     ``NoChange``; ``gating.errors.StoreError`` when the store cannot be reached."""
-    if not reason or not reason.strip():
-        raise InvalidChange("a reason is required for every change (--reason TEXT)")
-    if not by or not by.strip():
-        raise InvalidChange("who is changing the config must be known (--as NAME)")
+    _require_who_and_why(by, reason)
     cur = current or read_current(store)
     if expected_version is not None and expected_version != cur.version:
         raise Conflict(
@@ -171,26 +168,12 @@ def apply_change(
         )
     before = _working_copy(cur) if cur.raw is not None else None
     work = _working_copy(cur)
-    base_cfg = cur.cfg or RolloutConfig()
-    description = mutate(work, base_cfg)
+    description = mutate(work, cur.cfg or RolloutConfig())
     if _comparable(work) == _comparable(before or RolloutConfig().to_doc()) and cur.raw is not None:
         raise NoChange(f"nothing to change: {description}")
     version = cur.version + 1
-    work["version"] = version
-    work["updatedAt"] = now
-    work["updatedBy"] = by
-    prior = before or RolloutConfig().to_doc()
-    if work.get("phase") != prior.get("phase") or "phaseSince" not in work:
-        work["phaseSince"] = now
-    if _cohort_changed(prior, work) or "cohortSince" not in work:
-        work["cohortSince"] = now
-    try:
-        parsed = parse(work)
-    except ConfigInvalid as exc:
-        raise InvalidChange(f"refused, the config would be invalid: {exc}") from None
-    doc = {**parsed.to_doc(), **{k: v for k, v in work.items() if k not in _DOC_KEYS}}
-    doc["updatedAt"] = now
-    doc["updatedBy"] = by
+    _stamp(work, before or RolloutConfig().to_doc(), version, now, by)
+    doc = _validated(work, now, by)
     hid = history_id(now, version)
     entry: dict[str, Any] = {
         "at": now,
@@ -206,10 +189,54 @@ def apply_change(
         entry["evidence"] = dict(evidence)
     if forced:
         entry["forced"] = True
+    _write(store, cur.version, doc, hid, entry)
+    return ChangeResult(action, version, hid, before, doc, description, evidence)
+
+
+def _require_who_and_why(by: str, reason: str) -> None:
+    """Every change names its author and its reason: the history is the audit trail."""
+    if not reason or not reason.strip():
+        raise InvalidChange("a reason is required for every change (--reason TEXT)")
+    if not by or not by.strip():
+        raise InvalidChange("who is changing the config must be known (--as NAME)")
+
+
+def _stamp(
+    work: dict[str, Any], prior: Mapping[str, Any], version: int, now: datetime, by: str
+) -> None:
+    """Version and author of the new document, and the ``phaseSince``/``cohortSince`` marks
+    that the health checks and the evaluator's fresh windows start from."""
+    work["version"] = version
+    work["updatedAt"] = now
+    work["updatedBy"] = by
+    if work.get("phase") != prior.get("phase") or "phaseSince" not in work:
+        work["phaseSince"] = now
+    if _cohort_changed(prior, work) or "cohortSince" not in work:
+        work["cohortSince"] = now
+
+
+def _validated(work: dict[str, Any], now: datetime, by: str) -> dict[str, Any]:
+    """The document to write: the parsed config (so nothing invalid is ever written) plus the
+    control fields the config type does not hold."""
+    try:
+        parsed = parse(work)
+    except ConfigInvalid as exc:
+        raise InvalidChange(f"refused, the config would be invalid: {exc}") from None
+    doc = {**parsed.to_doc(), **{k: v for k, v in work.items() if k not in _DOC_KEYS}}
+    doc["updatedAt"] = now
+    doc["updatedBy"] = by
+    return doc
+
+
+def _write(
+    store: DocumentStore, version: int, doc: dict[str, Any], hid: str, entry: dict[str, Any]
+) -> None:
+    """Config and history entry in one compare-and-set against the version read: a change
+    made meanwhile by someone else is refused, never overwritten."""
     try:
         store.compare_and_set(
             CONFIG_PATH,
-            cur.version,
+            version,
             doc,
             [Write(f"{HISTORY_COLLECTION}/{hid}", entry, merge=False)],
         )
@@ -218,7 +245,6 @@ def apply_change(
             f"refused: someone else changed the config while this change was being made ({exc}). "
             "Nothing was written; run `status` and retry."
         ) from None
-    return ChangeResult(action, version, hid, before, doc, description, evidence)
 
 
 def read_history(store: DocumentStore, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:
@@ -247,19 +273,45 @@ def set_fields(
     needs ``force`` (``advance`` is the checked way)."""
     cur = read_current(store)
     if phase is not None:
-        try:
-            target = Phase(phase)
-        except ValueError:
-            raise InvalidChange(
-                f"refused: phase must be one of {', '.join(p.value for p in Phase)}, not {phase!r}"
-            ) from None
-        current_phase = cur.cfg.phase if cur.cfg else Phase.OFF
-        order = list(PHASE_ORDER)
-        if order.index(target) > order.index(current_phase) and not force:
-            raise InvalidChange(
-                f"refused: moving from {current_phase.value} to {target.value} skips the success "
-                "metrics; use `advance`, or --force with a reason"
-            )
+        _check_phase_move(cur, phase, force)
+    return apply_change(
+        store,
+        "set",
+        _set_mutation(phase, percentage, fallback, target_groups),
+        by=by,
+        reason=reason,
+        now=now,
+        forced=force,
+        expected_version=expected_version,
+        current=cur,
+    )
+
+
+def _check_phase_move(cur: Current, phase: str, force: bool) -> None:
+    """Refuse an unknown phase, and a move forward without ``force`` (it would skip the
+    success metrics that ``advance`` checks)."""
+    try:
+        target = Phase(phase)
+    except ValueError:
+        raise InvalidChange(
+            f"refused: phase must be one of {', '.join(p.value for p in Phase)}, not {phase!r}"
+        ) from None
+    current_phase = cur.cfg.phase if cur.cfg else Phase.OFF
+    order = list(PHASE_ORDER)
+    if order.index(target) > order.index(current_phase) and not force:
+        raise InvalidChange(
+            f"refused: moving from {current_phase.value} to {target.value} skips the success "
+            "metrics; use `advance`, or --force with a reason"
+        )
+
+
+def _set_mutation(
+    phase: str | None,
+    percentage: int | None,
+    fallback: bool | None,
+    target_groups: Sequence[str] | None,
+) -> Mutation:
+    """The mutation of ``set_fields``: the given fields, described as ``set k=v ...``."""
 
     def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
         parts = []
@@ -281,17 +333,7 @@ def set_fields(
             )
         return "set " + " ".join(parts)
 
-    return apply_change(
-        store,
-        "set",
-        mutate,
-        by=by,
-        reason=reason,
-        now=now,
-        forced=force,
-        expected_version=expected_version,
-        current=cur,
-    )
+    return mutate
 
 
 def advance(
@@ -307,6 +349,25 @@ def advance(
     held over its monitoring window (``health.phase_health``); ``force`` overrides and the failing
     checks are recorded as the entry's evidence."""
     cur = read_current(store)
+    cfg, target = _advance_target(cur, force)
+    evidence, failing = _phase_checks(store, cur, cfg, target, now, force)
+    return apply_change(
+        store,
+        "advance (forced)" if failing else "advance",
+        _advance_mutation(target, bool(failing)),
+        by=by,
+        reason=reason,
+        now=now,
+        evidence=evidence,
+        forced=bool(failing),
+        expected_version=expected_version,
+        current=cur,
+    )
+
+
+def _advance_target(cur: Current, force: bool) -> tuple[RolloutConfig, Phase]:
+    """The current config and the phase after it; refused when the config is unreadable, the
+    last phase is reached, or the kill switch is on (without ``force``)."""
     if cur.cfg is None:
         raise InvalidChange(
             f"refused: the current config is unreadable ({cur.problem}); fix it with `set`"
@@ -320,41 +381,46 @@ def advance(
             "refused: premium gating is switched off (kill switch, components.premiumGating=false); "
             "run `restore` first, or --force"
         )
-    evidence: dict[str, Any] | None = None
-    failing: list[health.Check] = []
-    if cfg.phase is not Phase.OFF:
-        report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
-        failing = [c for c in report.checks if not c.ok]
-        evidence = report.to_evidence()
-        if failing and not force:
-            names = ", ".join(c.name for c in failing)
-            raise AdvanceBlocked(
-                f"refused: {cfg.phase.value} -> {target.value} needs every success metric of "
-                f"{cfg.phase.value} to hold over its monitoring window; failing: {names}",
-                failing,
-            )
+    return cfg, target
+
+
+def _phase_checks(
+    store: DocumentStore,
+    cur: Current,
+    cfg: RolloutConfig,
+    target: Phase,
+    now: datetime,
+    force: bool,
+) -> tuple[dict[str, Any] | None, list[health.Check]]:
+    """The current phase's success metrics as (evidence, failing checks); failing checks
+    block the advance unless forced. Phase off has no metrics to hold."""
+    if cfg.phase is Phase.OFF:
+        return None, []
+    report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
+    failing = [c for c in report.checks if not c.ok]
+    if failing and not force:
+        names = ", ".join(c.name for c in failing)
+        raise AdvanceBlocked(
+            f"refused: {cfg.phase.value} -> {target.value} needs every success metric of "
+            f"{cfg.phase.value} to hold over its monitoring window; failing: {names}",
+            failing,
+        )
+    return report.to_evidence(), failing
+
+
+def _advance_mutation(target: Phase, forced: bool) -> Mutation:
+    """The mutation of ``advance``: the target phase's plan settings."""
 
     def mutate(doc: dict[str, Any], c: RolloutConfig) -> str:
         doc.update(plan.advance_fields(target, list(c.targetGroups)))
         p = plan.PLAN[target]
-        extra = " (forced past failing metrics)" if failing else ""
+        extra = " (forced past failing metrics)" if forced else ""
         return (
             f"advance {c.phase.value} -> {target.value}: {p.percentage}%, "
             f"fallback {'on' if p.fallback else 'off'}{extra}"
         )
 
-    return apply_change(
-        store,
-        "advance (forced)" if failing else "advance",
-        mutate,
-        by=by,
-        reason=reason,
-        now=now,
-        evidence=evidence,
-        forced=bool(failing),
-        expected_version=expected_version,
-        current=cur,
-    )
+    return mutate
 
 
 def kill_switch_mutation(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
