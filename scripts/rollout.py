@@ -30,7 +30,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,7 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
             f"{ts(cur.extras.get('phaseSince'))}{paren(ago(cur.extras.get('phaseSince'), now))}",
         ),
     ]
+    rows.extend(_safety_rows(store, cfg, now))
     auto = cur.extras.get("autoRollback") or {}
     for kind in ("immediate", "gradual"):
         if isinstance(auto.get(kind), dict):
@@ -429,6 +430,9 @@ def cmd_evaluate(store: Any, args: argparse.Namespace, now: datetime) -> int:
     by = "evaluator (cli" + (f", {args.by})" if args.by else ")")
     res = evaluate(store, now, dry_run=args.dry_run, by=by)
     print(wrap(res.summary, ""))
+    for text in res.breakers:
+        verb = "Would move" if args.dry_run else "Circuit breaker"
+        print(wrap(f"{verb}: {text}.", ""))
     return OK
 
 
@@ -441,6 +445,65 @@ def _iso(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _safety_rows(store: Any, cfg: Any, now: datetime) -> list[tuple[str, str]]:
+    """Sources (switch, breaker, upstream failures over 5 minutes), the capped cohort, shadow
+    mode's would-be figures and the phase baseline, as status rows."""
+    from analytics.metrics import num, read_buckets, total
+    from rollout_control.breakers import BREAKER_DEFAULT
+    from stores.schema import EVALUATOR_PATH, cohort_seats_path, floor_to
+    from usecases.cohort import phase_key
+
+    end = floor_to(now, "m")
+    recent = total(
+        read_buckets(store, "m", end - timedelta(minutes=BREAKER_DEFAULT.window_minutes), end)
+    )
+    rows = []
+    for name in ("github", "linkedin", "website", "web"):
+        tries = num(recent, f"src.{name}.requests")
+        failed = num(recent, f"src.{name}.upstreamFailures")
+        rate = f"{failed}/{tries} upstream failures in 5 min" if tries else "no tries in 5 min"
+        state = cfg.breaker(name, now).value.replace("_", "-")
+        b = cfg.breakers.get(name)
+        until = f" until {ts(b.until)}" if b is not None and b.until and state == "open" else ""
+        switch = "on" if cfg.source_enabled(name) else "OFF (operator)"
+        rows.append((f"source {name}", f"{switch}, breaker {state}{until}, {rate}"))
+    if cfg.maxCohortUsers is not None:
+        seats = store.get_many([cohort_seats_path(phase_key(cfg))])
+        taken = num(next(iter(seats.values())) or {}, "taken")
+        rows.append(("cohort cap", f"{taken} of {cfg.maxCohortUsers} seats taken this phase"))
+    if cfg.shadow:
+        day = total(read_buckets(store, "h", now - timedelta(hours=24), now))
+        rows.append(
+            (
+                "shadow",
+                f"ON: nobody is refused; last 24 h would refuse {num(day, 'c.wouldRefuse')}, "
+                f"would preview {num(day, 'c.wouldPreview')} of {num(day, 'c.requests')} calls",
+            )
+        )
+    state = store.get_many([EVALUATOR_PATH])[EVALUATOR_PATH] or {}
+    base = state.get("baseline") or {}
+    if base:
+        p95 = f"{base['p95Ms']:.0f} ms" if base.get("p95Ms") else "n/a (too few calls)"
+        conv = base.get("conversionRate")
+        conv_txt = (
+            f"{conv * 100:.1f}% ({base.get('conversionBasis', '')})" if conv is not None else "n/a"
+        )
+        rows.append(("phase baseline", f"p95 {p95}, conversion {conv_txt}"))
+    last = state.get("lastRunAt")
+    rows.append(
+        ("evaluator", f"last ran {ts(last)}{paren(ago(last, now))}" if last else "never ran")
+    )
+    return rows
+
+
+def cmd_source(store: Any, args: argparse.Namespace, now: datetime) -> int:
+    from rollout_control.breakers import set_source
+
+    res = set_source(store, args.name, args.state == "on", by=args.by, reason=args.reason, now=now)
+    print(f"{res.summary}: config v{res.version}, history {res.history_id}.")
+    return OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,6 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--details", action="store_true", help="reasons and evidence of every entry")
 
+    p = sub.add_parser(
+        "source", parents=[common, change], help="switch one source on or off (contract 3)"
+    )
+    p.add_argument("name", choices=("github", "linkedin", "website", "web"))
+    p.add_argument("state", choices=("on", "off"))
+
     p = sub.add_parser("evaluate", parents=[common], help="run the automatic-rollback evaluator")
     p.add_argument("--dry-run", action="store_true", help="say what it would do, write nothing")
     return ap
@@ -519,6 +588,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace, datetime], int]] = {
     "set-messages": cmd_set_messages,
     "history": cmd_history,
     "evaluate": cmd_evaluate,
+    "source": cmd_source,
 }
 
 

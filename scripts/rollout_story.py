@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""The demo's closing rollout story (issue 4), told in the operator CLI's own output.
+"""The demo's closing rollout story, told in the operator CLI's own output.
 
-beta, then premium (refused on metrics, then forced), then a failing source, the automatic
-rollback (``rollout.py evaluate``, the scheduled function's logic), a free user ungated again,
-the history, and recovery. The story leaves the config as it ends (phase premium, gating on).
+beta, then premium (refused on metrics, then forced), then a GitHub outage that opens GitHub's
+circuit breaker (``rollout.py evaluate``, the scheduled function's logic) while the gate stays
+on, the breaker closing again on probe calls, and the kill switch reserved for failures of the
+service itself (five users' internal errors would move it, one user's never). The story leaves
+the config as it ends (phase premium, gating on).
 
 Importable: ``run(services, store)`` with the *running* fakes (``scripts.devkit.services``),
 which is how ``scripts/demo.py`` calls it (the fakes live in the demo's process, on fixed
@@ -11,8 +13,7 @@ ports, so only that process can make GitHub fail). Alone it starts its own fakes
 
     scripts/with-emulators.sh .venv/bin/python scripts/rollout_story.py
 
-It takes 2-3 minutes of real time: the evaluator only reads complete minutes, and the fastest
-trigger is "no successful call for 2 minutes while calls fail".
+It takes about 2 minutes of real time: the evaluator only reads complete minutes.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ for _p in (str(ROOT / "functions"), str(ROOT)):
 
 from scripts.devkit.emulator import Answer, call, require_emulators, seed  # noqa: E402
 from scripts.devkit.emulator import store as make_store  # noqa: E402
+from scripts.devkit.faults import record_service_failures  # noqa: E402
 from scripts.devkit.services import Services, fixed_port_services  # noqa: E402
+from stores.base import Write  # noqa: E402
+from stores.schema import CONFIG_PATH  # noqa: E402
 
 CLI = ROOT / "scripts" / "rollout.py"
 FIXTURES = ROOT / "tests" / "fixtures"
 ENRICH = "enrichCVWithExternalData"
 OPERATOR = "alice"
-CALL_EVERY_S = 3.0
-OUTAGE_MINUTES = 2
 SETTLE_S = 4.0
 BOUND_S = 30.0
 
@@ -111,44 +113,84 @@ def _wait_for(check: Callable[[], bool], bound: float = BOUND_S) -> float | None
     return None
 
 
-def _drive_failures(user: Any, cv: str) -> int:
-    """GitHub-only calls every few seconds until two complete minutes have no success."""
-    start = datetime.now(UTC)
-    window_end = start.replace(second=0, microsecond=0) + timedelta(minutes=1 + OUTAGE_MINUTES)
-    say(
-        f"Pat (premium) keeps asking for GitHub data every {CALL_EVERY_S:.0f} s until "
-        f"{window_end:%H:%M:%S} UTC (two complete minutes)…"
+def _both(user: Any, cv: str) -> Answer:
+    data = {
+        "cvId": cv,
+        "sources": ["github", "linkedin"],
+        "github": "octocat",
+        "linkedin": {"export": _linkedin_export()},
+        "options": {"forceRefresh": True},
+    }
+    return call(ENRICH, data, user)
+
+
+def _github_report(answer: Answer) -> dict[str, Any]:
+    return dict(next(s for s in answer.result["sources"] if s["source"] == "github"))
+
+
+def _drive_outage(user: Any, cv: str, calls: int = 24) -> None:
+    """GitHub-and-LinkedIn calls during the outage, then wait for the minute to complete."""
+    say(f"Pat (premium) makes {calls} enrichments with GitHub and LinkedIn…")
+    statuses = [_both(user, cv).result["status"] for _ in range(calls)]
+    ok(
+        f"all {calls} answered {', '.join(sorted(set(statuses)))}: LinkedIn served, GitHub failed upstream"
     )
-    calls = failed = 0
-    last_line = 0.0
-    while datetime.now(UTC) < window_end - timedelta(seconds=1):
-        t = time.monotonic()
-        answer = call(
-            ENRICH,
-            {
-                "cvId": cv,
-                "sources": ["github"],
-                "github": "octocat",
-                "options": {"forceRefresh": True},
-            },
-            user,
+    now = datetime.now(UTC)
+    boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    say(
+        f"waiting for the minute to complete ({boundary:%H:%M:%S} UTC): the evaluator reads complete minutes"
+    )
+    time.sleep((boundary - now).total_seconds() + SETTLE_S)
+
+
+def _outage_scene(
+    services: Services, store: Any, pat: Any, pat_cv: str, sam: Any, sam_cv: str
+) -> None:
+    heading("A GitHub outage: the source's breaker opens, the gate stays on")
+    say("GitHub starts answering 500 to everything (the fake's fail_always).")
+    services.github.behaviour.fail_always = True
+    try:
+        _drive_outage(pat, pat_cv)
+        say("The scheduled evaluator runs every minute; the CLI runs the same logic now:")
+        rollout("evaluate")
+        took = _wait_for(lambda: _github_report(_both(pat, pat_cv))["status"] == "skipped")
+        if took is None:
+            raise RuntimeError("GitHub is still tried 30 s after its breaker opened")
+        report = _github_report(_both(pat, pat_cv))
+        ok(
+            f"Pat's next enrichment: GitHub {report['status']} ({report['error']['code']}), no time spent on it"
         )
-        calls += 1
-        if answer.ok and answer.result["status"] == "failed":
-            failed += 1
-        left = max(0, int((window_end - datetime.now(UTC)).total_seconds()))
-        line = f"{calls} call{'s' if calls != 1 else ''}, {failed} failed (GitHub: upstream), {left} s to go"
-        if _TTY:
-            print(f"\r    {DIM}…{RESET} {line}   ", end="", flush=True)
-        elif time.monotonic() - last_line >= 45 or calls == 1:
-            print(f"    … {line}", flush=True)
-            last_line = time.monotonic()
-        time.sleep(max(0.0, CALL_EVERY_S - (time.monotonic() - t)))
-    if _TTY:
-        print()
-    time.sleep(max(0.0, (window_end - datetime.now(UTC)).total_seconds() + SETTLE_S))
-    ok(f"{failed} of {calls} calls failed, none succeeded")
-    return failed
+        if _full(sam, sam_cv).status != "PERMISSION_DENIED":
+            raise RuntimeError("Sam was ungated by an upstream outage")
+        ok("Sam (free) is still gated: an upstream outage never hands out the paid feature")
+    finally:
+        services.github.behaviour.fail_always = False
+    say("GitHub recovers. (The story moves the breaker's 5 minutes along instead of waiting.)")
+    cfg = store.get_many([CONFIG_PATH])[CONFIG_PATH] or {}
+    breakers = {**cfg.get("breakers", {})}
+    breakers["github"] = {**breakers.get("github", {}), "until": datetime.now(UTC)}
+    store.commit([Write(CONFIG_PATH, {"breakers": breakers})])
+    if _wait_for(lambda: _github_report(_both(pat, pat_cv))["status"] == "success") is None:
+        raise RuntimeError("the half-open GitHub breaker let no probe call through")
+    ok("a probe call through the half-open breaker succeeds")
+    now = datetime.now(UTC)
+    time.sleep(
+        (now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now).total_seconds()
+        + SETTLE_S
+    )
+    rollout("evaluate")
+    rollout("history", "--limit", "4")
+
+
+def _kill_switch_scene(store: Any) -> None:
+    heading("The kill switch is for failures of the service itself")
+    at = datetime(2021, 3, 2, 12, 0, 30, tzinfo=UTC)
+    say("Replaying ten minutes of internal errors (our own code failing) from one user, then five:")
+    record_service_failures(store, at - timedelta(days=1), ["one-user"], 25)
+    rollout("evaluate", "--dry-run", "--at", (at - timedelta(days=1)).isoformat())
+    record_service_failures(store, at, [f"user-{i}" for i in range(5)], 25)
+    rollout("evaluate", "--dry-run", "--at", at.isoformat())
+    ok("one user's failures never move it; five users' failures of the service would")
 
 
 def run(services: Services, store: Any) -> None:
@@ -172,30 +214,10 @@ def run(services: Services, store: Any) -> None:
         raise RuntimeError("Sam (free, beta tester) is not gated in phase premium after 30 s")
     ok("Sam (free, beta tester) is in the gated cohort: full enrichment → premium_required")
 
-    heading("A failing source")
-    say("GitHub starts answering 500 to everything (the fake's fail_always).")
-    services.github.behaviour.fail_always = True
-    try:
-        _drive_failures(pat, pat_cv)
-        say("The scheduled evaluator runs every minute; the CLI runs the same logic now:")
-        rollout("evaluate")
-        took = _wait_for(lambda: _full(sam, sam_cv).ok)
-        if took is None:
-            raise RuntimeError("Sam is still gated 30 s after the automatic rollback")
-        access = _full(sam, sam_cv).result["access"]
-        when = f"{took:.0f} s after the rollback" if took >= 1 else "right after the rollback"
-        ok(f"Sam gets {access} enrichment again, {when}")
-        again = " ".join(rollout("evaluate", show=False).split())
-        if "No action" not in again:
-            raise RuntimeError(f"the second evaluate acted again: {again}")
-        ok("a second `evaluate` does nothing: the same incident is never acted on twice")
-        rollout("history")
-    finally:
-        services.github.behaviour.fail_always = False
+    _outage_scene(services, store, pat, pat_cv, sam, sam_cv)
+    _kill_switch_scene(store)
 
-    heading("Recovery")
-    say("GitHub answers again (the fake is healthy); alice turns the gate back on.")
-    rollout("restore", "--reason", "GitHub recovered")
+    heading("Where it ends")
     rollout("status")
 
 

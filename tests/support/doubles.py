@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -22,12 +23,17 @@ class StaticEngine:
         self.calls: list[Any] = []
         self.fail = False
         self.status = ResultStatus.SUCCESS
+        self.data: dict[str, Any] | None = None
+        """When set, the result's data instead of the default."""
+        self.delay_s = 0.0
 
     def enrich(self, inp: Any) -> EnrichmentResult:
         self.calls.append(inp)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if self.fail:
             raise RuntimeError("boom")
-        data = {
+        data = self.data or {
             "github": {"login": "octocat", "repositories": [{"name": f"r{i}"} for i in range(6)]},
             "skills": [{"name": f"s{i}"} for i in range(5)],
             "projects": [{"name": f"p{i}"} for i in range(2)],

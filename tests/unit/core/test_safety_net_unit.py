@@ -1,0 +1,164 @@
+"""Contract 2.1 and 3 at unit level, on the in-memory store: idempotent retries, shadow mode,
+the capped cohort, switched-off sources, bounded answers, and a result write that fails alone."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from common.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from stores.base import Write
+from stores.errors import StoreError
+from stores.memory import MemoryStore
+from tests.support.doubles import StaticEngine, seed_user, set_config
+from usecases import enrich
+from usecases.app import App
+from usecases.context import Caller
+
+
+def _metric(store: MemoryStore, name: str) -> int:
+    return sum(
+        d.get("c", {}).get(name, 0)
+        for p, d in store.docs.items()
+        if p.startswith("external_data_metrics/h_")
+    )
+
+
+def test_simultaneous_retries_with_one_key_run_once_and_share_the_answer(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    engine.delay_s = 0.05
+    request = {"cvId": "cv-pat", "idempotencyKey": "key-12345678"}
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        out = enrich.run(svc, Caller("pat"), request)
+        with lock:
+            answers.append(out)
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 20 and len(engine.calls) == 1
+    assert len({a["requestId"] for a in answers}) == 1
+    assert store.docs[next(p for p in store.docs if p.startswith("rate_limits/"))]["count"] == 1
+    assert _metric(store, "requests") == 1  # the replays are not new calls
+    with pytest.raises(InvalidArgument) as err:
+        enrich.run(svc, Caller("pat"), {**request, "mode": "preview"})
+    assert err.value.field == "idempotencyKey"
+
+
+def test_a_refused_call_releases_its_key_so_a_retry_runs(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "alice")
+    set_config(store)
+    for i in range(3):
+        enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview", "name": f"n{i}"})
+    request = {"cvId": "cv-alice", "mode": "preview", "idempotencyKey": "key-abcdefgh"}
+    with pytest.raises(ResourceExhausted):
+        enrich.run(svc, Caller("alice"), request)
+    with pytest.raises(ResourceExhausted):  # run again (not replayed): still over the limit
+        enrich.run(svc, Caller("alice"), request)
+    assert len(engine.calls) == 3
+
+
+def test_shadow_mode_serves_everyone_and_counts_what_the_gate_would_do(
+    svc: App, store: MemoryStore
+) -> None:
+    seed_user(store, "alice")
+    set_config(store, shadow=True)
+    full = enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
+    preview = enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    assert full["access"] == "full" and preview["access"] == "full"
+    assert "locked" not in preview["enrichedData"]
+    assert _metric(store, "wouldRefuse") == 1 and _metric(store, "wouldPreview") == 1
+    assert _metric(store, "gateShown") == 0 and _metric(store, "unauthorizedFull") == 0
+    set_config(store, shadow=False, version=2)
+
+
+def test_the_cohort_cap_is_exact_under_concurrency(
+    store: MemoryStore, engine: StaticEngine
+) -> None:
+    from common.settings import load_settings
+    from tests.support.clock import FakeClock
+
+    app = App(load_settings({}), store, engine, now=FakeClock(), rng=lambda n: 0)
+    set_config(store, phase="beta", rolloutPercentage=100, fallbackEnabled=True, maxCohortUsers=3)
+    users = [f"u{i}" for i in range(12)]
+    for uid in users:
+        seed_user(store, uid)
+    outcomes: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def one(uid: str) -> None:
+        try:
+            enrich.run(app, Caller(uid), {"cvId": f"cv-{uid}"})
+            result = "served"
+        except PermissionDenied:
+            result = "gated"
+        with lock:
+            outcomes[uid] = result
+
+    threads = [threading.Thread(target=one, args=(uid,)) for uid in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes.values()).count("gated") == 3
+    again = {uid: outcomes[uid] for uid in users}
+    for uid in users:  # seats hold for the phase
+        one(uid)
+    assert outcomes == again
+
+
+def test_a_switched_off_source_is_skipped_as_disabled_and_not_run(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store, sources={"github": {"enabled": False}})
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat", "sources": ["github", "linkedin"]})
+    (gh,) = [s for s in out["sources"] if s["source"] == "github"]
+    assert gh["status"] == "skipped" and gh["error"]["code"] == "disabled"
+    assert gh["durationMs"] == 0 and engine.calls[-1].sources == ("linkedin",)
+
+
+def test_answers_are_bounded_and_say_truncated(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    engine.data = {
+        "skills": [{"name": f"s{i}"} for i in range(300)],
+        "linkedin": {"summary": "x" * 9000, "positions": [{"t": i} for i in range(150)]},
+    }
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    data = out["enrichedData"]
+    assert out["truncated"] is True and len(data["skills"]) == 200
+    assert len(data["linkedin"]["summary"]) == 4000 and len(data["linkedin"]["positions"]) == 100
+
+
+def test_a_failed_result_write_keeps_the_records_and_says_so(svc: App, store: MemoryStore) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    real = store.commit
+
+    def no_results(writes: Any) -> None:
+        if any(isinstance(w, Write) and "/externalData/" in w.path for w in writes):
+            raise StoreError("result write failed")
+        real(writes)
+
+    store.commit = no_results  # type: ignore[method-assign]
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    store.commit = real  # type: ignore[method-assign]
+    assert "notSaved" in out["messages"] and out["status"] == "success"
+    assert _metric(store, "requests") == 1
+    assert any(p.startswith("external_data_security_audit/") for p in store.docs)
+    assert not any("/externalData/" in p for p in store.docs)
