@@ -175,6 +175,8 @@ class PageParser(HTMLParser):
         self._open: dict[str, int] = {}  # tag -> open frames with that tag
         self._title: list[str] | None = None
         self._script: list[str] | None = None
+        self.broken = False
+        """True when the stdlib parser gave up on the page (what it read before is kept)."""
         self._scripts_seen = 0
         self._jsonld_chars = 0
         self._items_made = 0
@@ -213,6 +215,14 @@ class PageParser(HTMLParser):
         return text[:MAX_TEXT], total > MAX_TEXT
 
     # -- HTMLParser hooks ----------------------------------------------------------------
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        """A malformed ``<![`` (``<![0``) makes the stdlib parser raise ``AssertionError``
+        (found by fuzzing); read it up to the next ``>`` as a comment, as browsers do."""
+        try:
+            return int(super().parse_marked_section(i, report))
+        except AssertionError:
+            return int(self.parse_bogus_comment(i, report))
+
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
         attrs = {k.lower(): (v or "") for k, v in attr_list}
         classes = attrs.get("class", "").split()
@@ -383,24 +393,44 @@ read as text)."""
 
 
 def _feed(parser: PageParser, chunk: str) -> None:
-    parser.feed(chunk)
+    if parser.broken:
+        return
+    try:
+        parser.feed(chunk)
+    except AssertionError:
+        _give_up(parser)
+        return
     pending = parser.rawdata
     if len(pending) > MAX_PENDING and parser.cdata_elem is None:
         cut = pending.rfind("<", 1, MAX_PENDING // 2)
         cut = cut if cut > 0 else MAX_PENDING // 2
         parser.rawdata = ""
         parser.handle_data(pending[:cut])
-        parser.feed(pending[cut:])
+        try:
+            parser.feed(pending[cut:])
+        except AssertionError:
+            _give_up(parser)
+
+
+def _give_up(parser: PageParser) -> None:
+    """The stdlib parser asserted on input it does not expect: keep what was read so far."""
+    parser.broken = True
+    parser.rawdata = ""
 
 
 def _close(parser: PageParser) -> None:
     # What is still pending at the end is an unfinished construct (and what follows it): read
     # as text, as the stdlib parser would, but without its rescans.
     pending = parser.rawdata
-    if len(pending) > 1024:
+    if len(pending) > 1024 or parser.broken:
         parser.rawdata = ""
-        parser.handle_data(pending)
-    parser.close()
+        if not parser.broken:
+            parser.handle_data(pending)
+    try:
+        parser.close()
+    except AssertionError:
+        _give_up(parser)
+        parser.close()
 
 
 def parse_page(html: str) -> Page:

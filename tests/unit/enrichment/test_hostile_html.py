@@ -133,3 +133,14 @@ def test_a_long_parse_stops_at_the_deadline() -> None:
     with pytest.raises(SourceFailure) as err:
         asyncio.run(parse_page_async(html, deadline=Deadline(0)))
     assert err.value.code is ErrorCode.TIMEOUT
+
+
+@pytest.mark.parametrize(
+    "html",
+    ["<![0", "<![0>", '<a href="/x">a</a><![0 x>y<a href="/y">b</a>', "<![foo[", "<![" * 1000],
+)
+def test_a_malformed_marked_section_is_not_a_crash(html: str) -> None:
+    # Found by the fuzz profile: the stdlib parser raised AssertionError on "<![0".
+    page = parse_page(html)
+    if "/y" in html:
+        assert [link.href for link in page.links] == ["/x", "/y"]
