@@ -68,6 +68,10 @@ def configure(
         )
         root.addHandler(_handler)
     root.setLevel(_LEVELS.get(level.upper(), logging.INFO))
+    # The HTTP client logs every request URL at INFO ("HTTP Request: GET <url>"): a website
+    # URL, a GitHub user name, a search query are request content (contract 5).
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return _handler
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from common.logs import error_ref
 from common.settings import EnrichmentSettings
 from common.vocab import ResultStatus, SourceStatus
 
@@ -193,7 +194,9 @@ class Engine:
         if done and not task.cancelled() and task.exception() is None:
             return task.result()
         if done and task.exception() is not None:
-            log.error("source %s crashed", name, exc_info=task.exception())
+            exc = task.exception()
+            where = error_ref(exc) if exc is not None else {}
+            log.error("source crashed", extra={"json_fields": {"source": name, **where}})
             return self._failed(name, ErrorCode.UPSTREAM, "internal error", start)
         return _Outcome(
             SourceReport(
@@ -240,9 +243,9 @@ class Engine:
             return await asyncio.get_running_loop().run_in_executor(
                 _CACHE_POOL, self.cache.get_many, keys
             )
-        except Exception:
-            # A cache that is down costs freshness, never the enrichment.
-            log.warning("cache read failed for %s", ",".join(names), exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
+            fields = {"sources": ",".join(names), **error_ref(exc)}
+            log.warning("cache read failed", extra={"json_fields": fields})
             return dict.fromkeys(keys)
 
     async def _run_source(
@@ -319,8 +322,9 @@ class Engine:
             return await asyncio.get_running_loop().run_in_executor(
                 _CACHE_POOL, self.cache.get, key
             )
-        except Exception:
-            log.warning("cache read failed for %s", key.split("_", 1)[0], exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
+            fields = {"source": key.split("_", 1)[0], **error_ref(exc)}
+            log.warning("cache read failed", extra={"json_fields": fields})
             return None
 
     def _cache_put(self, key: str, entry: CacheEntry) -> asyncio.Future[None] | None:
@@ -330,8 +334,9 @@ class Engine:
         def put() -> None:
             try:
                 self.cache.put(key, entry)
-            except Exception:
-                log.warning("cache write failed for %s", key.split("_", 1)[0], exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - a failed cache write loses only the cache
+                fields = {"source": key.split("_", 1)[0], **error_ref(exc)}
+                log.warning("cache write failed", extra={"json_fields": fields})
 
         return asyncio.get_running_loop().run_in_executor(_CACHE_POOL, put)
 

@@ -58,10 +58,17 @@ def redact_text(text: str) -> str:
     return _PHONE_CANDIDATE.sub(_phone, text)
 
 
+def _kept(text: str) -> str:
+    """A URL, date or identifier, kept as it is, except a URL's query and fragment: those are
+    free text a person typed (``?contact=alice@example.com``) and are redacted like text."""
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut] + redact_text(text[cut:])
+
+
 def redact(value: Any, key: str = "") -> Any:
     """A copy of ``value`` (JSON-like) with every free-text string redacted."""
     if isinstance(value, str):
-        return value if key and _KEEP.search(key) else redact_text(value)
+        return _kept(value) if key and _KEEP.search(key) else redact_text(value)
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -88,7 +95,7 @@ async def redact_async(
                 if deadline is not None:
                     deadline.check()
                 await asyncio.sleep(0)
-            return v if key and _KEEP.search(key) else redact_text(v)
+            return _kept(v) if key and _KEEP.search(key) else redact_text(v)
         if isinstance(v, dict):
             return {k: await walk(x, str(k)) for k, x in v.items()}
         if isinstance(v, list | tuple):

@@ -324,13 +324,6 @@ def test_the_canaries_reach_the_result_and_nothing_else(
     assert _found(json.dumps(result, default=str)), "the canaries never reached the result"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enrichment/sources/website.py caches the request's website URL verbatim (payload"
-    " 'url', in external_data_cache, shared by every user): an e-mail or phone number in its"
-    " query string is stored outside the user's result. Fix outside this test's files: cache"
-    " the URL without its query (or redacted). Remove this xfail then.",
-)
 def test_a_website_url_carrying_pii_is_not_stored_outside_the_result(
     upstream: Upstream, captured: io.StringIO
 ) -> None:
@@ -344,13 +337,6 @@ def test_a_website_url_carrying_pii_is_not_stored_outside_the_result(
     assert not _leaks(store, captured.getvalue()), "\n".join(_leaks(store, captured.getvalue()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httpx logs every request URL at INFO ('HTTP Request: GET <url>'): the website URL,"
-    " the GitHub user name and the web-search query (name, e-mail, phone). Fix outside this"
-    " test's files: common.logs.configure should set the 'httpx' and 'httpcore' loggers to"
-    " WARNING. Remove this xfail then.",
-)
 def test_the_http_clients_request_lines_carry_no_request_content(
     upstream: Upstream, captured: io.StringIO
 ) -> None:
@@ -384,13 +370,6 @@ def test_failures_whose_messages_echo_the_input_log_no_content(
     assert not _leaks(store, captured.getvalue()), "\n".join(_leaks(store, captured.getvalue()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enrichment/engine.py logs caught exceptions with exc_info (cache read/write failed,"
-    " 'source %s crashed'): the traceback carries the exception's message, which here echoes"
-    " the cached payload. Fix outside this test's files: log them with common.logs.error_ref"
-    " (type and location). Remove this xfail then.",
-)
 def test_an_engine_component_failing_with_content_in_its_message_logs_no_content(
     upstream: Upstream, captured: io.StringIO
 ) -> None:
