@@ -86,7 +86,7 @@ def main(scenario: str) -> None:
         "audits": [{k: str(v) for k, v in a.items()} for a in audits],
         "unauthenticated": sum(int(s.get("unauthenticated", 0)) for s in sec),
         "engine_calls": len(engine.calls),
-        "policies": {f: vars(getattr(entry, f).__app_check__) for f in CALLABLES},
+        "policies": {f: getattr(entry, f).__app_check__._asdict() for f in CALLABLES},
         "endpoints": {
             f: sorted(
                 k for k, v in vars(getattr(entry, f).__firebase_endpoint__).items() if v is not None
