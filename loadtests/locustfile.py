@@ -36,6 +36,8 @@ from typing import Any
 from locust import LoadTestShape, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.protocol import classify
+
 ROOT = Path(__file__).resolve().parents[1]
 PLAN_PHASES = [[300, 10], [600, 20]]
 PHASES: list[list[float]] = json.loads(os.environ.get("LOAD_PHASES", json.dumps(PLAN_PHASES)))
@@ -86,22 +88,6 @@ def request_body(kind: str, cv: str, fresh: bool) -> dict[str, Any]:
     if fresh:
         body["options"] = {"forceRefresh": True}
     return body
-
-
-def classify(status_code: int, text: str | None) -> tuple[str, dict[str, Any]]:
-    """(kind, result) of one HTTP answer under the callable protocol."""
-    if status_code == 0:
-        return "TRANSPORT", {}
-    try:
-        body = json.loads(text or "")
-    except ValueError:
-        return f"HTTP {status_code}", {}
-    if isinstance(body, dict) and isinstance(body.get("result"), dict):
-        return "OK", body["result"]
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict) and err.get("status"):
-        return str(err["status"]), {}
-    return f"HTTP {status_code}", {}
 
 
 class _Rows:
@@ -167,6 +153,8 @@ class Caller(FastHttpUser):
             "/", json={"data": body}, headers=headers, name=kind, catch_response=True
         ) as resp:
             status, result = classify(resp.status_code or 0, resp.text)
+            if status == "TRANSPORT" and resp.error is not None:
+                status = f"TRANSPORT {type(resp.error).__name__}"
             if status == "OK" or EXPECTED.get(kind) == status:
                 resp.success()
             else:

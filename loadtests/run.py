@@ -43,6 +43,10 @@ class Profile:
     step: bool = False
     soak: bool = False
     note: str = ""
+    sample: bool = False
+    """Sample where the request threads spend their time (``sampler.py``, 20 Hz per worker)."""
+    fresh: float = 0.1
+    """Share of premium calls with ``forceRefresh`` (the sources really fetched)."""
 
 
 PROFILES = {
@@ -52,7 +56,9 @@ PROFILES = {
     "plan": Profile(
         [(300, 10), (600, 20)], note="the plan's profile (ROLLOUT-PLAN.md, Load Testing)"
     ),
-    "peak5x": Profile([(300, 50), (600, 100)], note="the plan's profile at 5x (50 then 100 rps)"),
+    "peak5x": Profile(
+        [(300, 50), (600, 100)], sample=True, note="the plan's profile at 5x (50 then 100 rps)"
+    ),
     "burst": Profile([(120, 100)], arrival="burst", note="bursts of 100 calls every second"),
     "step": Profile(
         [(30, r) for r in (50, 100, 150, 200, 250, 300, 350, 400)],
@@ -63,6 +69,7 @@ PROFILES = {
         [(240, 20)],
         mix="premium_full=65,free_preview=30,free_full=5",
         faults=faults.FAULT_SCHEDULE,
+        fresh=0.5,
         note="the plan's peak rate while faults are injected",
     ),
     "tiny": Profile([(20, 5)], note="a 20-second check of the harness itself"),
@@ -86,15 +93,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--delay-ms", type=float, default=20, help="delay of every source fake answer")
-    p.add_argument(
-        "--fresh", type=float, default=0.1, help="share of premium calls with forceRefresh"
-    )
+    p.add_argument("--fresh", type=float, help="share of premium calls with forceRefresh")
     p.add_argument(
         "--pacing", type=float, default=2.0, help="open: mean seconds between a user's calls"
     )
     p.add_argument("--premium-users", type=int, default=300)
     p.add_argument("--free-users", type=int, default=150)
     p.add_argument("--mix", help="override the profile's mix")
+    p.add_argument("--sample", action="store_true", help="sample the request threads' stacks")
     p.add_argument("--out", type=Path, default=OUT)
     return p.parse_args(argv)
 
@@ -134,6 +140,8 @@ def run_locust(
         "-f",
         str(ROOT / "loadtests/locustfile.py"),
         "--headless",
+        "--stop-timeout",
+        "120",
         "--only-summary",
         "--host",
         stack.url,
@@ -217,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = PROFILES[args.profile]
     args.arrival = args.arrival or prof.arrival
     args.mix = args.mix or prof.mix
+    args.fresh = prof.fresh if args.fresh is None else args.fresh
     name = args.name or (args.profile + ("-burst" if args.arrival != prof.arrival else ""))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     work = ROOT / ".tools" / "load" / f"{name}-{stamp}"
@@ -235,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         "EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000",
     }
     cfg = ServeConfig(
-        workers=args.workers, threads=args.threads, source_delay_s=args.delay_ms / 1000, env=limits
+        workers=args.workers,
+        threads=args.threads,
+        source_delay_s=args.delay_ms / 1000,
+        sample=prof.sample or args.sample,
+        env=limits,
     )
     print(f"load: {name}: stack in {work.relative_to(ROOT)}", flush=True)
     with Stack(work, cfg) as stack:
@@ -244,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         cost = counting.analyse(stack.counts_dir, calls=max(figures["calls"], 1))
     from loadtests.summary import write_summary
 
+    m["samples_dir"] = work / "samples"
     write_summary(args, prof, name, paths, m, cost, problems, figures, describe(cfg))
     print(paths["md"].read_text())
     return 1 if problems else 0

@@ -17,6 +17,27 @@ if os.environ.get("LOADTEST_COUNT_DIR"):
         stores.firestore.FirestoreStore, os.environ["LOADTEST_COUNT_DIR"]
     )
 
+if os.environ.get("LOADTEST_SAMPLE_DIR"):
+    from loadtests.sampler import Sampler
+
+    _sampler = Sampler(os.environ["LOADTEST_SAMPLE_DIR"])
+    # gunicorn forks its workers after importing this module: sample in each worker only.
+    os.register_at_fork(after_in_child=_sampler.ensure_started)
+
+if os.environ.get("LOADTEST_KEEPALIVE_S"):
+    # functions-framework builds gunicorn's config from a fixed list (keep-alive: gunicorn's 2 s).
+    # A load client that reuses a connection the server has just closed sees a reset that a
+    # browser behind Google's front end never would; a longer keep-alive removes that artefact.
+    from functions_framework._http import gunicorn as _ff_gunicorn
+
+    _load_config = _ff_gunicorn.GunicornApplication.load_config
+
+    def _with_keepalive(self: _ff_gunicorn.GunicornApplication) -> None:
+        self.options["keepalive"] = int(os.environ["LOADTEST_KEEPALIVE_S"])
+        _load_config(self)  # type: ignore[no-untyped-call]
+
+    _ff_gunicorn.GunicornApplication.load_config = _with_keepalive  # type: ignore[method-assign]
+
 from main import (
     enrichCVWithExternalData,
     getExternalDataAnalytics,

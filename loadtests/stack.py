@@ -196,6 +196,10 @@ class ServeConfig:
     """Delay of every answer of the source fakes (GitHub, website, search)."""
     count: bool = True
     """Count Firestore operations in the served process (``counting.py``)."""
+    keepalive_s: int = 75
+    """gunicorn's keep-alive (see ``served.py``)."""
+    sample: bool = False
+    """Sample the request threads' stacks (``sampler.py``)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment (EXTERNAL_DATA_* overrides)."""
 
@@ -254,6 +258,7 @@ class Stack:
             **self.client_env(),
             "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}",
             "WORKERS": str(self.cfg.workers),
+            "LOADTEST_KEEPALIVE_S": str(self.cfg.keepalive_s),
             "THREADS": str(self.cfg.threads),
             "EXTERNAL_DATA_GITHUB_API_URL": gh,
             "EXTERNAL_DATA_WEB_SEARCH_URL": brave,
@@ -264,6 +269,8 @@ class Stack:
         }
         if self.cfg.count:
             env["LOADTEST_COUNT_DIR"] = str(self.counts_dir)
+        if self.cfg.sample:
+            env["LOADTEST_SAMPLE_DIR"] = str(self.dir / "samples")
         self.website_url = str(site)
         return env
 
@@ -350,6 +357,7 @@ def describe(cfg: ServeConfig) -> dict[str, Any]:
         "target": cfg.target,
         "workers": cfg.workers,
         "threads": cfg.threads,
+        "keepaliveS": cfg.keepalive_s,
         "sourceDelayMs": round(cfg.source_delay_s * 1000),
         "env": dict(cfg.env),
     }

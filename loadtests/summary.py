@@ -40,7 +40,7 @@ def _header(
         f"- mix: {args.mix}; {m['users']} users ({args.premium_users} premium, {args.free_users} free), "
         "rollout phase full without fallback (free users get previews)",
         f"- served: `{serve['target']}` from `functions/main.py` by functions-framework under gunicorn, "
-        f"{serve['workers']} workers x {serve['threads']} threads, on loopback beside the Firestore "
+        f"{serve['workers']} workers x {serve['threads']} threads (keep-alive {serve['keepaliveS']} s), on loopback beside the Firestore "
         "emulator and the Auth emulator (ID tokens from it); sources GitHub (loopback fake) and "
         f"LinkedIn (parsed locally), fakes answering after {serve['sourceDelayMs']} ms; "
         f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
@@ -84,6 +84,44 @@ def _windows(rows: list[report.Row], t0: float, width: float = 10) -> list[str]:
             f"| {t - t0:.0f}-{t - t0 + width:.0f} | {len(inside)} | {report.percentile(ms, 0.95):.0f} | {kinds} |"
         )
         t += width
+    return out
+
+
+def _fault_checks(rows_path: Path, t0: float, entries: list[tuple[float, str]]) -> list[str]:
+    """What the faults must not do: no free user answered full (the config deleted or
+    corrupted), no call admitted while the store was frozen, recovery without a restart."""
+    import csv
+
+    with open(rows_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    free_full = sum(1 for r in rows if r["kind"].startswith("free") and r["access"] == "full")
+    premium_preview = sum(
+        1 for r in rows if r["kind"] == "premium_full" and r["access"] == "preview"
+    )
+    out = [
+        f"- free users answered `full` during the whole run (config deleted, corrupted): **{free_full}**; "
+        f"premium users answered `preview`: **{premium_preview}**",
+    ]
+    stop = next((t0 + t for t, w in entries if "frozen" in w), None)
+    start = next((t0 + t for t, w in entries if "resumed" in w), None)
+    if stop is not None and start is not None:
+        inside = [r for r in rows if stop + 0.5 <= float(r["t"]) < start]
+        kinds = Counter(r["status"] for r in inside)
+        admitted = kinds.get("OK", 0)
+        after = sorted(
+            float(r["t"]) + float(r["ms"]) / 1000
+            for r in rows
+            if r["status"] == "OK" and float(r["t"]) >= start
+        )
+        back = f"{after[0] - start:.1f} s after the resume" if after else "never"
+        slow = sorted(float(r["ms"]) for r in inside)
+        out += [
+            f"- calls started while Firestore was frozen ({start - stop:.0f} s): {len(inside)}, answered "
+            + ", ".join(f"{k} {n}" for k, n in kinds.most_common())
+            + f"; admitted (free passes): **{admitted}**; their answers took p50 "
+            f"{report.percentile(slow, 0.5) / 1000:.1f} s, max {slow[-1] / 1000 if slow else 0:.1f} s",
+            f"- first admitted answer after the resume, same processes (no restart): {back}",
+        ]
     return out
 
 
@@ -157,9 +195,16 @@ def write_summary(
             "",
             *[f"- {t:.0f} s: {what}" for t, what in m["timeline"].entries],
             "",
-            "What the callers saw, per 10 s:",
+            "Checks:",
+            "",
+            *_fault_checks(paths["rows"], m["t0"], m["timeline"].entries),
+            "",
+            "What the callers saw, per 10 s (seconds from the first call):",
             "",
             *_windows(rows, start),
         ]
+    from loadtests.sampler import markdown
+
+    lines += ["", *markdown(m["samples_dir"])] if m.get("samples_dir") else []
     lines += ["", *_soak(m["rss"])]
     paths["md"].write_text("\n".join(lines).rstrip() + "\n")

@@ -1,0 +1,165 @@
+"""The load harness's own logic: the nothing-lost checker finds each kind of difference (and
+accepts records the function logged as lost during a fault), the per-document write rates and
+per-call cost, exact percentiles and the knee, and the callable-protocol classification."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from loadtests import check, counting, report
+from loadtests.protocol import classify
+
+
+def balanced(n_ok: int = 10, refused: int = 2) -> tuple[check.Client, check.Server]:
+    """Answers and records that agree: ``n_ok`` enrichments and ``refused`` refusals."""
+    ids = {f"r{i}" for i in range(n_ok)}
+    client = check.Client(Counter({"OK": n_ok, "PERMISSION_DENIED": refused}), set(ids))
+    c = Counter(
+        {"requests": n_ok + refused, "previews": 3, "fullRequests": n_ok - 3, "denied": refused}
+    )
+    server = check.Server(
+        events=Counter({"success": n_ok, "denied": refused}),
+        event_ids=set(ids) | {"d0", "d1"},
+        enriched_ids=set(ids),
+        audits=Counter({"access_granted": n_ok, "unauthorized_access": refused}),
+        agg={"m": c, "h": Counter(c), "d": Counter(c)},
+    )
+    return client, server
+
+
+def test_balanced_books_pass() -> None:
+    assert check.compare(*balanced()) == []
+
+
+def test_an_admitted_answer_without_its_records_is_reported() -> None:
+    client, server = balanced()
+    server.events["success"] -= 1
+    server.enriched_ids.discard("r3")
+    server.agg["m"]["fullRequests"] -= 1
+    problems = check.compare(client, server)
+    assert any(
+        p.startswith("admitted enrichments differ: answers 10, events 9, aggregates 9")
+        for p in problems
+    )
+    assert "1 admitted answers have no usage event, e.g. ['r3']" in problems
+
+
+def test_a_refusal_without_its_audit_entry_is_reported() -> None:
+    client, server = balanced()
+    server.audits["unauthorized_access"] -= 1
+    assert check.compare(client, server) == ["refusals differ: answers 2, audit 1, aggregates 2"]
+
+
+def test_hour_and_day_buckets_must_agree_with_the_minutes() -> None:
+    client, server = balanced()
+    server.agg["d"]["requests"] += 1
+    assert check.compare(client, server) == ["d buckets count 13 requests, minute buckets 12"]
+
+
+def test_internal_answers_and_transport_failures_fail_the_run() -> None:
+    client, server = balanced()
+    client.kinds["INTERNAL"] += 1
+    client.kinds["TRANSPORT"] += 1
+    problems = check.compare(client, server)
+    assert "internal: 1 answers, 0 events" in problems
+    assert "1 calls got no answer (transport)" in problems
+
+
+def test_records_logged_as_lost_balance_a_fault_run() -> None:
+    client, server = balanced()
+    client.kinds["UNAVAILABLE"] += 2
+    client.ok_ids.add("late")
+    client.kinds["OK"] += 1
+    log = [
+        json.dumps(
+            {
+                "message": check.LOST_MESSAGE,
+                "fn": check.ENRICH,
+                "requestId": "u1",
+                "outcome": "unavailable",
+            }
+        ),
+        json.dumps(
+            {
+                "message": check.LOST_MESSAGE,
+                "fn": check.ENRICH,
+                "requestId": "u2",
+                "outcome": "unavailable",
+            }
+        ),
+        json.dumps(
+            {
+                "message": check.LOST_MESSAGE,
+                "fn": check.ENRICH,
+                "requestId": "late",
+                "outcome": "success",
+            }
+        ),
+        # logged, but the commit was applied once the store came back: not lost
+        json.dumps(
+            {
+                "message": check.LOST_MESSAGE,
+                "fn": check.ENRICH,
+                "requestId": "r1",
+                "outcome": "success",
+            }
+        ),
+        "plain text line",
+    ]
+    lost = check.read_lost(log, server.event_ids)
+    assert lost.ids == {"u1", "u2", "late"}
+    assert check.compare(client, server, lost) == []
+    assert check.compare(client, server) != []  # without the log, the same books differ
+
+
+def test_sustained_rate_is_the_busiest_minute() -> None:
+    per_s = dict.fromkeys(range(0, 120), 2) | dict.fromkeys(range(200, 230), 5)
+    assert counting._sustained(per_s) == pytest.approx(2.5)  # 150 writes in 200..259 / 60
+    assert counting._sustained({5: 60}) == 1.0
+
+
+def test_analyse_merges_the_workers_and_prices_a_call(tmp_path: Path) -> None:
+    for pid, n in ((1, 3), (2, 4)):
+        (tmp_path / f"ops-{pid}.json").write_text(
+            json.dumps({"reads": 10 * n, "writes": 20 * n, "rt.commit": n})
+        )
+        lines = [{"s": 100, "w": {"external_data_metrics/d_x_1": n, "rate_limits/u_enrich": 1}}]
+        (tmp_path / f"writes-{pid}.jsonl").write_text(
+            "\n".join(json.dumps(x) for x in lines) + "\n"
+        )
+    cost = counting.analyse(tmp_path, calls=7)
+    assert cost.per_call("reads") == 10 and cost.per_call("writes") == 20
+    assert cost.usd_per_million(0.06, 0.18) == pytest.approx(1e6 * (10 * 0.06 + 20 * 0.18) / 1e5)
+    hottest = cost.by_kind["aggregate shard (d)"]
+    assert (hottest.peak_per_s, hottest.total) == (7, 7)
+    assert cost.by_kind["rate-limit window"].peak_per_s == 2
+
+
+def test_percentiles_are_nearest_rank_and_the_knee_is_the_first_broken_step() -> None:
+    values = sorted(float(v) for v in range(1, 101))
+    assert (report.percentile(values, 0.5), report.percentile(values, 0.95)) == (50.0, 95.0)
+    ok = report.PhaseStats(30, 100, 3000, 100.0, 10, 50, 80, Counter({"OK": 3000}))
+    slow = report.PhaseStats(30, 200, 6000, 199.0, 10, 400, 900, Counter({"OK": 6000}))
+    behind = report.PhaseStats(30, 300, 5000, 166.0, 10, 200, 300, Counter({"OK": 5000}))
+    assert report.knee([ok, slow, behind], 250, 0.01) is slow
+    assert report.knee([ok, behind], 250, 0.01) is behind
+    assert report.knee([ok], 250, 0.01) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        (200, '{"result": {"access": "full"}}', "OK"),
+        (503, '{"error": {"status": "UNAVAILABLE", "message": "retry"}}', "UNAVAILABLE"),
+        (500, "<html>oops</html>", "HTTP 500"),
+        (0, None, "TRANSPORT"),
+    ],
+)
+def test_answers_are_classified_by_the_callable_protocol(
+    status: int, text: str | None, kind: str
+) -> None:
+    assert classify(status, text)[0] == kind
