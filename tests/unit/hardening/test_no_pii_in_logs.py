@@ -135,7 +135,7 @@ class FailingStore(MemoryStore):
 
     def commit(self, writes: Sequence[Write]) -> None:
         # The cache's own writes go through: the engine's handling of a failing cache is the
-        # xfail below; here, the gate's handling of a failing store.
+        # test below; here, the gate's handling of a failing store.
         if self.how == "store" and not writes[0].path.startswith("external_data_cache/"):
             raise StoreError(f"commit refused: {[w.data for w in writes]!r}")
         super().commit(writes)
@@ -273,7 +273,7 @@ def _own(path: str, doc: dict[str, Any]) -> bool:
 
 
 def _log_leaks(log_text: str, *, httpx: bool = False) -> list[str]:
-    """Lines holding a canary; the HTTP client's own request lines apart (see the xfail)."""
+    """Lines holding a canary; the HTTP client's own request lines apart (their own test)."""
     lines = [
         line for line in log_text.splitlines() if ('"python_logger": "httpx"' in line) == httpx
     ]
