@@ -162,3 +162,10 @@ rollout: $(TOOLS)/stamp-venv
 
 support: $(TOOLS)/stamp-venv
 	@$(PY) scripts/support.py $(ARGS)
+
+# Long property-based runs (issue 8): the request parsers and every source parser under the
+# Hypothesis "fuzz" profile (FUZZ_EXAMPLES examples per property; results in
+# docs/benchmarks/fuzz.md). Not part of `make test`, which runs the fast profile.
+.PHONY: fuzz
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz -q -p no:cacheprovider

@@ -227,6 +227,17 @@ def _error_text(
     return f"{label} not above {threshold * 100:g}% in the last minute ({span} UTC: {tally})"
 
 
+def _held(answers: int, users: int, th: Thresholds) -> str:
+    """Why a window above the threshold did not act: the guards against one user or a quiet
+    window moving the kill switch."""
+    why = []
+    if users < th.min_failing_users:
+        why.append(f"failures from {users} distinct user(s), {th.min_failing_users} needed")
+    if answers < th.min_window_answers:
+        why.append(f"{answers} answers in the window, {th.min_window_answers} needed")
+    return "; ".join(why) or "a busy minute was under the threshold"
+
+
 def _error_rule(
     name: str,
     threshold: float,
@@ -261,6 +272,8 @@ def _error_rule(
     text = _error_text(
         label, threshold, len(mins), _trailing_streak(bad), condition, _span(mins), tally
     )
+    if window_bad and not condition:
+        text = f"{label} not acted on over {_span(mins)} UTC: {tally}; {_held(tot_req, users, th)}"
     if stale:
         text += " (same incident as the last automatic rollback: not repeated)"
     evidence = {
