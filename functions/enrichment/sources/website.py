@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
-from ..bounds import bound_payload
+from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, TooLarge, gather_all
@@ -352,17 +352,7 @@ class WebsiteSource:
                 ErrorCode.REFUSED, "the website's robots.txt does not allow reading it"
             )
         first, html = await self._page(ctx, key)
-        if first.status in (404, 410):
-            raise SourceFailure(ErrorCode.NOT_FOUND, f"the website answered {first.status}")
-        if first.status in (301, 302, 303, 307, 308):
-            raise SourceFailure(ErrorCode.UPSTREAM, "the website redirects too often")
-        if first.status != 200:
-            code = (
-                ErrorCode.UPSTREAM
-                if first.status >= 500 or first.status == 429
-                else ErrorCode.NOT_FOUND
-            )
-            raise SourceFailure(code, f"the website answered {first.status}")
+        _check_start_status(first.status)
         start_url = first.url
         if (
             _origin(start_url) != origin
@@ -373,63 +363,49 @@ class WebsiteSource:
                 raise SourceFailure(
                     ErrorCode.REFUSED, "the website's robots.txt does not allow reading it"
                 )
-
-        found = _Collected()
-        pages: list[dict[str, Any]] = []
-        seen = {urldefrag(start_url)[0], key}
-        skipped = 0
-        # One page is parsed at a time: asyncio runs every ready task's step before it looks at
-        # its timers, so four pages parsing side by side would delay the deadline four steps.
-        parsing = asyncio.Lock()
-        async with parsing:
+        crawl = _Crawl(ctx, origin, robots, ua, seen={urldefrag(start_url)[0], key})
+        async with crawl.parsing:
             first_page = await parse_page_async(html, deadline=ctx.fetcher.deadline)
-        self._extract(first_page, start_url, found, is_start=True)
-        pages.append({"url": start_url, "title": first_page.title})
-        frontier = self._links(first_page, start_url, origin, robots, ua, seen)
-        sem = asyncio.Semaphore(PAGE_CONCURRENCY)
+        self._extract(first_page, start_url, crawl.found, is_start=True)
+        crawl.pages.append({"url": start_url, "title": first_page.title})
+        await self._crawl(crawl, self._links(first_page, start_url, origin, robots, ua, crawl.seen))
+        payload = _payload(start_url, first_page, crawl)
+        return Fetched(
+            bound_payload(
+                await redact_async(trim_for_redaction(payload), deadline=ctx.fetcher.deadline)
+            )
+        )
 
-        async def visit(url: str) -> tuple[str, Page | None]:
-            async with sem:
-                try:
-                    resp, text = await self._page(ctx, url)
-                except SourceFailure as exc:
-                    if exc.code is ErrorCode.TIMEOUT:
-                        raise
-                    return url, None  # one bad page does not spoil the site
-                if resp.status != 200 or _origin(resp.url) != origin:
-                    return url, None
-                async with parsing:
-                    return resp.url, await parse_page_async(text, deadline=ctx.fetcher.deadline)
-
-        max_pages = ctx.settings.website_max_pages
-        while frontier and len(pages) < max_pages:
-            batch = frontier[: max_pages - len(pages)]
+    async def _crawl(self, crawl: _Crawl, frontier: list[str]) -> None:
+        """Visit the frontier breadth first, a batch at a time, up to the page limit; each
+        page's links join the frontier. A page that fails is counted and skipped."""
+        max_pages = crawl.ctx.settings.website_max_pages
+        while frontier and len(crawl.pages) < max_pages:
+            batch = frontier[: max_pages - len(crawl.pages)]
             frontier = frontier[len(batch) :]
-            for url, page in await gather_all(*(visit(u) for u in batch)):
+            for url, page in await gather_all(*(self._visit(crawl, u) for u in batch)):
                 if page is None:
-                    skipped += 1
+                    crawl.skipped += 1
                     continue
-                self._extract(page, url, found, is_start=False)
-                pages.append({"url": url, "title": page.title})
-                frontier += self._links(page, url, origin, robots, ua, seen)
+                self._extract(page, url, crawl.found, is_start=False)
+                crawl.pages.append({"url": url, "title": page.title})
+                frontier += self._links(page, url, crawl.origin, crawl.robots, crawl.ua, crawl.seen)
 
-        meta = first_page.meta
-        payload = {
-            "url": start_url,
-            "title": meta.get("og:title") or first_page.title,
-            "description": meta.get("og:description") or meta.get("description"),
-            "siteName": meta.get("og:site_name"),
-            "person": found.person or None,
-            "projects": list(found.projects.values()),
-            "posts": sorted(
-                found.posts.values(), key=lambda p: str(p["publishedAt"] or ""), reverse=True
-            ),
-            "contactLinks": list(found.contacts.values()),
-            "skills": list(dict.fromkeys(found.skills)),
-            "pages": pages,
-            "skippedPages": skipped,
-        }
-        return Fetched(bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)))
+    async def _visit(self, crawl: _Crawl, url: str) -> tuple[str, Page | None]:
+        """One page of the crawl, parsed; ``None`` for a page that failed, redirected off the
+        site or did not answer 200 (one bad page does not spoil the site). Only the deadline
+        stops the crawl."""
+        async with crawl.sem:
+            try:
+                resp, text = await self._page(crawl.ctx, url)
+            except SourceFailure as exc:
+                if exc.code is ErrorCode.TIMEOUT:
+                    raise
+                return url, None
+            if resp.status != 200 or _origin(resp.url) != crawl.origin:
+                return url, None
+            async with crawl.parsing:
+                return resp.url, await parse_page_async(text, deadline=crawl.ctx.fetcher.deadline)
 
     @staticmethod
     def _links(
@@ -457,86 +433,164 @@ class WebsiteSource:
 
     @staticmethod
     def _extract(page: Page, url: str, found: _Collected, *, is_start: bool) -> None:
-        meta = page.meta
-
-        def abs_url(u: Any) -> str | None:
-            return _join(url, u)
-
-        # JSON-LD
-        for node in jsonld_nodes(page.jsonld):
-            types = node_types(node)
-            if "Person" in types:
-                found.person.setdefault("name", _text(node.get("name")))
-                found.person.setdefault("jobTitle", _text(node.get("jobTitle")))
-                same = node.get("sameAs")
-                for s in (same if isinstance(same, list) else [same])[:MAX_FOUND]:
-                    if isinstance(s, str):
-                        found.contact(s, rel_me=True)
-                knows = node.get("knowsAbout")
-                for k in (knows if isinstance(knows, list) else [knows])[:MAX_FOUND]:
-                    if _text(k) and len(found.skills) < MAX_FOUND:
-                        found.skills.append(_text(k) or "")
-            if types & _POST_TYPES and not (types & {"Blog"}):
-                found.post(
-                    _text(node.get("headline") or node.get("name")),
-                    abs_url(node.get("url")) or url,
-                    _text(node.get("datePublished")),
-                    _text(node.get("description")),
-                )
-            elif types & _PROJECT_TYPES:
-                found.project(
-                    _text(node.get("name")),
-                    abs_url(node.get("url") or node.get("codeRepository")),
-                    _text(node.get("description")),
-                    _text(node.get("dateModified")),
-                )
-        # microformats
-        for item in _all_items(page.items):
-            if "h-card" in item.types:
-                found.person.setdefault("name", _text(item.first("name")))
-                if item.first("job-title"):
-                    found.person.setdefault("jobTitle", _text(item.first("job-title")))
-                if item.first("note"):
-                    found.person.setdefault("note", _text(item.first("note")))
-                for u in item.properties.get("url", []):
-                    if isinstance(u, str) and abs_url(u):
-                        found.contact(
-                            abs_url(u) or "", rel_me=_origin(abs_url(u) or "") != _origin(url)
-                        )
-            if "h-entry" in item.types:
-                found.post(
-                    _text(item.first("name")),
-                    abs_url(item.first("url")) or url,
-                    _text(item.first("published")),
-                    _text(item.first("summary")),
-                )
-        # OpenGraph / page kind
-        path = urlsplit(url).path
-        if not is_start and (
-            meta.get("og:type") == "article" or (_POST_PATH.search(path) and page.has_article)
-        ):
-            found.post(
-                meta.get("og:title") or page.title,
-                url,
-                meta.get("article:published_time"),
-                meta.get("og:description") or meta.get("description"),
-            )
-        elif not is_start and _PROJECT_PATH.search(path):
-            found.project(
-                meta.get("og:title") or page.title,
-                url,
-                meta.get("og:description") or meta.get("description"),
-            )
-        # links: rel=me and social profiles; repository links are projects
-        for link in page.links:
-            target = _join(url, link.href)
-            if target is None:
-                continue
-            if _REPO_LINK.match(target):
-                name = link.text or target.rstrip("/").rsplit("/", 1)[-1]
-                found.project(name, target)
-            found.contact(target, link.text, rel_me="me" in link.rel)
+        _extract_jsonld(page, url, found)
+        _extract_microformats(page, url, found)
+        if not is_start:
+            _extract_page_kind(page, url, found)
+        _extract_links(page, url, found)
         if found.person.get("name") is None:
             found.person.pop("name", None)
         for k in [k for k, v in found.person.items() if v is None]:
             found.person.pop(k)
+
+
+class _Crawl:
+    """The state one crawl shares between its pages: the site's origin and robots rules, the
+    URLs already queued, what was found, and the limits on concurrent fetching and parsing."""
+
+    def __init__(
+        self,
+        ctx: SourceContext,
+        origin: tuple[str, str],
+        robots: Robots,
+        ua: str,
+        *,
+        seen: set[str],
+    ) -> None:
+        self.ctx = ctx
+        self.origin = origin
+        self.robots = robots
+        self.ua = ua
+        self.seen = seen
+        self.found = _Collected()
+        self.pages: list[dict[str, Any]] = []
+        self.skipped = 0
+        # One page is parsed at a time: asyncio runs every ready task's step before it looks at
+        # its timers, so four pages parsing side by side would delay the deadline four steps.
+        self.parsing = asyncio.Lock()
+        self.sem = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+
+def _check_start_status(status: int) -> None:
+    """Refuse a start page that did not answer 200, with the error code its status means
+    (gone, redirect loop, upstream trouble, or not found)."""
+    if status in (404, 410):
+        raise SourceFailure(ErrorCode.NOT_FOUND, f"the website answered {status}")
+    if status in (301, 302, 303, 307, 308):
+        raise SourceFailure(ErrorCode.UPSTREAM, "the website redirects too often")
+    if status != 200:
+        code = ErrorCode.UPSTREAM if status >= 500 or status == 429 else ErrorCode.NOT_FOUND
+        raise SourceFailure(code, f"the website answered {status}")
+
+
+def _payload(start_url: str, first_page: Page, crawl: _Crawl) -> dict[str, Any]:
+    """The source's payload (before redaction and bounds): the start page's metadata and
+    what the crawl found, posts newest first."""
+    meta = first_page.meta
+    found = crawl.found
+    return {
+        "url": start_url,
+        "title": meta.get("og:title") or first_page.title,
+        "description": meta.get("og:description") or meta.get("description"),
+        "siteName": meta.get("og:site_name"),
+        "person": found.person or None,
+        "projects": list(found.projects.values()),
+        "posts": sorted(
+            found.posts.values(), key=lambda p: str(p["publishedAt"] or ""), reverse=True
+        ),
+        "contactLinks": list(found.contacts.values()),
+        "skills": list(dict.fromkeys(found.skills)),
+        "pages": crawl.pages,
+        "skippedPages": crawl.skipped,
+    }
+
+
+def _extract_jsonld(page: Page, url: str, found: _Collected) -> None:
+    """Person, posts and projects from the page's JSON-LD (the most explicit markup)."""
+    for node in jsonld_nodes(page.jsonld):
+        types = node_types(node)
+        if "Person" in types:
+            _extract_jsonld_person(node, found)
+        if types & _POST_TYPES and not (types & {"Blog"}):
+            found.post(
+                _text(node.get("headline") or node.get("name")),
+                _join(url, node.get("url")) or url,
+                _text(node.get("datePublished")),
+                _text(node.get("description")),
+            )
+        elif types & _PROJECT_TYPES:
+            found.project(
+                _text(node.get("name")),
+                _join(url, node.get("url") or node.get("codeRepository")),
+                _text(node.get("description")),
+                _text(node.get("dateModified")),
+            )
+
+
+def _extract_jsonld_person(node: dict[str, Any], found: _Collected) -> None:
+    """A JSON-LD ``Person``: name and job title (first seen wins), ``sameAs`` profiles as
+    rel=me contacts, ``knowsAbout`` as skills, each capped."""
+    found.person.setdefault("name", _text(node.get("name")))
+    found.person.setdefault("jobTitle", _text(node.get("jobTitle")))
+    same = node.get("sameAs")
+    for s in (same if isinstance(same, list) else [same])[:MAX_FOUND]:
+        if isinstance(s, str):
+            found.contact(s, rel_me=True)
+    knows = node.get("knowsAbout")
+    for k in (knows if isinstance(knows, list) else [knows])[:MAX_FOUND]:
+        if _text(k) and len(found.skills) < MAX_FOUND:
+            found.skills.append(_text(k) or "")
+
+
+def _extract_microformats(page: Page, url: str, found: _Collected) -> None:
+    """Person and contacts from ``h-card``, posts from ``h-entry`` microformats."""
+    for item in _all_items(page.items):
+        if "h-card" in item.types:
+            found.person.setdefault("name", _text(item.first("name")))
+            if item.first("job-title"):
+                found.person.setdefault("jobTitle", _text(item.first("job-title")))
+            if item.first("note"):
+                found.person.setdefault("note", _text(item.first("note")))
+            for u in item.properties.get("url", []):
+                if isinstance(u, str) and _join(url, u):
+                    target = _join(url, u) or ""
+                    found.contact(target, rel_me=_origin(target) != _origin(url))
+        if "h-entry" in item.types:
+            found.post(
+                _text(item.first("name")),
+                _join(url, item.first("url")) or url,
+                _text(item.first("published")),
+                _text(item.first("summary")),
+            )
+
+
+def _extract_page_kind(page: Page, url: str, found: _Collected) -> None:
+    """A page other than the start page that is itself a post or a project (OpenGraph type,
+    or its path and markup), recorded from its OpenGraph metadata."""
+    meta = page.meta
+    path = urlsplit(url).path
+    if meta.get("og:type") == "article" or (_POST_PATH.search(path) and page.has_article):
+        found.post(
+            meta.get("og:title") or page.title,
+            url,
+            meta.get("article:published_time"),
+            meta.get("og:description") or meta.get("description"),
+        )
+    elif _PROJECT_PATH.search(path):
+        found.project(
+            meta.get("og:title") or page.title,
+            url,
+            meta.get("og:description") or meta.get("description"),
+        )
+
+
+def _extract_links(page: Page, url: str, found: _Collected) -> None:
+    """Links: rel=me and social profiles are contacts; repository links are projects."""
+    for link in page.links:
+        target = _join(url, link.href)
+        if target is None:
+            continue
+        if _REPO_LINK.match(target):
+            name = link.text or target.rstrip("/").rsplit("/", 1)[-1]
+            found.project(name, target)
+        found.contact(target, link.text, rel_me="me" in link.rel)
