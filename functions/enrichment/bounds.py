@@ -106,6 +106,23 @@ def bound_result(
     return out, cut or already
 
 
+REDACTION_MARGIN = 256
+"""Characters kept past ``STRING_CAP`` before redaction, so that an address straddling the cut
+is still whole when it is redacted (the final bound cuts at ``STRING_CAP``)."""
+
+
+def trim_for_redaction(payload: dict[str, Any]) -> dict[str, Any]:
+    """A source's payload cut to its list caps and to ``STRING_CAP + REDACTION_MARGIN``
+    characters a string, so redaction never works on text the result will not keep (a 1 MB
+    run used to be redacted whole, then cut to 4,000 characters). ``truncated: true`` is
+    added when something was cut."""
+    cutter = _Cutter(STRING_CAP + REDACTION_MARGIN, SOURCE_LIST_SCALE)
+    out = {str(k): cutter.value(v, str(k), 1) for k, v in payload.items()}
+    if cutter.cut:
+        out["truncated"] = True
+    return out
+
+
 def bound_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """A source's payload within the bounds, with ``truncated: true`` added when it was cut."""
     out, cut = bound_result(payload, list_scale=SOURCE_LIST_SCALE)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from ..bounds import bound_payload
+from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import FetchResponse, gather_all, retry_after_seconds
@@ -283,7 +283,9 @@ class GitHubSource:
             "truncated": bool(links.get("next")) and len(pages) >= max_pages,
         }
         return Fetched(
-            bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)),
+            bound_payload(
+                await redact_async(trim_for_redaction(payload), deadline=ctx.fetcher.deadline)
+            ),
             json.dumps(validators, sort_keys=True) or None,
         )
 

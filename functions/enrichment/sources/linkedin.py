@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..bounds import bound_payload
+from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..model import EnrichmentInput
@@ -340,4 +340,8 @@ class LinkedInSource:
             raise SourceFailure(
                 ErrorCode.INVALID_INPUT, "the export has none of the LinkedIn files we read"
             )
-        return Fetched(bound_payload(await redact_async(data, deadline=ctx.fetcher.deadline)))
+        return Fetched(
+            bound_payload(
+                await redact_async(trim_for_redaction(data), deadline=ctx.fetcher.deadline)
+            )
+        )

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from common.settings import EnrichmentSettings
 
-from ..bounds import bound_payload
+from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
 from ..fetch import retry_after_seconds
@@ -162,4 +162,8 @@ class WebSearchSource:
             "query": query,
             "results": [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in results],
         }
-        return Fetched(bound_payload(await redact_async(payload, deadline=ctx.fetcher.deadline)))
+        return Fetched(
+            bound_payload(
+                await redact_async(trim_for_redaction(payload), deadline=ctx.fetcher.deadline)
+            )
+        )

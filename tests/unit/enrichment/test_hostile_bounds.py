@@ -106,3 +106,21 @@ def test_a_960kb_skills_export_gives_a_result_under_900kb() -> None:
     out, cut = bound_result(result.data)
     assert cut is True and len(out["skills"]) == 200
     assert json_size(out) < MAX_RESULT_BYTES
+
+
+def test_an_address_straddling_the_string_cap_is_redacted_not_cut_in_half() -> None:
+    from enrichment.bounds import trim_for_redaction
+
+    summary = "a " * 1995 + "ada.lovelace@example.com and more"
+    profile = "First Name,Last Name,Summary\nAda,Lovelace," + summary + "\n"
+    engine = make_engine(sources={"linkedin": LinkedInSource()})
+    result = engine.enrich(
+        EnrichmentInput(sources=("linkedin",), linkedin_export={"Profile.csv": profile})
+    )
+    out, cut = bound_result(result.data)
+    kept = out["linkedin"]["profile"]["summary"]
+    assert cut is True and len(kept) == STRING_CAP
+    assert "ada.lovelace" not in kept and "lovelace@" not in kept
+    long = {"s": "x" * 10_000, "l": list(range(5000))}
+    trimmed = trim_for_redaction(long)
+    assert len(trimmed["s"]) == STRING_CAP + 256 and trimmed["truncated"] is True
