@@ -76,7 +76,7 @@ def use_everything(store: Any, user: User, cv: str) -> None:
             {"cvId": cv, "sources": ["github"], "github": "octocat"},
             user,
         ).status
-        == "permission-denied"
+        == "PERMISSION_DENIED"
     )
     assert call("trackExternalDataUsage", {"event": "upgrade_clicked", "cvId": cv}, user).ok
     premium = {"tier": "premium", "status": "active"}
@@ -108,7 +108,7 @@ def test_export_holds_every_kind_of_record(store: Any) -> None:
     assert {"access_granted", "unauthorized_access"} <= {a["type"] for a in out["audit"]}
     other, _ = seed(store, "bystander")
     refused = call("exportMyExternalData", {"userId": user.uid}, other)
-    assert refused.status == "permission-denied"
+    assert refused.status == "PERMISSION_DENIED"
 
 
 def test_delete_leaves_only_the_hashed_audit(store: Any) -> None:
@@ -142,4 +142,4 @@ def test_deleting_the_user_document_erases_the_same(store: Any) -> None:
 def test_five_rights_requests_per_hour(store: Any) -> None:
     user, _ = seed(store, "limited")
     statuses = [call("exportMyExternalData", {}, user).status for _ in range(6)]
-    assert statuses == ["OK"] * 5 + ["resource-exhausted"]
+    assert statuses == ["OK"] * 5 + ["RESOURCE_EXHAUSTED"]

@@ -52,7 +52,7 @@ def test_explain_predicts_what_the_callable_does(store: Any) -> None:
         "preview",
     )
     assert call(ENRICH, {"cvId": cv, "sources": ["github"], "github": "octocat"}, user).status == (
-        "permission-denied"
+        "PERMISSION_DENIED"
     )
     preview = {"cvId": cv, "mode": "preview", "sources": ["github"], "github": "octocat"}
     out = call(ENRICH, preview, user).result
@@ -62,7 +62,7 @@ def test_explain_predicts_what_the_callable_does(store: Any) -> None:
     x = explain(user.uid)
     assert (x["used"], x["remaining"]) == (3, 0)
     refused = call(ENRICH, preview, user)
-    assert refused.status == "resource-exhausted"
+    assert refused.status == "RESOURCE_EXHAUSTED"
     assert refused.error["details"]["resetAt"] == x["nextFreeSlot"]
     assert [a["type"] for a in x["audit"]][:1] == ["access_granted"]
     text = cli("explain", user.uid)
