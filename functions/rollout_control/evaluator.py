@@ -224,7 +224,7 @@ def _error_text(
             f"{label} above {threshold * 100:g}% in the last {streak} minute(s) only, {n} in a "
             f"row needed ({span} UTC: {tally})"
         )
-    return f"{label} not above {threshold * 100:g}% in the last minute ({span} UTC: {tally})"
+    return f"{label} not above {threshold * 100:g}% over the last {n} minutes ({span} UTC: {tally})"
 
 
 def _held(answers: int, users: int, th: Thresholds) -> str:

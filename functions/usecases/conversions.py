@@ -39,6 +39,9 @@ def subscription_changed(
         return False
     if was_paying(before) or not is_premium(after, now, app.settings.grace_days):
         return False
+    sub = (after or {}).get("subscription")
+    if isinstance(sub, Mapping) and sub.get("complimentary") is True:
+        return False  # a support grant (scripts/support.py grant) is not a sale
     conv_id = hashlib.sha256(event_id.encode()).hexdigest()[:32] if event_id else uuid.uuid4().hex
     conv_doc = conversion_path(uid, conv_id)
     cfg = app.config.current()

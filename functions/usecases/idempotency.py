@@ -89,6 +89,7 @@ def _try_claim(
         "state": "running",
         "requestHash": digest,
         "requestId": ctx.request_id,
+        "uid": ctx.uid,
         "at": now,
         "expireAt": now + TTL,
     }

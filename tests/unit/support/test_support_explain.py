@@ -133,11 +133,6 @@ def test_a_paid_subscription_is_never_overwritten_or_revoked(
     assert audits(store, support.CHANGE) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="usecases/conversions.py counts any free->premium change; it must skip "
-    "subscriptions with complimentary: true (the lead's file)",
-)
 def test_a_complimentary_grant_is_never_a_conversion(
     svc: App, store: MemoryStore, clock: FakeClock
 ) -> None:
