@@ -165,7 +165,7 @@ class FirestoreStore:
         except ConfigConflict:
             raise
         except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
-            raise ConfigConflict(f"another change landed first ({type(exc).__name__})") from exc
+            raise ConfigConflict("another change landed first") from exc
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StoreError(f"config write failed: {type(exc).__name__}") from exc
 
