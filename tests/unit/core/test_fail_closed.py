@@ -1,0 +1,154 @@
+"""Paid access fails closed (contract sections 1, 3 and 4; issue 13): partial outages of the
+store, a config that never parsed, and the configured grace days of a ``past_due`` user.
+
+The store-down test elsewhere uses a store that fails on the very first read; these use stores
+that fail on one operation only, so the code path after a successful read is exercised too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from common.errors import PermissionDenied, Unavailable
+from common.settings import load_settings
+from gating.config_source import FAIL_CLOSED, ConfigSource
+from gating.rollout import CONFIG_PATH, Phase
+from stores.errors import StoreError
+from stores.memory import MemoryStore
+from stores.schema import RATE_LIMITS
+from tests.support.clock import FakeClock
+from tests.support.doubles import StaticEngine, seed_user, set_config
+from usecases import enrich
+from usecases.app import App
+from usecases.context import Caller
+
+RATE_PREFIX = f"{RATE_LIMITS}/"
+
+
+class IncrementFails(MemoryStore):
+    """Reads and commits work; only the limiter's atomic increment fails."""
+
+    def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
+        if path.startswith(RATE_PREFIX):
+            raise StoreError("increment timed out")
+        return super().increment(path, field_name, by, extra)
+
+
+class ConfigReadFails(MemoryStore):
+    """Every document reads except the rollout config."""
+
+    def get_many(self, paths: Any) -> dict[str, dict[str, Any] | None]:
+        if CONFIG_PATH in paths:
+            raise StoreError("config read failed")
+        return super().get_many(paths)
+
+
+def _app(store: MemoryStore, engine: StaticEngine, env: Mapping[str, str] | None = None) -> App:
+    return App(load_settings(dict(env or {})), store, engine, now=FakeClock(), rng=lambda n: 0)
+
+
+def test_rate_paths_are_where_the_limiter_increments() -> None:
+    # Guards the fakes above: if the limiter's documents moved, IncrementFails would fail nothing.
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    enrich.run(_app(store, engine), Caller("pat"), {"cvId": "cv-pat"})
+    assert any(p.startswith(RATE_PREFIX) for p in store.docs)
+
+
+@pytest.mark.parametrize("premium", [False, True])
+def test_a_failing_increment_refuses_the_call_instead_of_serving_it_unlimited(
+    premium: bool,
+) -> None:
+    store, engine = IncrementFails(), StaticEngine()
+    seed_user(store, "u", premium=premium)
+    set_config(store)
+    with pytest.raises(Unavailable):
+        enrich.run(_app(store, engine), Caller("u"), {"cvId": "cv-u", "mode": "preview"})
+    assert engine.calls == []  # nothing enriched without a unit of the limit
+    assert "cvs/cv-u/externalData/latest" not in store.docs
+
+
+def test_a_config_that_never_parsed_gates_everyone() -> None:
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    seed_user(store, "pat", premium=True)
+    store.docs[CONFIG_PATH] = {"phase": "sideways", "version": 1}
+    app = _app(store, engine)
+    with pytest.raises(PermissionDenied):
+        enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})
+    preview = enrich.run(app, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+    assert preview["access"] == "preview" and preview["enrichedData"]["locked"] is True
+    assert enrich.run(app, Caller("pat"), {"cvId": "cv-pat"})["access"] == "full"
+    assert app.config.for_recording() == FAIL_CLOSED
+
+
+def test_the_fail_closed_config_is_full_gating_without_fallback() -> None:
+    assert FAIL_CLOSED.phase is Phase.FULL and FAIL_CLOSED.gating_active
+    assert FAIL_CLOSED.fallbackEnabled is False and FAIL_CLOSED.components.rateLimiting
+
+
+def test_an_unparsable_config_keeps_the_last_good_one() -> None:
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    set_config(store, phase="off")
+    clock = FakeClock()
+    app = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
+    assert enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+    store.docs[CONFIG_PATH] = {"phase": "sideways", "version": 2}
+    clock.advance(seconds=app.settings.config_ttl_seconds + 1)
+    assert enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+
+
+def test_an_unreadable_config_with_no_good_copy_is_unavailable() -> None:
+    clock = FakeClock()
+    store = ConfigReadFails()
+    source = ConfigSource(store, timedelta(seconds=10), clock)
+    with pytest.raises(Unavailable):
+        source.current()
+    # Once a good copy was seen, an outage serves it rather than failing.
+    ok = MemoryStore()
+    ok.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    good = ConfigSource(ok, timedelta(seconds=10), clock)
+    assert good.current().rolloutPercentage == 7
+    ok.fail = True
+    clock.advance(seconds=11)
+    assert good.current().rolloutPercentage == 7
+
+
+def _past_due(store: MemoryStore, uid: str, period_end: Any) -> None:
+    seed_user(store, uid)
+    store.docs[f"users/{uid}"]["subscription"] = {
+        "tier": "premium",
+        "status": "past_due",
+        "currentPeriodEnd": period_end,
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "days"),
+    [({"EXTERNAL_DATA_GRACE_DAYS": "5"}, 5), ({}, 3), ({"EXTERNAL_DATA_GRACE_DAYS": "0"}, 0)],
+)
+def test_past_due_is_premium_until_exactly_the_configured_grace_days(
+    env: dict[str, str], days: int
+) -> None:
+    store, engine = MemoryStore(), StaticEngine()
+    set_config(store)
+    clock = FakeClock()
+    now = clock()
+    app = App(load_settings(env), store, engine, now=clock, rng=lambda n: 0)
+    # Inside the grace period by one second: premium, served in full.
+    _past_due(store, "inside", now - timedelta(days=days) + timedelta(seconds=1))
+    assert enrich.run(app, Caller("inside"), {"cvId": "cv-inside"})["access"] == "full"
+    # Exactly N days after the period ended (and later): free, refused full.
+    for uid, end in (
+        ("edge", now - timedelta(days=days)),
+        ("after", now - timedelta(days=days, seconds=1)),
+    ):
+        _past_due(store, uid, end)
+        with pytest.raises(PermissionDenied):
+            enrich.run(app, Caller(uid), {"cvId": f"cv-{uid}"})
