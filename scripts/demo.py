@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -210,6 +211,48 @@ def scenario_admin(people: dict[str, tuple[User, str]]) -> None:
     )
 
 
+def _cli(script: str, *args: str) -> str:
+    """Run an operator CLI as an operator would, printing its output indented."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    print(f"  {DIM}$ {script} {' '.join(args)}{RESET}")
+    for line in done.stdout.rstrip().splitlines():
+        print(f"    {line}")
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{script} {args[0]} exited {done.returncode}: {done.stderr[-500:]}")
+    return done.stdout
+
+
+def scenario_support_and_shadow(people: dict[str, tuple[User, str]]) -> None:
+    heading("Support and shadow mode")
+    free, free_cv = people["free"]
+    step('Fran writes to support: "why can\'t I get the full enrichment?"')
+    _cli("support.py", "explain", free.uid)
+    step(
+        "Before a gate goes on, an operator can watch it in shadow: decided, recorded, nobody refused"
+    )
+    _cli("rollout.py", "set", "--shadow", "on", "--reason", "demo: see the gate's impact first")
+    request = {"cvId": free_cv, "sources": ["linkedin"], "linkedin": {"export": linkedin_export()}}
+    deadline = time.monotonic() + 30
+    answer = call(ENRICH, request, free)
+    while not answer.ok and time.monotonic() < deadline:
+        time.sleep(1)
+        answer = call(ENRICH, request, free)
+    if not answer.ok:
+        raise RuntimeError(f"shadow mode did not serve Fran within 30 s: {answer.body}")
+    ok(f"Fran asks for full and is served {answer.result['access']} (the gate would have refused)")
+    status = _cli("rollout.py", "status")
+    if "would refuse" not in status:
+        raise RuntimeError("status shows no would-be figures in shadow mode")
+    _cli("rollout.py", "set", "--shadow", "off", "--reason", "demo: shadow seen")
+
+
 def rollout_story(services: Services, s: Any) -> None:
     """The closing rollout story (scripts/rollout_story.py), with this process's running fakes."""
     run_rollout_story(services, s)
@@ -270,6 +313,7 @@ def main() -> int:
         scenario_premium(people)
         scenario_rate_limit(people)
         scenario_admin(people)
+        scenario_support_and_shadow(people)
         rollout_story(services, s)
     print(f"\n{GREEN}Demo finished.{RESET}")
     return 0

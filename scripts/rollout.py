@@ -354,9 +354,22 @@ def cmd_set(store: Any, args: argparse.Namespace, now: datetime) -> int:
             target_groups=groups,
             force=args.force,
             expected_version=args.expect_version,
+            other=_other_fields(args),
         ),
         args.reason,
     )
+
+
+def _other_fields(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.shadow is not None:
+        out["shadow"] = args.shadow
+    if args.max_cohort_users is not None:
+        text = args.max_cohort_users.strip().lower()
+        if text != "none" and not text.isdigit():
+            raise Usage("--max-cohort-users takes a number of users or 'none'")
+        out["maxCohortUsers"] = None if text == "none" else int(text)
+    return out
 
 
 def cmd_set_messages(store: Any, args: argparse.Namespace, now: datetime) -> int:
@@ -554,6 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback", type=_bool, help="on | off")
     p.add_argument("--groups", help="target groups, comma separated")
     p.add_argument("--force", action="store_true", help="allow moving the phase forward")
+    p.add_argument(
+        "--shadow", type=_bool, help="on: decide and record, refuse nobody (see would-be figures)"
+    )
+    p.add_argument(
+        "--max-cohort-users", help="cap on users the bucket takes into the cohort, or 'none'"
+    )
 
     keys = ", ".join([*FREE_USER_MESSAGES, *PREMIUM_USER_MESSAGES])
     p = sub.add_parser(

@@ -268,8 +268,10 @@ def set_fields(
     target_groups: Sequence[str] | None = None,
     force: bool = False,
     expected_version: int | None = None,
+    other: Mapping[str, Any] | None = None,
 ) -> ChangeResult:
-    """Set fields directly. Moving the phase forward this way skips the success metrics, so it
+    """Set fields directly (``other``: more contract fields, e.g. ``shadow``,
+    ``maxCohortUsers``; ``None`` removes one). Moving the phase forward this way skips the success metrics, so it
     needs ``force`` (``advance`` is the checked way)."""
     cur = read_current(store)
     if phase is not None:
@@ -277,7 +279,7 @@ def set_fields(
     return apply_change(
         store,
         "set",
-        _set_mutation(phase, percentage, fallback, target_groups),
+        _set_mutation(phase, percentage, fallback, target_groups, other or {}),
         by=by,
         reason=reason,
         now=now,
@@ -310,11 +312,15 @@ def _set_mutation(
     percentage: int | None,
     fallback: bool | None,
     target_groups: Sequence[str] | None,
+    other: Mapping[str, Any],
 ) -> Mutation:
     """The mutation of ``set_fields``: the given fields, described as ``set k=v ...``."""
 
     def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
         parts = []
+        for key, value in other.items():
+            doc[key] = value
+            parts.append(f"{key}={'none' if value is None else str(value).lower()}")
         if phase is not None:
             doc["phase"] = phase
             parts.append(f"phase={phase}")
@@ -329,7 +335,8 @@ def _set_mutation(
             parts.append(f"targetGroups={','.join(target_groups) or '(none)'}")
         if not parts:
             raise InvalidChange(
-                "nothing to set: give --phase, --percentage, --fallback or --groups"
+                "nothing to set: give --phase, --percentage, --fallback, --groups, --shadow or"
+                " --max-cohort-users"
             )
         return "set " + " ".join(parts)
 
