@@ -102,7 +102,8 @@ def test_free_user_gets_a_trimmed_preview_with_free_messages(svc: App, store: Me
     data = out["enrichedData"]
     assert len(data["github"]["repositories"]) == 3 and data["github"]["locked"] is True
     assert len(data["skills"]) == 3 and data["locked"] is True
-    assert "locked" not in data["projects"]  # 2 items: nothing trimmed
+    # 2 items: nothing trimmed, no marker on them ("locked" not in <a list> could never fail)
+    assert data["projects"] == [{"name": "p0"}, {"name": "p1"}]
     assert set(out["messages"]) == {"preview", "gate", "upgrade"}
     assert out["usage"] == {
         "tier": "free",
