@@ -10,6 +10,8 @@ Compared (all for ``enrichCVWithExternalData``):
   unauthenticated) == refusal audit entries == aggregate ``c.denied``;
 - every answer == aggregate ``c.requests`` == usage events (each call records one, in the same
   batch as its aggregates); ``unavailable`` answers == ``c.unavailable``;
+- every admitted call took one unit of its rate limit (fewer units than admissions would be a
+  free pass; more only when the store failed after an increment);
 - 0 internal answers, 0 internal events, 0 transport failures, ``c.unauthorizedFull`` == 0.
 
 With ``faults=True`` (a run in which Firestore was stopped) a record may be lost *only* if the
@@ -76,6 +78,8 @@ class Server:
     audits: Counter[str] = field(default_factory=Counter)
     agg: dict[str, Counter[str]] = field(default_factory=dict)
     """Summed ``c`` counters per granularity (``m``, ``h``, ``d``)."""
+    rate_units: int = 0
+    """Units taken from the enrichment rate limit (summed window counters, refunds applied)."""
 
 
 @dataclass
@@ -144,6 +148,9 @@ def read_server(client: Any) -> Server:
         d = snap.to_dict() or {}
         if d.get("fn") == ENRICH:
             server.audits[str(d.get("type"))] += 1
+    for snap in client.collection("rate_limits").select(["count"]).stream():
+        if "_enrich_" in snap.id:
+            server.rate_units += int((snap.to_dict() or {}).get("count") or 0)
     metrics = client.collection("external_data_metrics").select(["granularity", "c"])
     server.agg = _sum_c(s.to_dict() or {} for s in metrics.stream())
     return server
@@ -193,6 +200,7 @@ def compare(client: Client, server: Server, lost: Lost | None = None) -> list[st
         answers=client.kinds["UNAVAILABLE"],
         aggregates=m["unavailable"] + lost.by_outcome["unavailable"],
     )
+    _rate_units(client, server, lost, problems)
     for g, c in server.agg.items():
         if g != "m" and c["requests"] != m["requests"]:
             problems.append(
@@ -212,6 +220,21 @@ def compare(client: Client, server: Server, lost: Lost | None = None) -> list[st
     return problems
 
 
+def _rate_units(client: Client, server: Server, lost: Lost, problems: list[str]) -> None:
+    """Every admitted call took a unit of its rate limit (an admission without one is a free
+    pass). Only when the store failed may there be more units than admissions: an increment
+    applied for a call then answered ``unavailable``."""
+    admitted = client.kinds["OK"]
+    if server.rate_units < admitted:
+        problems.append(
+            f"free passes: {admitted} admitted answers, {server.rate_units} rate-limit units taken"
+        )
+    elif server.rate_units > admitted and not lost.by_outcome:
+        problems.append(
+            f"{server.rate_units} rate-limit units taken for {admitted} admitted answers"
+        )
+
+
 def summary(client: Client, server: Server, lost: Lost) -> dict[str, Any]:
     """The figures compared, for the run's summary."""
     m = server.agg.get("m", Counter())
@@ -224,4 +247,5 @@ def summary(client: Client, server: Server, lost: Lost) -> dict[str, Any]:
             for k in ("requests", "previews", "fullRequests", "denied", "unavailable", "errors")
         },
         "records logged as lost": dict(lost.by_outcome),
+        "rate-limit units taken (every admission takes one)": server.rate_units,
     }

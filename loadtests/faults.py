@@ -72,8 +72,9 @@ def actions(stack: Stack, client: Any, timeline: Timeline) -> dict[str, Callable
 FAULT_SCHEDULE: list[tuple[float, str]] = [
     (30, "flap"),
     (80, "config-delete"),
-    (100, "config-corrupt"),
-    (120, "config-restore"),
+    (100, "config-restore"),
+    (110, "config-corrupt"),
+    (130, "config-restore"),
     (150, "store-stop"),
     (180, "store-start"),
 ]

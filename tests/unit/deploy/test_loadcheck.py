@@ -27,6 +27,7 @@ def balanced(n_ok: int = 10, refused: int = 2) -> tuple[check.Client, check.Serv
         enriched_ids=set(ids),
         audits=Counter({"access_granted": n_ok, "unauthorized_access": refused}),
         agg={"m": c, "h": Counter(c), "d": Counter(c)},
+        rate_units=n_ok,
     )
     return client, server
 
@@ -110,10 +111,23 @@ def test_records_logged_as_lost_balance_a_fault_run() -> None:
         ),
         "plain text line",
     ]
+    server.rate_units += (
+        3  # "late" took one; two more were taken by calls then answered unavailable
+    )
     lost = check.read_lost(log, server.event_ids)
     assert lost.ids == {"u1", "u2", "late"}
     assert check.compare(client, server, lost) == []
     assert check.compare(client, server) != []  # without the log, the same books differ
+
+
+def test_an_admission_without_its_rate_limit_unit_is_a_free_pass() -> None:
+    client, server = balanced()
+    server.rate_units -= 1
+    assert check.compare(client, server) == [
+        "free passes: 10 admitted answers, 9 rate-limit units taken"
+    ]
+    server.rate_units += 2
+    assert check.compare(client, server) == ["11 rate-limit units taken for 10 admitted answers"]
 
 
 def test_sustained_rate_is_the_busiest_minute() -> None:
