@@ -17,8 +17,7 @@ totals, rates, latency, per-source figures, the hourly series and the security f
 ``analytics.admin.build_analytics`` over the same validated query the callable builds
 (``usecases.requests.parse_analytics``: granularity ``hour`` for periods up to 7 days, ``day``
 beyond); nothing is recomputed another way. What the callable does not answer is read beside
-it and labelled: upstream failures per hour (``c.upstreamFailures``; 0 while the recorder does
-not write it), refusals by reason and suspicious-activity findings (the audit), the rollout
+it and labelled: upstream failures per hour (``c.upstreamFailures``; absent counts as 0), refusals by reason and suspicious-activity findings (the audit), the rollout
 history (``config/externalDataRollout/history``), and for ``phase`` the current phase's success
 metrics from ``rollout_control.health`` (what ``advance`` checks).
 
@@ -609,9 +608,9 @@ def traffic_section(r: Report) -> Section:
         )
     quiet = len(r.analytics["series"]) - len(rows)
     text = [
-        "Service failures are `c.errors` (internal, unavailable, or every tried source failed); "
-        "upstream failures are `c.upstreamFailures` (0 until the recorder writes it). Refused "
-        "calls (premium gate, limits, not found) are neither."
+        "Service failures are `c.errors` (internal, unavailable, our deadline: the errorRate "
+        "numerator); upstream failures are `c.upstreamFailures` (the sources failed upstream or "
+        "timed out). Refused calls (premium gate, limits, not found) are neither."
     ]
     if quiet:
         text.append(f"{quiet} {r.period.granularity}(s) without calls are left out of the table.")
