@@ -175,3 +175,15 @@ support: $(TOOLS)/stamp-venv
 .PHONY: fuzz
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz -q -p no:cacheprovider
+
+# Mutation testing of the core (issue 13): mutmut over the gate policy, limiter, entitlements,
+# cohort buckets, preview trimming, rollout evaluator and health checks, SSRF guard and fetcher,
+# and request parsing, against the fast unit tests, one module at a time in a flat copy under
+# .tools/mutate (see tests/mutation/run_mutation.py). Results: .tools/mutate/results.json,
+# recorded in docs/benchmarks/mutation.md. Not part of `make test`.
+# MUTATE_ARGS="--only gating/decision.py --budget-minutes 30" narrows a run.
+.PHONY: mutate
+MUTATE_ARGS ?=
+mutate: setup
+	@$(PY) -c 'import mutmut' 2>/dev/null || { echo "mutate: mutmut is missing: $(PY) -m pip install mutmut==3.8.1"; exit 1; }
+	$(PY) tests/mutation/run_mutation.py $(MUTATE_ARGS)
