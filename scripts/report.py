@@ -209,7 +209,7 @@ def current_config(store: DocumentStore) -> dict[str, Any]:
         "premiumGating": cfg.components.premiumGating,
         "components": cfg.components.to_dict(),
         "version": cur.version,
-        "phaseSince": cur.extras.get("phaseSince"),
+        "phaseSince": cur.cfg.phaseSince if cur.cfg else None,
     }
 
 
@@ -248,7 +248,7 @@ def phase_verdict(store: DocumentStore, now: datetime) -> dict[str, Any]:
         }
     cfg = cur.cfg
     target = plan.next_phase(cfg.phase)
-    report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
+    report = health.phase_health(store, cfg, cfg.phaseSince, now)
     checks = [
         {"name": c.name, "threshold": c.threshold, "value": c.value, "status": c.status, "ok": c.ok}
         for c in report.checks
@@ -989,7 +989,7 @@ def phase_period(store: DocumentStore, now: datetime) -> Period:
     cur = changes.read_current(store)
     if cur.cfg is None:
         return Period(now.date(), now.date())
-    report = health.phase_health(store, cur.cfg, cur.extras.get("phaseSince"), now)
+    report = health.phase_health(store, cur.cfg, cur.cfg.phaseSince, now)
     start = report.start.date() if report.start else now.date()
     return Period(start, now.date())
 

@@ -186,7 +186,7 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
         ),
         (
             "in phase since",
-            f"{ts(cur.extras.get('phaseSince'))}{paren(ago(cur.extras.get('phaseSince'), now))}",
+            f"{ts(cfg.phaseSince)}{paren(ago(cfg.phaseSince, now))}",
         ),
     ]
     rows.extend(_safety_rows(store, cfg, now))
@@ -205,7 +205,7 @@ def cmd_status(store: Any, args: argparse.Namespace, now: datetime) -> int:
     if p.window is None:
         print("  Phase off: nothing to measure. `advance` starts beta (1%) without metrics.")
     else:
-        report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
+        report = health.phase_health(store, cfg, cfg.phaseSince, now)
         hours = p.window.total_seconds() / 3600
         print(
             f"  Health of phase {cfg.phase.value} over its {hours:.0f} h monitoring window "

@@ -6,7 +6,6 @@ there is no data.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -14,13 +13,8 @@ from typing import Any
 from analytics.metrics import get, num, read_buckets, total
 from common import histogram
 from stores.base import DocumentStore
-from stores.schema import AUDIT
 
 ENRICH = "enrichCVWithExternalData"
-SUSPICIOUS_UNAUTHORIZED = 5
-"""A user with this many unauthorized attempts in the period counts as suspicious activity."""
-SUSPICIOUS_RATE_LIMITED = 20
-"""... or with this many rate-limit refusals."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +26,6 @@ class AnalyticsQuery:
     granularity: str
     """``hour`` or ``day``."""
     sources: tuple[str, ...]
-
-
-AUDIT_SCAN_LIMIT = 20_000
 
 
 def _rate(num_: float, den: float) -> float:
@@ -66,7 +57,9 @@ def build_analytics(store: DocumentStore, req: AnalyticsQuery) -> dict[str, Any]
         "security": {
             "unauthorizedAttempts": num(all_, "sec.unauthorizedAttempts"),
             "rateLimitViolations": num(all_, "sec.rateLimitViolations"),
-            "suspiciousActivity": suspicious(store, start, end),
+            # The security detector's findings (observability.detector), counted where it
+            # records them; one source of truth for the callable, the reports and the alert.
+            "suspiciousActivity": num(all_, "sec.suspiciousActivity"),
         },
     }
 
@@ -187,20 +180,3 @@ def free_users(store: DocumentStore, start: datetime, end: datetime) -> set[str]
         group=True,
     )
     return {d["uid"] for _, d in rows if isinstance(d.get("uid"), str)}
-
-
-def suspicious(store: DocumentStore, start: datetime, end: datetime) -> int:
-    """Users whose unauthorized attempts or rate-limit refusals in the period pass a threshold."""
-    found: set[str] = set()
-    for kind, threshold in (
-        ("unauthorized_access", SUSPICIOUS_UNAUTHORIZED),
-        ("rate_limit_exceeded", SUSPICIOUS_RATE_LIMITED),
-    ):
-        rows = store.query(
-            AUDIT,
-            [("type", "==", kind), ("at", ">=", start), ("at", "<", end)],
-            limit=AUDIT_SCAN_LIMIT,
-        )
-        per_user = Counter(d.get("uid") for _, d in rows if d.get("uid"))
-        found |= {u for u, n in per_user.items() if n >= threshold and isinstance(u, str)}
-    return len(found)

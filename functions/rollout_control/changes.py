@@ -403,7 +403,7 @@ def _phase_checks(
     block the advance unless forced. Phase off has no metrics to hold."""
     if cfg.phase is Phase.OFF:
         return None, []
-    report = health.phase_health(store, cfg, cur.extras.get("phaseSince"), now)
+    report = health.phase_health(store, cfg, cfg.phaseSince, now)
     failing = [c for c in report.checks if not c.ok]
     if failing and not force:
         names = ", ".join(c.name for c in failing)

@@ -725,10 +725,15 @@ def _log_rollback(log: LogFn, a: Assessment, reason: str, change: changes.Change
     """The alerting log line of an applied rollback: CRITICAL for immediate, ERROR for
     gradual, with the evidence minus the per-minute rows (too long for one log line)."""
     fired = a.fired
+    phase = str((change.after or {}).get("phase", ""))
     log(
         "CRITICAL" if a.action == "immediate" else "ERROR",
         f"rollout: automatic {a.action} rollback",
-        trigger=[t.name for t in fired],
+        labels={"function": "evaluateExternalDataRollout", "phase": phase},
+        kind="automatic_rollback",
+        action=a.action,
+        trigger=fired[0].name if fired else "",
+        triggers=[t.name for t in fired],
         reason=reason,
         configVersion=change.version,
         historyId=change.history_id,

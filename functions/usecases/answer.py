@@ -64,7 +64,12 @@ def served(
     log(
         "INFO",
         "enrichment served",
-        labels={"function": Fn.ENRICH.value, "outcome": result.status.value},
+        labels={
+            "function": Fn.ENRICH.value,
+            "outcome": result.status.value,
+            "phase": cfg.phase.value,
+        },
+        event="access_granted",
         requestId=ctx.request_id,
         uid=ctx.caller.uid,
         access=decision.access.value,

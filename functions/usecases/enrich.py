@@ -122,7 +122,14 @@ def _run_engine(
     try:
         result = app.engine.enrich(inp) if enabled else None
     except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
-        log("ERROR", "enrichment engine crashed", requestId=ctx.request_id, **error_ref(exc))
+        labels = {"function": Fn.ENRICH.value, "outcome": "internal", "phase": cfg.phase.value}
+        log(
+            "ERROR",
+            "enrichment engine crashed",
+            labels=labels,
+            requestId=ctx.request_id,
+            **error_ref(exc),
+        )
         crashed = facts.with_(reason="engine error", service_error=True)
         raise Internal("Enrichment failed. Please retry later.", facts=crashed) from None
     return with_disabled(result, disabled, req.sources)

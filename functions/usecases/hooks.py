@@ -21,7 +21,7 @@ from common.errors import CallFacts, GatingError, Internal, Unavailable
 from common.logs import error_ref, log
 from common.vocab import Fn, Outcome
 from gating.config_source import UNAVAILABLE_MESSAGE
-from recording.recorder import CallRecord, SourceOutcome, Switches
+from recording.recorder import AUDIT_EVENT, CallRecord, SourceOutcome, Switches
 from stores.base import Write
 from stores.errors import StoreError
 from usecases.app import App
@@ -63,17 +63,19 @@ def handle(fn: Fn, app: App, caller: Caller, raw: Any, body: Body) -> dict[str, 
         if err.outcome is Outcome.INTERNAL:
             facts = facts.with_(service_error=True)
         record(app, ctx, err.outcome, facts)
-        _log_refusal(ctx, err.outcome, facts)
+        _log_refusal(app, ctx, err.outcome, facts)
         raise
     except StoreError as exc:
-        log("ERROR", "store unavailable", fn=fn.value, **error_ref(exc))
+        labels = {"function": fn.value, "outcome": Outcome.UNAVAILABLE.value}
+        log("ERROR", "store unavailable", labels=labels, fn=fn.value, **error_ref(exc))
         facts = CallFacts(reason="store unavailable")
         record(app, ctx, Outcome.UNAVAILABLE, facts)
-        _log_refusal(ctx, Outcome.UNAVAILABLE, facts)
+        _log_refusal(app, ctx, Outcome.UNAVAILABLE, facts)
         raise Unavailable(UNAVAILABLE_MESSAGE) from None
     except Exception as exc:  # noqa: BLE001 - nothing unexpected leaks to the client
         ref = crash_ref(exc, ctx)
-        log("ERROR", "unhandled error", fn=fn.value, ref=ref, **error_ref(exc))
+        labels = {"function": fn.value, "outcome": Outcome.INTERNAL.value}
+        log("ERROR", "unhandled error", labels=labels, fn=fn.value, ref=ref, **error_ref(exc))
         record(app, ctx, Outcome.INTERNAL, CallFacts(reason="unexpected error", service_error=True))
         raise Internal(f"Something went wrong (ref {ref}).") from None
     if served.replay:
@@ -147,11 +149,15 @@ def record(
         )
 
 
-def _log_refusal(ctx: CallContext, outcome: Outcome, facts: CallFacts) -> None:
+def _log_refusal(app: App, ctx: CallContext, outcome: Outcome, facts: CallFacts) -> None:
+    """The refusal's line: labels for the log-based metrics, the audit event type as ``event``
+    (the plan's log queries filter on it)."""
+    phase = app.config.for_recording().phase.value
     log(
         _SEVERITY.get(outcome, "INFO"),
         f"{ctx.fn.value} refused",
-        labels={"function": ctx.fn.value, "outcome": outcome.value},
+        labels={"function": ctx.fn.value, "outcome": outcome.value, "phase": phase},
+        event=AUDIT_EVENT.get(outcome),
         outcome=outcome.value,
         uid=ctx.caller.uid,
         reason=facts.reason,

@@ -9,10 +9,10 @@ the enrichment engine raise (fault injection; everything else is the real code p
 rollback and breaker lines come from the real evaluator over an in-memory store whose last
 minutes failed upstream, written through the same ``StructuredLogHandler``.
 
-What the lines lack today (labels ``phase``, the audit event type as ``event``, ``kind`` and a
-text ``trigger`` on the rollback line, labels on the crash line) is written down as strict
-xfails: each turns into a failure, to be promoted to a plain test, once the line has it. The
-rollback and breaker lines come from one evaluator run (no request, so no trace).
+The served and refused lines carry the ``phase`` label and the audit event type as ``event``;
+the crash line its ``function`` and ``outcome`` labels; the rollback line ``kind`` and a text
+``trigger`` (the log-based metrics extract them). The rollback and breaker lines come from one
+evaluator run (no request, so no trace).
 """
 
 from __future__ import annotations
@@ -190,7 +190,6 @@ def test_the_breaker_line_matches_its_log_metric(served: dict[str, dict[str, Any
 # -- what the lines still lack (the lead's log calls; see the module docstring) ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="usecases: no phase label, no audit event field yet")
 @pytest.mark.parametrize(
     ("kind", "event"), [("granted", "access_granted"), ("refused", "unauthorized_access")]
 )
@@ -202,13 +201,11 @@ def test_served_lines_name_the_phase_and_the_audit_event(
     assert line.get("event") == event
 
 
-@pytest.mark.xfail(strict=True, reason="usecases/enrich.py: the crash line has no labels")
 def test_the_crash_line_is_labelled(served: dict[str, dict[str, Any]]) -> None:
     assert served["crash"][LABELS].get("function") == ENRICH
     assert served["crash"][LABELS].get("outcome") == "internal"
 
 
-@pytest.mark.xfail(strict=True, reason="evaluator: no kind, trigger is a list (log metric)")
 def test_the_rollback_line_matches_its_log_metric(served: dict[str, dict[str, Any]]) -> None:
     line = served["rollback"]
     assert line.get("kind") == "automatic_rollback"  # monitoring/log_metrics/automatic_rollbacks

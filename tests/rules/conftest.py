@@ -25,6 +25,7 @@ import base64
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +298,10 @@ class Client:
         return self.request("DELETE", f"{self.base}/{path}")
 
 
+ERASURES_DUE: list[str] = []
+"""Profiles deleted by the current test whose erasure trigger has not been seen to finish."""
+
+
 @dataclass(frozen=True)
 class Emulator:
     """The Firestore emulator for this session, rules loaded."""
@@ -351,8 +356,29 @@ class Emulator:
             raise RuntimeError(f"seeding failed: {r.status_code} {r.text[:500]}")
 
     def remove(self, path: str) -> None:
-        """Delete ``path`` with rules bypassed (no error if it is absent)."""
+        """Delete ``path`` with rules bypassed (no error if it is absent).
+
+        Deleting a ``users/{uid}`` document makes the functions erase that user's data (the
+        data-rights trigger, contract 2.5), asynchronously: ``settle_erasures`` waits for it
+        before the next test seeds, so the erasure never removes the next test's data."""
+        if path.count("/") == 1 and path.startswith("users/") and self.exists(path):
+            ERASURES_DUE.append(path)
         self.server.delete(path).response.raise_for_status()
+
+    def settle_erasures(self, bound_s: float = 30.0) -> None:
+        """Wait until every profile deleted since the last seed has been erased (its
+        ``data_erasure`` audit entry exists); fails the test run if that takes over ``bound_s``."""
+        if not ERASURES_DUE:
+            return
+        deadline = time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            r = self.server.query_equal("external_data_security_audit", "type", "data_erasure")
+            found = [row for row in r.response.json() if "document" in row]
+            if len(found) >= len(ERASURES_DUE):
+                ERASURES_DUE.clear()
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the erasure trigger did not finish for {ERASURES_DUE}")
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` exists (read with rules bypassed)."""
@@ -424,6 +450,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def db(emulator: Emulator) -> Emulator:
     """A fresh database holding exactly SEED."""
+    emulator.settle_erasures()
     emulator.clear()
     emulator.seed(SEED)
     return emulator

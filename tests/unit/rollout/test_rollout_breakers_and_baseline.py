@@ -126,3 +126,16 @@ def test_the_latency_baseline_is_the_p95_of_the_week_before(
         agg.traffic(now - timedelta(minutes=k), cohort_in={"requests": 2, "lat_ms": 600.0})
     res = evaluate(store, now)
     assert res.baseline["p95Calls"] == 59 and res.action == "gradual"
+
+
+def test_a_breaker_change_does_not_restart_the_phase_window(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=30))
+    _github(agg, now - timedelta(hours=1), 5, tries=4, upstream=4)
+    evaluate(store, now - timedelta(hours=1))  # opens GitHub's breaker: a config change
+    assert parse(store.docs[CONFIG_PATH]).phaseSince == now - timedelta(hours=30)
+    with pytest.raises(changes.AdvanceBlocked) as blocked:
+        changes.advance(store, by="ops", reason="next phase", now=now)
+    (window,) = [c for c in blocked.value.checks if c.name == "window elapsed"]
+    assert window.numbers["elapsedHours"] == 30.0
