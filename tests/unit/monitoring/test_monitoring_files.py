@@ -195,7 +195,8 @@ def test_the_example_config_holds_no_secret() -> None:
 
 def test_uptime_check_targets_the_health_function() -> None:
     cfg = parse("uptime", MON / "uptime" / "health.json")
-    assert cfg.http_check.path == "/"
+    # The host is REGION-PROJECT.cloudfunctions.net, where each function is a path.
+    assert cfg.http_check.path == "/externalDataHealth"
     assert cfg.monitored_resource.labels["host"] == "${HEALTH_HOST}"
     assert cfg.period.total_seconds() == 60
 
