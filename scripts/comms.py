@@ -45,9 +45,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
+from scripts.devkit.cli import make_store, target
 
 OK, ERROR, USAGE, NOT_FOUND = 0, 1, 2, 3
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -396,27 +398,6 @@ def audience(
 
 
 # -- the command line -----------------------------------------------------------------------
-
-
-def target(project: str | None) -> str:
-    """Which Firestore the command reads, for humans."""
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    name = (
-        project
-        or os.environ.get("GCLOUD_PROJECT")
-        or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        or ("demo-cv-enrichment" if host else "(ADC default project)")
-    )
-    return (
-        f"{name} on the emulator at {host}" if host else f"{name} (Application Default Credentials)"
-    )
-
-
-def make_store(project: str | None) -> Any:
-    """The storage layer's Firestore store (emulator-aware)."""
-    from stores.firestore import FirestoreStore, make_client
-
-    return FirestoreStore(make_client(project))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ Started from any Python, the script re-executes itself under the project's .venv
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import textwrap
@@ -43,6 +42,7 @@ from common import logs
 from gating.rollout import COMPONENTS, FREE_USER_MESSAGES, PREMIUM_USER_MESSAGES
 from rollout_control import changes, health, plan
 from rollout_control.evaluator import assess, evaluate
+from scripts.devkit import cli
 from stores.errors import StoreError
 
 OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -111,24 +111,7 @@ def wrap(text: str, indent: str = "  ") -> str:
 
 
 def target(args: argparse.Namespace) -> str:
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    project = (
-        args.project
-        or os.environ.get("GCLOUD_PROJECT")
-        or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        or ("demo-cv-enrichment" if host else "(ADC default project)")
-    )
-    return (
-        f"{project} on the emulator at {host}"
-        if host
-        else f"{project} (Application Default Credentials)"
-    )
-
-
-def make_store(args: argparse.Namespace) -> Any:
-    from stores.firestore import FirestoreStore, make_client
-
-    return FirestoreStore(make_client(args.project))
+    return cli.target(args.project)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -452,14 +435,6 @@ def cmd_evaluate(store: Any, args: argparse.Namespace, now: datetime) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
-def _iso(text: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _safety_rows(store: Any, cfg: Any, now: datetime) -> list[tuple[str, str]]:
     """Sources (switch, breaker, upstream failures over 5 minutes), the capped cohort, shadow
     mode's would-be figures and the phase baseline, as status rows."""
@@ -520,15 +495,7 @@ def cmd_source(store: Any, args: argparse.Namespace, now: datetime) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", help="Firebase project id (ADC); default $GCLOUD_PROJECT")
-    common.add_argument(
-        "--as",
-        dest="by",
-        default=os.environ.get("USER") or getpass.getuser(),
-        help="who is making the change (default $USER)",
-    )
-    common.add_argument("--at", type=_iso, help="act as of this UTC time (tests and replays)")
+    common = cli.operator_options()
     change = argparse.ArgumentParser(add_help=False)
     change.add_argument("--reason", required=True, help="why (kept in history)")
     change.add_argument(
@@ -620,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Structured lines on stderr, as the functions write them; only what an operator must see.
     logs.configure("ERROR")
     try:
-        store = make_store(args)
+        store = cli.make_store(args.project)
         return COMMANDS[args.command](store, args, now)
     except Usage as exc:
         ap.error(str(exc))

@@ -27,7 +27,6 @@ no credentials, 4 no such user, 69 .venv missing (run `make setup`), 70 unexpect
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -50,6 +49,7 @@ from common.vocab import SOURCES, Mode, Tier
 from gating.decision import decide
 from gating.entitlements import is_premium, rollout_groups, was_paying
 from gating.rollout import bucket, in_cohort
+from scripts.devkit import cli
 from scripts.rollout import ago, table, target, ts
 from stores.base import Write
 from stores.errors import StoreError
@@ -474,24 +474,8 @@ class Usage(Exception):
     """A usage error found after parsing (exit 2)."""
 
 
-def _iso(text: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", help="Firebase project id (ADC); default $GCLOUD_PROJECT")
-    common.add_argument(
-        "--as",
-        dest="by",
-        default=os.environ.get("USER") or getpass.getuser(),
-        help="who is making the change (default $USER)",
-    )
-    common.add_argument("--at", type=_iso, help="act as of this UTC time (tests and replays)")
+    common = cli.operator_options()
     change = argparse.ArgumentParser(add_help=False)
     change.add_argument("--reason", required=True, help="why (kept in the audit)")
     ap = argparse.ArgumentParser(

@@ -1,0 +1,58 @@
+"""What the operator command lines (``rollout.py``, ``support.py``, ``comms.py``,
+``migration.py``) share: which Firestore they talk to, the store they open on it, the ISO time
+their ``--at`` takes and the options every changing command carries.
+
+The functions' folder must be on ``sys.path`` before ``make_store`` is called (each script puts
+it there on import)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+
+def target(project: str | None) -> str:
+    """Which Firestore the command reads, for humans."""
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    name = (
+        project
+        or os.environ.get("GCLOUD_PROJECT")
+        or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        or ("demo-cv-enrichment" if host else "(ADC default project)")
+    )
+    return (
+        f"{name} on the emulator at {host}" if host else f"{name} (Application Default Credentials)"
+    )
+
+
+def make_store(project: str | None) -> Any:
+    """The storage layer's Firestore store (emulator-aware)."""
+    from stores.firestore import FirestoreStore, make_client
+
+    return FirestoreStore(make_client(project))
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO time for argparse (``Z`` accepted); a naive one is taken as UTC."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def operator_options() -> argparse.ArgumentParser:
+    """The parent parser of every subcommand: ``--project``, ``--as`` (who) and ``--at``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", help="Firebase project id (ADC); default $GCLOUD_PROJECT")
+    common.add_argument(
+        "--as",
+        dest="by",
+        default=os.environ.get("USER") or getpass.getuser(),
+        help="who is making the change (default $USER)",
+    )
+    common.add_argument("--at", type=parse_iso, help="act as of this UTC time (tests and replays)")
+    return common
