@@ -613,26 +613,63 @@ def deploy(
     if only and pf.functions and only not in {f.name for f in pf.functions}:
         pf.failed.append(f"--only: {only} is not a function of this source")
     say(f"preflight for {t.alias} ({t.project_id}):\n{pf.report()}")
-    if dry_run:
-        say(
-            "would run, in order (each function followed by its smoke check against "
-            + t.functions_url
-            + "):"
-        )
-        for cmd in deploy_commands(t, pf.functions, only):
+    return _run(
+        t,
+        pf,
+        "deploy",
+        Steps(only, dry_run, runner, log, say),
+        plan="would run, in order (each function followed by its smoke check against "
+        + t.functions_url
+        + "):",
+        record=f"  then record the commit in Firestore {HISTORY}/ of {t.project_id}",
+        stopped="deploy stopped: the preflight failed (see FAIL above)",
+        finished=lambda done, path: (
+            f"deployed {pf.commit[:12]} to {t.project_id}: {done} (recorded as {path})"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Steps:
+    """How a deploy or a rollback runs: which function, for real or not, and its tools."""
+
+    only: str | None
+    dry_run: bool
+    runner: Runner
+    log: Callable[[], DeployLog]
+    say: Say
+
+
+def _run(
+    t: Target,
+    pf: Preflight,
+    kind: str,
+    steps: Steps,
+    *,
+    plan: str,
+    record: str,
+    stopped: str,
+    finished: Callable[[str, str], str],
+) -> int:
+    """After the preflight: the plan (dry run), or the sequence and its record in the history.
+    0 done, 1 stopped (or a dry run of a failed preflight), 2 failed part way."""
+    say = steps.say
+    if steps.dry_run:
+        say(plan)
+        for cmd in deploy_commands(t, pf.functions, steps.only):
             say(f"  {shlex.join(cmd)}")
-        say(f"  then record the commit in Firestore {HISTORY}/ of {t.project_id}")
+        say(record)
         return 1 if pf.failed else 0
     if pf.failed:
-        say("deploy stopped: the preflight failed (see FAIL above)")
+        say(stopped)
         return 1
     try:
-        done = execute(t, pf, only, runner, say)
+        done = execute(t, pf, steps.only, steps.runner, say)
     except DeployError as exc:
-        say(f"deploy failed: {exc}")
+        say(f"{kind} failed: {exc}")
         return 2
-    path = log().record(t.project_id, pf.commit, "deploy", done, only=only)
-    say(f"deployed {pf.commit[:12]} to {t.project_id}: {', '.join(done)} (recorded as {path})")
+    path = steps.log().record(t.project_id, pf.commit, kind, done, only=steps.only)
+    say(finished(", ".join(done), path))
     return 0
 
 
@@ -698,25 +735,18 @@ def _redeploy(
     pf = preflight(old, runner, require_tests=False)
     pf.commit = commit
     say(f"preflight of {commit[:12]} for {old.alias} ({old.project_id}):\n{pf.report()}")
-    if dry_run:
-        say("would run, in order, from the worktree (each function followed by its smoke check):")
-        for cmd in deploy_commands(old, pf.functions, only):
-            say(f"  {shlex.join(cmd)}")
-        say(
-            f"  then record the rollback to {commit[:12]} in Firestore {HISTORY}/ of {old.project_id}"
-        )
-        return 1 if pf.failed else 0
-    if pf.failed:
-        say("rollback stopped: the preflight of the old commit failed (see FAIL above)")
-        return 1
-    try:
-        done = execute(old, pf, only, runner, say)
-    except DeployError as exc:
-        say(f"rollback failed: {exc}")
-        return 2
-    path = log().record(old.project_id, commit, "rollback", done, only=only)
-    say(f"rolled {old.project_id} back to {commit[:12]}: {', '.join(done)} (recorded as {path})")
-    return 0
+    return _run(
+        old,
+        pf,
+        "rollback",
+        Steps(only, dry_run, runner, log, say),
+        plan="would run, in order, from the worktree (each function followed by its smoke check):",
+        record=f"  then record the rollback to {commit[:12]} in Firestore {HISTORY}/ of {old.project_id}",
+        stopped="rollback stopped: the preflight of the old commit failed (see FAIL above)",
+        finished=lambda done, path: (
+            f"rolled {old.project_id} back to {commit[:12]}: {done} (recorded as {path})"
+        ),
+    )
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
