@@ -201,6 +201,12 @@ def compare(client: Client, server: Server, lost: Lost | None = None) -> list[st
         aggregates=m["unavailable"] + lost.by_outcome["unavailable"],
     )
     _rate_units(client, server, lost, problems)
+    _must_be_zero(client, server, m, problems)
+    return problems
+
+
+def _must_be_zero(client: Client, server: Server, m: Counter[str], problems: list[str]) -> None:
+    """Hour and day buckets agree with the minutes; nothing internal, unanswered or leaked."""
     for g, c in server.agg.items():
         if g != "m" and c["requests"] != m["requests"]:
             problems.append(
@@ -217,7 +223,6 @@ def compare(client: Client, server: Server, lost: Lost | None = None) -> list[st
         problems.append(
             f"unauthorizedFull = {m['unauthorizedFull']} (a free user got a full answer)"
         )
-    return problems
 
 
 def _rate_units(client: Client, server: Server, lost: Lost, problems: list[str]) -> None:

@@ -112,7 +112,7 @@ def _fault_checks(rows_path: Path, t0: float, entries: list[tuple[float, str]]) 
             ]
             full = sum(1 for r in inside if r["access"] == "full")
             out.append(
-                f"- while the {what[len('config document ') :]}: free users' calls {len(inside)}, answered full {full}"
+                f'- from "{what}" to the next change: free users\' calls {len(inside)}, answered full {full}'
             )
     stop = next((t0 + t for t, w in entries if "frozen" in w), None)
     start = next((t0 + t for t, w in entries if "resumed" in w), None)
@@ -159,6 +159,23 @@ def _soak(samples: list[tuple[float, dict[int, int]]]) -> list[str]:
     return out
 
 
+def _knee(phases: list[report.PhaseStats], png: Path, title: str) -> list[str]:
+    report.knee_chart(phases, png, title)
+    k = report.knee(phases, 250, 0.01)
+    found = (
+        f"**{k.offered_rps:g} rps offered** ({k.achieved_rps:.1f} achieved, p95 {k.p95:.0f} ms)"
+        if k
+        else "none up to the last step"
+    )
+    return [
+        "",
+        f"![knee]({png.name})",
+        "",
+        "Each step's first 5 s are left out (ramp). Knee (first step with p95 > 250 ms, "
+        f"errors > 1% or < 95% of the offered rate answered): {found}",
+    ]
+
+
 def write_summary(
     args: argparse.Namespace,
     prof: Any,
@@ -179,24 +196,11 @@ def write_summary(
     lines = _header(args, prof, name, m, serve)
     lines += ["", "## Answers", "", report.phase_table(phases), "", *_targets(phases)]
     if prof.step:
-        report.knee_chart(
+        lines += _knee(
             phases,
             paths["png"],
             f"{name}: {args.arrival} arrivals, {serve['workers']}x{serve['threads']}",
         )
-        k = report.knee(phases, 250, 0.01)
-        lines += [
-            "",
-            f"![knee]({paths['png'].name})",
-            "",
-            "Each step's first 5 s are left out (ramp). Knee (first step with p95 > 250 ms, "
-            "errors > 1% or < 95% of the offered rate answered): "
-            + (
-                f"**{k.offered_rps:g} rps offered** ({k.achieved_rps:.1f} achieved, p95 {k.p95:.0f} ms)"
-                if k
-                else "none up to the last step"
-            ),
-        ]
     verdict = "**balanced**" if not problems else "**FAILED**: " + "; ".join(problems)
     lines += ["", "## Nothing lost", "", f"Checker (`loadtests/check.py`): {verdict}.", ""]
     lines += [f"- {k}: {report.fmt_json(v)}" for k, v in figures.items()]
