@@ -15,7 +15,7 @@ from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, decide, shadowed
 from gating.entitlements import is_premium, rollout_groups
-from gating.ratelimit import RateDecision, Window
+from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window
 from gating.rollout import CONFIG_PATH, RolloutConfig, in_cohort_by_bucket_only
 from stores.schema import cv_path, user_path
 from usecases import cohort
@@ -82,6 +82,27 @@ def closed_count(app: App, window: Window, doc: Mapping[str, Any] | None, settle
     if window.at - window.start > settle:
         app.closed_windows.put(window.previous_path, count, window.at)
     return count
+
+
+def take_unit(app: App, limiter: SlidingWindowLimiter, window: Window, limit: int) -> RateDecision:
+    """One unit of a limit whose closed window needs no settling time (one extra call at a
+    boundary is harmless): its count from the instance cache or one read."""
+    previous = app.closed_windows.get(window.previous_path, window.at)
+    if previous is None:
+        doc = app.store.get_many([window.previous_path])[window.previous_path]
+        previous = closed_count(app, window, doc, timedelta(0))
+    return limiter.admit(window, limit, previous)
+
+
+def limit_details(tier: str, rate: RateDecision, now: datetime) -> dict[str, Any]:
+    """The ``details`` of a ``resource-exhausted`` answer (contract section 4)."""
+    return {
+        "tier": tier,
+        "limit": rate.limit,
+        "remaining": 0,
+        "resetAt": iso(rate.reset_at),
+        "retryAfterSeconds": rate.retry_after_seconds(now),
+    }
 
 
 def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
@@ -170,12 +191,6 @@ def admit(
             rate = app.limiter.admit(window, _limit(app, Tier.PREMIUM), loaded.previous)
     if rate.allowed:
         return Admitted(rate, decision)
-    details = {
-        "tier": decision.limit_tier.value,
-        "limit": rate.limit,
-        "remaining": 0,
-        "resetAt": iso(rate.reset_at),
-        "retryAfterSeconds": rate.retry_after_seconds(window.at),
-    }
+    details = limit_details(decision.limit_tier.value, rate, window.at)
     refused = facts.with_(reason=f"limit {rate.limit}/h", tier=decision.tier, gated=decision.gated)
     raise ResourceExhausted("Hourly enrichment limit reached.", details, facts=refused)

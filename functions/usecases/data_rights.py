@@ -26,7 +26,7 @@ from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import AUDIT, audit_path, usage_path
 from stores.userdata import audit_entries, erasable_paths, user_documents
-from usecases.admission import closed_count
+from usecases.admission import limit_details, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -100,19 +100,9 @@ def _authorized_target(app: App, ctx: CallContext, raw: Any) -> str:
         raise PermissionDenied("You can only ask for your own data.", facts=denied)
     limiter = SlidingWindowLimiter(app.store, "rights", RIGHTS_WINDOW)
     window = limiter.window(app.recorder.hash(uid) or uid, ctx.now)
-    previous = app.closed_windows.get(window.previous_path, ctx.now)
-    if previous is None:
-        doc = app.store.get_many([window.previous_path])[window.previous_path]
-        previous = closed_count(app, window, doc, timedelta(0))
-    rate = limiter.admit(window, RIGHTS_PER_HOUR, previous)
+    rate = take_unit(app, limiter, window, RIGHTS_PER_HOUR)
     if not rate.allowed:
-        details = {
-            "tier": "rights",
-            "limit": rate.limit,
-            "remaining": 0,
-            "resetAt": iso(rate.reset_at),
-            "retryAfterSeconds": rate.retry_after_seconds(ctx.now),
-        }
+        details = limit_details("rights", rate, ctx.now)
         refused = CallFacts(reason=f"limit {rate.limit}/h")
         raise ResourceExhausted("Too many data requests; try again later.", details, facts=refused)
     return target

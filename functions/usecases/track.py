@@ -5,13 +5,11 @@ The user is always the token's uid; client events never decide conversions (sect
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from common.clock import iso
 from common.errors import CallFacts, ResourceExhausted
 from common.vocab import Fn
-from usecases.admission import closed_count
+from usecases.admission import limit_details, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -28,20 +26,10 @@ def _track(app: App, ctx: CallContext, raw: Any) -> Served:
     req = parse_track(raw)
     cfg = app.config.current()
     window = app.track_limiter.window(uid, ctx.now)
-    previous = app.closed_windows.get(window.previous_path, ctx.now)
-    if previous is None:
-        doc = app.store.get_many([window.previous_path])[window.previous_path]
-        # Funnel events need no settling time: one extra event at a boundary is harmless.
-        previous = closed_count(app, window, doc, timedelta(0))
-    rate = app.track_limiter.admit(window, app.settings.track_per_minute, previous)
+    # Funnel events need no settling time: one extra event at a boundary is harmless.
+    rate = take_unit(app, app.track_limiter, window, app.settings.track_per_minute)
     if not rate.allowed:
-        details = {
-            "tier": "events",
-            "limit": rate.limit,
-            "remaining": 0,
-            "resetAt": iso(rate.reset_at),
-            "retryAfterSeconds": rate.retry_after_seconds(ctx.now),
-        }
+        details = limit_details("events", rate, ctx.now)
         refused = CallFacts(reason=f"limit {rate.limit}/min")
         raise ResourceExhausted("Too many events; slow down.", details, facts=refused)
     recorded = app.settings.analytics_enabled and cfg.components.usageTracking
