@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
-from scripts.devkit.cli import make_store, target
+from scripts.devkit.cli import make_store, store_failure
 
 OK, ERROR, USAGE, NOT_FOUND = 0, 1, 2, 3
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -572,8 +572,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     now = getattr(args, "at", None) or datetime.now(UTC)
-    from stores.errors import StoreError
-
     try:
         return COMMANDS[args.command](args, now)
     except Usage as exc:
@@ -584,14 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jinja2.TemplateError as exc:
         print(f"error: template {getattr(args, 'template', '')}: {exc}", file=sys.stderr)
         return ERROR
-    except StoreError as exc:
-        print(f"error: cannot read Firestore ({target(args.project)}): {exc}", file=sys.stderr)
-        return ERROR
     except Exception as exc:
-        if type(exc).__module__.startswith(("google.", "grpc")):
-            print(f"error: Firestore not usable ({target(args.project)}): {exc}", file=sys.stderr)
-            return ERROR
-        raise
+        message = store_failure(exc, args.project)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return ERROR
 
 
 if __name__ == "__main__":

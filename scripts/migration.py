@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
-from scripts.devkit.cli import make_store, target
+from scripts.devkit.cli import make_store, store_failure, target
 
 OK, FINDINGS, USAGE, NOT_FOUND = 0, 1, 2, 3
 EXAMPLES = 5
@@ -585,18 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             export, problems = parse_export(text)
     except Usage as exc:
         ap.error(str(exc))
-    from stores.errors import StoreError
-
     try:
         users = load_users(make_store(args.project), export)
-    except StoreError as exc:
-        print(f"error: cannot read Firestore ({target(args.project)}): {exc}", file=sys.stderr)
-        return FINDINGS
     except Exception as exc:
-        if type(exc).__module__.startswith(("google.", "grpc")):
-            print(f"error: Firestore not usable ({target(args.project)}): {exc}", file=sys.stderr)
-            return FINDINGS
-        raise
+        message = store_failure(exc, args.project)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return FINDINGS
     report = classify(users, export, now, grace, problems)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))

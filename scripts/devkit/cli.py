@@ -35,6 +35,18 @@ def make_store(project: str | None) -> Any:
     return FirestoreStore(make_client(project))
 
 
+def store_failure(exc: Exception, project: str | None) -> str | None:
+    """The message for a Firestore that could not be read (``StoreError``) or used (an error of
+    the Google client or gRPC), or None for any other error."""
+    from stores.errors import StoreError
+
+    if isinstance(exc, StoreError):
+        return f"error: cannot read Firestore ({target(project)}): {exc}"
+    if type(exc).__module__.startswith(("google.", "grpc")):
+        return f"error: Firestore not usable ({target(project)}): {exc}"
+    return None
+
+
 def parse_iso(text: str) -> datetime:
     """An ISO time for argparse (``Z`` accepted); a naive one is taken as UTC."""
     try:
