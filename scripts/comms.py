@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
-from scripts.devkit.cli import make_store, store_failure
+from scripts.devkit.cli import iso_argument, make_store, store_failure
 
 OK, ERROR, USAGE, NOT_FOUND = 0, 1, 2, 3
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -436,12 +436,7 @@ def limits(env: Mapping[str, str] | None = None) -> Limits:
     )
 
 
-def _since(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+_since = iso_argument("ISO date or time")
 
 
 def _date(text: str) -> date:

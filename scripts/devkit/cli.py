@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,13 +48,21 @@ def store_failure(exc: Exception, project: str | None) -> str | None:
     return None
 
 
-def parse_iso(text: str) -> datetime:
-    """An ISO time for argparse (``Z`` accepted); a naive one is taken as UTC."""
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+def iso_argument(what: str = "ISO time") -> Callable[[str], datetime]:
+    """An argparse ``type`` for an ISO time (``Z`` accepted; a naive one is taken as UTC) that
+    calls a bad value "not an {what}"."""
+
+    def parse(text: str) -> datetime:
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an {what}: {text!r}") from None
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    return parse
+
+
+parse_iso = iso_argument()
 
 
 def operator_options() -> argparse.ArgumentParser:
