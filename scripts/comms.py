@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
-from scripts.devkit.cli import iso_argument, make_store, store_failure
+from scripts.devkit.cli import iso_argument, make_store, report_store_failure
 
 OK, ERROR, USAGE, NOT_FOUND = 0, 1, 2, 3
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -578,10 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: template {getattr(args, 'template', '')}: {exc}", file=sys.stderr)
         return ERROR
     except Exception as exc:
-        message = store_failure(exc, args.project)
-        if message is None:
+        if not report_store_failure(exc, args.project):
             raise
-        print(message, file=sys.stderr)
         return ERROR
 
 

@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from gating.entitlements import is_premium
-from scripts.devkit.cli import make_store, store_failure, target
+from scripts.devkit.cli import make_store, report_store_failure, target
 
 OK, FINDINGS, USAGE, NOT_FOUND = 0, 1, 2, 3
 EXAMPLES = 5
@@ -588,10 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         users = load_users(make_store(args.project), export)
     except Exception as exc:
-        message = store_failure(exc, args.project)
-        if message is None:
+        if not report_store_failure(exc, args.project):
             raise
-        print(message, file=sys.stderr)
         return FINDINGS
     report = classify(users, export, now, grace, problems)
     if args.json:

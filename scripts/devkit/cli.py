@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,16 +37,18 @@ def make_store(project: str | None) -> Any:
     return FirestoreStore(make_client(project))
 
 
-def store_failure(exc: Exception, project: str | None) -> str | None:
-    """The message for a Firestore that could not be read (``StoreError``) or used (an error of
-    the Google client or gRPC), or None for any other error."""
+def report_store_failure(exc: Exception, project: str | None) -> bool:
+    """Say on stderr that Firestore could not be read (``StoreError``) or used (an error of the
+    Google client or gRPC) and return True; False, saying nothing, for any other error."""
     from stores.errors import StoreError
 
     if isinstance(exc, StoreError):
-        return f"error: cannot read Firestore ({target(project)}): {exc}"
+        print(f"error: cannot read Firestore ({target(project)}): {exc}", file=sys.stderr)
+        return True
     if type(exc).__module__.startswith(("google.", "grpc")):
-        return f"error: Firestore not usable ({target(project)}): {exc}"
-    return None
+        print(f"error: Firestore not usable ({target(project)}): {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def iso_argument(what: str = "ISO time") -> Callable[[str], datetime]:
