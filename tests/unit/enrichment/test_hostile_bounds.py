@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 from enrichment.bounds import MAX_RESULT_BYTES, STRING_CAP, bound_result, json_size
 from enrichment.engine import EnrichmentInput
@@ -14,7 +15,7 @@ from enrichment.sources.linkedin import LinkedInSource
 from tests.unit.enrichment.helpers import make_engine
 
 
-def engine_shaped(n: int, text: str = "x") -> dict:
+def engine_shaped(n: int, text: str = "x") -> dict[str, Any]:
     """Like ``Engine.enrich(...).data``: per-source sections plus merged skills/projects."""
     return {
         "github": {
@@ -82,7 +83,7 @@ def test_a_section_that_says_truncated_makes_the_result_truncated() -> None:
 
 
 def test_deep_values_are_dropped_not_a_recursion_error() -> None:
-    deep: dict = {}
+    deep: dict[str, Any] = {}
     node = deep
     for _ in range(5000):
         node["a"] = {}

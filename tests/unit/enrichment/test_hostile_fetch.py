@@ -11,6 +11,8 @@ import gzip
 import random
 import tracemalloc
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +25,7 @@ from tests.unit.enrichment.servers import Reply, fake_website
 MB = 1024 * 1024
 
 
-def get(url: str, **kw) -> FetchResponse:
+def get(url: str, **kw: Any) -> FetchResponse:
     async def go() -> FetchResponse:
         async with httpx.AsyncClient() as client:
             f = Fetcher(client, Deadline(5), attempts=1, rng=random.Random(1))
@@ -32,7 +34,7 @@ def get(url: str, **kw) -> FetchResponse:
     return asyncio.run(go())
 
 
-def peak_of(fn) -> tuple[object, int]:
+def peak_of(fn: Callable[[], object]) -> tuple[object, int]:
     tracemalloc.start()
     try:
         try:
@@ -89,7 +91,7 @@ def test_a_single_gzip_bomb_is_cut_at_the_limit_with_bounded_memory() -> None:
         ("GZIP ", gzip.compress),
     ],
 )
-def test_one_coding_is_decoded(coding, encode) -> None:
+def test_one_coding_is_decoded(coding: str, encode: Callable[[bytes], bytes]) -> None:
     page = b"<html><p>" + b"hello " * 5000 + b"</p></html>"
     route = Reply(200, encode(page), {"Content-Encoding": coding})
     with fake_website(routes={"/": route}) as url:

@@ -54,7 +54,7 @@ SETTINGS = EnrichmentSettings()
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=2000)
 """Every Unicode category, lone surrogates included."""
-decoded_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=2000)
+decoded_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=2000)
 """What a decoded body can be (bytes decoded with ``errors="replace"`` have no surrogates)."""
 _tag = st.sampled_from(
     ["a", "div", "span", "p", "script", "title", "meta", "link", "article", "img", "data", "b"]

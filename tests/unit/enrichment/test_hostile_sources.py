@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ PAGE = """<html><head><title>Ada</title></head><body>
 </body></html>"""
 
 
-def site(routes: dict[str, Any]):
+def site(routes: dict[str, Any]) -> AbstractContextManager[Any]:
     return fake_website(routes=routes)
 
 
