@@ -94,10 +94,13 @@ $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
 	@"$$($(WITH_EMULATORS) --print-java)" -version 2>&1 | head -n 1 | sed 's/^/setup: java: /'
 	touch $@
 
+# A pass is recorded (.tools/test-passed, read by scripts/deploy.py's preflight) only when the
+# tree was clean as the run started: otherwise the commit is not what was tested.
 test: setup
-	@status=0; \
+	@status=0; dirty=$$(git status --porcelain 2>/dev/null | head -c 1); \
 	$(PY) -m pytest tests/unit -q || status=$$?; \
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py -q || status=$$?; \
+	if [ $$status = 0 ] && [ -z "$$dirty" ]; then git rev-parse HEAD >> $(TOOLS)/test-passed; fi; \
 	exit $$status
 
 test-unit: setup
