@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NamedTuple, cast
@@ -79,7 +81,25 @@ def app() -> App:
             store,
             engine_factory=lambda: Engine(settings.enrichment, StoreCacheStore(store)),
         )
+        _mark_cold_start()
     return _app
+
+
+_IMPORTED_AT = time.monotonic()
+
+
+def _mark_cold_start() -> None:
+    """The first call of an instance: marked in the log (counted by the log-based metric
+    ``external_data_cold_starts``; ``min_instances`` trades these for idle cost, docs/deploy.md)."""
+    target = os.environ.get("FUNCTION_TARGET") or os.environ.get("K_SERVICE") or "unknown"
+    logs.log(
+        "INFO",
+        "instance cold start",
+        labels={"function": target, "kind": "cold_start"},
+        kind="cold_start",
+        coldStart=True,
+        instanceInitMs=round((time.monotonic() - _IMPORTED_AT) * 1000),
+    )
 
 
 def client_of(raw: flask.Request | None) -> tuple[str | None, str | None]:

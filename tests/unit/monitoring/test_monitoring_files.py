@@ -299,6 +299,11 @@ LINES = {
         {"function": "enrichCVWithExternalData", "outcome": "partial"},
         {"kind": "source_breaker", "source": "github", "state": "open"},
     ),
+    "cold_start": (
+        logging.INFO,
+        {"function": "enrichCVWithExternalData", "kind": "cold_start"},
+        {"kind": "cold_start", "message": "instance cold start"},
+    ),
 }
 EXPECTED = {
     "external_data_audit_events": {"granted", "refused", "rate_limited", "suspicious"},
@@ -308,6 +313,7 @@ EXPECTED = {
     "external_data_errors": {"crash", "rollback"},
     "external_data_automatic_rollbacks": {"rollback"},
     "external_data_source_breaker_changes": {"breaker"},
+    "external_data_cold_starts": {"cold_start"},
 }
 
 
