@@ -28,7 +28,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gating.rollout import (
     COMPONENTS,
@@ -436,24 +436,46 @@ def kill_switch_mutation(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
     return "immediate rollback: premium gating off for everyone (components.premiumGating=false)"
 
 
-def rollback_immediate(
-    store: DocumentStore,
-    *,
-    by: str,
-    reason: str,
-    now: datetime,
-    expected_version: int | None = None,
-) -> ChangeResult:
-    """The kill switch."""
-    return apply_change(
-        store,
-        "rollback immediate",
-        kill_switch_mutation,
-        by=by,
-        reason=reason,
-        now=now,
-        expected_version=expected_version,
-    )
+class SimpleChange(Protocol):
+    """A change with nothing to choose but who, why and when (the rollbacks)."""
+
+    def __call__(
+        self,
+        store: DocumentStore,
+        *,
+        by: str,
+        reason: str,
+        now: datetime,
+        expected_version: int | None = None,
+    ) -> ChangeResult: ...
+
+
+def _simple_change(action: str, mutation: Mutation, doc: str) -> SimpleChange:
+    """``action`` applied with ``mutation``: one definition for the rollbacks' entry points."""
+
+    def change(
+        store: DocumentStore,
+        *,
+        by: str,
+        reason: str,
+        now: datetime,
+        expected_version: int | None = None,
+    ) -> ChangeResult:
+        return apply_change(
+            store,
+            action,
+            mutation,
+            by=by,
+            reason=reason,
+            now=now,
+            expected_version=expected_version,
+        )
+
+    change.__doc__ = doc
+    return change
+
+
+rollback_immediate = _simple_change("rollback immediate", kill_switch_mutation, "The kill switch.")
 
 
 def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
@@ -466,24 +488,7 @@ def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
     return "gradual rollback, " + description
 
 
-def rollback_gradual(
-    store: DocumentStore,
-    *,
-    by: str,
-    reason: str,
-    now: datetime,
-    expected_version: int | None = None,
-) -> ChangeResult:
-    """One gradual step."""
-    return apply_change(
-        store,
-        "rollback gradual",
-        gradual_mutation,
-        by=by,
-        reason=reason,
-        now=now,
-        expected_version=expected_version,
-    )
+rollback_gradual = _simple_change("rollback gradual", gradual_mutation, "One gradual step.")
 
 
 def _component(name: str) -> str:
