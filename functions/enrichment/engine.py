@@ -163,7 +163,9 @@ class Engine:
                 )
                 for name in names
             }
-            done, pending = await asyncio.wait(tasks.values(), timeout=budget)
+            # The sources share one deadline set before the client and the cache read; the wait
+            # uses what is left of it, not a fresh budget.
+            done, pending = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
             for task in pending:
                 task.cancel()
             if pending:
