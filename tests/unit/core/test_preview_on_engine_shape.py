@@ -195,3 +195,12 @@ def test_a_section_is_locked_when_only_a_map_inside_it_was_trimmed() -> None:
     assert preview["github"]["profile"] == {"login": "o", "orgs": ["a", "b", "c"], "locked": True}
     assert preview["github"]["locked"] is True
     assert "locked" not in preview and preview["skills"] == [{"name": "Go"}]
+
+
+def test_a_list_item_is_locked_when_a_map_inside_it_was_trimmed() -> None:
+    # Items are previewed as sections: a repository whose owner map lost organisations is
+    # locked itself; its list (1 item, nothing cut) does not lock the section.
+    data = {"github": {"repos": [{"name": "r", "owner": {"orgs": ["a", "b", "c", "d"]}}]}}
+    repo = trim_preview(data)["github"]["repos"][0]
+    assert repo == {"name": "r", "owner": {"orgs": ["a", "b", "c"], "locked": True}, "locked": True}
+    assert "locked" not in trim_preview(data)["github"]
