@@ -8,6 +8,7 @@
 (with the fields that differ) or ``unchanged``; ``apply`` does the same and then makes the
 changes, so a second ``apply`` changes nothing. Resources, in the order they are applied:
 
+    metric descriptors     functions/observability/metrics.py's METRICS   (matched by type)
     notification channels  the config file's "channels" (matched by displayName)
     log-based metrics      monitoring/log_metrics/*.json  (matched by name)
     uptime checks          monitoring/uptime/*.json       (matched by displayName)
@@ -24,6 +25,13 @@ is ever in a file); without ``--config`` alerts notify nobody, and ``plan`` says
 "Differs" means: some field set in the file has another value in the project. Fields the
 service fills in (names, etags, records, defaults) are not compared, and a field removed from a
 file is not noticed (set it to its empty value instead).
+
+Metric descriptors come first: Cloud Monitoring refuses an alert policy whose filter names a
+``custom.googleapis.com/...`` type without a descriptor. The API cannot update a descriptor, so
+a changed one is deleted and created again (the points already written to it may not
+survive that); ``plan`` says so on its line. Descriptors under
+``custom.googleapis.com/external_data/`` that ``metrics.py`` does not define are left alone,
+and ``plan`` names them.
 
 ``--endpoint HOST:PORT`` (or ``MONITORING_ENDPOINT``) talks plain gRPC to that address instead of
 Google's (the loopback fake in tests). Exit codes: 0 done, 1 refused (bad file, unresolved
@@ -42,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from google.api import label_pb2, metric_pb2  # type: ignore[import-untyped]
 from google.api_core import exceptions as gexc
 from google.cloud import monitoring_dashboard_v1, monitoring_v3
 from google.cloud.logging_v2 import types as logging_types
@@ -50,9 +59,15 @@ from google.protobuf.json_format import (  # type: ignore[import-untyped]
     MessageToDict,
     ParseError,
 )
+from google.protobuf.message import Message  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "functions")]
+
+from observability.metrics import METRICS, PREFIX, MetricDef  # noqa: E402
+
 MONITORING = ROOT / "monitoring"
+DESCRIPTOR_FILTER = f'metric.type = starts_with("{PREFIX}")'
 OK, REFUSED, USAGE = 0, 1, 2
 CHANNEL_REF = "channel:"
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
@@ -70,9 +85,9 @@ class Resource:
     """One resource as the files describe it."""
 
     kind: str
-    """channel, log metric, uptime check, alert policy or dashboard."""
+    """metric descriptor, channel, log metric, uptime check, alert policy or dashboard."""
     key: str
-    """What it is matched by: displayName (log metrics: name)."""
+    """What it is matched by: displayName (log metrics: name; descriptors: type)."""
     message: Any
     """The official type, parsed with unknown fields refused."""
     source: str
@@ -83,6 +98,8 @@ class Resource:
 class Desired:
     """Everything the files ask for."""
 
+    descriptors: list[Resource] = field(default_factory=list)
+    """One per custom metric of ``observability.metrics``."""
     channels: dict[str, Resource] = field(default_factory=dict)
     """Config key -> channel."""
     log_metrics: list[Resource] = field(default_factory=list)
@@ -121,16 +138,39 @@ def _parse(kind: str, cls: Any, path: Path, variables: dict[str, str], key_field
     return Resource(kind, key, message, _shown(path))
 
 
+def descriptor_of(metric: MetricDef) -> metric_pb2.MetricDescriptor:
+    """The ``MetricDescriptor`` of one custom metric (GAUGE; string labels)."""
+    return metric_pb2.MetricDescriptor(
+        type=metric.type,
+        metric_kind=metric_pb2.MetricDescriptor.MetricKind.GAUGE,
+        value_type=metric_pb2.MetricDescriptor.ValueType.Value(str(metric.value_type)),
+        labels=[
+            label_pb2.LabelDescriptor(key=key, value_type=label_pb2.LabelDescriptor.STRING)
+            for key in metric.labels
+        ],
+        unit=metric.unit,
+        description=metric.description,
+        display_name=f"External data: {metric.name.replace('_', ' ')}",
+    )
+
+
 def load_desired(
     root: Path,
     project: str,
     config: dict[str, Any] | None,
     extra_vars: dict[str, str] | None = None,
+    metrics: Sequence[MetricDef] = METRICS,
 ) -> Desired:
     """Parse every file under ``root`` (``monitoring/``) with the config's vars and channels
-    (``extra_vars`` win over the config's)."""
+    (``extra_vars`` win over the config's); one descriptor per custom metric of ``metrics``."""
     variables = {"PROJECT_ID": project}
     desired = Desired(channels_configured=config is not None)
+    desired.descriptors = [
+        Resource(
+            "metric descriptor", m.type, descriptor_of(m), "functions/observability/metrics.py"
+        )
+        for m in metrics
+    ]
     if config is not None:
         variables.update({str(k): str(v) for k, v in (config.get("vars") or {}).items()})
         for key, spec in (config.get("channels") or {}).items():
@@ -179,6 +219,7 @@ def load_desired(
 class Api:
     """The official clients."""
 
+    metrics: monitoring_v3.MetricServiceClient
     alerts: monitoring_v3.AlertPolicyServiceClient
     uptime: monitoring_v3.UptimeCheckServiceClient
     channels: monitoring_v3.NotificationChannelServiceClient
@@ -191,6 +232,7 @@ class Api:
         ``endpoint`` (tests)."""
         if not endpoint:
             return cls(
+                monitoring_v3.MetricServiceClient(),
                 monitoring_v3.AlertPolicyServiceClient(),
                 monitoring_v3.UptimeCheckServiceClient(),
                 monitoring_v3.NotificationChannelServiceClient(),
@@ -207,6 +249,9 @@ class Api:
         from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
             AlertPolicyServiceGrpcTransport,
         )
+        from google.cloud.monitoring_v3.services.metric_service.transports import (
+            MetricServiceGrpcTransport,
+        )
         from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
             NotificationChannelServiceGrpcTransport,
         )
@@ -218,6 +263,7 @@ class Api:
             return grpc.insecure_channel(endpoint)
 
         return cls(
+            monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=ch())),
             monitoring_v3.AlertPolicyServiceClient(
                 transport=AlertPolicyServiceGrpcTransport(channel=ch())
             ),
@@ -248,6 +294,8 @@ def _index(kind: str, items: Sequence[Any], key: Callable[[Any], str]) -> dict[s
 class Existing:
     """What the project holds, by match key."""
 
+    descriptors: dict[str, metric_pb2.MetricDescriptor]
+    """Custom metric descriptors under ``PREFIX``, by type."""
     channels: dict[str, monitoring_v3.NotificationChannel]
     log_metrics: dict[str, logging_types.LogMetric]
     uptime: dict[str, monitoring_v3.UptimeCheckConfig]
@@ -259,6 +307,17 @@ class Existing:
         """List every resource kind (the pagers follow page tokens)."""
         parent = f"projects/{project}"
         return cls(
+            _index(
+                "metric descriptor",
+                list(
+                    api.metrics.list_metric_descriptors(
+                        request=monitoring_v3.ListMetricDescriptorsRequest(
+                            name=parent, filter=DESCRIPTOR_FILTER
+                        )
+                    )
+                ),
+                lambda d: d.type,
+            ),
             _index(
                 "channel",
                 list(api.channels.list_notification_channels(name=parent)),
@@ -292,7 +351,8 @@ class Existing:
 
 def plain(message: Any) -> dict[str, Any]:
     """The message as its proto JSON dict (camelCase, defaults left out)."""
-    result: dict[str, Any] = MessageToDict(type(message).pb(message))
+    raw = message if isinstance(message, Message) else type(message).pb(message)
+    result: dict[str, Any] = MessageToDict(raw)
     return result
 
 
@@ -331,6 +391,8 @@ class Step:
     """create, update or unchanged."""
     changes: list[str] = field(default_factory=list)
     apply: Callable[[], Any] | None = None
+    how: str = ""
+    """Said on the plan line (a descriptor's update is a delete and a create)."""
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -344,16 +406,49 @@ def plan(api: Api, project: str, desired: Desired) -> tuple[list[Step], list[str
     notes: list[str] = []
 
     def step(
-        kind: str, key: str, want: Any, existing: Any | None, create: Any, update: Any
+        kind: str,
+        key: str,
+        want: Any,
+        existing: Any | None,
+        create: Any,
+        update: Any,
+        how: str = "",
     ) -> None:
         if existing is None:
             steps.append(Step(kind, key, "create", [], create))
             return
         diff = differences(plain(want), plain(existing))
         if diff:
-            steps.append(Step(kind, key, "update", diff, update))
+            steps.append(Step(kind, key, "update", diff, update, how))
         else:
             steps.append(Step(kind, key, "unchanged"))
+
+    # Descriptors first: an alert policy naming a custom metric type without a descriptor is
+    # refused. There is no update: a changed descriptor is deleted and created again.
+    for res in desired.descriptors:
+        old_d = have.descriptors.get(res.key)
+
+        def create_descriptor(want: Any = res.message) -> None:
+            api.metrics.create_metric_descriptor(name=parent, metric_descriptor=want)
+
+        def recreate_descriptor(want: Any = res.message, old: Any = old_d) -> None:
+            api.metrics.delete_metric_descriptor(
+                name=old.name or f"{parent}/metricDescriptors/{old.type}"
+            )
+            api.metrics.create_metric_descriptor(name=parent, metric_descriptor=want)
+
+        step(
+            "metric descriptor",
+            res.key,
+            res.message,
+            old_d,
+            create_descriptor,
+            recreate_descriptor,
+            "deleted and re-created: the API cannot update a descriptor",
+        )
+    wanted_types = {res.key for res in desired.descriptors}
+    for mtype in sorted(set(have.descriptors) - wanted_types):
+        notes.append(f"metric descriptor {mtype} is not defined in metrics.py; left alone")
 
     # Channels first: alerts need their names. A channel to be created has no name yet, so
     # an alert notifying it is planned with a stand-in and shows as a change.
@@ -468,9 +563,10 @@ def plan(api: Api, project: str, desired: Desired) -> tuple[list[Step], list[str
 def render(steps: Sequence[Step], notes: Sequence[str], out: IO[str]) -> None:
     """The readable diff."""
     for s in steps:
-        out.write(f"  {s.action:<10} {s.kind:<13} {s.key}\n")
+        how = f"  ({s.how})" if s.how else ""
+        out.write(f"  {s.action:<10} {s.kind:<17} {s.key}{how}\n")
         for line in s.changes:
-            out.write(f"{'':<27}~ {line}\n")
+            out.write(f"{'':<31}~ {line}\n")
     for note in notes:
         out.write(f"note: {note}\n")
     counts = {a: sum(1 for s in steps if s.action == a) for a in ("create", "update", "unchanged")}

@@ -4,10 +4,19 @@ One ``grpc`` server on 127.0.0.1 serves, with the API's own request and response
 
 - ``google.monitoring.v3.MetricService/CreateTimeSeries``, validated as the API validates it
   (below); accepted points are kept per series in ``FakeMonitoring.points``;
+- ``MetricService`` List/Create/DeleteMetricDescriptor (``google.api.MetricDescriptor``, kept by
+  type in ``metric_descriptors``): only ``custom.googleapis.com/`` types may be created or
+  deleted, a kind and a value type are required, an existing type is ``ALREADY_EXISTS`` (change
+  one by deleting it first; the points written to it go with it), and the list filter understands
+  ``metric.type = "T"`` and ``metric.type = starts_with("P")``. The first write of a custom type
+  without a descriptor creates one, as the API does;
 - List/Get/Create/Update/Delete of ``AlertPolicyService``, ``UptimeCheckService``,
   ``NotificationChannelService``, ``google.monitoring.dashboard.v1.DashboardsService`` and
   ``google.logging.v2.MetricsServiceV2`` (log-based metrics), keeping what is created in memory
-  and assigning names, condition names, etags and mutation records as the API does.
+  and assigning names, condition names, etags and mutation records as the API does. Like the
+  API, an alert policy whose filters name a ``custom.googleapis.com/...`` type that has no
+  descriptor is refused (``INVALID_ARGUMENT``), so whoever creates alerts must create the
+  descriptors first.
 
 The real client libraries talk to it through their gRPC transports (``FakeMonitoring.clients``).
 Every request is decoded by the API's ``deserialize``; anything the API would refuse aborts with
@@ -29,6 +38,7 @@ makes tests stricter.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -38,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
-from google.api import metric_pb2  # type: ignore[import-untyped]
+from google.api import label_pb2, metric_pb2  # type: ignore[import-untyped]
 from google.cloud import monitoring_dashboard_v1, monitoring_v3
 from google.cloud.logging_v2 import types as logging_types
 from google.cloud.logging_v2.services.metrics_service_v2 import MetricsServiceV2Client
@@ -66,6 +76,10 @@ CUSTOM_PREFIX = "custom.googleapis.com/"
 MIN_SAMPLE_GAP = timedelta(seconds=5)
 
 _EMPTY = b""
+_CUSTOM_TYPE = re.compile(r"custom\.googleapis\.com/[A-Za-z0-9_./-]*")
+_TYPE_FILTER = re.compile(
+    r'^\s*metric\.type\s*=\s*(?:"([^"]*)"|starts_with\(\s*"([^"]*)"\s*\))\s*$'
+)
 
 
 class Refused(Exception):
@@ -118,6 +132,9 @@ class FakeMonitoring:
     points: dict[tuple[Any, ...], list[tuple[datetime, Any]]] = field(default_factory=dict)
     """Series key (metric type, metric labels, resource type, resource labels) -> points."""
     descriptors: dict[str, Descriptor] = field(default_factory=dict)
+    """Custom type -> value type and label keys its writes must match (from its descriptor)."""
+    metric_descriptors: dict[str, metric_pb2.MetricDescriptor] = field(default_factory=dict)
+    """Custom type -> its ``MetricDescriptor`` (created, or made by the type's first write)."""
     alert_policies: dict[str, monitoring_v3.AlertPolicy] = field(default_factory=dict)
     uptime_checks: dict[str, monitoring_v3.UptimeCheckConfig] = field(default_factory=dict)
     channels: dict[str, monitoring_v3.NotificationChannel] = field(default_factory=dict)
@@ -194,10 +211,15 @@ class FakeMonitoring:
                     context.abort(exc.code, exc.message)
             return response
 
+        serialize: Callable[[Any], bytes]
+        if resp_type is None:
+            serialize = lambda _r: _EMPTY  # noqa: E731
+        elif hasattr(resp_type, "serialize"):  # proto-plus types
+            serialize = resp_type.serialize
+        else:  # plain protobuf (google.api.MetricDescriptor)
+            serialize = resp_type.SerializeToString
         return grpc.unary_unary_rpc_method_handler(
-            handler,
-            request_deserializer=req_type.deserialize,
-            response_serializer=(lambda _r: _EMPTY) if resp_type is None else resp_type.serialize,
+            handler, request_deserializer=req_type.deserialize, response_serializer=serialize
         )
 
     def _handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
@@ -205,6 +227,21 @@ class FakeMonitoring:
         services: dict[str, dict[str, tuple[Callable[[Any], Any], Any, Any]]] = {
             "google.monitoring.v3.MetricService": {
                 "CreateTimeSeries": (self._create_time_series, m3.CreateTimeSeriesRequest, None),
+                "ListMetricDescriptors": (
+                    self._list_descriptors,
+                    m3.ListMetricDescriptorsRequest,
+                    m3.ListMetricDescriptorsResponse,
+                ),
+                "CreateMetricDescriptor": (
+                    self._create_descriptor,
+                    m3.CreateMetricDescriptorRequest,
+                    metric_pb2.MetricDescriptor,
+                ),
+                "DeleteMetricDescriptor": (
+                    self._delete_descriptor,
+                    m3.DeleteMetricDescriptorRequest,
+                    None,
+                ),
             },
             "google.monitoring.v3.AlertPolicyService": {
                 "ListAlertPolicies": (
@@ -395,8 +432,73 @@ class FakeMonitoring:
             value = getattr(point.value, which)
             staged.append((key, end_dt, value, mtype, desc))
         for key, end_dt, value, mtype, desc in staged:
-            self.descriptors.setdefault(mtype, desc)
+            if mtype not in self.descriptors:  # the first write creates the descriptor
+                self.descriptors[mtype] = desc
+                self.metric_descriptors[mtype] = metric_pb2.MetricDescriptor(
+                    name=f"{req.name}/metricDescriptors/{mtype}",
+                    type=mtype,
+                    metric_kind=gauge,
+                    value_type=desc.value_type,
+                    labels=[label_pb2.LabelDescriptor(key=k) for k in sorted(desc.label_keys)],
+                )
             self.points.setdefault(key, []).append((end_dt, value))
+
+    def _list_descriptors(
+        self, req: monitoring_v3.ListMetricDescriptorsRequest
+    ) -> monitoring_v3.ListMetricDescriptorsResponse:
+        self._project(req.name)
+        exact = prefix = None
+        if req.filter:
+            match = _TYPE_FILTER.match(req.filter)
+            if match is None:
+                raise _bad(f"this fake does not understand the filter {req.filter!r}")
+            exact, prefix = match.group(1), match.group(2)
+        found = [
+            d
+            for t, d in sorted(self.metric_descriptors.items())
+            if self._in_project(d.name, req.name)
+            and (exact is None or t == exact)
+            and (prefix is None or t.startswith(prefix))
+        ]
+        return monitoring_v3.ListMetricDescriptorsResponse(metric_descriptors=found)
+
+    def _create_descriptor(
+        self, req: monitoring_v3.CreateMetricDescriptorRequest
+    ) -> metric_pb2.MetricDescriptor:
+        self._project(req.name)
+        desc = metric_pb2.MetricDescriptor()
+        desc.CopyFrom(req.metric_descriptor)
+        mtype = desc.type
+        if not mtype.startswith(CUSTOM_PREFIX) or len(mtype) <= len(CUSTOM_PREFIX):
+            raise _bad(f"metric type {mtype!r} is not a custom metric ({CUSTOM_PREFIX}...)")
+        if desc.metric_kind == metric_pb2.MetricDescriptor.METRIC_KIND_UNSPECIFIED:
+            raise _bad(f"{mtype}: metric_kind is required")
+        if desc.metric_kind == metric_pb2.MetricDescriptor.DELTA:
+            raise _bad(f"{mtype}: custom metrics cannot be DELTA")
+        if desc.value_type == metric_pb2.MetricDescriptor.VALUE_TYPE_UNSPECIFIED:
+            raise _bad(f"{mtype}: value_type is required")
+        keys = [label.key for label in desc.labels]
+        if any(not k for k in keys) or len(set(keys)) != len(keys):
+            raise _bad(f"{mtype}: label keys must be given and distinct")
+        if mtype in self.metric_descriptors:
+            raise Refused(grpc.StatusCode.ALREADY_EXISTS, f"{mtype}: delete it first")
+        desc.name = f"{req.name}/metricDescriptors/{mtype}"
+        self.metric_descriptors[mtype] = desc
+        self.descriptors[mtype] = Descriptor(int(desc.value_type), frozenset(keys))
+        return desc
+
+    def _delete_descriptor(self, req: monitoring_v3.DeleteMetricDescriptorRequest) -> None:
+        parent, sep, mtype = req.name.partition("/metricDescriptors/")
+        self._project(parent)
+        if not sep or not mtype.startswith(CUSTOM_PREFIX):
+            raise _bad(f"only custom metric descriptors can be deleted, not {req.name!r}")
+        desc = self.metric_descriptors.get(mtype)
+        if desc is None or desc.name != req.name:
+            raise Refused(grpc.StatusCode.NOT_FOUND, req.name)
+        del self.metric_descriptors[mtype]
+        self.descriptors.pop(mtype, None)
+        for key in [k for k in self.points if k[0] == mtype]:
+            del self.points[key]
 
     def series(self, metric_type: str, **labels: str) -> list[tuple[datetime, Any]]:
         """Points written to the series of ``metric_type`` with exactly these metric labels."""
@@ -423,9 +525,28 @@ class FakeMonitoring:
         for cond in policy.conditions:
             if not cond.display_name:
                 raise _bad("every condition needs a display_name")
+            for mtype in self._custom_types(cond):
+                if mtype not in self.metric_descriptors:
+                    raise _bad(
+                        f"condition {cond.display_name!r}: metric type {mtype} has no "
+                        "descriptor (create it, or write a point, first)"
+                    )
         for channel in policy.notification_channels:
             if channel not in self.channels or not self._in_project(channel, parent):
                 raise Refused(grpc.StatusCode.NOT_FOUND, f"notification channel {channel}")
+
+    @staticmethod
+    def _custom_types(cond: monitoring_v3.AlertPolicy.Condition) -> set[str]:
+        """Custom metric types named in a condition's filters and queries (prefixes ending in
+        ``/``, as in ``starts_with``, are not types)."""
+        texts = [
+            cond.condition_threshold.filter,
+            cond.condition_threshold.denominator_filter,
+            cond.condition_absent.filter,
+            cond.condition_monitoring_query_language.query,
+            cond.condition_prometheus_query_language.query,
+        ]
+        return {t for text in texts for t in _CUSTOM_TYPE.findall(text) if not t.endswith("/")}
 
     def _list_alerts(
         self, req: monitoring_v3.ListAlertPoliciesRequest
