@@ -30,33 +30,30 @@ DEFAULT_TARGET_GROUPS = ("beta-testers", "internal-team", "trusted-advisors")
 
 FREE_USER_MESSAGES = {
     "preview": (
-        "Get a taste of our powerful external data insights! This preview shows what's "
-        "possible with premium access."
+        "This is a preview: the first three items of each section. Premium shows everything "
+        "found in GitHub, your LinkedIn data export, your website and a web search."
     ),
     "gate": (
-        "Unlock the full power of external data enrichment with Premium. Get real-time salary "
-        "data, industry trends, and comprehensive market insights."
+        "Full external data results are part of Premium: every skill and project found in "
+        "GitHub, your LinkedIn data export, your website and a web search."
     ),
-    "upgrade": (
-        "Upgrade to Premium for unlimited access to external data sources and advanced analytics."
-    ),
+    "upgrade": "Upgrade to Premium for the full results and up to 100 enrichments an hour.",
 }
-"""The rollout plan's free-user wording (overridable in config ``messages``)."""
+"""The free-user texts: the plan's three messages, worded to promise only what the product
+delivers (the four sources, previews, the hourly limit); overridable in config ``messages``."""
 
 PREMIUM_USER_MESSAGES = {
     "welcome": (
-        "Welcome to enhanced external data integration! Your premium access unlocks "
-        "comprehensive industry insights."
+        "Premium includes the full external data results from GitHub, your LinkedIn data "
+        "export, your website and a web search."
     ),
     "guidance": (
-        "Explore real-time salary data, industry trends, and market insights to optimize your "
-        "CV strategy."
+        "Add your GitHub username, your LinkedIn data export or your website to fill in the "
+        "skills and projects on your CV."
     ),
-    "support": (
-        "Need help maximizing your external data features? Visit our premium support center."
-    ),
+    "support": "Questions about external data? Contact support.",
 }
-"""The rollout plan's premium-user wording (overridable in config ``messages``)."""
+"""The premium-user texts, worded the same way (overridable in config ``messages``)."""
 
 
 class ConfigInvalid(ValueError):

@@ -246,3 +246,31 @@ def test_with_max_cohort_users_3_the_fourth_new_user_stays_outside(store: Any) -
     finally:
         _set_config(store)
         time.sleep(11)
+
+
+def test_shadow_mode_refuses_nobody_and_counts_what_the_gate_would_do(store: Any) -> None:
+    user, cv = seed(store, "shadow-free")
+    _set_config(store, shadow=True)
+    try:
+        assert _wait_for(lambda: _free_full(user, cv).ok) <= BOUND_S, "shadow still refuses"
+        answer = _free_full(user, cv)
+        assert answer.result["access"] == "full" and answer.result["status"] == "success"
+        preview = call(
+            ENRICH,
+            {
+                "cvId": cv,
+                "mode": "preview",
+                "sources": ["linkedin"],
+                "linkedin": {"export": _export()},
+            },
+            user,
+        )
+        assert preview.result["access"] == "full"  # served as if ungated
+        r = cli("status")
+        out = " ".join(r.stdout.split())
+        assert "shadow ON: nobody is refused" in out, out
+        would = int(out.split("would refuse ")[1].split(",")[0])
+        assert would >= 2  # this test's two full asks at least (one per poll that was served)
+    finally:
+        _set_config(store)
+        time.sleep(11)

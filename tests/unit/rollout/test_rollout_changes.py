@@ -175,9 +175,9 @@ def test_messages_override_and_reset(store: MemoryStore, now: datetime) -> None:
     changes.set_messages(store, {"gate": "Go premium!"}, by="a", reason="copy test", now=now)
     cfg = _cfg(store)
     assert cfg.message_set(("gate", "preview"))["gate"] == "Go premium!"
-    assert cfg.message_set(("preview",))["preview"].startswith("Get a taste")
+    assert cfg.message_set(("preview",))["preview"].startswith("This is a preview")
     changes.set_messages(store, {"gate": ""}, by="a", reason="back", now=now)
-    assert _cfg(store).message_set(("gate",))["gate"].startswith("Unlock the full power")
+    assert _cfg(store).message_set(("gate",))["gate"].startswith("Full external data results")
     with pytest.raises(InvalidChange, match="'banner' is not a message"):
         changes.set_messages(store, {"banner": "x"}, by="a", reason="r", now=now)
 
