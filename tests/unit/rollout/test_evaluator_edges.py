@@ -1,0 +1,164 @@
+"""The evaluator's rules at their exact edges, and what a fired rule records (found by mutation
+testing, issue 13): a minute of exactly 20 answers is judged alone, a window of exactly 50
+answers is enough, a window of exactly 5% is not above 5%, one failure a minute is a failing
+minute, exactly 50 exposures a side are compared, and a rollback mark inside the window's first
+minute makes it the same incident. Synthetic minutes through the real recorder (conftest)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rollout_control import changes
+from rollout_control.evaluator import Trigger, evaluate
+from stores.memory import MemoryStore
+
+
+def _full(store: MemoryStore, now: datetime) -> None:
+    changes.set_fields(
+        store,
+        phase="full",
+        percentage=100,
+        fallback=False,
+        force=True,
+        by="setup",
+        reason="test setup",
+        now=now - timedelta(hours=2),
+    )
+
+
+def _premium(store: MemoryStore, now: datetime) -> None:
+    changes.set_fields(
+        store,
+        phase="premium",
+        percentage=25,
+        fallback=True,
+        force=True,
+        by="setup",
+        reason="test setup",
+        now=now - timedelta(hours=2),
+    )
+
+
+def _trigger(store: MemoryStore, now: datetime, name: str) -> Trigger:
+    result = evaluate(store, now, dry_run=True)
+    return next(t for t in result.assessment.triggers if t.name == name)
+
+
+def _minute(now: datetime, k: int) -> datetime:
+    """``k`` complete minutes back (1 = the last complete minute), 5 s into it."""
+    return now.replace(second=0, microsecond=0) - timedelta(minutes=k) + timedelta(seconds=5)
+
+
+def test_a_minute_of_exactly_20_answers_is_judged_alone(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in range(2, 11):  # nine minutes at 10%
+        agg.traffic(_minute(now, k), requests=20, errors=2)
+    agg.traffic(_minute(now, 1), requests=20, errors=0)  # 20 answers: judged, and clean
+    assert not _trigger(store, now, "error-rate").fired
+
+
+def test_a_window_of_exactly_50_answers_is_enough(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in range(1, 11):  # ten quiet minutes of 5 answers, one failure each: 10%
+        agg.traffic(_minute(now, k), requests=5, errors=1)
+    trig = _trigger(store, now, "error-rate")
+    assert trig.fired and trig.evidence["requests"] == 50
+
+
+def test_a_window_of_exactly_5_percent_is_not_above_it(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    agg.traffic(_minute(now, 1), requests=40, errors=4)  # judged alone: 10%
+    for k in range(2, 6):
+        agg.traffic(_minute(now, k), requests=10, errors=0)  # the window: 4 of 80 = 5%
+    assert not _trigger(store, now, "error-rate").fired
+
+
+def test_one_failure_in_each_of_two_minutes_without_success_is_an_outage(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in (1, 2):
+        agg.traffic(_minute(now, k), requests=1, errors=1)
+    trig = _trigger(store, now, "no-success")
+    assert trig.fired
+    assert trig.evidence["rule"] == "no-success" and trig.evidence["errors"] == 2
+    assert [r["errors"] for r in trig.evidence["perMinute"]] == [1, 1]
+    assert [r["requests"] for r in trig.evidence["perMinute"]] == [1, 1]
+    assert trig.evidence["successful"] == 0 and trig.evidence["failingUsers"] == 5
+
+
+def _mark(store: MemoryStore, kind: str, at: datetime) -> None:
+    doc = store.docs["config/externalDataRollout"]
+    doc["autoRollback"] = {kind: {"at": at, "trigger": "test"}}
+
+
+def test_a_rollback_inside_the_first_minute_is_the_same_incident(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in range(1, 11):
+        agg.traffic(_minute(now, k), requests=20, errors=2)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=10)
+    _mark(store, "immediate", first + timedelta(seconds=30))  # during the window's first minute
+    stale = _trigger(store, now, "error-rate")
+    assert not stale.fired and stale.text.endswith(
+        "(same incident as the last automatic rollback: not repeated)"
+    )
+    _mark(store, "immediate", first)  # exactly at its start: these minutes are all after it
+    assert _trigger(store, now, "error-rate").fired
+
+
+def test_an_outage_mark_inside_its_first_minute_is_the_same_incident(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in (1, 2):
+        agg.traffic(_minute(now, k), requests=3, errors=3)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=2)
+    _mark(store, "immediate", first + timedelta(seconds=30))
+    stale = _trigger(store, now, "no-success")
+    assert not stale.fired and stale.text.endswith(
+        "(same incident as the last automatic rollback: not repeated)"
+    )
+    _mark(store, "immediate", first)
+    assert _trigger(store, now, "no-success").fired
+
+
+def test_exactly_50_exposures_a_side_are_compared(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _premium(store, now)
+    agg.traffic(
+        _minute(now, 3),
+        cohort_in={"previews": 50, "conversions": 1},
+        cohort_out={"previews": 50, "conversions": 10},
+    )
+    trig = _trigger(store, now, "cohort-conversion")
+    assert trig.fired
+    assert trig.evidence["rule"] == "cohort-conversion" and trig.evidence["threshold"] == 0.5
+    assert trig.evidence["drop"] == 0.9  # 2% against 20%
+    assert "(drop 90%, limit 50%)" in trig.text
+
+
+def test_a_fired_latency_rule_records_how_much_worse(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _premium(store, now)
+    agg.traffic(
+        _minute(now, 3),
+        cohort_in={"requests": 60, "lat_ms": 600.0},
+        cohort_out={"requests": 60, "lat_ms": 300.0},
+    )
+    trig = _trigger(store, now, "cohort-latency")
+    assert trig.fired and trig.kind == "gradual"
+    assert trig.evidence["rule"] == "cohort-latency" and trig.evidence["threshold"] == 0.2
+    worse = trig.evidence["in"]["p95Ms"] / trig.evidence["out"]["p95Ms"] - 1
+    assert trig.evidence["worse"] == round(worse, 4) and 0.9 < worse < 1.1
+    assert f"({worse * 100:+.0f}%, limit +20%)" in trig.text
