@@ -162,3 +162,75 @@ def test_a_fired_latency_rule_records_how_much_worse(
     worse = trig.evidence["in"]["p95Ms"] / trig.evidence["out"]["p95Ms"] - 1
     assert trig.evidence["worse"] == round(worse, 4) and 0.9 < worse < 1.1
     assert f"({worse * 100:+.0f}%, limit +20%)" in trig.text
+
+
+def test_what_the_immediate_rules_say_and_record(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _full(store, now)
+    for k in range(1, 11):
+        agg.traffic(_minute(now, k), requests=20, errors=2)
+    result = evaluate(store, now, dry_run=True)
+    rate, outage = result.assessment.triggers[:2]
+    end = now.replace(second=0, microsecond=0)
+    assert (rate.name, rate.kind, rate.fired) == ("error-rate", "immediate", True)
+    assert rate.text == (
+        "error rate above 5% over the last 10 minutes (11:50-12:00 UTC): 20 service failures "
+        "of 200 answers (10.0%), 5 distinct user(s) failing, 10 minute(s) with 20+ answers"
+    )
+    window = {"from": end - timedelta(minutes=10), "to": end, "minutes": 10}
+    assert {k: v for k, v in rate.evidence.items() if k != "perMinute"} == {
+        "rule": "error-rate",
+        "threshold": 0.05,
+        "window": window,
+        "requests": 200,
+        "errors": 20,
+        "failingUsers": 5,
+    }
+    assert rate.evidence["perMinute"][0] == {
+        "minute": end - timedelta(minutes=10),
+        "requests": 20,
+        "errors": 2,
+        "errorRate": 0.1,
+    }
+    assert (outage.name, outage.fired) == ("no-success", False)
+    assert outage.text == (
+        "last 2 minutes: 36 successful call(s), 4 service failure(s) for 5 distinct user(s)"
+    )
+    assert {k: v for k, v in outage.evidence.items() if k != "perMinute"} == {
+        "rule": "no-success",
+        "window": {"from": end - timedelta(minutes=2), "to": end, "minutes": 2},
+        "successful": 36,
+        "errors": 4,
+        "failingUsers": 5,
+    }
+    assert outage.evidence["perMinute"][1] == {
+        "minute": end - timedelta(minutes=1),
+        "requests": 20,
+        "errors": 2,
+        "successful": 18,
+    }
+
+
+def test_what_the_gradual_rules_say_when_they_cannot_compare(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _premium(store, now)
+    agg.traffic(_minute(now, 3), cohort_in={"requests": 10, "lat_ms": 600.0, "previews": 10})
+    latency, conversion = evaluate(store, now, dry_run=True).assessment.triggers[2:]
+    assert (latency.name, latency.kind, latency.fired) == ("cohort-latency", "gradual", False)
+    assert latency.text == (
+        "cohort p95 not compared over 11:30-12:00 UTC: 10 calls in the cohort (need 50), "
+        "reference: nothing (too few calls outside the cohort, no baseline)"
+    )
+    assert latency.evidence["rule"] == "cohort-latency"
+    assert (conversion.name, conversion.kind, conversion.fired) == (
+        "cohort-conversion",
+        "gradual",
+        False,
+    )
+    assert conversion.text == (
+        "conversion not compared over 11:30-12:00 UTC: 10 exposures in the cohort (need 50), "
+        "reference: the phase baseline 10.0% (the plan's 10% floor (0 gated exposures before))"
+    )
+    assert conversion.evidence["rule"] == "cohort-conversion"
