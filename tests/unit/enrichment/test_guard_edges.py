@@ -104,3 +104,8 @@ def test_metadata_names_are_refused_before_resolving() -> None:
     err = _refusal(UrlGuard(["metadata.google.internal"], resolver=dns), "Metadata.Google.Internal")
     assert (err.code, err.message) == ("refused", "that address is not allowed")
     assert dns.ports == []
+
+
+def test_only_brackets_are_stripped_from_the_host() -> None:
+    dns = Dns({"xbox.example": ["93.184.216.34"]})
+    assert _check(UrlGuard(resolver=dns), "[XBOX.example]").host == "xbox.example"
