@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/scripts/with-emulators.sh"
 PROJECT=demo-cv-enrichment
-ONLY=auth,firestore,functions
+ONLY=${WITH_EMULATORS_ONLY:-auth,firestore,functions}
 REGION=us-central1
 TOOLS="$ROOT/.tools"
 LOG="$TOOLS/emulators.log"
