@@ -1,0 +1,77 @@
+"""The enrichment request parser's edges (contract 2.1; found by mutation testing, issue 13):
+a complete request parsed field by field, and each refusal's field and message (the text the
+client shows next to the field)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.errors import InvalidArgument
+from common.vocab import Mode
+from usecases.requests import EnrichRequest, parse_enrich
+
+
+def test_a_complete_request_is_parsed_field_by_field() -> None:
+    raw = {
+        "cvId": "cv-1",
+        "mode": "preview",
+        "sources": ["github", "linkedin", "website"],
+        "github": "octo-cat",
+        "website": "https://ada.example.dev/",
+        "linkedin": {"export": {"Skills.csv": "Name\nGo\n"}},
+        "name": "Ada",
+        "options": {"forceRefresh": True, "timeoutMs": 5000},
+        "idempotencyKey": "key-12345",
+    }
+    assert parse_enrich(raw) == EnrichRequest(
+        "cv-1",
+        Mode.PREVIEW,
+        ("github", "linkedin", "website"),
+        "octo-cat",
+        "https://ada.example.dev/",
+        {"Skills.csv": "Name\nGo\n"},
+        "Ada",
+        True,
+        5000,
+        "key-12345",
+    )
+
+
+def test_the_website_may_be_2048_characters_and_not_2049() -> None:
+    base = "https://ada.example.dev/"
+    ok = base + "a" * (2048 - len(base))
+    assert parse_enrich({"cvId": "c", "website": ok}).website == ok
+    with pytest.raises(InvalidArgument) as err:
+        parse_enrich({"cvId": "c", "website": ok + "a"})
+    assert err.value.field == "website"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        ({}, "cvId", "is required"),
+        ({"cvId": "bad id!"}, "cvId", "must be 1 to 128 characters of letters, digits, _ or -"),
+        ({"cvId": "c", "mode": "max"}, "mode", "must be full or preview"),
+        ({"cvId": "c", "github": "bad name!"}, "github", "is not a valid GitHub username"),
+        ({"cvId": "c", "sources": "github"}, "sources", "must be a list of sources"),
+        ({"cvId": "c", "sources": []}, "sources", "must name at least one source"),
+        (
+            {"cvId": "c", "sources": ["myspace"]},
+            "sources",
+            "unknown source 'myspace'; use github, linkedin, website, web",
+        ),
+        (
+            {"cvId": "c", "idempotencyKey": "short"},
+            "idempotencyKey",
+            "must be 8 to 64 letters, digits, _ or -",
+        ),
+    ],
+)
+def test_each_refusal_names_its_field_and_says_why(
+    raw: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_enrich(raw)
+    assert (err.value.field, err.value.message) == (field, f"{field}: {message}")
