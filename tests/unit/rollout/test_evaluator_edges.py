@@ -111,6 +111,7 @@ def test_a_rollback_inside_the_first_minute_is_the_same_incident(
     assert not stale.fired and stale.text.endswith(
         "(same incident as the last automatic rollback: not repeated)"
     )
+    assert stale.text.startswith("error rate above 5% over the last 10 minutes")
     _mark(store, "immediate", first)  # exactly at its start: these minutes are all after it
     assert _trigger(store, now, "error-rate").fired
 
@@ -127,6 +128,8 @@ def test_an_outage_mark_inside_its_first_minute_is_the_same_incident(
     assert not stale.fired and stale.text.endswith(
         "(same incident as the last automatic rollback: not repeated)"
     )
+
+    assert stale.text.startswith("no successful call in the last 2 minutes (11:58-12:00 UTC)")
     _mark(store, "immediate", first)
     assert _trigger(store, now, "no-success").fired
 
