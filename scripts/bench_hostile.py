@@ -126,7 +126,7 @@ def _github_repos(description: str, n: int = 1000) -> Callable[[], dict[str, Any
         pages = [json.dumps(repos[k : k + 100]).encode() for k in range(0, n, 100)]
 
         def page(rec: Any) -> Any:
-            from tests.unit.enrichment.servers import Reply
+            from scripts.devkit.fakes import Reply
 
             number = int(rec.query.get("page", ["1"])[0])
             base = f"http://{rec.headers['host']}{rec.path}?per_page=100&page="
@@ -335,18 +335,21 @@ def child(case_name: str, urls: dict[str, str], timeout_ms: int) -> None:
     import logging
 
     logging.disable(logging.CRITICAL)  # "source crashed" lines would only be noise here
+    import random
+
+    from common.settings import EnrichmentSettings
     from enrichment.cache import MemoryCacheStore
-    from enrichment.engine import EnrichmentInput
-    from tests.unit.enrichment.helpers import make_engine
+    from enrichment.engine import Engine, EnrichmentInput
 
     case = next(c for c in CASES if c.name == case_name)
-    engine = make_engine(
-        cache=MemoryCacheStore(),
+    settings = EnrichmentSettings(
+        retry_base_ms=5,
         github_api_url=urls["github"],
         web_search_url=urls["brave"],
         web_search_api_key="test-brave-key",
         allow_hosts=(urls["site_host"],),
     )
+    engine = Engine(settings, MemoryCacheStore(), rng=random.Random(1))
     inp = EnrichmentInput(
         sources=(case.source,),
         github="hostile",
@@ -388,7 +391,7 @@ def child(case_name: str, urls: dict[str, str], timeout_ms: int) -> None:
 
 
 def run_case(case: Case, timeout_ms: int, tmp: Path) -> dict[str, Any]:
-    from tests.unit.enrichment.servers import Reply, fake_brave, fake_github, fake_website
+    from scripts.devkit.fakes import Reply, fake_brave, fake_github, fake_website
 
     def replies(table: dict[str, Any]) -> dict[str, Any]:
         return {p: r if callable(r) else Reply(*r) for p, r in table.items()}

@@ -11,7 +11,6 @@ discovery), never a request.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -131,11 +130,6 @@ class Settings:
     def linkedin_max_bytes(self) -> int:
         """The request parser's bound on a LinkedIn export (the engine's, read once)."""
         return self.enrichment.linkedin_max_bytes
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Same as ``load_settings``."""
-        return load_settings(env)
 
 
 # -- parsers: raw text → value, or SettingsError naming the variable --------------------------
@@ -322,11 +316,6 @@ def load_settings(
         enrichment=EnrichmentSettings(**engine),
         **top,
     )
-
-
-def settings_fields() -> set[str]:
-    """Field names of ``Settings`` (for the table's self-check)."""
-    return {f.name for f in dataclasses.fields(Settings)}
 
 
 def _shown_default(var: Var) -> str:

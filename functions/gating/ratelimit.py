@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from common.logs import log
+from common.settings import Settings
+from common.vocab import Tier
 from stores.base import DocumentStore
 from stores.errors import StoreError
 from stores.schema import rate_limit_path
@@ -138,3 +140,8 @@ class SlidingWindowLimiter:
         remaining = max(0, math.floor(limit - used))
         reset = w.end if remaining > 0 else next_available(w, limit, previous, current, now)
         return RateDecision(remaining > 0, limit, remaining, reset)
+
+
+def hourly_limit(settings: Settings, tier: Tier) -> int:
+    """The enrichment limit per sliding hour for ``tier`` (contract section 4)."""
+    return settings.premium_hourly if tier is Tier.PREMIUM else settings.free_hourly

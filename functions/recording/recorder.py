@@ -38,8 +38,6 @@ from stores.schema import (
     usage_path,
 )
 
-_ENRICHED = ENRICHED
-_DENIALS = DENIALS
 _NAMED = {
     Outcome.RATE_LIMITED: "rateLimited",
     Outcome.UNAUTHENTICATED: "unauthenticated",
@@ -191,14 +189,14 @@ class Recorder:
         fn_error = _service_failure(rec)
         # Latency is the time of answers that did the work: fast refusals (gate, limits, bad
         # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort.
-        timed = o not in _DENIALS
+        timed = o not in DENIALS
         lat = {str(bucket_of(rec.duration_ms)): Inc(1)}
         fn_counts: dict[str, Any] = {"requests": Inc(1)}
         if timed:
             fn_counts["lat"] = lat
         if fn_error:
             fn_counts["errors"] = Inc(1)
-        if o in _DENIALS:
+        if o in DENIALS:
             fn_counts["denied"] = Inc(1)
         doc: dict[str, Any] = {"fn": {rec.fn: fn_counts}}
         if c:
@@ -295,15 +293,15 @@ def _enrich_counters(rec: CallRecord) -> dict[str, Any]:
         c["wouldRefuse"] = Inc(1)
     elif rec.would == "preview":
         c["wouldPreview"] = Inc(1)
-    if o in _DENIALS:
+    if o in DENIALS:
         c["denied"] = Inc(1)
     if rec.tier is Tier.PREMIUM:
         c["premiumRequests"] = Inc(1)
     elif rec.tier is Tier.FREE:
         c["freeRequests"] = Inc(1)
-    if o in _ENRICHED and rec.access is Access.PREVIEW:
+    if o in ENRICHED and rec.access is Access.PREVIEW:
         c["previews"] = Inc(1)
-    if o in _ENRICHED and rec.access is Access.FULL:
+    if o in ENRICHED and rec.access is Access.FULL:
         c["fullRequests"] = Inc(1)
         if rec.gated and rec.tier is not Tier.PREMIUM:
             # Must stay 0: a full answer to a non-premium user inside the gate.

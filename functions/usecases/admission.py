@@ -15,7 +15,7 @@ from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, decide, shadowed
 from gating.entitlements import is_premium, rollout_groups
-from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window
+from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig, in_cohort_by_bucket_only
 from stores.schema import cv_path, user_path
 from usecases import cohort
@@ -167,7 +167,7 @@ class Admitted:
 
 
 def _limit(app: App, tier: Tier) -> int:
-    return app.settings.premium_hourly if tier is Tier.PREMIUM else app.settings.free_hourly
+    return hourly_limit(app.settings, tier)
 
 
 def admit(

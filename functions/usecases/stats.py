@@ -11,6 +11,7 @@ from common.errors import CallFacts, PermissionDenied
 from common.vocab import Fn, Mode, Tier
 from gating.decision import decide
 from gating.entitlements import is_premium, rollout_groups
+from gating.ratelimit import hourly_limit
 from stores.schema import usage_path, user_path
 from usecases.app import App
 from usecases.context import CallContext, Caller
@@ -38,11 +39,7 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
     current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
     premium = is_premium(user, ctx.now, app.settings.grace_days)
     decision = decide(cfg, target, premium, rollout_groups(user), Mode.FULL)
-    limit = (
-        app.settings.premium_hourly
-        if decision.limit_tier is Tier.PREMIUM
-        else app.settings.free_hourly
-    )
+    limit = hourly_limit(app.settings, decision.limit_tier)
     rate = app.limiter.usage(window, limit, previous, current)
     limited = cfg.components.rateLimiting
     hourly = {

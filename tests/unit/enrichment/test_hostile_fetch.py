@@ -20,7 +20,7 @@ import pytest
 from enrichment.errors import ErrorCode, SourceFailure
 from enrichment.fetch import Deadline, Fetcher, FetchResponse, TooLarge, retry_after_seconds
 from enrichment.net import UrlGuard
-from tests.unit.enrichment.servers import Reply, fake_website
+from scripts.devkit.fakes import Reply, fake_website
 
 MB = 1024 * 1024
 

@@ -30,8 +30,8 @@ from enrichment.sources.base import Fetched, Source, SourceContext
 from enrichment.sources.github import GitHubSource, parse_link_header
 from enrichment.sources.linkedin import LinkedInSource
 from enrichment.sources.website import WebsiteSource, normalise_url
+from scripts.devkit.fakes import Reply, fake_github, fake_website
 from tests.unit.enrichment.helpers import FAST, Clock
-from tests.unit.enrichment.servers import Reply, fake_github, fake_website
 
 Outcome = Fetched | SourceFailure | SourceSkipped
 
