@@ -320,6 +320,14 @@ def evaluateExternalDataRollout(event: scheduler_fn.ScheduledEvent) -> None:  # 
     evaluate(app().store, utcnow(), by="evaluator (evaluateExternalDataRollout)")
 
 
+@scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)
+def rollUpExternalDataMetrics(event: scheduler_fn.ScheduledEvent) -> None:  # noqa: N802
+    """Fold settled minutes of raw aggregate shards into minute, hour and day documents."""
+    from analytics.rollup import roll_up
+
+    roll_up(app().store, utcnow())
+
+
 # -- observability (issue 10) ---------------------------------------------------------------
 
 

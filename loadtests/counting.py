@@ -155,7 +155,8 @@ def kind_of(path: str) -> str:
     """A short name for the kind of document at ``path``."""
     coll, _, rest = path.partition("/")
     if coll == "external_data_metrics":
-        return f"aggregate shard ({rest[:1]})"
+        prefix = rest.partition("_")[0]
+        return "aggregate raw minute shard" if prefix == "raw" else f"aggregate rolled ({prefix})"
     if coll == "rate_limits":
         return "rate-limit window"
     if coll == "external_data_usage":

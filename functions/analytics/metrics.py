@@ -1,4 +1,12 @@
-"""Reading the sharded aggregates: sum the shards of each bucket into one nested dict."""
+"""Reading the aggregates: what the roll-up folded, plus the raw minutes it has not yet folded.
+
+Calls write one shard of their minute's raw aggregate; ``analytics.rollup`` folds complete
+minutes into one document per minute, hour and day and moves its cursor (``through``) in the
+same transaction. A reader sums the rolled documents of its buckets and adds the raw shards from
+the cursor on, so figures are exact and current whether the roll-up is minutes behind or has
+never run (the emulator). Rolled documents written before the raw layout (sharded ``m``/``h``/
+``d`` documents) carry the same ``granularity`` and are summed the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,21 @@ from datetime import datetime
 from typing import Any
 
 from stores.base import DocumentStore
+from stores.errors import StoreError
 from stores.schema import AGGREGATE_HEADER as _HEADER
-from stores.schema import METRICS
+from stores.schema import BUCKET_SIZE, METRICS, MINUTE_ONLY, RAW, ROLLUP_PATH, floor_to
+
+_ATTEMPTS = 5
+"""Reads of the rolled documents that may race a roll-up before the reader gives up waiting."""
 
 
-def add_into(target: dict[str, Any], doc: Mapping[str, Any]) -> None:
-    """Add the numeric leaves of ``doc`` into ``target`` (nested maps add key by key)."""
+def add_into(
+    target: dict[str, Any], doc: Mapping[str, Any], skip: frozenset[str] = frozenset()
+) -> None:
+    """Add the numeric leaves of ``doc`` into ``target`` (nested maps add key by key);
+    top-level keys in ``skip`` are left out."""
     for key, value in doc.items():
-        if key in _HEADER:
+        if key in _HEADER or key in skip:
             continue
         if isinstance(value, Mapping):
             child = target.setdefault(key, {})
@@ -24,25 +39,64 @@ def add_into(target: dict[str, Any], doc: Mapping[str, Any]) -> None:
             target[key] = target.get(key, 0) + value
 
 
+def rollup_cursor(store: DocumentStore) -> tuple[int, datetime | None]:
+    """The roll-up cursor's version and ``through`` (``None``: nothing folded yet)."""
+    doc = store.get_many([ROLLUP_PATH]).get(ROLLUP_PATH) or {}
+    through = doc.get("through")
+    return int(doc.get("version", 0)), through if isinstance(through, datetime) else None
+
+
 def read_buckets(
     store: DocumentStore, granularity: str, start: datetime, end: datetime
 ) -> dict[datetime, dict[str, Any]]:
-    """Summed aggregates per bucket start, for buckets starting in [start, end)."""
-    rows = store.query(
+    """Summed aggregates per bucket start, for buckets of ``granularity`` (``m``, ``h``, ``d``)
+    starting in [start, end)."""
+    rolled, through = _rolled(store, granularity, start, end)
+    out: dict[datetime, dict[str, Any]] = {}
+    for doc in rolled:
+        bucket = doc.get("bucketStart")
+        if isinstance(bucket, datetime):
+            add_into(out.setdefault(bucket, {}), doc)
+    # The minutes not folded yet: from the cursor on, up to the end of the last bucket.
+    lo = max(start, through) if through else start
+    raw = store.query(
         METRICS,
         [
-            ("granularity", "==", granularity),
-            ("bucketStart", ">=", start),
-            ("bucketStart", "<", end),
+            ("granularity", "==", RAW),
+            ("bucketStart", ">=", lo),
+            ("bucketStart", "<", end + BUCKET_SIZE[granularity]),
         ],
     )
-    out: dict[datetime, dict[str, Any]] = {}
-    for _path, doc in rows:
-        bucket = doc.get("bucketStart")
-        if not isinstance(bucket, datetime):
+    skip = frozenset() if granularity == "m" else MINUTE_ONLY
+    for _path, doc in raw:
+        minute = doc.get("bucketStart")
+        if not isinstance(minute, datetime):
             continue
-        add_into(out.setdefault(bucket, {}), doc)
+        bucket = floor_to(minute, granularity)
+        if start <= bucket < end:
+            add_into(out.setdefault(bucket, {}), doc, skip)
     return out
+
+
+def _rolled(
+    store: DocumentStore, granularity: str, start: datetime, end: datetime
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The rolled documents of the period and the cursor they are complete up to: the cursor
+    is read before and after them (a seqlock), so a fold landing in between is not counted
+    twice (once rolled, once raw)."""
+    for _ in range(_ATTEMPTS):
+        version, through = rollup_cursor(store)
+        rows = store.query(
+            METRICS,
+            [
+                ("granularity", "==", granularity),
+                ("bucketStart", ">=", start),
+                ("bucketStart", "<", end),
+            ],
+        )
+        if rollup_cursor(store)[0] == version:
+            return [doc for _path, doc in rows], through
+    raise StoreError("the aggregates kept changing under the reader")
 
 
 def total(buckets: Mapping[datetime, Mapping[str, Any]]) -> dict[str, Any]:

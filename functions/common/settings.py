@@ -111,8 +111,9 @@ class Settings:
     """How long an instance trusts its copy of the rollout config (under the 30 s bound)."""
     entitlement_ttl_seconds: int = 60
     """How long a positive entitlement / CV owner is trusted from the instance cache."""
-    metric_shards: int = 8
-    """Shards per aggregate bucket document."""
+    peak_rps: int = 20
+    """Calls per second the deployment is sized for (the plan's peak is 20): sets the number of
+    raw aggregate shards so that no shard takes more than one write every two seconds."""
     hash_salt: str = DEFAULT_HASH_SALT
     """HMAC key for IPs and user agents in the audit (a secret; required outside the emulator)."""
     event_ttl_days: int = 400
@@ -125,6 +126,13 @@ class Settings:
     Off by default so the emulator and the demo work without an App Check provider."""
     enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
     """The engine's part."""
+
+    @property
+    def metric_shards(self) -> int:
+        """Raw aggregate shards per minute: two per call per second at the configured peak, so
+        each shard takes about one write every two seconds (Firestore sustains about one a
+        second on a document)."""
+        return 2 * self.peak_rps
 
     @property
     def linkedin_max_bytes(self) -> int:
@@ -219,7 +227,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_UPGRADE_URL", "upgrade_url", _text, "`details.upgradeUrl` of the premium gate"),
     Var("EXTERNAL_DATA_CONFIG_TTL_SECONDS", "config_ttl_seconds", _int(0, 30), "how long an instance trusts its copy of the rollout config (max 30)"),
     Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long a positive entitlement / CV owner is cached per instance"),
-    Var("EXTERNAL_DATA_METRIC_SHARDS", "metric_shards", _int(1, 64), "shards per aggregate bucket"),
+    Var("EXTERNAL_DATA_PEAK_RPS", "peak_rps", _int(1, 5000), "calls per second the aggregates are sized for: 2 shards per call per second, so a shard takes at most 1 write every 2 s at this rate"),
     Var("EXTERNAL_DATA_HASH_SALT", "hash_salt", _text, "HMAC key for IP and user-agent hashes in the audit (secret; required outside the emulator)", secret=True),
     Var("EXTERNAL_DATA_EVENT_TTL_DAYS", "event_ttl_days", _int(1, 3650), "lifetime of usage and audit events"),
     Var("EXTERNAL_DATA_LOG_LEVEL", "log_level", _level, "lowest severity written to the log"),

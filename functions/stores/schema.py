@@ -77,9 +77,24 @@ GRANULARITIES: dict[str, tuple[str, timedelta]] = {
     "h": ("%Y-%m-%dT%H", timedelta(days=120)),
     "d": ("%Y-%m-%d", timedelta(days=800)),
 }
-"""Aggregate buckets: minute, hour and day."""
-AGGREGATE_HEADER = frozenset({"granularity", "bucketStart", "shard", "expireAt"})
+"""Aggregate buckets as readers see them: minute, hour and day."""
+BUCKET_SIZE: dict[str, timedelta] = {
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+"""How much time one bucket of each granularity covers."""
+RAW = "raw"
+"""The ``granularity`` of the shards calls write: one random shard of the call's minute
+(docs/architecture.md, "Aggregate documents"). Only the roll-up and the readers' tail read them."""
+RAW_TTL = timedelta(days=3)
+"""How long raw minute shards live (the roll-up folds them within minutes)."""
+MINUTE_ONLY = frozenset({"failedUsers"})
+"""Counters kept in minute buckets alone (keyed per user: they would grow hour and day docs)."""
+AGGREGATE_HEADER = frozenset({"granularity", "bucketStart", "shard", "expireAt", "rolledAt"})
 """Fields of an aggregate document that are not counters."""
+ROLLUP_PATH = f"{CONFIG}/externalDataRollup"
+"""The roll-up's cursor: every raw minute before ``through`` is folded into the rolled docs."""
 
 
 def floor_to(at: datetime, g: str) -> datetime:
@@ -96,9 +111,14 @@ def bucket_key(at: datetime, g: str) -> str:
     return floor_to(at, g).strftime(GRANULARITIES[g][0])
 
 
-def aggregate_path(g: str, start: datetime, shard: int) -> str:
-    """One shard of one aggregate bucket."""
-    return f"{METRICS}/{g}_{start.strftime(GRANULARITIES[g][0])}_{shard}"
+def raw_shard_path(minute: datetime, shard: int) -> str:
+    """One shard of a minute's raw aggregate (written by calls)."""
+    return f"{METRICS}/{RAW}_{minute.strftime(GRANULARITIES['m'][0])}_{shard}"
+
+
+def rolled_path(g: str, start: datetime) -> str:
+    """The rolled-up aggregate of one bucket (written by the roll-up only)."""
+    return f"{METRICS}/{g}_{start.strftime(GRANULARITIES[g][0])}"
 
 
 IDEMPOTENCY = "external_data_idempotency"

@@ -12,6 +12,7 @@ import pytest
 from common.errors import ResourceExhausted
 from common.settings import load_settings
 from stores.memory import MemoryStore
+from tests.support.aggregates import counter
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import enrich
@@ -20,16 +21,8 @@ from usecases.context import Caller
 
 
 def _sum(store: MemoryStore, path: str) -> int:
-    """A counter summed over the hour buckets' shards (``cohort.out.requests``, ``c.x``)."""
-    total = 0
-    for p, doc in store.docs.items():
-        if not p.startswith("external_data_metrics/h_"):
-            continue
-        cur: Any = doc
-        for part in path.split("."):
-            cur = cur.get(part, {}) if isinstance(cur, dict) else {}
-        total += cur if isinstance(cur, int) else 0
-    return total
+    """A counter summed over the hour buckets (``cohort.out.requests``, ``c.x``)."""
+    return counter(store, path)
 
 
 def _app(store: MemoryStore, env: dict[str, str] | None = None) -> App:

@@ -12,6 +12,7 @@ from common.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from stores.base import Write
 from stores.errors import StoreError
 from stores.memory import MemoryStore
+from tests.support.aggregates import counter
 from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import enrich
 from usecases.app import App
@@ -19,11 +20,7 @@ from usecases.context import Caller
 
 
 def _metric(store: MemoryStore, name: str) -> int:
-    return sum(
-        d.get("c", {}).get(name, 0)
-        for p, d in store.docs.items()
-        if p.startswith("external_data_metrics/h_")
-    )
+    return counter(store, f"c.{name}")
 
 
 def test_simultaneous_retries_with_one_key_run_once_and_share_the_answer(

@@ -21,6 +21,7 @@ from common.errors import (
 )
 from common.vocab import ResultStatus
 from stores.memory import MemoryStore
+from tests.support.aggregates import buckets, counter
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import analytics, conversions, enrich, stats, track
@@ -35,11 +36,7 @@ def _audit_types(store: MemoryStore) -> list[str]:
 
 
 def _metric(store: MemoryStore, name: str, g: str = "h") -> int:
-    return sum(
-        d.get("c", {}).get(name, 0)
-        for p, d in store.docs.items()
-        if p.startswith(f"external_data_metrics/{g}_")
-    )
+    return counter(store, f"c.{name}", g)
 
 
 def test_checks_run_in_the_contract_order(svc: App, store: MemoryStore) -> None:
@@ -183,11 +180,11 @@ def test_warm_hot_path_is_one_round_trip_and_cold_is_two(
     set_config(store)
     before = store.round_trips
     enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
-    # batched read + increment + the result on its own + the batched records
-    assert store.round_trips - before == 4
+    # batched read + increment + the batched records with the result
+    assert store.round_trips - before == 3
     before = store.round_trips
     enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
-    assert store.round_trips - before == 3  # increment + result + records
+    assert store.round_trips - before == 2  # increment + the records with the result
 
 
 def test_kill_switch_and_phase_change_take_effect_after_the_config_ttl(
@@ -267,8 +264,7 @@ def test_an_engine_crash_is_a_service_error_gives_the_unit_back_and_names_the_us
         enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     engine.fail = False
     assert _metric(store, "errors", "m") == 1
-    minute = [d for p, d in store.docs.items() if p.startswith("external_data_metrics/m_")]
-    assert sum(len(d.get("failedUsers", {})) for d in minute) == 1
+    assert sum(len(d.get("failedUsers", {})) for d in buckets(store, "m")) == 1
     assert enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})["usage"]["remaining"] == 99
 
 
@@ -428,7 +424,7 @@ def test_refusals_are_counted_but_kept_out_of_the_latency_histograms(
     with pytest.raises(PermissionDenied):
         enrich.run(svc, Caller("alice"), {"cvId": "cv-alice"})
     enrich.run(svc, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
-    hour = [d for p, d in store.docs.items() if p.startswith("external_data_metrics/h_")]
+    hour = buckets(store, "h")
     fn = hour[0]["fn"]["enrichCVWithExternalData"]
     assert fn["requests"] == 2 and sum(fn["lat"].values()) == 1
     assert (

@@ -26,7 +26,8 @@ def balanced(n_ok: int = 10, refused: int = 2) -> tuple[check.Client, check.Serv
         event_ids=set(ids) | {"d0", "d1"},
         enriched_ids=set(ids),
         audits=Counter({"access_granted": n_ok, "unauthorized_access": refused}),
-        agg={"m": c, "h": Counter(c), "d": Counter(c)},
+        agg={"raw": c, "m": Counter(requests=5), "h": Counter(requests=5)},
+        read={"m": Counter(c), "h": Counter(c), "d": Counter(c)},
         rate_units=n_ok,
     )
     return client, server
@@ -40,7 +41,9 @@ def test_an_admitted_answer_without_its_records_is_reported() -> None:
     client, server = balanced()
     server.events["success"] -= 1
     server.enriched_ids.discard("r3")
-    server.agg["m"]["fullRequests"] -= 1
+    server.agg["raw"]["fullRequests"] -= 1
+    for g in "mhd":
+        server.read[g]["fullRequests"] -= 1
     problems = check.compare(client, server)
     assert any(
         p.startswith("admitted enrichments differ: answers 10, events 9, aggregates 9")
@@ -55,10 +58,14 @@ def test_a_refusal_without_its_audit_entry_is_reported() -> None:
     assert check.compare(client, server) == ["refusals differ: answers 2, audit 1, aggregates 2"]
 
 
-def test_hour_and_day_buckets_must_agree_with_the_minutes() -> None:
+def test_every_granularity_as_read_must_agree_with_the_raw_shards() -> None:
     client, server = balanced()
-    server.agg["d"]["requests"] += 1
-    assert check.compare(client, server) == ["d buckets count 13 requests, minute buckets 12"]
+    server.read["d"]["requests"] += 1
+    server.read["h"]["previews"] -= 1
+    assert check.compare(client, server) == [
+        "h aggregates as read differ from the raw shards: previews 2 vs 3",
+        "d aggregates as read differ from the raw shards: requests 13 vs 12",
+    ]
 
 
 def test_internal_answers_and_transport_failures_fail_the_run() -> None:
@@ -141,14 +148,14 @@ def test_analyse_merges_the_workers_and_prices_a_call(tmp_path: Path) -> None:
         (tmp_path / f"ops-{pid}.json").write_text(
             json.dumps({"reads": 10 * n, "writes": 20 * n, "rt.commit": n})
         )
-        lines = [{"s": 100, "w": {"external_data_metrics/d_x_1": n, "rate_limits/u_enrich": 1}}]
+        lines = [{"s": 100, "w": {"external_data_metrics/raw_x_1": n, "rate_limits/u_enrich": 1}}]
         (tmp_path / f"writes-{pid}.jsonl").write_text(
             "\n".join(json.dumps(x) for x in lines) + "\n"
         )
     cost = counting.analyse(tmp_path, calls=7)
     assert cost.per_call("reads") == 10 and cost.per_call("writes") == 20
     assert cost.usd_per_million(0.06, 0.18) == pytest.approx(1e6 * (10 * 0.06 + 20 * 0.18) / 1e5)
-    hottest = cost.by_kind["aggregate shard (d)"]
+    hottest = cost.by_kind["aggregate raw minute shard"]
     assert (hottest.peak_per_s, hottest.total) == (7, 7)
     assert cost.by_kind["rate-limit window"].peak_per_s == 2
 

@@ -58,6 +58,7 @@ def main(scenario: str) -> None:
     import main as entry
     from common.settings import load_settings
     from stores.memory import MemoryStore
+    from tests.support.aggregates import buckets
     from tests.support.doubles import StaticEngine, seed_user, set_config
     from usecases.app import App
 
@@ -78,9 +79,7 @@ def main(scenario: str) -> None:
 
     calls = _calls(scenario, send)
     audits = [d for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
-    sec = [
-        d.get("sec", {}) for p, d in store.docs.items() if p.startswith("external_data_metrics/m")
-    ]
+    sec = [d.get("sec", {}) for d in buckets(store, "m")]
     out = {
         "calls": calls,
         "audits": [{k: str(v) for k, v in a.items()} for a in audits],

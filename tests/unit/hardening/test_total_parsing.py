@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from common.errors import InvalidArgument
+from tests.support.aggregates import buckets
 from usecases import analytics, enrich, stats, track
 from usecases.requests import parse_analytics, parse_enrich, parse_stats, parse_track
 
@@ -118,11 +119,7 @@ def test_a_crashing_request_does_not_reach_the_service_error_count() -> None:
 
     with pytest.raises(InvalidArgument):
         enrich.run(app, Caller("alice"), {"cvId": CV, "website": "http://["})
-    errors = [
-        d.get("c", {}).get("errors")
-        for p, d in app.store.docs.items()  # type: ignore[attr-defined]
-        if p.startswith("external_data_metrics/")
-    ]
+    errors = [d.get("c", {}).get("errors") for d in buckets(app.store, "m")]
     assert errors and not any(errors), errors
 
 

@@ -24,7 +24,7 @@ def _c(now: datetime, tier: Tier, access: Access, gated: bool) -> dict[str, Any]
         gated=gated,
     )
     writes = Recorder(Settings(project_id="t"), rng=lambda n: 0).writes(rec, Switches())
-    minute = next(w for w in writes if "/m_" in w.path)
+    minute = next(w for w in writes if "/raw_" in w.path)
     return dict(minute.data.get("c", {}))
 
 
