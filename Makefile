@@ -103,7 +103,7 @@ test: setup
 	@status=0; dirty=$$(git status --porcelain 2>/dev/null | head -c 1); \
 	$(PY) -m pytest tests/unit -q || status=$$?; \
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator -q || status=$$?; \
-	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py -q || status=$$?; \
+	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q || status=$$?; \
 	if [ $$status = 0 ] && [ -z "$$dirty" ]; then git rev-parse HEAD >> $(TOOLS)/test-passed; fi; \
 	exit $$status
 
@@ -112,7 +112,7 @@ test-unit: setup
 
 test-emulator: setup
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator -q
-	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py -q
+	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q
 
 demo: setup
 	$(WITH_EMULATORS) $(PY) scripts/demo.py

@@ -11,7 +11,7 @@ never run (the emulator). Rolled documents written before the raw layout (sharde
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stores.base import DocumentStore
@@ -39,11 +39,19 @@ def add_into(
             target[key] = target.get(key, 0) + value
 
 
+def plain_time(value: object) -> datetime | None:
+    """A stored timestamp as a plain ``datetime`` (``None`` if it is not one). Firestore's
+    ``DatetimeWithNanoseconds`` loses its nanoseconds slot in arithmetic and then cannot be
+    written back, so times that are computed with and stored again are converted first."""
+    if not isinstance(value, datetime):
+        return None
+    return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=value.tzinfo or UTC)
+
+
 def rollup_cursor(store: DocumentStore) -> tuple[int, datetime | None]:
     """The roll-up cursor's version and ``through`` (``None``: nothing folded yet)."""
     doc = store.get_many([ROLLUP_PATH]).get(ROLLUP_PATH) or {}
-    through = doc.get("through")
-    return int(doc.get("version", 0)), through if isinstance(through, datetime) else None
+    return int(doc.get("version", 0)), plain_time(doc.get("through"))
 
 
 def read_buckets(
@@ -54,8 +62,8 @@ def read_buckets(
     rolled, through = _rolled(store, granularity, start, end)
     out: dict[datetime, dict[str, Any]] = {}
     for doc in rolled:
-        bucket = doc.get("bucketStart")
-        if isinstance(bucket, datetime):
+        bucket = plain_time(doc.get("bucketStart"))
+        if bucket is not None:
             add_into(out.setdefault(bucket, {}), doc)
     # The minutes not folded yet: from the cursor on, up to the end of the last bucket.
     lo = max(start, through) if through else start
@@ -69,8 +77,8 @@ def read_buckets(
     )
     skip = frozenset() if granularity == "m" else MINUTE_ONLY
     for _path, doc in raw:
-        minute = doc.get("bucketStart")
-        if not isinstance(minute, datetime):
+        minute = plain_time(doc.get("bucketStart"))
+        if minute is None:
             continue
         bucket = floor_to(minute, granularity)
         if start <= bucket < end:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics.metrics import add_into, rollup_cursor
+from analytics.metrics import add_into, plain_time, rollup_cursor
 from common.logs import log
 from stores.base import DocumentStore, Inc, Write
 from stores.errors import ConfigConflict
@@ -99,16 +99,16 @@ def _first_raw_minute(store: DocumentStore, limit: datetime) -> datetime:
         order_by="bucketStart",
         limit=1,
     )
-    first = rows[0][1].get("bucketStart") if rows else None
-    return floor_to(first, "m") if isinstance(first, datetime) else limit
+    first = plain_time(rows[0][1].get("bucketStart")) if rows else None
+    return floor_to(first, "m") if first is not None else limit
 
 
 def _sum_minutes(rows: list[tuple[str, dict[str, Any]]]) -> dict[datetime, dict[str, Any]]:
     """The raw shards summed per minute."""
     out: dict[datetime, dict[str, Any]] = {}
     for _path, doc in rows:
-        minute = doc.get("bucketStart")
-        if isinstance(minute, datetime):
+        minute = plain_time(doc.get("bucketStart"))
+        if minute is not None:
             add_into(out.setdefault(floor_to(minute, "m"), {}), doc)
     return out
 
