@@ -81,6 +81,25 @@ class _Outcome:
     write: asyncio.Future[None] | None = None
 
 
+@dataclass(frozen=True)
+class _Todo:
+    """A requested source that may need fetching: its normalised input and cache key."""
+
+    name: str
+    source: Source
+    normalised: str
+    key: str
+
+
+_Plan = tuple[str, "_Todo | _Outcome"]
+"""One requested source before it runs: what to look up, or the outcome it already has (not
+configured, nothing to look up, an invalid input)."""
+
+
+def _budget(inp: EnrichmentInput) -> float:
+    return max(0.001, inp.timeout_ms / 1000)
+
+
 def _elapsed_ms(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
 
@@ -134,20 +153,103 @@ class Engine:
         self._ssl = ssl.create_default_context()
 
     def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
-        """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little)."""
+        """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little).
+
+        The cache is read on the calling thread; an event loop is started only when a source
+        has to be fetched (a call answered from the cache, or with nothing to fetch, needs none)."""
+        start = time.monotonic()
+        deadline = Deadline(_budget(inp))
+        plans = self._plan(inp)
+        cached = self._read_cache(plans, inp)
+        settled = self._settle(plans, inp, cached)
+        if len(settled) == len(plans):
+            return self._result([settled[name] for name, _ in plans], start)
+        run = self._fetch_rest(plans, inp, cached, settled, deadline, start)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.enrich_async(inp))
+            return asyncio.run(run)
         # Called from inside a running loop: run ours on a helper thread rather than nest.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self.enrich_async(inp)).result()
+            return pool.submit(asyncio.run, run).result()
 
     async def enrich_async(self, inp: EnrichmentInput) -> EnrichmentResult:
-        """The same as ``enrich`` for callers that already run an event loop."""
+        """The same as ``enrich`` for callers that already run an event loop (the cache read
+        runs on the engine's cache pool, not on the loop)."""
         start = time.monotonic()
-        budget = max(0.001, inp.timeout_ms / 1000)
-        deadline = Deadline(budget)
+        deadline = Deadline(_budget(inp))
+        plans = self._plan(inp)
+        cached = await asyncio.get_running_loop().run_in_executor(
+            _CACHE_POOL, self._read_cache, plans, inp
+        )
+        settled = self._settle(plans, inp, cached)
+        if len(settled) == len(plans):
+            return self._result([settled[name] for name, _ in plans], start)
+        return await self._fetch_rest(plans, inp, cached, settled, deadline, start)
+
+    def _plan(self, inp: EnrichmentInput) -> list[_Plan]:
+        """Each requested source once: what to look up, or the outcome it already has."""
+        plans: list[_Plan] = []
+        for name in dict.fromkeys(inp.sources):
+            start = time.monotonic()
+            source = self.sources.get(name)
+            step: _Todo | _Outcome
+            if source is None:
+                step = _skipped(
+                    name, ErrorCode.NOT_CONFIGURED.value, "this source is not available", 0
+                )
+            else:
+                try:
+                    normalised = source.normalise(inp)
+                    step = _Todo(name, source, normalised, cache_key(name, normalised))
+                except SourceSkipped as skip:
+                    step = _skipped(name, skip.code.value, skip.message, _elapsed_ms(start))
+                except SourceFailure as fail:
+                    step = self._failed(name, fail.code, fail.message, start)
+            plans.append((name, step))
+        return plans
+
+    def _read_cache(self, plans: list[_Plan], inp: EnrichmentInput) -> dict[str, CacheEntry | None]:
+        """Every source's cache entry in one store round trip (keyed by cache key); none when
+        the caller forces a refresh. A cache that is down costs freshness, never the answer."""
+        keys = [step.key for _, step in plans if isinstance(step, _Todo)]
+        if inp.force_refresh or not keys:
+            return {}
+        try:
+            return self.cache.get_many(keys)
+        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
+            fields = {"sources": ",".join(name for name, _ in plans), **error_ref(exc)}
+            log.warning("cache read failed", extra={"json_fields": fields})
+            return dict.fromkeys(keys)
+
+    def _settle(
+        self, plans: list[_Plan], inp: EnrichmentInput, cached: dict[str, CacheEntry | None]
+    ) -> dict[str, _Outcome]:
+        """The outcomes known without the network: the early ones and fresh cache entries."""
+        settled: dict[str, _Outcome] = {}
+        now = self.now()
+        for name, step in plans:
+            if isinstance(step, _Outcome):
+                settled[name] = step
+                continue
+            entry = None if inp.force_refresh else cached.get(step.key)
+            if entry is not None and entry.is_fresh(now):
+                count = step.source.count(entry.payload)
+                report = SourceReport(name, SourceStatus.SUCCESS, count, 0, True)
+                settled[name] = _Outcome(report, entry.payload)
+        return settled
+
+    async def _fetch_rest(
+        self,
+        plans: list[_Plan],
+        inp: EnrichmentInput,
+        cached: dict[str, CacheEntry | None],
+        settled: dict[str, _Outcome],
+        deadline: Deadline,
+        start: float,
+    ) -> EnrichmentResult:
+        """Fetch the sources the cache could not answer, concurrently, under what is left of
+        the deadline (set before the cache read: the wait does not get a fresh budget)."""
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         async with httpx.AsyncClient(
             limits=limits, transport=self._transport, trust_env=False, verify=self._ssl
@@ -155,25 +257,26 @@ class Engine:
             ctx = SourceContext(
                 self._fetcher(client, deadline), self.settings, self.guard, self.now
             )
-            names = list(dict.fromkeys(inp.sources))
-            cached = await self._prefetch(names, inp)
             tasks = {
-                name: asyncio.create_task(
-                    self._run_source(name, inp, ctx, cached), name=f"source-{name}"
+                step.name: asyncio.create_task(
+                    self._run_source(step, inp, ctx, cached.get(step.key)),
+                    name=f"source-{step.name}",
                 )
-                for name in names
+                for _, step in plans
+                if isinstance(step, _Todo) and step.name not in settled
             }
-            # The sources share one deadline set before the client and the cache read; the wait
-            # uses what is left of it, not a fresh budget.
             done, pending = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
         await _await_cache_writes(done)
+        budget = _budget(inp)
         outcomes = [
-            self._outcome_of(name, task, task in done, budget, start)
-            for name, task in tasks.items()
+            settled[name]
+            if name in settled
+            else self._outcome_of(name, tasks[name], tasks[name] in done, budget, start)
+            for name, _ in plans
         ]
         return self._result(outcomes, start)
 
@@ -222,74 +325,21 @@ class Engine:
             None,
         )
 
-    async def _prefetch(
-        self, names: list[str], inp: EnrichmentInput
-    ) -> dict[str, CacheEntry | None]:
-        """Every requested source's cache entry in one store round trip (keyed by cache key).
-
-        Sources whose input does not normalise are left out; they are skipped or fail later."""
-        if inp.force_refresh:
-            return {}
-        keys = []
-        for name in names:
-            source = self.sources.get(name)
-            if source is None:
-                continue
-            try:
-                keys.append(cache_key(name, source.normalise(inp)))
-            except (SourceSkipped, SourceFailure):
-                continue
-        if not keys:
-            return {}
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                _CACHE_POOL, self.cache.get_many, keys
-            )
-        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
-            fields = {"sources": ",".join(names), **error_ref(exc)}
-            log.warning("cache read failed", extra={"json_fields": fields})
-            return dict.fromkeys(keys)
-
     async def _run_source(
-        self,
-        name: str,
-        inp: EnrichmentInput,
-        ctx: SourceContext,
-        cached: dict[str, CacheEntry | None] | None = None,
+        self, todo: _Todo, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
     ) -> _Outcome:
+        """Fetch one source (``stale``: its expired cache entry, whose validators may
+        revalidate it; never used when the caller forces a refresh)."""
         start = time.monotonic()
-        source = self.sources.get(name)
-        if source is None:
-            return _skipped(name, ErrorCode.NOT_CONFIGURED.value, "this source is not available", 0)
         try:
-            normalised = source.normalise(inp)
-        except SourceSkipped as skip:
-            return _skipped(name, skip.code.value, skip.message, _elapsed_ms(start))
-        except SourceFailure as fail:
-            return self._failed(name, fail.code, fail.message, start)
-        key = cache_key(name, normalised)
-        stale: CacheEntry | None = None
-        if not inp.force_refresh:
-            entry = (
-                cached[key] if cached is not None and key in cached else await self._cache_get(key)
+            fetched = await todo.source.fetch(
+                todo.normalised, inp, ctx, None if inp.force_refresh else stale
             )
-            if entry is not None and entry.is_fresh(self.now()):
-                report = SourceReport(
-                    name,
-                    SourceStatus.SUCCESS,
-                    source.count(entry.payload),
-                    _elapsed_ms(start),
-                    True,
-                )
-                return _Outcome(report, entry.payload)
-            stale = entry
-        try:
-            fetched = await source.fetch(normalised, inp, ctx, stale)
         except SourceFailure as fail:
-            return self._failed(name, fail.code, fail.message, start)
+            return self._failed(todo.name, fail.code, fail.message, start)
         except SourceSkipped as skip:
-            return _skipped(name, skip.code.value, skip.message, _elapsed_ms(start))
-        return self._fetched(name, source, key, fetched, start)
+            return _skipped(todo.name, skip.code.value, skip.message, _elapsed_ms(start))
+        return self._fetched(todo.name, todo.source, todo.key, fetched, start)
 
     def _fetched(
         self, name: str, source: Source, key: str, fetched: Fetched, start: float
@@ -317,17 +367,6 @@ class Engine:
             fetched.payload,
             write,
         )
-
-    async def _cache_get(self, key: str) -> CacheEntry | None:
-        # A cache that is down costs freshness, never the enrichment.
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                _CACHE_POOL, self.cache.get, key
-            )
-        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
-            fields = {"source": key.split("_", 1)[0], **error_ref(exc)}
-            log.warning("cache read failed", extra={"json_fields": fields})
-            return None
 
     def _cache_put(self, key: str, entry: CacheEntry) -> asyncio.Future[None] | None:
         if self.settings.ttl_for(key.split("_", 1)[0]) <= 0:

@@ -6,6 +6,7 @@ Every call has a short deadline: a store that does not answer becomes ``StoreErr
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,33 @@ _BATCH_LIMIT = 500
 _TRANSIENT = retries.if_exception_type(
     gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted
 )
+_REFUSED = (
+    gexc.InvalidArgument,
+    gexc.FailedPrecondition,
+    gexc.PermissionDenied,
+    gexc.NotFound,
+    gexc.AlreadyExists,
+    gexc.ResourceExhausted,
+    gexc.Aborted,
+    gexc.Unauthenticated,
+    ValueError,
+)
+"""Failures after which nothing was applied: the backend refused the request, or the client
+could not encode it. After any other (a deadline, an unavailable or failing backend, a broken
+connection) a write may or may not have landed."""
+
+
+class StoreUnanswered(StoreError):
+    """A ``StoreError`` after which a write may have been applied (no answer, or a failure of
+    the backend): writing the same increments again could count them twice."""
+
+    maybe_applied = True
+
+
+def _error(what: str, exc: Exception) -> StoreError:
+    """The ``StoreError`` for a failed call: ``StoreUnanswered`` unless nothing was applied."""
+    message = f"{what} failed: {type(exc).__name__}"
+    return StoreError(message) if isinstance(exc, _REFUSED) else StoreUnanswered(message)
 
 
 def make_client(project: str | None = None) -> firestore.Client:
@@ -54,19 +82,30 @@ class FirestoreStore:
     ) -> None:
         self.client = client
         self._timeout = deadline_s
-        self._retry = retries.Retry(
+        self._retry: retries.Retry | None = retries.Retry(
             predicate=_TRANSIENT, initial=0.05, maximum=0.5, multiplier=2.0, timeout=retry_s
         )
         # An increment is not idempotent: retrying after a timeout could apply it twice (a unit
         # lost, or a refund given twice and an extra call admitted). Only ABORTED, which
         # guarantees nothing was applied, is retried.
-        self._retry_once_applied = retries.Retry(
+        self._retry_once_applied: retries.Retry | None = retries.Retry(
             predicate=retries.if_exception_type(gexc.Aborted),
             initial=0.05,
             maximum=0.5,
             multiplier=2.0,
             timeout=retry_s,
         )
+
+    def hurried(self, deadline_s: float) -> FirestoreStore:
+        """The same store (same client; a subclass stays itself) with ``deadline_s`` per call
+        and no retries: for a write whose caller must not wait long for a store that has just
+        failed (a refusal's record while the store is unavailable)."""
+        quick = copy.copy(self)
+        # A copy of this very class: its own fields, set before anyone else sees it.
+        quick._timeout = deadline_s  # noqa: SLF001
+        quick._retry = None  # noqa: SLF001
+        quick._retry_once_applied = None  # noqa: SLF001
+        return quick
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """See ``DocumentStore.get_many``: one BatchGetDocuments round trip."""
@@ -76,7 +115,7 @@ class FirestoreStore:
             for snap in self.client.get_all(refs, retry=self._retry, timeout=self._timeout):
                 out[snap.reference.path] = snap.to_dict() if snap.exists else None
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise StoreError(f"read failed: {type(exc).__name__}") from exc
+            raise _error("read", exc) from exc
         return out
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
@@ -90,7 +129,7 @@ class FirestoreStore:
                 data, merge=True, retry=self._retry_once_applied, timeout=self._timeout
             )
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise StoreError(f"increment failed: {type(exc).__name__}") from exc
+            raise _error("increment", exc) from exc
         transforms = list(result.transform_results)
         if len(transforms) != 1:
             raise StoreError("increment returned no value")
@@ -109,7 +148,7 @@ class FirestoreStore:
         try:
             batch.commit(retry=self._retry, timeout=self._timeout)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise StoreError(f"write failed: {type(exc).__name__}") from exc
+            raise _error("write", exc) from exc
 
     def query(
         self,

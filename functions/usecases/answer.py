@@ -1,18 +1,22 @@
 """The enrichment answer (contract 2.1): bounded (lists and strings capped, under 900 KB,
-``truncated: true`` when cut), trimmed for a preview, and stored on its own, so that a result
-too big or a store failure never takes the call's audit, usage and metrics records with it."""
+``truncated: true`` when cut), trimmed for a preview, and its result document
+(``cvs/{cvId}/externalData/latest``), which rides in the call's record batch (one commit for
+both). A result too big is not attached at all, and a batch that fails is committed again
+without it (``usecases.hooks.record``): a result never takes the call's audit, usage and metrics
+records with it, and the answer then carries ``messages.notSaved``."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from common.clock import iso
 from common.errors import CallFacts
 from common.logs import error_ref, log
 from common.vocab import Access, Fn, Outcome, ResultStatus, Tier
-from enrichment.bounds import bound_result, json_size
+from enrichment.bounds import bound_result
 from enrichment.model import EnrichmentResult, SourceReport
 from gating.decision import Decision
 from gating.preview import trim_preview
@@ -29,12 +33,14 @@ from usecases.requests import EnrichRequest
 
 STORED_MAX_BYTES = 1_000_000
 """Firestore's document limit (1 MiB) with room for the field names."""
+REPORT_MAX_BYTES = 1_024
+"""What one source's report can take in the stored document, at most: a few short fields and an
+error message of our own (a host name at most), well under this."""
 NOT_SAVED = "The result could not be saved; it is shown here only. Please retry later to keep it."
 _OUTCOMES = {ResultStatus.SUCCESS: Outcome.SUCCESS, ResultStatus.PARTIAL: Outcome.PARTIAL}
 
 
 def served(
-    app: App,
     ctx: CallContext,
     req: EnrichRequest,
     decision: Decision,
@@ -43,7 +49,8 @@ def served(
     facts: CallFacts,
     result: EnrichmentResult,
 ) -> Served:
-    """The answer and what is recorded about it; the result document is written first."""
+    """The answer, what is recorded about it, and the result document that rides with the
+    records (``unsaved``: the answer to give if it could not be stored)."""
     data, truncated = bound_result(dict(result.data))
     if decision.access is Access.PREVIEW:
         data = trim_preview(data)
@@ -59,8 +66,8 @@ def served(
     }
     if truncated:
         body["truncated"] = True
-    if not _store_result(app, ctx, req, decision, result, data, body):
-        body["messages"] = {**body["messages"], "notSaved": NOT_SAVED}
+    unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
+    stored = _result_write(ctx, req, decision, result, data, body)
     log(
         "INFO",
         "enrichment served",
@@ -77,10 +84,12 @@ def served(
         durationMs=round(ctx.elapsed_ms(), 1),
     )
     return Served(
-        body,
+        body if stored is not None else unsaved,
         facts,
         _OUTCOMES.get(result.status, Outcome.FAILED),
         sources=[source_outcome(s) for s in result.sources],
+        result=stored,
+        unsaved=unsaved if stored is not None else None,
     )
 
 
@@ -101,38 +110,46 @@ def _usage(decision: Decision, rate: RateDecision | None) -> dict[str, Any]:
     }
 
 
-def _store_result(
-    app: App,
+def _result_write(
     ctx: CallContext,
     req: EnrichRequest,
     decision: Decision,
     result: EnrichmentResult,
     data: Mapping[str, Any],
     body: Mapping[str, Any],
-) -> bool:
-    """Write ``cvs/{cvId}/externalData/latest`` on its own; False (logged) when it failed."""
+) -> Write | None:
+    """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large."""
+    # One JSON string, not a map: a map is encoded and indexed value by value (most of a cache
+    # hit's time, and a user with hundreds of repositories would pass Firestore's 40,000 index
+    # entries per document). ASCII-escaped, so its length is its size in bytes.
+    text = json.dumps(data, separators=(",", ":"), default=str)
+    size = len(text) + REPORT_MAX_BYTES * len(result.sources)
+    if size > STORED_MAX_BYTES:
+        log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)
+        return None
     doc = {
         "requestId": ctx.request_id,
         "userId": ctx.caller.uid,
         "at": ctx.now,
         "access": decision.access.value,
         "status": result.status.value,
-        # One JSON string, not a map: a map is encoded and indexed value by value (most of a
-        # cache hit's time, and a user with hundreds of repositories would pass Firestore's
-        # 40,000 index entries per document).
-        "enrichedDataJson": json.dumps(data, separators=(",", ":"), default=str),
+        "enrichedDataJson": text,
         "sources": body["sources"],
     }
-    size = len(doc["enrichedDataJson"].encode("utf-8")) + json_size(body["sources"])
-    if size > STORED_MAX_BYTES:
-        log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)
-        return False
+    return Write(result_path(req.cv_id), doc, merge=False)
+
+
+def store_alone(app: App, ctx: CallContext, served: Served) -> Served:
+    """Commit the result document on its own, now: for an idempotent call, whose answer must
+    be final before it is kept for retries. A failure (logged) answers ``unsaved``."""
+    if served.result is None:
+        return served
     try:
-        app.store.commit([Write(result_path(req.cv_id), doc, merge=False)])
+        app.store.commit([served.result])
     except StoreError as exc:
         log("ERROR", "result not stored", requestId=ctx.request_id, **error_ref(exc))
-        return False
-    return True
+        return replace(served, answer=served.unsaved or served.answer, result=None, unsaved=None)
+    return replace(served, result=None, unsaved=None)
 
 
 def source_outcome(s: SourceReport) -> SourceOutcome:

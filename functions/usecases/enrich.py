@@ -2,7 +2,8 @@
 token, request, idempotent replay, CV owner, access decision, rate limit, engine.
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
-instance is warm), one atomic increment, the engine, the result write, one batched record write.
+instance is warm), one atomic increment, the engine (one cache read), then one commit: the
+call's records with its result document (an idempotent call stores its result first, alone).
 Fair quota: an admitted call that fails through no fault of the user (a failure of the service,
 or every tried source failing upstream) gives its unit back.
 """
@@ -45,6 +46,8 @@ def _enrich(app: App, ctx: CallContext, raw: Any) -> Served:
     except GatingError:
         _quietly(idempotency.release, app, first)
         raise
+    # The answer kept for retries must be final: the result is stored now, not with the records.
+    served = answer.store_alone(app, ctx, served)
     _quietly(idempotency.finish, app, first, served.answer)
     return served
 
@@ -93,7 +96,7 @@ def _serve(
     facts = facts.with_(upstream_failure=bool(result.service_failure))
     if facts.upstream_failure:
         rate = _give_back(app, window, rate)
-    return answer.served(app, ctx, req, decision, rate, cfg, facts, result)
+    return answer.served(ctx, req, decision, rate, cfg, facts, result)
 
 
 def _give_back(app: App, window: Window, rate: RateDecision | None) -> RateDecision | None:

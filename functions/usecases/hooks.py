@@ -8,6 +8,10 @@ body returned or raised. No use case calls a recorder itself.
           is logged by type and a reference (never its message: it may echo input), recorded as
           an ``internal`` answer (a failure of the service) and raised as ``Internal``.
 - always: a recording failure is logged with the record's fields and never changes the answer.
+
+A body may attach one document to its records (``Served.result``: the enrichment's result), so
+that a call makes one commit, not two; ``usecases.records.record`` says what happens when that
+batch fails (the body's ``unsaved`` answer is then given).
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from common.errors import CallFacts, GatingError, Internal, Unavailable
 from common.logs import error_ref, log
 from common.vocab import Fn, Outcome
 from gating.config_source import UNAVAILABLE_MESSAGE
-from recording.recorder import AUDIT_EVENT, CallRecord, SourceOutcome, Switches
+from recording.recorder import AUDIT_EVENT, SourceOutcome
 from stores.base import Write
 from stores.errors import StoreError
 from usecases.app import App
 from usecases.context import CallContext, Caller
+from usecases.records import record
+
+__all__ = ["Body", "Served", "crash_ref", "handle", "record"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Served:
     replay: bool = False
     """An idempotent retry answered with the first call's answer: not a new call, so nothing
     is recorded (it consumed no quota and ran nothing)."""
+    result: Write | None = None
+    """A document committed in the same batch as the call's records (the enrichment result)."""
+    unsaved: dict[str, Any] | None = None
+    """The answer to give instead of ``answer`` when ``result`` could not be stored."""
 
 
 Body = Callable[[App, CallContext, Any], Served]
@@ -81,7 +92,7 @@ def handle(fn: Fn, app: App, caller: Caller, raw: Any, body: Body) -> dict[str, 
     if served.replay:
         log("INFO", "idempotent replay", fn=fn.value, uid=caller.uid)
         return served.answer
-    record(
+    stored = record(
         app,
         ctx,
         served.outcome,
@@ -89,64 +100,16 @@ def handle(fn: Fn, app: App, caller: Caller, raw: Any, body: Body) -> dict[str, 
         sources=served.sources,
         event=served.event,
         extra_writes=served.extra_writes,
+        attached=served.result,
     )
+    if not stored and served.unsaved is not None:
+        return served.unsaved
     return served.answer
 
 
 def crash_ref(exc: BaseException, ctx: CallContext) -> str:
     """A short reference that ties the client's message to the log line (no content in it)."""
     return hashlib.sha256(f"{ctx.request_id}:{type(exc).__name__}".encode()).hexdigest()[:12]
-
-
-def record(
-    app: App,
-    ctx: CallContext,
-    outcome: Outcome,
-    facts: CallFacts,
-    *,
-    sources: Sequence[SourceOutcome] = (),
-    event: str | None = None,
-    extra_writes: Sequence[Write] = (),
-) -> None:
-    """Commit the call's records in one batch; a failure is logged, the answer stands."""
-    rec = CallRecord(
-        fn=ctx.fn,
-        at=ctx.now,
-        outcome=outcome,
-        duration_ms=ctx.elapsed_ms(),
-        uid=ctx.caller.uid,
-        tier=facts.tier,
-        access=facts.access,
-        gated=facts.gated,
-        gate_shown=facts.gate_shown,
-        service_error=facts.service_error,
-        upstream_failure=facts.upstream_failure,
-        would=facts.would,
-        reason=facts.reason,
-        cv_id=facts.cv_id,
-        request_id=ctx.request_id,
-        sources=sources,
-        ip=ctx.caller.ip,
-        user_agent=ctx.caller.user_agent,
-        event=event,
-        extra_writes=extra_writes,
-    )
-    cfg = app.config.for_recording()
-    switches = Switches(cfg.components.usageTracking, cfg.components.securityAudit)
-    try:
-        app.store.commit(app.recorder.writes(rec, switches))
-    except StoreError as exc:
-        log(
-            "ERROR",
-            "recording failed; the record follows",
-            fn=rec.fn.value,
-            outcome=rec.outcome.value,
-            uid=rec.uid,
-            requestId=rec.request_id,
-            durationMs=round(rec.duration_ms, 1),
-            reason=rec.reason,
-            **error_ref(exc),
-        )
 
 
 def _log_refusal(app: App, ctx: CallContext, outcome: Outcome, facts: CallFacts) -> None:

@@ -1,0 +1,139 @@
+"""``FirestoreStore`` against loopback servers (the real client library, no emulator): how its
+failures are classified (a refused write applied nothing; a write that got no answer may have
+landed), and ``hurried``, the brief deadline without retries used for records written while
+the store is failing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+import pytest
+
+from stores.base import Write
+from stores.errors import StoreError
+from stores.firestore import FirestoreStore, StoreUnanswered, make_client
+
+SERVICE = "google.firestore.v1.Firestore"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers (a frozen backend)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    t.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def _grpc_server(code: grpc.StatusCode) -> tuple[grpc.Server, str]:
+    """A gRPC server whose Firestore Commit and BatchGetDocuments fail with ``code``."""
+
+    def fail(request: bytes, context: grpc.ServicerContext) -> Any:
+        context.abort(code, "refused by the test server")
+
+    handlers = {
+        "Commit": grpc.unary_unary_rpc_method_handler(fail),
+        "BatchGetDocuments": grpc.unary_stream_rpc_method_handler(fail),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def store_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, float, float], FirestoreStore]:
+    def make(host: str, deadline_s: float, retry_s: float) -> FirestoreStore:
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+        return FirestoreStore(make_client("demo-test"), deadline_s=deadline_s, retry_s=retry_s)
+
+    return make
+
+
+def _timed(op: Callable[[], object]) -> tuple[float, StoreError]:
+    started = time.monotonic()
+    with pytest.raises(StoreError) as err:
+        op()
+    return time.monotonic() - started, err.value
+
+
+WRITE = [Write("c/d", {"n": 1})]
+
+
+def test_a_hurried_store_gives_up_at_its_own_deadline_without_retrying(
+    black_hole: str, store_at: Callable[[str, float, float], FirestoreStore]
+) -> None:
+    store = store_at(black_hole, 1.0, 3.0)
+    quick = store.hurried(0.2)
+    took, err = _timed(lambda: quick.commit(WRITE))
+    assert took < 0.8, took
+    assert isinstance(err, StoreUnanswered) and err.maybe_applied
+    took, _ = _timed(lambda: quick.get_many(["c/d"]))
+    assert took < 0.8, took
+    # The store it came from keeps its deadline (and its retries).
+    took, err = _timed(lambda: store.commit(WRITE))
+    assert took >= 1.0, took
+    assert isinstance(err, StoreUnanswered)
+
+
+def test_hurried_keeps_the_class_of_the_store(
+    black_hole: str, store_at: Callable[[str, float, float], FirestoreStore]
+) -> None:
+    class Counting(FirestoreStore):
+        pass
+
+    store = store_at(black_hole, 1.0, 0.0)
+    counting = Counting(store.client)
+    quick = counting.hurried(0.2)
+    assert type(quick) is Counting and quick.client is counting.client
+
+
+@pytest.mark.parametrize(
+    ("code", "maybe_applied"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, False),
+        (grpc.StatusCode.FAILED_PRECONDITION, False),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, False),
+        (grpc.StatusCode.UNAVAILABLE, True),
+        (grpc.StatusCode.INTERNAL, True),
+        (grpc.StatusCode.UNKNOWN, True),
+    ],
+)
+def test_a_refused_write_applied_nothing_and_an_unanswered_one_may_have(
+    store_at: Callable[[str, float, float], FirestoreStore],
+    code: grpc.StatusCode,
+    maybe_applied: bool,
+) -> None:
+    server, host = _grpc_server(code)
+    try:
+        store = store_at(host, 2.0, 0.3)
+        _, err = _timed(lambda: store.commit(WRITE))
+        assert getattr(err, "maybe_applied", False) is maybe_applied, (code, err)
+        _, err = _timed(lambda: store.hurried(1.0).get_many(["c/d"]))
+        assert getattr(err, "maybe_applied", False) is maybe_applied, (code, err)
+    finally:
+        server.stop(None)
