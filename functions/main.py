@@ -174,7 +174,14 @@ def _callable(
                 _consume_app_check(fn, req)
             return handler(req)
 
-        sdk_entry = cast(Entry, https_fn.on_call(enforce_app_check=policy.enforce, **kwargs)(body))
+        # Instances kept warm (EXTERNAL_DATA_MIN_INSTANCES, read when firebase deploy imports
+        # this module with the project's .env): only set when configured, so the platform's
+        # default stays otherwise.
+        warm = SETTINGS.min_instances_of(handler.__name__)
+        options_ = {**kwargs, **({"min_instances": warm} if warm else {})}
+        sdk_entry = cast(
+            Entry, https_fn.on_call(enforce_app_check=policy.enforce, **options_)(body)
+        )
 
         @functools.wraps(sdk_entry)
         def entry(request: flask.Request) -> flask.Response:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from common.vocab import SOURCES
+from common.vocab import SOURCES, Fn
 
 WEB_SEARCH_PROVIDERS: tuple[str, ...] = ("brave",)
 DEFAULT_SEARCH_URLS = {"brave": "https://api.search.brave.com"}
@@ -111,6 +111,8 @@ class Settings:
     """How long an instance trusts its copy of the rollout config (under the 30 s bound)."""
     entitlement_ttl_seconds: int = 60
     """How long a positive entitlement / CV owner is trusted from the instance cache."""
+    min_instances: tuple[tuple[str, int], ...] = ()
+    """Instances kept warm per callable (``(name, count)``; unnamed functions keep none)."""
     peak_rps: int = 20
     """Calls per second the deployment is sized for (the plan's peak is 20): sets the number of
     raw aggregate shards so that no shard takes more than one write every two seconds."""
@@ -126,6 +128,10 @@ class Settings:
     Off by default so the emulator and the demo work without an App Check provider."""
     enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
     """The engine's part."""
+
+    def min_instances_of(self, function: str) -> int:
+        """How many instances of ``function`` are kept warm (0 unless configured)."""
+        return dict(self.min_instances).get(function, 0)
 
     @property
     def metric_shards(self) -> int:
@@ -188,6 +194,21 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _instances(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    out: dict[str, int] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        fn, sep, count = (part.strip() for part in item.partition("="))
+        if not sep or fn not in {f.value for f in Fn}:
+            known = ", ".join(f.value for f in Fn)
+            raise SettingsError(
+                f"{name} takes NAME=COUNT pairs with NAME one of {known}, not {item!r}"
+            )
+        out[fn] = _int(0, 100)(name, count)
+    return tuple(sorted(out.items()))
+
+
 def _provider(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if value not in WEB_SEARCH_PROVIDERS:
@@ -227,6 +248,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_UPGRADE_URL", "upgrade_url", _text, "`details.upgradeUrl` of the premium gate"),
     Var("EXTERNAL_DATA_CONFIG_TTL_SECONDS", "config_ttl_seconds", _int(0, 30), "how long an instance trusts its copy of the rollout config (max 30)"),
     Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long a positive entitlement / CV owner is cached per instance"),
+    Var("EXTERNAL_DATA_MIN_INSTANCES", "min_instances", _instances, "instances kept warm, per callable: `NAME=COUNT` pairs separated by commas (e.g. `enrichCVWithExternalData=1`); each is billed all month, idle (docs/deploy.md); read by `firebase deploy`"),
     Var("EXTERNAL_DATA_PEAK_RPS", "peak_rps", _int(1, 5000), "calls per second the aggregates are sized for: 2 shards per call per second, so a shard takes at most 1 write every 2 s at this rate"),
     Var("EXTERNAL_DATA_HASH_SALT", "hash_salt", _text, "HMAC key for IP and user-agent hashes in the audit (secret; required outside the emulator)", secret=True),
     Var("EXTERNAL_DATA_EVENT_TTL_DAYS", "event_ttl_days", _int(1, 3650), "lifetime of usage and audit events"),

@@ -26,12 +26,14 @@ from common.settings import (
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _import_main(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _import_main(
+    env: dict[str, str], code: str = "import main"
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("EXTERNAL_DATA_", "FIRE"))}
     base.pop("FUNCTIONS_EMULATOR", None)
     base.pop("ADMIN_PORT", None)
-    return subprocess.run(
-        [sys.executable, "-c", "import main"],
+    return subprocess.run(  # noqa: S603 (the test's own code)
+        [sys.executable, "-c", code],
         cwd=ROOT / "functions",
         env={**base, "GCLOUD_PROJECT": "demo-settings-test", **env},
         capture_output=True,
@@ -48,12 +50,38 @@ def _import_main(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ("EXTERNAL_DATA_RATE_LIMIT_FREE_HOURLY", "-1"),
         ("EXTERNAL_DATA_AUDIT_ENABLED", "maybe"),
         ("EXTERNAL_DATA_GITHUB_API_URL", "ftp://example.com"),
+        ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalDat=1"),
+        ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalData=101"),
+        ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalData"),
     ],
 )
 def test_a_bad_value_fails_the_import_of_main_naming_the_variable(name: str, value: str) -> None:
     done = _import_main({"FUNCTIONS_EMULATOR": "true", name: value})
     assert done.returncode != 0
     assert "SettingsError" in done.stderr and name in done.stderr
+
+
+def test_min_instances_reach_the_deployed_functions_manifest() -> None:
+    """``firebase deploy`` reads ``minInstances`` from each entry's endpoint at discovery."""
+    probe = (
+        "import main, json; v = {f: getattr(main, f).__firebase_endpoint__.minInstances"
+        " for f in ('enrichCVWithExternalData', 'getExternalDataAnalytics')};"
+        " print(json.dumps({f: n if isinstance(n, int) else repr(type(n)) for f, n in v.items()}))"
+    )
+    env = {
+        "FUNCTIONS_EMULATOR": "true",
+        "EXTERNAL_DATA_MIN_INSTANCES": "enrichCVWithExternalData=2, trackExternalDataUsage=1",
+    }
+    done = _import_main(env, probe)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "enrichCVWithExternalData": 2,
+        # not configured: the SDK's reset sentinel (the platform's default, no warm instance)
+        "getExternalDataAnalytics": "<class 'firebase_functions.private.util.Sentinel'>",
+    }
+    settings = load_settings({"EXTERNAL_DATA_MIN_INSTANCES": "trackExternalDataUsage=1,"})
+    assert settings.min_instances_of("trackExternalDataUsage") == 1
+    assert settings.min_instances_of("enrichCVWithExternalData") == 0
 
 
 def test_good_values_import_and_declare_the_secret_params() -> None:
