@@ -16,9 +16,11 @@ from google.api_core import retry as retries
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.types import write as write_types
 
 from stores.base import Filter, Inc, Write
 from stores.errors import ConfigConflict, StoreError
+from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
 """Firestore's most writes in one Commit."""
@@ -81,6 +83,9 @@ class FirestoreStore:
         self, client: firestore.Client, *, deadline_s: float = 5.0, retry_s: float = 3.0
     ) -> None:
         self.client = client
+        # Every document's full resource name starts with this (what ``client.document(p)``
+        # computes per call).
+        self._documents = f"{client._database_string}/documents/"  # noqa: SLF001
         self._timeout = deadline_s
         self._retry: retries.Retry | None = retries.Retry(
             predicate=_TRANSIENT, initial=0.05, maximum=0.5, multiplier=2.0, timeout=retry_s
@@ -139,12 +144,19 @@ class FirestoreStore:
         return int(value)
 
     def commit(self, writes: Sequence[Write]) -> None:
-        """See ``DocumentStore.commit``: one batched Commit."""
+        """See ``DocumentStore.commit``: one batched Commit. The writes are encoded by
+        ``stores.firestore_writes`` (the client's encoding, without its cost), or by the client
+        when a value is not one that module encodes."""
         if not writes:
             return
         batch = self.client.batch()
         for w in writes:
-            batch.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
+            try:
+                pb = write_pb(self._documents + w.path, w)
+            except Unsupported:
+                batch.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
+                continue
+            batch._add_write_pbs([write_types.Write.wrap(pb)])  # noqa: SLF001 - what set() does
         try:
             batch.commit(retry=self._retry, timeout=self._timeout)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:

@@ -1,0 +1,132 @@
+"""``stores.firestore_writes`` builds exactly the ``Write`` message the client library's
+``set`` builds (``pbs_for_set_with_merge`` / ``pbs_for_set_no_merge``), for the documents the
+services write: compared message to message, the recorder's real batches included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+import pytest
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
+
+from common.settings import load_settings
+from common.vocab import Access, Fn, Outcome, SourceStatus, Tier
+from recording.recorder import CallRecord, Recorder, SourceOutcome, Switches
+from stores.base import Inc, Write
+from stores.firestore import _to_firestore
+from stores.firestore_writes import Unsupported, write_pb
+
+NAME = "projects/p/databases/(default)/documents/c/d"
+T0 = datetime(2026, 11, 26, 12, 0, 1, 234567, tzinfo=UTC)
+
+
+class Level(IntEnum):
+    HIGH = 3
+
+
+def _client_pb(w: Write) -> Any:
+    data = _to_firestore(w.data)
+    if w.merge:
+        (pb,) = _helpers.pbs_for_set_with_merge(NAME, data, merge=True)
+    else:
+        (pb,) = _helpers.pbs_for_set_no_merge(NAME, data)
+    return type(pb).pb(pb)
+
+
+DOCS: list[dict[str, Any]] = [
+    {},
+    {"a": 1, "b": "x", "c": None, "d": True, "e": 1.5, "f": T0},
+    {"n": Inc(1), "m": Inc(2.5)},
+    {"c": {"requests": Inc(1), "fn": {"enrich": Inc(1)}}, "top": "t", "at": T0},
+    {"c": {}, "d": {"e": {}}, "x": {"only": Inc(1)}},
+    {"list": [1, "a", None, {"k": [T0, 2.0]}], "tuple": (1, 2), "empty": []},
+    {"odd key": 1, "a.b": {"`q`": 2, "9lives": Inc(3)}, "ünï": "ç", "_ok": {"A1": 1}},
+    {"enum": Fn.ENRICH, "int_enum": Level.HIGH, "big": 2**62, "neg": -(2**40)},
+    {"when": datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC), "naive": datetime(2026, 1, 1)},
+]
+
+
+@pytest.mark.parametrize("merge", [True, False])
+@pytest.mark.parametrize("data", DOCS)
+def test_the_message_is_the_clients(data: dict[str, Any], merge: bool) -> None:
+    w = Write("c/d", data, merge=merge)
+    assert write_pb(NAME, w) == _client_pb(w)
+
+
+def _records() -> list[CallRecord]:
+    base = {"fn": Fn.ENRICH, "at": T0, "duration_ms": 12.5, "uid": "u1", "request_id": "r1"}
+    sources = (
+        SourceOutcome("github", SourceStatus.SUCCESS, 120.0, False),
+        SourceOutcome("website", SourceStatus.FAILED, 80.0, False, "upstream"),
+    )
+    return [
+        CallRecord(
+            **base,
+            outcome=Outcome.SUCCESS,
+            tier=Tier.PREMIUM,
+            access=Access.FULL,
+            gated=True,
+            cv_id="cv1",
+            sources=sources,
+            ip="1.2.3.4",
+            user_agent="ua",
+        ),
+        CallRecord(**base, outcome=Outcome.DENIED, tier=Tier.FREE, gated=True, gate_shown=True),
+        CallRecord(**base, outcome=Outcome.UNAVAILABLE, reason="store unavailable"),
+        CallRecord(**base, outcome=Outcome.RATE_LIMITED, tier=Tier.FREE, reason="limit 3/h"),
+        CallRecord(**{**base, "fn": Fn.TRACK}, outcome=Outcome.SUCCESS, event="upgrade_clicked"),
+    ]
+
+
+@pytest.mark.parametrize("rec", _records(), ids=lambda r: f"{r.fn.value}-{r.outcome.value}")
+def test_the_recorders_batches_encode_as_the_client_would(rec: CallRecord) -> None:
+    writes = Recorder(load_settings({}), rng=lambda n: 0).writes(rec, Switches())
+    assert len(writes) >= 2
+    for w in writes:
+        assert write_pb(NAME, w) == _client_pb(w), w.path
+
+
+def test_a_result_document_encodes_as_the_client_would() -> None:
+    doc = {
+        "requestId": "r1",
+        "userId": "u1",
+        "at": T0,
+        "access": "full",
+        "status": "partial",
+        "enrichedDataJson": '{"skills":[]}',
+        "sources": [
+            {"source": "github", "status": "success", "items": 3, "durationMs": 12, "cached": True},
+            {
+                "source": "web",
+                "status": "failed",
+                "items": 0,
+                "durationMs": 5,
+                "cached": False,
+                "error": {"code": "upstream", "message": "x"},
+            },
+        ],
+        "expireAt": T0 + timedelta(days=30),
+    }
+    w = Write("cvs/cv1/externalData/latest", doc, merge=False)
+    assert write_pb(NAME, w) == _client_pb(w)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"bytes",
+        {1, 2},
+        firestore.SERVER_TIMESTAMP,
+        DatetimeWithNanoseconds(2026, 1, 1, tzinfo=UTC),
+        [Inc(1)],
+        object(),
+    ],
+    ids=["bytes", "set", "sentinel", "nanos", "inc-in-list", "object"],
+)
+def test_values_it_does_not_encode_are_left_to_the_client(value: Any) -> None:
+    with pytest.raises(Unsupported):
+        write_pb(NAME, Write("c/d", {"v": value}))
