@@ -124,15 +124,11 @@ class FirestoreStore:
         return out
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
-        """See ``DocumentStore.increment``: one Commit whose transform result is the new value."""
-        data = {
-            **{k: _to_firestore(v) for k, v in extra.items()},
-            field_name: firestore.Increment(by),
-        }
+        """See ``DocumentStore.increment``: one Commit whose transform result is the new value
+        (``set(merge=True)`` of ``extra`` with the increment, as the client would send it)."""
+        batch = self._batch([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
         try:
-            result = self.client.document(path).set(
-                data, merge=True, retry=self._retry_once_applied, timeout=self._timeout
-            )
+            (result,) = batch.commit(retry=self._retry_once_applied, timeout=self._timeout)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("increment", exc) from exc
         transforms = list(result.transform_results)
@@ -149,6 +145,15 @@ class FirestoreStore:
         when a value is not one that module encodes."""
         if not writes:
             return
+        batch = self._batch(writes)
+        try:
+            batch.commit(retry=self._retry, timeout=self._timeout)
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise _error("write", exc) from exc
+
+    def _batch(self, writes: Sequence[Write]) -> Any:
+        """A ``WriteBatch`` holding ``writes``, encoded by ``stores.firestore_writes`` where it
+        can (the client's own ``set`` otherwise)."""
         batch = self.client.batch()
         for w in writes:
             try:
@@ -157,10 +162,7 @@ class FirestoreStore:
                 batch.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
                 continue
             batch._add_write_pbs([write_types.Write.wrap(pb)])  # noqa: SLF001 - what set() does
-        try:
-            batch.commit(retry=self._retry, timeout=self._timeout)
-        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise _error("write", exc) from exc
+        return batch
 
     def query(
         self,

@@ -57,15 +57,18 @@ def test_the_message_is_the_clients(data: dict[str, Any], merge: bool) -> None:
     assert write_pb(NAME, w) == _client_pb(w)
 
 
+def _rec(**fields: Any) -> CallRecord:
+    base: dict[str, Any] = {"at": T0, "duration_ms": 12.5, "uid": "u1", "request_id": "r1"}
+    return CallRecord(**{"fn": Fn.ENRICH, **base, **fields})
+
+
 def _records() -> list[CallRecord]:
-    base = {"fn": Fn.ENRICH, "at": T0, "duration_ms": 12.5, "uid": "u1", "request_id": "r1"}
     sources = (
         SourceOutcome("github", SourceStatus.SUCCESS, 120.0, False),
         SourceOutcome("website", SourceStatus.FAILED, 80.0, False, "upstream"),
     )
     return [
-        CallRecord(
-            **base,
+        _rec(
             outcome=Outcome.SUCCESS,
             tier=Tier.PREMIUM,
             access=Access.FULL,
@@ -75,10 +78,10 @@ def _records() -> list[CallRecord]:
             ip="1.2.3.4",
             user_agent="ua",
         ),
-        CallRecord(**base, outcome=Outcome.DENIED, tier=Tier.FREE, gated=True, gate_shown=True),
-        CallRecord(**base, outcome=Outcome.UNAVAILABLE, reason="store unavailable"),
-        CallRecord(**base, outcome=Outcome.RATE_LIMITED, tier=Tier.FREE, reason="limit 3/h"),
-        CallRecord(**{**base, "fn": Fn.TRACK}, outcome=Outcome.SUCCESS, event="upgrade_clicked"),
+        _rec(outcome=Outcome.DENIED, tier=Tier.FREE, gated=True, gate_shown=True),
+        _rec(outcome=Outcome.UNAVAILABLE, reason="store unavailable"),
+        _rec(outcome=Outcome.RATE_LIMITED, tier=Tier.FREE, reason="limit 3/h"),
+        _rec(fn=Fn.TRACK, outcome=Outcome.SUCCESS, event="upgrade_clicked"),
     ]
 
 
@@ -121,7 +124,7 @@ def test_a_result_document_encodes_as_the_client_would() -> None:
         b"bytes",
         {1, 2},
         firestore.SERVER_TIMESTAMP,
-        DatetimeWithNanoseconds(2026, 1, 1, tzinfo=UTC),
+        DatetimeWithNanoseconds(2026, 1, 1, tzinfo=UTC),  # type: ignore[no-untyped-call]
         [Inc(1)],
         object(),
     ],
