@@ -202,7 +202,7 @@ def bench_before(ref: str, n: int) -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, __file__, "--hot-path-json", "--n", str(n)],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
             env=env,
         ).stdout
