@@ -11,7 +11,9 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +25,12 @@ log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_CHARS = 900_000
 """Firestore documents hold 1 MiB at most; larger answers are simply not cached."""
+REWRITE_AFTER_S = 60.0
+"""An instance writes an unchanged answer to the same entry at most once a minute: a popular
+input refreshed by many callers (``forceRefresh`` on a well-known GitHub login) would otherwise
+write one document several times a second, past Firestore's sustained one write a second."""
+_REMEMBERED = 4096
+"""Entries whose last write an instance remembers (least recently written forgotten first)."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +109,14 @@ class StoreCacheStore:
     repositories would pass Firestore's 40,000 index entries per document.
     """
 
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(
+        self, store: DocumentStore, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
+        self._clock = clock
+        self._written: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """key → (digest of what this instance last wrote there, when)."""
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> CacheEntry | None:
         """See ``CacheStore.get``; a document that cannot be decoded counts as a miss."""
@@ -139,6 +153,9 @@ class StoreCacheStore:
                 extra={"json_fields": {"key": key, "chars": len(text)}},
             )
             return
+        digest = hashlib.sha256(f"{entry.etag}\x00{text}".encode()).hexdigest()
+        if not self._due(key, digest):
+            return  # the same answer was written here under a minute ago
         doc = {
             "source": key.split("_", 1)[0],
             "key": key,
@@ -148,3 +165,15 @@ class StoreCacheStore:
             "expireAt": entry.expire_at,
         }
         self._store.commit([Write(cache_path(key), doc, merge=False)])
+        with self._lock:
+            self._written[key] = (digest, self._clock())
+            self._written.move_to_end(key)
+            while len(self._written) > _REMEMBERED:
+                self._written.popitem(last=False)
+
+    def _due(self, key: str, digest: str) -> bool:
+        """Whether ``key`` needs this write: its answer changed, or this instance last wrote it
+        ``REWRITE_AFTER_S`` ago or more (the entry's freshness then lags a minute at most)."""
+        with self._lock:
+            last = self._written.get(key)
+        return last is None or last[0] != digest or self._clock() - last[1] >= REWRITE_AFTER_S

@@ -104,3 +104,62 @@ def test_key_is_source_and_sha256() -> None:
     assert cache_key("github", "octocat") == (
         "github_" + __import__("hashlib").sha256(b"octocat").hexdigest()
     )
+
+
+class _Counting(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+
+    def commit(self, writes: Any) -> None:
+        self.commits += 1
+        super().commit(writes)
+
+
+def test_an_unchanged_answer_is_rewritten_by_an_instance_at_most_once_a_minute() -> None:
+    """A popular input refreshed by many callers must not write one document several times a
+    second (Firestore sustains about one): same answer within a minute → no write."""
+    from enrichment.cache import REWRITE_AFTER_S
+
+    db, ticks = _Counting(), [100.0]
+    cache = StoreCacheStore(db, clock=lambda: ticks[0])
+    key = cache_key("github", "torvalds")
+    later = CacheEntry(ENTRY.payload, T0 + timedelta(seconds=5), ENTRY.expire_at, ENTRY.etag)
+    cache.put(key, ENTRY)
+    ticks[0] += REWRITE_AFTER_S - 0.1
+    cache.put(key, later)  # the same answer, 59.9 s later: not written
+    assert db.commits == 1
+    stored = cache.get(key)
+    assert stored is not None and stored.fetched_at == T0
+    changed = CacheEntry({"repos": []}, T0, ENTRY.expire_at, ENTRY.etag)
+    cache.put(key, changed)  # a different answer: written at once
+    assert db.commits == 2
+    cache.put(key, CacheEntry({"repos": []}, T0, ENTRY.expire_at, "other-etag"))
+    assert db.commits == 3  # a new validator is a change too
+    ticks[0] += REWRITE_AFTER_S
+    cache.put(key, CacheEntry({"repos": []}, T0, ENTRY.expire_at, "other-etag"))
+    assert db.commits == 4  # a minute on: written again (freshness moves on)
+    other = cache_key("github", "gvanrossum")
+    cache.put(other, ENTRY)
+    assert db.commits == 5  # per entry, not per instance
+
+
+def test_a_failed_write_is_not_remembered_as_written() -> None:
+    from stores.errors import StoreError
+
+    class Failing(_Counting):
+        down = True
+
+        def commit(self, writes: Any) -> None:
+            if self.down:
+                raise StoreError("down")
+            super().commit(writes)
+
+    db = Failing()
+    cache = StoreCacheStore(db, clock=lambda: 0.0)
+    key = cache_key("github", "octocat")
+    with pytest.raises(StoreError):
+        cache.put(key, ENTRY)
+    db.down = False
+    cache.put(key, ENTRY)
+    assert db.commits == 1 and cache.get(key) is not None
