@@ -82,6 +82,11 @@ class DocumentStore(Protocol):
         of at most 500, so a long list is not one atomic write."""
         ...
 
+    def hurried(self, deadline_s: float) -> DocumentStore:
+        """The same store answering within ``deadline_s`` without retries (for records written
+        just after the store failed: a request thread must not wait a full deadline twice)."""
+        ...
+
     def list_paths(self, collection: str, id_prefix: str = "") -> list[str]:
         """Paths of the documents directly in ``collection`` whose id starts with
         ``id_prefix`` (ids only: no document data is read)."""

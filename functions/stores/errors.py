@@ -8,5 +8,12 @@ class StoreError(Exception):
     """The backend failed or did not answer in time."""
 
 
+class StoreUnanswered(StoreError):
+    """A ``StoreError`` after which a write may have been applied (no answer, or a failure of
+    the backend): writing the same increments again could count them twice."""
+
+    maybe_applied = True
+
+
 class ConfigConflict(Exception):
     """A compare-and-set write lost a race with another writer (optimistic concurrency)."""

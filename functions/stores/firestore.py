@@ -19,7 +19,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.types import write as write_types
 
 from stores.base import Filter, Inc, Write
-from stores.errors import ConfigConflict, StoreError
+from stores.errors import ConfigConflict, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
@@ -41,13 +41,6 @@ _REFUSED = (
 """Failures after which nothing was applied: the backend refused the request, or the client
 could not encode it. After any other (a deadline, an unavailable or failing backend, a broken
 connection) a write may or may not have landed."""
-
-
-class StoreUnanswered(StoreError):
-    """A ``StoreError`` after which a write may have been applied (no answer, or a failure of
-    the backend): writing the same increments again could count them twice."""
-
-    maybe_applied = True
 
 
 def _error(what: str, exc: Exception) -> StoreError:

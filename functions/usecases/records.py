@@ -14,29 +14,19 @@ record's fields (the log is then its only copy) and never changes the answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 from common.errors import CallFacts
 from common.logs import error_ref, log
 from common.vocab import Outcome
 from recording.recorder import CallRecord, SourceOutcome, Switches
-from stores.base import DocumentStore, Write
-from stores.errors import StoreError
+from stores.base import Write
+from stores.errors import StoreError, StoreUnanswered
 from usecases.app import App
 from usecases.context import CallContext
 
 BRIEF_DEADLINE_S = 1.0
 """The store deadline (no retries) for recording an ``unavailable`` refusal, and for the
 records committed again without a result that failed: the store has just failed once."""
-
-
-@runtime_checkable
-class _Hurriable(Protocol):
-    """A store that can answer with a shorter deadline (``FirestoreStore.hurried``)."""
-
-    def hurried(self, deadline_s: float) -> DocumentStore:
-        """The same store, with this deadline and no retries."""
-        ...
 
 
 def record(
@@ -65,14 +55,14 @@ def record(
             return True
         except StoreError as exc:
             log("ERROR", "result not stored", requestId=ctx.request_id, **error_ref(exc))
-            if getattr(exc, "maybe_applied", False):
+            if isinstance(exc, StoreUnanswered):
                 # The batch may have landed: committing its increments again could count the
                 # call twice. The record is logged as lost (it may not be).
                 _lost(rec, exc)
                 return False
     brief = attached is not None or outcome is Outcome.UNAVAILABLE
     try:
-        (_hurried(app.store) if brief else app.store).commit(writes)
+        (app.store.hurried(BRIEF_DEADLINE_S) if brief else app.store).commit(writes)
     except StoreError as exc:
         _lost(rec, exc)
     return attached is None
@@ -123,8 +113,3 @@ def _lost(rec: CallRecord, exc: StoreError) -> None:
         reason=rec.reason,
         **error_ref(exc),
     )
-
-
-def _hurried(store: DocumentStore) -> DocumentStore:
-    """``store`` with the brief deadline, where the store offers one."""
-    return store.hurried(BRIEF_DEADLINE_S) if isinstance(store, _Hurriable) else store

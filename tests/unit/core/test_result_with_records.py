@@ -13,8 +13,8 @@ import pytest
 
 from common.errors import Unavailable
 from common.settings import load_settings
-from stores.base import DocumentStore, Write
-from stores.errors import StoreError
+from stores.base import Write
+from stores.errors import StoreError, StoreUnanswered
 from stores.memory import MemoryStore
 from stores.schema import usage_event_path
 from tests.support.clock import FakeClock
@@ -25,12 +25,6 @@ from usecases.app import App
 from usecases.context import Caller
 
 RESULT = "cvs/cv-pat/externalData/latest"
-
-
-class Unanswered(StoreError):
-    """What ``FirestoreStore`` raises when a write may have landed (no answer in time)."""
-
-    maybe_applied = True
 
 
 class Batches(MemoryStore):
@@ -49,7 +43,7 @@ class Batches(MemoryStore):
             raise self.refuse
         super().commit(writes)
 
-    def hurried(self, deadline_s: float) -> DocumentStore:
+    def hurried(self, deadline_s: float) -> MemoryStore:
         self.hurried_with.append(deadline_s)
         return self
 
@@ -110,7 +104,7 @@ def test_a_refused_result_is_dropped_and_the_records_are_committed_alone(
 def test_a_batch_that_may_have_landed_is_not_written_twice_and_the_record_is_logged(
     app: App, batches: Batches, caplog: pytest.LogCaptureFixture
 ) -> None:
-    batches.refuse = Unanswered("deadline exceeded")
+    batches.refuse = StoreUnanswered("deadline exceeded")
     with caplog.at_level(logging.ERROR):
         out = enrich.run(app, Caller("pat"), {"cvId": "cv-pat"})
     assert out["messages"]["notSaved"] == NOT_SAVED

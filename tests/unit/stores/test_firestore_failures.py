@@ -16,8 +16,8 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 
 from stores.base import Write
-from stores.errors import StoreError
-from stores.firestore import FirestoreStore, StoreUnanswered, make_client
+from stores.errors import StoreError, StoreUnanswered
+from stores.firestore import FirestoreStore, make_client
 
 SERVICE = "google.firestore.v1.Firestore"
 
