@@ -154,8 +154,9 @@ class StoreCacheStore:
             )
             return
         digest = hashlib.sha256(f"{entry.etag}\x00{text}".encode()).hexdigest()
-        if not self._due(key, digest):
-            return  # the same answer was written here under a minute ago
+        needed, before = self._claim(key, digest)
+        if not needed:
+            return  # the same answer was written here under a minute ago (or is being written)
         doc = {
             "source": key.split("_", 1)[0],
             "key": key,
@@ -164,16 +165,28 @@ class StoreCacheStore:
             "fetchedAt": entry.fetched_at,
             "expireAt": entry.expire_at,
         }
-        self._store.commit([Write(cache_path(key), doc, merge=False)])
+        try:
+            self._store.commit([Write(cache_path(key), doc, merge=False)])
+        except BaseException:
+            with self._lock:  # not written: the next caller tries again
+                if before is None:
+                    self._written.pop(key, None)
+                else:
+                    self._written[key] = before
+            raise
+
+    def _claim(self, key: str, digest: str) -> tuple[bool, tuple[str, float] | None]:
+        """Claim the write of ``digest`` to ``key``: whether it is needed (not if this instance
+        wrote, or is writing, the same answer less than ``REWRITE_AFTER_S`` ago), and the claim
+        it replaced (``None`` if none), put back if the write fails. Claimed before the write,
+        so simultaneous refreshes of one input on an instance write it once."""
         with self._lock:
-            self._written[key] = (digest, self._clock())
+            last = self._written.get(key)
+            now = self._clock()
+            if last is not None and last[0] == digest and now - last[1] < REWRITE_AFTER_S:
+                return False, last
+            self._written[key] = (digest, now)
             self._written.move_to_end(key)
             while len(self._written) > _REMEMBERED:
                 self._written.popitem(last=False)
-
-    def _due(self, key: str, digest: str) -> bool:
-        """Whether ``key`` needs this write: its answer changed, or this instance last wrote it
-        ``REWRITE_AFTER_S`` ago or more (the entry's freshness then lags a minute at most)."""
-        with self._lock:
-            last = self._written.get(key)
-        return last is None or last[0] != digest or self._clock() - last[1] >= REWRITE_AFTER_S
+            return True, last

@@ -163,3 +163,24 @@ def test_a_failed_write_is_not_remembered_as_written() -> None:
     db.down = False
     cache.put(key, ENTRY)
     assert db.commits == 1 and cache.get(key) is not None
+
+
+def test_simultaneous_refreshes_of_one_input_write_it_once() -> None:
+    import threading
+
+    class Slow(_Counting):
+        def commit(self, writes: Any) -> None:
+            gate.wait(5)
+            super().commit(writes)
+
+    gate = threading.Event()
+    db = Slow()
+    cache = StoreCacheStore(db)
+    key = cache_key("linkedin", "export")
+    threads = [threading.Thread(target=cache.put, args=(key, ENTRY)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join()
+    assert db.commits == 1
