@@ -137,12 +137,14 @@ def bench_hot_path(n: int) -> dict[str, Any]:
     # enrichment cache, so the call makes every read a warm real call makes, the cache's too.
     request = {"cvId": f"cv-{uid}", "sources": ["linkedin"], "linkedin": {"export": _linkedin()}}
 
-    def one(svc: App, eng: TimedEngine) -> tuple[float, float, int, Counter[str]]:
+    def one(
+        svc: App, eng: TimedEngine, *, hit: bool = True
+    ) -> tuple[float, float, int, Counter[str]]:
         eng.store.calls.clear()
         started = time.perf_counter()
         out = enrich.run(svc, Caller(uid), request)
         ended = time.perf_counter()
-        if not all(s["cached"] for s in out["sources"]):
+        if hit and not all(s["cached"] for s in out["sources"]):
             raise RuntimeError(f"not a cache hit: {out['sources']}")
         before = sum(eng.calls_before.values())
         calls = Counter(eng.store.calls)
@@ -153,7 +155,7 @@ def bench_hot_path(n: int) -> dict[str, Any]:
         return App(settings, eng.store, eng), eng
 
     warm_svc, eng = app()
-    one(warm_svc, eng)  # warm up the instance's caches and fill the enrichment cache
+    one(warm_svc, eng, hit=False)  # warm up the instance's caches, fill the enrichment cache
     cpu = time.process_time()
     warm = [one(warm_svc, eng) for _ in range(n)]
     cpu_ms = (time.process_time() - cpu) * 1000 / n
