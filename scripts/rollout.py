@@ -483,6 +483,17 @@ def _safety_rows(store: Any, cfg: Any, now: datetime) -> list[tuple[str, str]]:
     rows.append(
         ("evaluator", f"last ran {ts(last)}{paren(ago(last, now))}" if last else "never ran")
     )
+    from analytics.metrics import rollup_cursor
+
+    through = rollup_cursor(store)[1]
+    rows.append(
+        (
+            "aggregates",
+            f"rolled up through {ts(through)}{paren(ago(through, now))}; later minutes are read raw"
+            if through
+            else "never rolled up (every minute is read from the raw shards)",
+        )
+    )
     return rows
 
 

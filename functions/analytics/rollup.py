@@ -63,6 +63,12 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
     limit = floor_to(now - SETTLE, "m")
     if through is None:
         through = _first_raw_minute(store, limit)
+        if through == limit:  # nothing to fold yet: start the cursor here
+            try:
+                store.compare_and_set(ROLLUP_PATH, version, _cursor(version, limit, now), [])
+            except ConfigConflict:
+                return RollupRun(0, 0, 0, limit, conflict=True)
+            return RollupRun(0, 0, 0, limit)
     moved = with_data = docs = 0
     while through < limit and moved < MAX_MINUTES_PER_RUN:
         upto = min(limit, floor_to(through, "h") + timedelta(hours=1))
@@ -75,8 +81,8 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
             ],
         )
         minutes = _sum_minutes(rows)
-        cursor = {"version": version + 1, "through": upto, "updatedAt": now}
         try:
+            cursor = _cursor(version, upto, now)
             store.compare_and_set(ROLLUP_PATH, version, cursor, _fold_writes(minutes, now))
         except ConfigConflict:
             log("INFO", "roll-up stopped: another run moved the cursor", through=through)
@@ -89,6 +95,10 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
     if moved:
         log("INFO", "aggregates rolled up", minutes=moved, withData=with_data, rawDocs=docs)
     return RollupRun(moved, with_data, docs, through)
+
+
+def _cursor(version: int, through: datetime, now: datetime) -> dict[str, Any]:
+    return {"version": version + 1, "through": through, "updatedAt": now}
 
 
 def _first_raw_minute(store: DocumentStore, limit: datetime) -> datetime:

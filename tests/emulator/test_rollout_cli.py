@@ -291,3 +291,17 @@ def test_unreachable_firestore_exits_3_without_traceback(fs: Any) -> None:
     r = cli("status", env={"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"})
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert "cannot reach Firestore" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_status_shows_how_far_the_aggregates_are_rolled_up(fs: Any) -> None:
+    from datetime import UTC, datetime
+
+    from analytics.rollup import roll_up
+
+    run = roll_up(fs, datetime.now(UTC))
+    assert run.through is not None and not run.conflict
+    r = cli("status")
+    assert r.returncode == 0, r.stderr
+    rows = [" ".join(line.split()) for line in r.stdout.splitlines()]
+    shown = f"aggregates rolled up through {run.through:%Y-%m-%d %H:%M}"
+    assert any(row.startswith(shown) for row in rows), r.stdout

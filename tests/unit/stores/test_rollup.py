@@ -278,3 +278,14 @@ def test_readers_are_exact_whatever_the_roll_ups_did(
         roll_up(store, at)
     for g in "mhd":
         assert _requests(store, g) == _expected(times, g)
+
+
+def test_a_first_run_with_nothing_to_fold_starts_the_cursor_at_the_settled_minute() -> None:
+    store = MemoryStore()
+    now = T0 + timedelta(seconds=30)
+    run = roll_up(store, now)
+    assert run.folded_minutes == 0 and run.through == T0 - timedelta(minutes=1)
+    assert rollup_cursor(store) == (1, T0 - timedelta(minutes=1))
+    _record(store, Recorder(Settings(project_id="t")), now)
+    assert roll_up(store, now + timedelta(minutes=2)).minutes_with_data == 1
+    assert _requests(store, "d") == {T0.replace(hour=0, minute=0): 1}
