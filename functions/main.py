@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -64,25 +65,33 @@ ERROR_TABLE: dict[ErrorCode, https_fn.FunctionsErrorCode] = {
 """The one mapping from core errors to the callable protocol's statuses."""
 
 _app: App | None = None
+_APP_LOCK = threading.Lock()
 
 
 def app() -> App:
     """The process-wide application, built on first use (keeps deploy discovery light)."""
-    global _app
-    if _app is None:
-        from enrichment.cache import StoreCacheStore
-        from enrichment.engine import Engine
-        from stores.firestore import FirestoreStore, make_client
+    return _app or _build_app()
 
-        settings = SETTINGS
-        store = FirestoreStore(make_client(settings.project_id))
-        _app = App(
-            settings,
-            store,
-            engine_factory=lambda: Engine(settings.enrichment, StoreCacheStore(store)),
-        )
-        _mark_cold_start()
-    return _app
+
+def _build_app() -> App:
+    """Build the application once: the first calls of a cold instance arrive together on its
+    request threads (one Firestore client, one cold start counted)."""
+    global _app
+    with _APP_LOCK:
+        if _app is None:
+            from enrichment.cache import StoreCacheStore
+            from enrichment.engine import Engine
+            from stores.firestore import FirestoreStore, make_client
+
+            settings = SETTINGS
+            store = FirestoreStore(make_client(settings.project_id))
+            _app = App(
+                settings,
+                store,
+                engine_factory=lambda: Engine(settings.enrichment, StoreCacheStore(store)),
+            )
+            _mark_cold_start()
+        return _app
 
 
 _IMPORTED_AT = time.monotonic()

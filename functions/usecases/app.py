@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ class App:
         self.store = store
         self._engine = engine
         self._engine_factory = engine_factory
+        self._engine_lock = threading.Lock()
         self.now = now
         self.recorder = Recorder(settings, rng=rng or (lambda n: random.randrange(n)))
         self.limiter = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
@@ -59,9 +61,13 @@ class App:
 
     @property
     def engine(self) -> Engine:
-        """The enrichment engine, built on first use."""
-        if self._engine is None:
-            if self._engine_factory is None:
-                raise RuntimeError("no enrichment engine configured")
-            self._engine = self._engine_factory()
-        return self._engine
+        """The enrichment engine, built on first use, once (a cold instance's first calls
+        arrive together; one engine keeps one cache memo and one TLS context)."""
+        if self._engine is not None:
+            return self._engine
+        with self._engine_lock:
+            if self._engine is None:
+                if self._engine_factory is None:
+                    raise RuntimeError("no enrichment engine configured")
+                self._engine = self._engine_factory()
+            return self._engine
