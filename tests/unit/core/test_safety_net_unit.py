@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from common.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from common.settings import load_settings
 from stores.base import Write
 from stores.errors import StoreError
 from stores.memory import MemoryStore
@@ -159,3 +160,38 @@ def test_a_failed_result_write_keeps_the_records_and_says_so(svc: App, store: Me
     assert _metric(store, "requests") == 1
     assert any(p.startswith("external_data_security_audit/") for p in store.docs)
     assert not any("/externalData/" in p for p in store.docs)
+
+
+def test_waiting_retries_back_off_and_do_not_starve_the_first_call() -> None:
+    """19 retries waiting 2 s for the first call read its record about ten times each, not
+    every 50 ms (forty times): they would starve the call they wait for, and each read is
+    billed."""
+
+    class Reads(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.idem_reads = 0
+            self.count_lock = threading.Lock()
+
+        def get_many(self, paths: Any) -> Any:
+            if any(p.startswith("external_data_idempotency/") for p in paths):
+                with self.count_lock:
+                    self.idem_reads += 1
+            return super().get_many(paths)
+
+    store = Reads()
+    engine = StaticEngine()
+    engine.delay_s = 2.0
+    app = App(load_settings({}), store, engine, rng=lambda n: 0)
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    request = {"cvId": "cv-pat", "idempotencyKey": "key-backoff-1"}
+    threads = [
+        threading.Thread(target=enrich.run, args=(app, Caller("pat"), request)) for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(engine.calls) == 1
+    assert store.idem_reads <= 20 * 12, store.idem_reads
