@@ -64,11 +64,8 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
     if through is None:
         through = _first_raw_minute(store, limit)
         if through == limit:  # nothing to fold yet: start the cursor here
-            try:
-                store.compare_and_set(ROLLUP_PATH, version, _cursor(version, limit, now), [])
-            except ConfigConflict:
-                return RollupRun(0, 0, 0, limit, conflict=True)
-            return RollupRun(0, 0, 0, limit)
+            started = _move_cursor(store, version, limit, now, [])
+            return RollupRun(0, 0, 0, limit, conflict=not started)
     moved = with_data = docs = 0
     while through < limit and moved < MAX_MINUTES_PER_RUN:
         upto = min(limit, floor_to(through, "h") + timedelta(hours=1))
@@ -81,11 +78,7 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
             ],
         )
         minutes = _sum_minutes(rows)
-        try:
-            cursor = _cursor(version, upto, now)
-            store.compare_and_set(ROLLUP_PATH, version, cursor, _fold_writes(minutes, now))
-        except ConfigConflict:
-            log("INFO", "roll-up stopped: another run moved the cursor", through=through)
+        if not _move_cursor(store, version, upto, now, _fold_writes(minutes, now)):
             return RollupRun(moved, with_data, docs, through, conflict=True)
         version += 1
         moved += int((upto - through) / timedelta(minutes=1))
@@ -97,8 +90,18 @@ def roll_up(store: DocumentStore, now: datetime) -> RollupRun:
     return RollupRun(moved, with_data, docs, through)
 
 
-def _cursor(version: int, through: datetime, now: datetime) -> dict[str, Any]:
-    return {"version": version + 1, "through": through, "updatedAt": now}
+def _move_cursor(
+    store: DocumentStore, version: int, through: datetime, now: datetime, writes: list[Write]
+) -> bool:
+    """Move the cursor to ``through`` together with ``writes``, in one transaction; False
+    (logged) when another run moved it first."""
+    cursor = {"version": version + 1, "through": through, "updatedAt": now}
+    try:
+        store.compare_and_set(ROLLUP_PATH, version, cursor, writes)
+    except ConfigConflict:
+        log("INFO", "roll-up stopped: another run moved the cursor", through=through)
+        return False
+    return True
 
 
 def _first_raw_minute(store: DocumentStore, limit: datetime) -> datetime:
