@@ -1,7 +1,9 @@
 """Runs the requested sources concurrently under one deadline, with the cache in front.
 
-``Engine.enrich`` is synchronous (it owns an event loop per call), so it can be called from a
-plain thread such as a Flask request; ``enrich_async`` is the same for async callers.
+``Engine.enrich`` is synchronous (it owns an event loop per call, started only when a source
+must be fetched), so it can be called from a plain thread such as a Flask request.
+``Engine.read_ahead`` starts an enrichment's cache read early, on the cache pool, so that the
+caller's own round trip (the rate limit's increment) and the cache read overlap.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,10 +38,13 @@ log = logging.getLogger(__name__)
 # Cache I/O runs here, not in the loop's default executor: asyncio.run() waits for that one at
 # exit, so a hung store would hold the answer past its deadline. Shared by all enrichments.
 _CACHE_POOL = concurrent.futures.ThreadPoolExecutor(
-    max_workers=8, thread_name_prefix="enrichment-cache"
+    max_workers=16, thread_name_prefix="enrichment-cache"
 )
 CACHE_WRITE_GRACE_S = 2.0
 """How long an enrichment waits, after its sources are done, for its cache writes."""
+CACHE_READ_GRACE_S = 2.0
+"""How long an enrichment waits for a cache read started ahead before fetching without it
+(the rest of its deadline is left to the sources)."""
 
 SERVICE_ERRORS = frozenset({ErrorCode.UPSTREAM.value, ErrorCode.TIMEOUT.value})
 
@@ -94,6 +99,21 @@ class _Todo:
 _Plan = tuple[str, "_Todo | _Outcome"]
 """One requested source before it runs: what to look up, or the outcome it already has (not
 configured, nothing to look up, an invalid input)."""
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """An enrichment's cache read, started before the enrichment itself (``Engine.read_ahead``).
+
+    Its clock and deadline start when the read does: waiting for the caller's own round trip
+    does not earn the sources a fresh budget."""
+
+    inp: EnrichmentInput
+    plans: tuple[_Plan, ...]
+    entries: concurrent.futures.Future[dict[str, CacheEntry | None]] | None
+    """The entries by cache key (None: nothing to read)."""
+    start: float
+    deadline: Deadline
 
 
 def _budget(inp: EnrichmentInput) -> float:
@@ -152,15 +172,32 @@ class Engine:
         # (it was most of a cache hit's time).
         self._ssl = ssl.create_default_context()
 
-    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
-        """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little).
-
-        The cache is read on the calling thread; an event loop is started only when a source
-        has to be fetched (a call answered from the cache, or with nothing to fetch, needs none)."""
+    def read_ahead(self, inp: EnrichmentInput) -> ReadAhead:
+        """Plan ``inp``'s sources and start reading their cache entries on the cache pool; pass
+        the result to ``enrich`` (for ``inp`` or for ``inp`` with fewer sources). An unused read
+        ahead costs one read and nothing else."""
         start = time.monotonic()
         deadline = Deadline(_budget(inp))
-        plans = self._plan(inp)
-        cached = self._read_cache(plans, inp)
+        plans = tuple(self._plan(inp))
+        entries = None
+        if not inp.force_refresh and any(isinstance(step, _Todo) for _, step in plans):
+            entries = _CACHE_POOL.submit(self._read_cache, list(plans), inp)
+        return ReadAhead(inp, plans, entries, start, deadline)
+
+    def enrich(self, inp: EnrichmentInput, ahead: ReadAhead | None = None) -> EnrichmentResult:
+        """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little).
+
+        The cache is read on the calling thread, or was started by ``read_ahead``; an event
+        loop is started only when a source has to be fetched (a call answered from the cache,
+        or with nothing to fetch, needs none)."""
+        taken = self._take(ahead, inp) if ahead is not None else None
+        if taken is None:
+            start = time.monotonic()
+            deadline = Deadline(_budget(inp))
+            plans = self._plan(inp)
+            cached = self._read_cache(plans, inp)
+        else:
+            plans, cached, start, deadline = taken
         settled = self._settle(plans, inp, cached)
         if len(settled) == len(plans):
             return self._result([settled[name] for name, _ in plans], start)
@@ -173,19 +210,26 @@ class Engine:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, run).result()
 
-    async def enrich_async(self, inp: EnrichmentInput) -> EnrichmentResult:
-        """The same as ``enrich`` for callers that already run an event loop (the cache read
-        runs on the engine's cache pool, not on the loop)."""
-        start = time.monotonic()
-        deadline = Deadline(_budget(inp))
-        plans = self._plan(inp)
-        cached = await asyncio.get_running_loop().run_in_executor(
-            _CACHE_POOL, self._read_cache, plans, inp
-        )
-        settled = self._settle(plans, inp, cached)
-        if len(settled) == len(plans):
-            return self._result([settled[name] for name, _ in plans], start)
-        return await self._fetch_rest(plans, inp, cached, settled, deadline, start)
+    def _take(
+        self, ahead: ReadAhead, inp: EnrichmentInput
+    ) -> tuple[list[_Plan], dict[str, CacheEntry | None], float, Deadline] | None:
+        """The plans and entries of a read ahead, if it was for ``inp`` (or for ``inp`` with
+        more sources); None when it was not (the caller's input changed: read again)."""
+        by_name = dict(ahead.plans)
+        names = list(dict.fromkeys(inp.sources))
+        if replace(ahead.inp, sources=inp.sources) != inp or not set(names) <= by_name.keys():
+            return None
+        plans = [(name, by_name[name]) for name in names]
+        if ahead.entries is None:
+            return plans, {}, ahead.start, ahead.deadline
+        try:
+            wait = min(CACHE_READ_GRACE_S, ahead.deadline.remaining())
+            cached = ahead.entries.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            keys = [step.key for _, step in plans if isinstance(step, _Todo)]
+            log.warning("cache read timed out", extra={"json_fields": {"sources": ",".join(names)}})
+            cached = dict.fromkeys(keys)
+        return plans, cached, ahead.start, ahead.deadline
 
     def _plan(self, inp: EnrichmentInput) -> list[_Plan]:
         """Each requested source once: what to look up, or the outcome it already has."""

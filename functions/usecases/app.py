@@ -21,8 +21,13 @@ from stores.base import DocumentStore
 class Engine(Protocol):
     """What the use cases need of the enrichment engine."""
 
-    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
-        """Run the sources under the input's deadline."""
+    def read_ahead(self, inp: EnrichmentInput) -> Any:
+        """Start what ``enrich`` will read (its cache entries), to overlap other round trips;
+        the value is passed back to ``enrich``, or dropped."""
+        ...
+
+    def enrich(self, inp: EnrichmentInput, ahead: Any = None) -> EnrichmentResult:
+        """Run the sources under the input's deadline (``ahead``: from ``read_ahead``)."""
         ...
 
 

@@ -2,8 +2,9 @@
 token, request, idempotent replay, CV owner, access decision, rate limit, engine.
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
-instance is warm), one atomic increment, the engine (one cache read), then one commit: the
-call's records with its result document (an idempotent call stores its result first, alone).
+instance is warm), one atomic increment with the engine's cache read beside it (started before
+the increment, dropped if the call is refused), then one commit: the call's records with its
+result document (an idempotent call stores its result first, alone).
 Fair quota: an admitted call that fails through no fault of the user (a failure of the service,
 or every tried source failing upstream) gives its unit back.
 """
@@ -68,28 +69,29 @@ def _admit_and_serve(app: App, ctx: CallContext, req: EnrichRequest) -> Served:
     if admission.owner(app, loaded, req.cv_id, uid) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
+    ahead = _read_ahead(app, req)
     admitted = admission.admit(app, uid, loaded, req, decision, window, facts)
     rate = admitted.rate if admitted else None
     if admitted is not None and admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
-    return _serve(app, ctx, req, decision, rate, window, loaded.cfg, facts)
+    return _serve(app, ctx, req, (decision, rate, window), loaded.cfg, facts, ahead)
 
 
 def _serve(
     app: App,
     ctx: CallContext,
     req: EnrichRequest,
-    decision: Decision,
-    rate: RateDecision | None,
-    window: Window,
+    admitted: tuple[Decision, RateDecision | None, Window],
     cfg: RolloutConfig,
     facts: CallFacts,
+    ahead: Any,
 ) -> Served:
     """Run the engine, give the unit back if the failure was not the user's, shape the answer."""
+    decision, rate, window = admitted
     facts = facts.with_(access=decision.access, reason=decision.reason.value)
     try:
-        result = _run_engine(app, ctx, req, cfg, facts)
+        result = _run_engine(app, ctx, req, cfg, facts, ahead)
     except Internal:
         _give_back(app, window, rate)
         raise
@@ -108,13 +110,18 @@ def _give_back(app: App, window: Window, rate: RateDecision | None) -> RateDecis
     )
 
 
-def _run_engine(
-    app: App, ctx: CallContext, req: EnrichRequest, cfg: RolloutConfig, facts: CallFacts
-) -> EnrichmentResult:
-    disabled = disabled_sources(app, cfg, req.sources, ctx.now)
-    enabled = tuple(s for s in req.sources if s not in disabled)
-    inp = EnrichmentInput(
-        sources=enabled,
+def _read_ahead(app: App, req: EnrichRequest) -> Any:
+    """The engine's cache read, started now so that it overlaps the increment (one round
+    trip's wait instead of two). A failure here is left to the engine's own run to report."""
+    try:
+        return app.engine.read_ahead(_input(req, req.sources))
+    except Exception:  # noqa: BLE001 - the engine, run again without it, answers for it
+        return None
+
+
+def _input(req: EnrichRequest, sources: tuple[str, ...]) -> EnrichmentInput:
+    return EnrichmentInput(
+        sources=sources,
         github=req.github,
         website=req.website,
         linkedin_export=req.linkedin_export,
@@ -122,8 +129,22 @@ def _run_engine(
         force_refresh=req.force_refresh,
         timeout_ms=req.timeout_ms,
     )
+
+
+def _run_engine(
+    app: App,
+    ctx: CallContext,
+    req: EnrichRequest,
+    cfg: RolloutConfig,
+    facts: CallFacts,
+    ahead: Any,
+) -> EnrichmentResult:
+    """The engine on the sources not switched off (``ahead``: its cache read, started for all
+    the requested sources before the increment; the engine takes what it needs of it)."""
+    disabled = disabled_sources(app, cfg, req.sources, ctx.now)
+    enabled = tuple(s for s in req.sources if s not in disabled)
     try:
-        result = app.engine.enrich(inp) if enabled else None
+        result = app.engine.enrich(_input(req, enabled), ahead) if enabled else None
     except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
         labels = {"function": Fn.ENRICH.value, "outcome": "internal", "phase": cfg.phase.value}
         log(

@@ -21,13 +21,17 @@ class StaticEngine:
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.read_aheads: list[Any] = []
         self.fail = False
         self.status = ResultStatus.SUCCESS
         self.data: dict[str, Any] | None = None
         """When set, the result's data instead of the default."""
         self.delay_s = 0.0
 
-    def enrich(self, inp: Any) -> EnrichmentResult:
+    def read_ahead(self, inp: Any) -> None:
+        self.read_aheads.append(inp)
+
+    def enrich(self, inp: Any, ahead: Any = None) -> EnrichmentResult:
         self.calls.append(inp)
         if self.delay_s:
             time.sleep(self.delay_s)

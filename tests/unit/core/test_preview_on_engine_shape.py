@@ -40,7 +40,10 @@ class Replay:
     def __init__(self, result: EnrichmentResult) -> None:
         self.result = result
 
-    def enrich(self, inp: EnrichmentInput) -> EnrichmentResult:
+    def read_ahead(self, inp: EnrichmentInput) -> None:
+        return None
+
+    def enrich(self, inp: EnrichmentInput, ahead: object = None) -> EnrichmentResult:
         return self.result
 
 

@@ -1,16 +1,18 @@
-"""Issue 11: an enrichment answered from the cache reads it on the caller's thread, in one
-round trip, and starts no event loop; a loop is started only when a source must be fetched."""
+"""Issue 11: an enrichment answered from the cache reads it in one round trip, on the caller's
+thread or ahead on the cache pool (overlapping the caller's increment), and starts no event
+loop; a loop is started only when a source must be fetched."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from enrichment.cache import CacheEntry, MemoryCacheStore
-from enrichment.engine import EnrichmentInput
+from enrichment.engine import CACHE_READ_GRACE_S, EnrichmentInput
 from enrichment.sources.linkedin import LinkedInSource
 from tests.unit.enrichment.helpers import make_engine
 
@@ -81,11 +83,70 @@ def test_nothing_to_fetch_starts_no_loop(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.sources[0].status == "skipped" and started == [] and cache.reads == []
 
 
-def test_enrich_async_reads_the_cache_off_the_loop() -> None:
-    cache = Watched()
+class Held(Watched):
+    """Reads wait until released; ``entered`` is set when one has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
+        self.entered.set()
+        assert self.release.wait(20), "the read was never released"
+        return super().get_many(keys)
+
+
+def test_a_read_ahead_reads_on_the_cache_pool_before_enrich_is_called() -> None:
+    cache = Held()
     engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
-    engine.enrich(inp)
-    assert asyncio.run(engine.enrich_async(inp)).sources[0].cached is True
-    thread, in_loop, _ = cache.reads[-1]
-    assert thread.startswith("enrichment-cache") and not in_loop
+    cache.release.set()
+    engine.enrich(inp)  # fills the cache
+    cache.release.clear()
+    cache.entered.clear()
+    ahead = engine.read_ahead(inp)
+    assert cache.entered.wait(20), "the read ahead did not start before enrich"
+    cache.release.set()
+    result = engine.enrich(inp, ahead)
+    assert result.sources[0].cached is True
+    reads = cache.reads[1:]
+    assert len(reads) == 1 and reads[0][0].startswith("enrichment-cache")
+
+
+def test_a_read_ahead_for_more_sources_serves_fewer_and_a_changed_input_reads_again() -> None:
+    cache = Watched()
+    engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
+    both = EnrichmentInput(sources=("github", "linkedin"), linkedin_export=SKILLS)
+    engine.enrich(both)
+    n = len(cache.reads)
+    fewer = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
+    assert engine.enrich(fewer, engine.read_ahead(both)).sources[0].cached is True
+    assert len(cache.reads) == n + 1  # the read ahead only
+    other = EnrichmentInput(sources=("linkedin",), linkedin_export={"Skills.csv": "Name\nGo\n"})
+    result = engine.enrich(other, engine.read_ahead(both))
+    assert result.sources[0].cached is False and result.data["skills"][0]["name"] == "Go"
+    assert len(cache.reads) == n + 3  # the unused read ahead, and the engine's own read
+
+
+def test_a_read_ahead_that_hangs_is_given_up_and_the_sources_are_fetched() -> None:
+    cache = Held()
+    engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, timeout_ms=8000)
+    try:
+        started = time.monotonic()
+        result = engine.enrich(inp, engine.read_ahead(inp))
+        waited = time.monotonic() - started
+    finally:
+        cache.release.set()
+    assert result.sources[0].status == "success" and result.sources[0].cached is False
+    assert CACHE_READ_GRACE_S <= waited < 8  # the grace, not the whole deadline
+
+
+def test_force_refresh_reads_nothing_ahead() -> None:
+    cache = Watched()
+    engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, force_refresh=True)
+    ahead = engine.read_ahead(inp)
+    assert ahead.entries is None
+    assert engine.enrich(inp, ahead).sources[0].cached is False and cache.reads == []
