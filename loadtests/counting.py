@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,16 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
         def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
             sink.count("get_many", reads=len(paths))
             return dict(super().get_many(paths))
+
+        def start_get_many(
+            self, paths: Sequence[str], deadline_s: float | None = None
+        ) -> Callable[[], dict[str, dict[str, Any] | None]]:
+            # One BatchGetDocuments, counted as get_many's are (a started read is the same RPC).
+            sink.count("get_many", reads=len(paths))
+            pending: Callable[[], dict[str, dict[str, Any] | None]] = super().start_get_many(
+                paths, deadline_s
+            )
+            return pending
 
         def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
             sink.count("increment", writes=[path])

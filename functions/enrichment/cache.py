@@ -66,6 +66,13 @@ class CacheStore(Protocol):
         """Several entries in one round trip (missing or undecodable ones map to ``None``)."""
         ...
 
+    def start_get_many(
+        self, keys: list[str], deadline_s: float
+    ) -> Callable[[], dict[str, CacheEntry | None]]:
+        """``get_many`` sent now and collected by calling the result (``DocumentStore``'s
+        ``start_get_many``: no thread; the wait bounded by ``deadline_s`` from now)."""
+        ...
+
 
 def cache_key(source: str, normalised_input: str) -> str:
     """``{source}_{sha256(normalised input)}``: also the Firestore document id."""
@@ -89,6 +96,12 @@ class MemoryCacheStore:
         """See ``CacheStore.get_many``."""
         with self._lock:
             return {k: self._entries.get(k) for k in keys}
+
+    def start_get_many(
+        self, keys: list[str], deadline_s: float
+    ) -> Callable[[], dict[str, CacheEntry | None]]:
+        """See ``CacheStore.start_get_many``: in memory, read when collected."""
+        return lambda: self.get_many(keys)
 
     def put(self, key: str, entry: CacheEntry) -> None:
         """See ``CacheStore.put``."""
@@ -126,6 +139,18 @@ class StoreCacheStore:
         """See ``CacheStore.get_many``: one batched read."""
         got = self._store.get_many([cache_path(k) for k in keys])
         return {k: self._decode(k, got.get(cache_path(k))) for k in keys}
+
+    def start_get_many(
+        self, keys: list[str], deadline_s: float
+    ) -> Callable[[], dict[str, CacheEntry | None]]:
+        """See ``CacheStore.start_get_many``: the store's started batched read."""
+        pending = self._store.start_get_many([cache_path(k) for k in keys], deadline_s)
+
+        def collect() -> dict[str, CacheEntry | None]:
+            got = pending()
+            return {k: self._decode(k, got.get(cache_path(k))) for k in keys}
+
+        return collect
 
     @staticmethod
     def _decode(key: str, doc: Mapping[str, Any] | None) -> CacheEntry | None:

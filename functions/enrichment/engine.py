@@ -2,8 +2,9 @@
 
 ``Engine.enrich`` is synchronous (it owns an event loop per call, started only when a source
 must be fetched), so it can be called from a plain thread such as a Flask request.
-``Engine.read_ahead`` starts an enrichment's cache read early, on the cache pool, so that the
-caller's own round trip (the rate limit's increment) and the cache read overlap.
+``Engine.read_ahead`` sends an enrichment's cache read early (no thread of its own: the store
+sends it and it is collected later), so that the caller's own round trip (the rate limit's
+increment) and the cache read are in flight together.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ log = logging.getLogger(__name__)
 # Cache I/O runs here, not in the loop's default executor: asyncio.run() waits for that one at
 # exit, so a hung store would hold the answer past its deadline. Shared by all enrichments.
 _CACHE_POOL = concurrent.futures.ThreadPoolExecutor(
-    max_workers=16, thread_name_prefix="enrichment-cache"
+    max_workers=8, thread_name_prefix="enrichment-cache"
 )
 CACHE_WRITE_GRACE_S = 2.0
 """How long an enrichment waits, after its sources are done, for its cache writes."""
 CACHE_READ_GRACE_S = 2.0
-"""How long an enrichment waits for a cache read started ahead before fetching without it
-(the rest of its deadline is left to the sources)."""
+"""The deadline of a cache read sent ahead: after it the sources are fetched without it (the
+rest of the enrichment's deadline is left to them)."""
 
 SERVICE_ERRORS = frozenset({ErrorCode.UPSTREAM.value, ErrorCode.TIMEOUT.value})
 
@@ -110,8 +111,8 @@ class ReadAhead:
 
     inp: EnrichmentInput
     plans: tuple[_Plan, ...]
-    entries: concurrent.futures.Future[dict[str, CacheEntry | None]] | None
-    """The entries by cache key (None: nothing to read)."""
+    entries: Callable[[], dict[str, CacheEntry | None]] | None
+    """Waits for and returns the entries by cache key (None: nothing to read)."""
     start: float
     deadline: Deadline
 
@@ -173,16 +174,30 @@ class Engine:
         self._ssl = ssl.create_default_context()
 
     def read_ahead(self, inp: EnrichmentInput) -> ReadAhead:
-        """Plan ``inp``'s sources and start reading their cache entries on the cache pool; pass
-        the result to ``enrich`` (for ``inp`` or for ``inp`` with fewer sources). An unused read
-        ahead costs one read and nothing else."""
+        """Plan ``inp``'s sources and send the read of their cache entries; pass the result to
+        ``enrich`` (for ``inp`` or for ``inp`` with fewer sources). An unused read ahead costs
+        one read and nothing else."""
         start = time.monotonic()
         deadline = Deadline(_budget(inp))
         plans = tuple(self._plan(inp))
+        keys = [step.key for _, step in plans if isinstance(step, _Todo)]
         entries = None
-        if not inp.force_refresh and any(isinstance(step, _Todo) for _, step in plans):
-            entries = _CACHE_POOL.submit(self._read_cache, list(plans), inp)
+        if not inp.force_refresh and keys:
+            grace = min(CACHE_READ_GRACE_S, deadline.remaining())
+            try:
+                entries = self.cache.start_get_many(keys, grace)
+            except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
+                entries = self._cache_failed(plans, keys, exc)
         return ReadAhead(inp, plans, entries, start, deadline)
+
+    @staticmethod
+    def _cache_failed(
+        plans: tuple[_Plan, ...] | list[_Plan], keys: list[str], exc: Exception
+    ) -> Callable[[], dict[str, CacheEntry | None]]:
+        """A failed cache read, logged; every entry a miss."""
+        fields = {"sources": ",".join(name for name, _ in plans), **error_ref(exc)}
+        log.warning("cache read failed", extra={"json_fields": fields})
+        return lambda: dict.fromkeys(keys)
 
     def enrich(self, inp: EnrichmentInput, ahead: ReadAhead | None = None) -> EnrichmentResult:
         """Run the enrichment to completion (at most ``inp.timeout_ms`` plus a little).
@@ -223,12 +238,10 @@ class Engine:
         if ahead.entries is None:
             return plans, {}, ahead.start, ahead.deadline
         try:
-            wait = min(CACHE_READ_GRACE_S, ahead.deadline.remaining())
-            cached = ahead.entries.result(timeout=wait)
-        except concurrent.futures.TimeoutError:
-            keys = [step.key for _, step in plans if isinstance(step, _Todo)]
-            log.warning("cache read timed out", extra={"json_fields": {"sources": ",".join(names)}})
-            cached = dict.fromkeys(keys)
+            cached = ahead.entries()
+        except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
+            keys = [step.key for _, step in ahead.plans if isinstance(step, _Todo)]
+            cached = self._cache_failed(ahead.plans, keys, exc)()
         return plans, cached, ahead.start, ahead.deadline
 
     def _plan(self, inp: EnrichmentInput) -> list[_Plan]:
@@ -262,9 +275,7 @@ class Engine:
         try:
             return self.cache.get_many(keys)
         except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
-            fields = {"sources": ",".join(name for name, _ in plans), **error_ref(exc)}
-            log.warning("cache read failed", extra={"json_fields": fields})
-            return dict.fromkeys(keys)
+            return self._cache_failed(plans, keys, exc)()
 
     def _settle(
         self, plans: list[_Plan], inp: EnrichmentInput, cached: dict[str, CacheEntry | None]

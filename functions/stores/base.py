@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,16 @@ class DocumentStore(Protocol):
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """Read several documents in one round trip; missing ones map to ``None``."""
+        ...
+
+    def start_get_many(
+        self, paths: Sequence[str], deadline_s: float | None = None
+    ) -> Callable[[], dict[str, dict[str, Any] | None]]:
+        """``get_many`` in two halves, so the read is in flight while the caller makes another
+        round trip: the request is sent now (no thread of its own), the returned function waits
+        for the answer and returns what ``get_many`` would, or raises ``StoreError`` (no retry;
+        ``deadline_s``, if shorter than the store's, bounds the wait from now). A store that
+        cannot send without waiting reads when the function is called."""
         ...
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:

@@ -74,6 +74,13 @@ class MemoryStore:
             self._enter()
             return {p: copy.deepcopy(self.docs[p]) if p in self.docs else None for p in paths}
 
+    def start_get_many(
+        self, paths: Sequence[str], deadline_s: float | None = None
+    ) -> Callable[[], dict[str, dict[str, Any] | None]]:
+        """See ``DocumentStore.start_get_many``: in memory, the read is made when collected."""
+        wanted = list(paths)
+        return lambda: self.get_many(wanted)
+
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         """See ``DocumentStore.increment``."""
         with self._lock:

@@ -1,12 +1,13 @@
 """Issue 11: an enrichment answered from the cache reads it in one round trip, on the caller's
-thread or ahead on the cache pool (overlapping the caller's increment), and starts no event
-loop; a loop is started only when a source must be fetched."""
+thread, or sent ahead and collected later (in flight during the caller's increment, with no
+thread of its own), and starts no event loop; a loop is started only when a source must be
+fetched."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from enrichment.cache import CacheEntry, MemoryCacheStore
 from enrichment.engine import CACHE_READ_GRACE_S, EnrichmentInput
 from enrichment.sources.linkedin import LinkedInSource
+from stores.errors import StoreUnanswered
 from tests.unit.enrichment.helpers import make_engine
 
 SKILLS = {"Skills.csv": "Name\nJS\nTypeScript\n"}
@@ -83,64 +85,90 @@ def test_nothing_to_fetch_starts_no_loop(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.sources[0].status == "skipped" and started == [] and cache.reads == []
 
 
-class Held(Watched):
-    """Reads wait until released; ``entered`` is set when one has begun."""
+class Started(Watched):
+    """Notes when a read is sent (``start_get_many``) and when it is collected, and on which
+    thread; ``fail`` makes the collection raise, as a store that failed would."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.events: list[tuple[str, str]] = []
+        self.fail = False
 
-    def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
-        self.entered.set()
-        assert self.release.wait(20), "the read was never released"
-        return super().get_many(keys)
+    def start_get_many(
+        self, keys: list[str], deadline_s: float
+    ) -> Callable[[], dict[str, CacheEntry | None]]:
+        self.events.append(("sent", threading.current_thread().name))
+
+        def collect() -> dict[str, CacheEntry | None]:
+            self.events.append(("collected", threading.current_thread().name))
+            if self.fail:
+                raise StoreUnanswered("read failed: DeadlineExceeded")
+            return self.get_many(keys)
+
+        return collect
 
 
-def test_a_read_ahead_reads_on_the_cache_pool_before_enrich_is_called() -> None:
-    cache = Held()
+def test_a_read_ahead_is_sent_at_once_and_collected_by_enrich_on_the_callers_thread() -> None:
+    cache = Started()
     engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
     inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
-    cache.release.set()
-    engine.enrich(inp)  # fills the cache
-    cache.release.clear()
-    cache.entered.clear()
+    engine.enrich(inp)  # fills the cache (a plain read, not sent ahead)
+    here = threading.current_thread().name
     ahead = engine.read_ahead(inp)
-    assert cache.entered.wait(20), "the read ahead did not start before enrich"
-    cache.release.set()
+    assert cache.events == [("sent", here)]
     result = engine.enrich(inp, ahead)
     assert result.sources[0].cached is True
-    reads = cache.reads[1:]
-    assert len(reads) == 1 and reads[0][0].startswith("enrichment-cache")
+    assert cache.events == [("sent", here), ("collected", here)]
+    assert len(cache.reads) == 2  # the plain read, and the one collected: no other
 
 
 def test_a_read_ahead_for_more_sources_serves_fewer_and_a_changed_input_reads_again() -> None:
-    cache = Watched()
+    cache = Started()
     engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
     both = EnrichmentInput(sources=("github", "linkedin"), linkedin_export=SKILLS)
     engine.enrich(both)
     n = len(cache.reads)
     fewer = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
     assert engine.enrich(fewer, engine.read_ahead(both)).sources[0].cached is True
-    assert len(cache.reads) == n + 1  # the read ahead only
+    assert len(cache.reads) == n + 1 and [e for e, _ in cache.events] == ["sent", "collected"]
     other = EnrichmentInput(sources=("linkedin",), linkedin_export={"Skills.csv": "Name\nGo\n"})
     result = engine.enrich(other, engine.read_ahead(both))
     assert result.sources[0].cached is False and result.data["skills"][0]["name"] == "Go"
-    assert len(cache.reads) == n + 3  # the unused read ahead, and the engine's own read
+    # the read ahead was sent but never collected; the engine read for its own input
+    assert [e for e, _ in cache.events] == ["sent", "collected", "sent"]
+    assert len(cache.reads) == n + 2
 
 
-def test_a_read_ahead_that_hangs_is_given_up_and_the_sources_are_fetched() -> None:
-    cache = Held()
+def test_a_read_ahead_that_fails_is_a_miss_and_the_sources_are_fetched(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = Started()
     engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
-    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, timeout_ms=8000)
-    try:
-        started = time.monotonic()
-        result = engine.enrich(inp, engine.read_ahead(inp))
-        waited = time.monotonic() - started
-    finally:
-        cache.release.set()
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)
+    engine.enrich(inp)
+    cache.fail = True
+    result = engine.enrich(inp, engine.read_ahead(inp))
+    assert result.status == "success"
     assert result.sources[0].status == "success" and result.sources[0].cached is False
-    assert CACHE_READ_GRACE_S <= waited < 8  # the grace, not the whole deadline
+    assert "cache read failed" in caplog.text
+
+
+def test_the_read_ahead_is_bounded_by_the_grace_and_the_deadline() -> None:
+    grace: list[float] = []
+
+    class Noting(MemoryCacheStore):
+        def start_get_many(
+            self, keys: list[str], deadline_s: float
+        ) -> Callable[[], dict[str, CacheEntry | None]]:
+            grace.append(deadline_s)
+            return super().start_get_many(keys, deadline_s)
+
+    engine = make_engine(cache=Noting(), sources={"linkedin": LinkedInSource()})
+    engine.read_ahead(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS))
+    engine.read_ahead(
+        EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS, timeout_ms=500)
+    )
+    assert grace[0] == CACHE_READ_GRACE_S and 0.4 < grace[1] <= 0.5
 
 
 def test_force_refresh_reads_nothing_ahead() -> None:

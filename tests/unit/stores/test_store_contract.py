@@ -49,6 +49,23 @@ def test_get_many_maps_missing_documents_to_none(store: DocumentStore, col: str)
     assert got == {f"{col}/a": {"x": 1}, f"{col}/b": None}
 
 
+def test_a_started_read_returns_what_get_many_returns(store: DocumentStore, col: str) -> None:
+    when = T0 + timedelta(minutes=5)
+    store.commit(
+        [
+            Write(f"{col}/a", {"x": 1, "at": when, "m": {"s": "t", "l": [1, "two"]}}, merge=False),
+            Write(f"{col}/c", {"y": None}, merge=False),
+        ]
+    )
+    paths = [f"{col}/a", f"{col}/b", f"{col}/c"]
+    pending = store.start_get_many(paths, 2.0)
+    store.increment(f"{col}/counter", "n", 1, {})  # another round trip while it is in flight
+    assert pending() == store.get_many(paths)
+    assert store.start_get_many([])() == {}
+    got = store.get_many(paths)
+    assert got[f"{col}/b"] is None and got[f"{col}/a"]["m"] == {"s": "t", "l": [1, "two"]}
+
+
 def test_merge_deep_merges_maps_and_applies_increments(store: DocumentStore, col: str) -> None:
     path = f"{col}/m"
     store.commit([Write(path, {"c": {"n": Inc(1), "keep": "k"}, "top": 1})])
