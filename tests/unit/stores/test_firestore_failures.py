@@ -137,3 +137,18 @@ def test_a_refused_write_applied_nothing_and_an_unanswered_one_may_have(
         assert getattr(err, "maybe_applied", False) is maybe_applied, (code, err)
     finally:
         server.stop(None)
+
+
+def test_a_started_read_is_sent_without_waiting_and_its_collection_keeps_the_deadline(
+    black_hole: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: ``start_get_many`` returns before any answer, and collecting it is bounded by
+    the deadline it was given (0.5 s), not the store's own 5 s or its retries."""
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", black_hole)
+    store = FirestoreStore(make_client("demo-started-read"), deadline_s=5.0)
+    started = time.monotonic()
+    pending = store.start_get_many(["c/a", "c/b"], 0.5)
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(StoreError, match="read failed"):
+        pending()
+    assert 0.4 < time.monotonic() - started < 4.0

@@ -63,7 +63,8 @@ def test_a_started_read_returns_what_get_many_returns(store: DocumentStore, col:
     assert pending() == store.get_many(paths)
     assert store.start_get_many([])() == {}
     got = store.get_many(paths)
-    assert got[f"{col}/b"] is None and got[f"{col}/a"]["m"] == {"s": "t", "l": [1, "two"]}
+    a = got[f"{col}/a"]
+    assert got[f"{col}/b"] is None and a is not None and a["m"] == {"s": "t", "l": [1, "two"]}
 
 
 def test_merge_deep_merges_maps_and_applies_increments(store: DocumentStore, col: str) -> None:
