@@ -6,8 +6,12 @@ half-open: a few probe calls go through (``usecases.source_switches``), and the 
 when they succeed, or opens again for 5 minutes when they fail upstream. Upstream outages open
 breakers; they never turn gating off.
 
-Per source the figures are the minute aggregates' ``src.<name>.requests`` (tries, skipped
-sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``. Every change
+To open, the figures are the minute aggregates' ``src.<name>.requests`` (tries, skipped
+sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``. To close,
+only the probe calls count: each one drew a ticket on the half-open period's probe document
+(``stores.schema.breaker_probe_path``) and records its outcome there, so a try made by an
+instance still reading an older config (up to its config cache's age) never passes for a
+probe, whichever minute it fell in. Every change
 is a config change (``changes.apply_change``: compare-and-set plus a history entry with the
 evidence), logged at WARNING once, when it happens.
 """
@@ -24,7 +28,17 @@ from common.vocab import SOURCES
 from gating.rollout import Breaker, BreakerState, RolloutConfig
 from rollout_control import changes
 from stores.base import DocumentStore
-from stores.schema import floor_to
+from stores.schema import breaker_probe_path, floor_to
+
+PROBES_PER_HALF_OPEN = 3
+"""Calls let through to a half-open source before the evaluator judges them."""
+
+PROBE_ANSWERED = "answered"
+"""Probe outcome field: the source answered (success, or an answer such as not-found)."""
+PROBE_FAILED = "failedUpstream"
+"""Probe outcome field: the source failed with ``upstream`` or ``timeout``."""
+PROBE_DRAWN = "calls"
+"""The probe document's ticket counter (drawn by every call that met the half-open breaker)."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +77,26 @@ def _rate(t: Mapping[str, int]) -> float:
     return t["upstreamFailures"] / t["requests"] if t["requests"] else 0.0
 
 
+def probe_paths(cfg: RolloutConfig, now: datetime) -> dict[str, str]:
+    """The probe document of each source whose breaker is half-open at ``now``."""
+    out = {}
+    for source in SOURCES:
+        b = cfg.breakers.get(source)
+        start = (b.until or b.since) if b else None
+        if start is not None and cfg.breaker(source, now) is BreakerState.HALF_OPEN:
+            out[source] = breaker_probe_path(source, start)
+    return out
+
+
 def assess_breakers(
     cfg: RolloutConfig,
     buckets: Mapping[datetime, Mapping[str, Any]],
     now: datetime,
     th: BreakerThresholds = BREAKER_DEFAULT,
+    probes: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> list[BreakerMove]:
-    """Pure: which breakers change at ``now`` on these complete minute buckets."""
+    """Pure: which breakers change at ``now`` on these complete minute buckets and, for
+    half-open breakers, their probe documents (``probes``, by source; see ``probe_paths``)."""
     end = floor_to(now, "m")
     moves = []
     for source in SOURCES:
@@ -78,7 +105,7 @@ def assess_breakers(
         move = (
             _judge_closed(source, b, buckets, end, th)
             if state is BreakerState.CLOSED
-            else _judge_half_open(source, b, buckets, end, th)
+            else _judge_half_open(source, b, (probes or {}).get(source) or {}, now, th)
             if state is BreakerState.HALF_OPEN
             else None
         )
@@ -111,20 +138,30 @@ def _judge_closed(
 def _judge_half_open(
     source: str,
     b: Breaker,
-    buckets: Mapping[datetime, Mapping[str, Any]],
-    end: datetime,
+    probe: Mapping[str, Any],
+    now: datetime,
     th: BreakerThresholds,
 ) -> BreakerMove | None:
-    probe_from = floor_to(b.until or b.since or end, "m")
-    mins = [m for m in sorted(buckets) if probe_from <= m < end]
-    t = _tally(buckets, mins, source)
+    answered, failed = num(probe, PROBE_ANSWERED), num(probe, PROBE_FAILED)
+    t = {"requests": answered + failed, "successful": answered, "upstreamFailures": failed}
     if t["requests"] == 0:
-        return None  # no probe call yet
-    if t["successful"] >= 1 and _rate(t) <= th.failure_rate:
-        text = f"{source}: probe calls succeeded ({t['successful']} of {t['requests']}): back on"
+        drawn = num(probe, PROBE_DRAWN)
+        began = b.until or b.since
+        if drawn >= PROBES_PER_HALF_OPEN and began is not None and now >= began + th.open_for:
+            # every ticket went to a call that never reported (crashed, or its write failed):
+            # a new half-open period, with new tickets, after another wait
+            text = (
+                f"{source}: {drawn} probe tickets drawn, no outcome recorded in "
+                f"{int(th.open_for.total_seconds() // 60)} minutes: probing again after "
+                f"another {int(th.open_for.total_seconds() // 60)} minutes"
+            )
+            return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn})
+        return None  # no probe outcome yet
+    if _rate(t) <= th.failure_rate:
+        text = f"{source}: probe calls succeeded ({answered} of {t['requests']}): back on"
         return BreakerMove(source, BreakerState.CLOSED, text, dict(t))
     text = (
-        f"{source}: probe calls failed upstream ({t['upstreamFailures']} of {t['requests']}): "
+        f"{source}: probe calls failed upstream ({failed} of {t['requests']}): "
         f"switched off for another {int(th.open_for.total_seconds() // 60)} minutes"
     )
     return BreakerMove(source, BreakerState.OPEN, text, dict(t))

@@ -56,7 +56,7 @@ from common.histogram import count, merge, percentile
 from common.logs import log as default_log
 from gating.rollout import BreakerState, Phase, RolloutConfig
 from rollout_control import baseline, changes, plan
-from rollout_control.breakers import BreakerMove, apply_move, assess_breakers
+from rollout_control.breakers import BreakerMove, apply_move, assess_breakers, probe_paths
 from rollout_control.health import plain
 from stores.base import DocumentStore, Write
 from stores.errors import StoreError
@@ -566,7 +566,7 @@ def evaluate(
         buckets = read_buckets(store, "m", end - timedelta(minutes=span), end)
         base = _baseline(store, cfg, now)
         a = assess(cfg, cur.extras, buckets, now, th, base)
-        moves = assess_breakers(cfg, buckets, now)
+        moves = assess_breakers(cfg, buckets, now, probes=_probes(store, cfg, now))
         if a.action == "none" or dry_run:
             result = _no_rollback(now, cfg, a, dry_run, cur.version, th, base)
         else:
@@ -583,6 +583,15 @@ def evaluate(
         log("INFO", "rollout evaluator: " + result.action, summary=result.summary)
         return replace(result, breakers=texts)
     raise StoreError("unreachable")  # pragma: no cover
+
+
+def _probes(
+    store: DocumentStore, cfg: RolloutConfig, now: datetime
+) -> dict[str, Mapping[str, Any] | None]:
+    """The probe documents of the half-open breakers (one read, none when all are closed)."""
+    paths = probe_paths(cfg, now)
+    docs = store.get_many(list(paths.values())) if paths else {}
+    return {source: docs.get(path) for source, path in paths.items()}
 
 
 def _baseline(store: DocumentStore, cfg: RolloutConfig, now: datetime) -> dict[str, Any]:

@@ -11,6 +11,7 @@ or every tried source failing upstream) gives its unit back.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from common.errors import CallFacts, GatingError, Internal, NotFound
@@ -26,7 +27,7 @@ from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
 from usecases.requests import EnrichRequest, parse_enrich
-from usecases.source_switches import disabled_sources, with_disabled
+from usecases.source_switches import plan_sources, record_probes, with_disabled
 
 
 def run(app: App, caller: Caller, raw: Any) -> dict[str, Any]:
@@ -140,11 +141,15 @@ def _run_engine(
     ahead: Any,
 ) -> EnrichmentResult:
     """The engine on the sources not switched off (``ahead``: its cache read, started for all
-    the requested sources before the increment; the engine takes what it needs of it)."""
-    disabled = disabled_sources(app, cfg, req.sources, ctx.now)
-    enabled = tuple(s for s in req.sources if s not in disabled)
+    the requested sources before the increment; the engine takes what it needs of it). A
+    probe of a half-open breaker skips the cache, so that it reaches the source."""
+    plan = plan_sources(app, cfg, req.sources, ctx.now)
+    enabled = tuple(s for s in req.sources if s not in plan.disabled)
+    inp = _input(req, enabled)
+    if plan.probes:
+        inp = replace(inp, force_refresh=True)
     try:
-        result = app.engine.enrich(_input(req, enabled), ahead) if enabled else None
+        result = app.engine.enrich(inp, ahead) if enabled else None
     except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
         labels = {"function": Fn.ENRICH.value, "outcome": "internal", "phase": cfg.phase.value}
         log(
@@ -156,4 +161,5 @@ def _run_engine(
         )
         crashed = facts.with_(reason="engine error", service_error=True)
         raise Internal("Enrichment failed. Please retry later.", facts=crashed) from None
-    return with_disabled(result, disabled, req.sources)
+    record_probes(app, plan, result, ctx.now)
+    return with_disabled(result, plan.disabled, req.sources)

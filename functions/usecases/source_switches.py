@@ -1,51 +1,102 @@
 """Which requested sources run (contract sections 2.1 and 6): a source the operator switched off
 (``sources.{name}.enabled``) or whose circuit breaker is open is ``skipped`` with code
-``disabled`` and costs no time; a half-open breaker lets a few probe calls through."""
+``disabled`` and costs no time; a half-open breaker lets a few probe calls through, which skip
+the cache for that call and record their outcome on the half-open period's probe document (what
+the evaluator judges the breaker by)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from common.vocab import ResultStatus, SourceErrorCode, SourceStatus
+from common.logs import error_ref, log
+from common.vocab import UPSTREAM_CODES, ResultStatus, SourceErrorCode, SourceStatus
 from enrichment.model import EnrichmentResult, SourceError, SourceReport
 from gating.rollout import BreakerState, RolloutConfig
+from rollout_control.breakers import (
+    PROBE_ANSWERED,
+    PROBE_DRAWN,
+    PROBE_FAILED,
+    PROBES_PER_HALF_OPEN,
+)
+from stores.errors import StoreError
 from stores.schema import breaker_probe_path
 from usecases.app import App
 
-PROBES_PER_HALF_OPEN = 3
-"""Calls let through to a half-open source before the evaluator judges them."""
+PROBE_KEEP = timedelta(days=1)
+"""How long a probe document is kept (``expireAt``)."""
 
 OPERATOR_OFF = "This source is switched off for now."
 BREAKER_OPEN = "This source is paused after repeated failures upstream; it will be retried."
 
 
-def disabled_sources(
+@dataclass(frozen=True)
+class SourcePlan:
+    """Which requested sources run this call."""
+
+    disabled: dict[str, str] = field(default_factory=dict)
+    """Sources that must not run, with the message their report carries."""
+    probes: dict[str, str] = field(default_factory=dict)
+    """Sources let through a half-open breaker, with the probe document they drew a ticket on."""
+
+
+def plan_sources(
     app: App, cfg: RolloutConfig, requested: Sequence[str], now: datetime
-) -> dict[str, str]:
-    """The requested sources that must not run now, with the message their report carries."""
-    out: dict[str, str] = {}
+) -> SourcePlan:
+    """Switched-off and paused sources out; one probe ticket drawn per half-open source."""
+    plan = SourcePlan()
     for name in requested:
         if not cfg.source_enabled(name):
-            out[name] = OPERATOR_OFF
+            plan.disabled[name] = OPERATOR_OFF
             continue
         state = cfg.breaker(name, now)
-        if state is BreakerState.OPEN or (
-            state is BreakerState.HALF_OPEN and not _probe_allowed(app, cfg, name, now)
-        ):
-            out[name] = BREAKER_OPEN
-    return out
+        if state is BreakerState.OPEN:
+            plan.disabled[name] = BREAKER_OPEN
+        elif state is BreakerState.HALF_OPEN:
+            path = _probe_ticket(app, cfg, name, now)
+            if path is None:
+                plan.disabled[name] = BREAKER_OPEN
+            else:
+                plan.probes[name] = path
+    return plan
 
 
-def _probe_allowed(app: App, cfg: RolloutConfig, name: str, now: datetime) -> bool:
+def _probe_ticket(app: App, cfg: RolloutConfig, name: str, now: datetime) -> str | None:
+    """The probe document if this call drew one of its tickets, else ``None``."""
     b = cfg.breakers.get(name)
-    since = (b.until or b.since) if b else None
-    if since is None:
-        return True
-    path = breaker_probe_path(name, since)
-    drawn = app.store.increment(path, "calls", 1, {"expireAt": now + timedelta(days=1)})
-    return drawn <= PROBES_PER_HALF_OPEN
+    start = (b.until or b.since) if b else None
+    if start is None:
+        return None
+    path = breaker_probe_path(name, start)
+    drawn = app.store.increment(path, PROBE_DRAWN, 1, {"expireAt": now + PROBE_KEEP})
+    return path if drawn <= PROBES_PER_HALF_OPEN else None
+
+
+def record_probes(
+    app: App, plan: SourcePlan, result: EnrichmentResult | None, now: datetime
+) -> None:
+    """Each probe's outcome on its probe document. A failed write is logged: the evaluator
+    then sees fewer outcomes and, with none at all, starts a new half-open period."""
+    reports = {r.source: r for r in (result.sources if result else ())}
+    for name, path in plan.probes.items():
+        report = reports.get(name)
+        if report is None or report.status is SourceStatus.SKIPPED:
+            continue
+        failed = report.status is not SourceStatus.SUCCESS and (
+            report.error is not None and report.error.code in UPSTREAM_CODES
+        )
+        outcome = PROBE_FAILED if failed else PROBE_ANSWERED
+        try:
+            app.store.increment(path, outcome, 1, {"expireAt": now + PROBE_KEEP})
+        except StoreError as exc:
+            log(
+                "WARNING",
+                "probe outcome not recorded",
+                source=name,
+                outcome=outcome,
+                **error_ref(exc),
+            )
 
 
 def with_disabled(

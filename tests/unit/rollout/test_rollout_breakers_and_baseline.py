@@ -10,9 +10,10 @@ import pytest
 
 from gating.rollout import BreakerState, parse
 from rollout_control import breakers, changes
+from rollout_control.breakers import PROBES_PER_HALF_OPEN
 from rollout_control.evaluator import evaluate
 from stores.memory import MemoryStore
-from stores.schema import CONFIG_PATH, EVALUATOR_PATH, HISTORY_COLLECTION
+from stores.schema import CONFIG_PATH, EVALUATOR_PATH, HISTORY_COLLECTION, breaker_probe_path
 
 
 def _phase(store: MemoryStore, phase: str, at: datetime, pct: int = 25) -> None:
@@ -69,6 +70,15 @@ def test_the_breaker_stays_closed_just_below_its_thresholds(
     assert _state(store, now) is BreakerState.CLOSED
 
 
+def _probes(store: MemoryStore, at: datetime, **outcomes: int) -> None:
+    """Probe calls of the half-open period that GitHub's breaker is in at ``at``."""
+    b = parse(store.docs[CONFIG_PATH]).breakers["github"]
+    path = breaker_probe_path("github", b.until or b.since or at)
+    doc = store.docs.setdefault(path, {})
+    for name, n in outcomes.items():
+        doc[name] = doc.get(name, 0) + n
+
+
 def test_half_open_probes_close_the_breaker_or_open_it_again(
     store: MemoryStore, agg: Any, now: datetime
 ) -> None:
@@ -76,15 +86,60 @@ def test_half_open_probes_close_the_breaker_or_open_it_again(
     _github(agg, now, 5, tries=4, upstream=4)
     evaluate(store, now)
     later = now + timedelta(minutes=6)
-    agg.traffic(
-        later - timedelta(minutes=1), sources={"github": {"requests": 2, "upstreamFailures": 2}}
-    )
-    assert "failed upstream" in evaluate(store, later).breakers[0]
+    _probes(store, later, calls=2, failedUpstream=2)
+    assert "failed upstream (2 of 2)" in evaluate(store, later).breakers[0]
     assert _state(store, later) is BreakerState.OPEN
     healed = later + timedelta(minutes=6)
-    agg.traffic(healed - timedelta(minutes=1), sources={"github": {"requests": 3, "successful": 3}})
+    _probes(store, healed, calls=3, answered=2, failedUpstream=1)
     assert "back on" in evaluate(store, healed).breakers[0]
     assert _state(store, healed) is BreakerState.CLOSED
+
+
+def test_only_probe_calls_judge_a_half_open_breaker_not_the_minutes_around_it(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    evaluate(store, now)
+    later = now + timedelta(minutes=6)
+    # tries by instances still on an older config, in the minute the breaker turned half-open
+    # and the one after: they are not probes
+    _github(agg, later, 2, tries=4, upstream=4)
+    assert evaluate(store, later).breakers == ()  # no probe outcome yet: nothing to judge
+    _probes(store, later, calls=1, answered=1)
+    assert "probe calls succeeded (1 of 1): back on" in evaluate(store, later).breakers[0]
+    assert _state(store, later) is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(("failed", "answered", "to"), [(2, 2, "closed"), (2, 1, "open")])
+def test_half_of_the_probes_failing_is_not_more_than_half(
+    store: MemoryStore, agg: Any, now: datetime, failed: int, answered: int, to: str
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    evaluate(store, now)
+    later = now + timedelta(minutes=6)
+    _probes(store, later, failedUpstream=failed, answered=answered)
+    evaluate(store, later)
+    assert parse(store.docs[CONFIG_PATH]).breakers["github"].state.value == to
+
+
+def test_tickets_drawn_without_outcomes_start_a_new_half_open_period_after_a_wait(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    evaluate(store, now)
+    half_open = parse(store.docs[CONFIG_PATH]).breakers["github"].until
+    assert half_open is not None
+    _probes(store, half_open, calls=PROBES_PER_HALF_OPEN)  # calls that never reported
+    assert evaluate(store, half_open + timedelta(minutes=4)).breakers == ()
+    moved = evaluate(store, half_open + timedelta(minutes=5)).breakers
+    assert "no outcome recorded" in moved[0]
+    again = parse(store.docs[CONFIG_PATH]).breakers["github"]
+    assert again.state is BreakerState.OPEN and again.until is not None
+    assert again.until == half_open + timedelta(minutes=10)  # new period, new probe document
+    assert breaker_probe_path("github", again.until) not in store.docs
 
 
 def test_the_operator_switch_is_a_recorded_change(store: MemoryStore, now: datetime) -> None:
