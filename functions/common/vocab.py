@@ -60,6 +60,11 @@ UPSTREAM_CODES = frozenset({SourceErrorCode.UPSTREAM, SourceErrorCode.TIMEOUT})
 """Error codes that make a source try an upstream failure (contract 2.4)."""
 
 
+def failed_upstream(status: SourceStatus, code: str | None) -> bool:
+    """Whether a source's try failed upstream: not a success, with an ``UPSTREAM_CODES`` code."""
+    return status is not SourceStatus.SUCCESS and code in UPSTREAM_CODES
+
+
 class ResultStatus(StrEnum):
     """An enrichment's overall status (contract 2.1 ``status``)."""
 

@@ -47,8 +47,6 @@ CACHE_READ_GRACE_S = 2.0
 """The deadline of a cache read sent ahead: after it the sources are fetched without it (the
 rest of the enrichment's deadline is left to them)."""
 
-SERVICE_ERRORS = frozenset({ErrorCode.UPSTREAM.value, ErrorCode.TIMEOUT.value})
-
 __all__ = [
     "Engine",
     "EnrichmentInput",
@@ -449,12 +447,7 @@ class Engine:
             status = ResultStatus.PARTIAL
         else:
             status = ResultStatus.FAILED
-        service_failure = bool(tried) and all(
-            r.status is not SourceStatus.SUCCESS
-            and r.error is not None
-            and r.error.code in SERVICE_ERRORS
-            for r in tried
-        )
+        service_failure = bool(tried) and all(r.failed_upstream for r in tried)
         return EnrichmentResult(
             data=merge(data),
             sources=tuple(o.report for o in outcomes),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.vocab import ResultStatus, SourceStatus
+from common.vocab import ResultStatus, SourceStatus, failed_upstream
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class SourceReport:
     """True when the answer came from the cache (fresh, or revalidated by a 304)."""
     error: SourceError | None = None
     """Set unless ``status == "success"``."""
+
+    @property
+    def failed_upstream(self) -> bool:
+        """Not a success, with code ``upstream`` or ``timeout`` (contract 2.4)."""
+        return failed_upstream(self.status, self.error.code if self.error else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's shape: ``{source, status, items, durationMs, cached, error?}``."""

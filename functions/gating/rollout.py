@@ -92,6 +92,12 @@ class Breaker:
     until: datetime | None = None
     """For ``open``: when it turns half-open (probe calls) by itself."""
 
+    @property
+    def half_open_from(self) -> datetime | None:
+        """When its half-open period began (or begins): ``until`` of an open breaker whose
+        time runs out, else ``since``; it names the period's probe document."""
+        return self.until or self.since
+
     def to_doc(self) -> dict[str, Any]:
         """The document form."""
         return {"state": self.state.value, "since": self.since, "until": self.until}

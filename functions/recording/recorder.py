@@ -24,12 +24,12 @@ from common.settings import Settings
 from common.vocab import (
     DENIALS,
     ENRICHED,
-    UPSTREAM_CODES,
     Access,
     Fn,
     Outcome,
     SourceStatus,
     Tier,
+    failed_upstream,
 )
 from stores.base import Inc, Write
 from stores.schema import (
@@ -350,7 +350,7 @@ def _source_counters(sources: Sequence[SourceOutcome]) -> dict[str, Any]:
             entry["failed"] = Inc(1)
         if s.status is SourceStatus.TIMEOUT:
             entry["timeouts"] = Inc(1)
-        if s.status is not SourceStatus.SUCCESS and s.error_code in UPSTREAM_CODES:
+        if failed_upstream(s.status, s.error_code):
             entry["upstreamFailures"] = Inc(1)
         if s.cached:
             entry["cacheHits"] = Inc(1)

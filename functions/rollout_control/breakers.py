@@ -50,6 +50,11 @@ class BreakerThresholds:
     failure_rate: float = 0.50
     open_for: timedelta = timedelta(minutes=5)
 
+    @property
+    def open_minutes(self) -> int:
+        """``open_for`` in whole minutes, as the texts say it."""
+        return int(self.open_for.total_seconds() // 60)
+
 
 BREAKER_DEFAULT = BreakerThresholds()
 
@@ -77,15 +82,20 @@ def _rate(t: Mapping[str, int]) -> float:
     return t["upstreamFailures"] / t["requests"] if t["requests"] else 0.0
 
 
+def probe_path(cfg: RolloutConfig, source: str, now: datetime) -> str | None:
+    """The probe document of ``source``'s half-open period at ``now``; ``None`` when it is not
+    half-open, or its period has no start (a hand-written breaker: its calls run unprobed)."""
+    b = cfg.breakers.get(source)
+    start = b.half_open_from if b else None
+    if start is None or cfg.breaker(source, now) is not BreakerState.HALF_OPEN:
+        return None
+    return breaker_probe_path(source, start)
+
+
 def probe_paths(cfg: RolloutConfig, now: datetime) -> dict[str, str]:
     """The probe document of each source whose breaker is half-open at ``now``."""
-    out = {}
-    for source in SOURCES:
-        b = cfg.breakers.get(source)
-        start = (b.until or b.since) if b else None
-        if start is not None and cfg.breaker(source, now) is BreakerState.HALF_OPEN:
-            out[source] = breaker_probe_path(source, start)
-    return out
+    paths = {source: probe_path(cfg, source, now) for source in SOURCES}
+    return {source: path for source, path in paths.items() if path is not None}
 
 
 def assess_breakers(
@@ -130,7 +140,7 @@ def _judge_closed(
     text = (
         f"{source}: {t['upstreamFailures']} of {t['requests']} tries failed upstream over the "
         f"last {len(mins)} minutes ({_rate(t) * 100:.0f}% > {th.failure_rate * 100:.0f}%): "
-        f"switched off for {int(th.open_for.total_seconds() // 60)} minutes"
+        f"switched off for {th.open_minutes} minutes"
     )
     return BreakerMove(source, BreakerState.OPEN, text, {**t, "minutes": len(mins)})
 
@@ -146,14 +156,13 @@ def _judge_half_open(
     t = {"requests": answered + failed, "successful": answered, "upstreamFailures": failed}
     if t["requests"] == 0:
         drawn = num(probe, PROBE_DRAWN)
-        began = b.until or b.since
+        began = b.half_open_from
         if drawn >= PROBES_PER_HALF_OPEN and began is not None and now >= began + th.open_for:
             # every ticket went to a call that never reported (crashed, or its write failed):
             # a new half-open period, with new tickets, after another wait
             text = (
                 f"{source}: {drawn} probe tickets drawn, no outcome recorded in "
-                f"{int(th.open_for.total_seconds() // 60)} minutes: probing again after "
-                f"another {int(th.open_for.total_seconds() // 60)} minutes"
+                f"{th.open_minutes} minutes: probing again after another {th.open_minutes} minutes"
             )
             return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn})
         return None  # no probe outcome yet
@@ -162,7 +171,7 @@ def _judge_half_open(
         return BreakerMove(source, BreakerState.CLOSED, text, dict(t))
     text = (
         f"{source}: probe calls failed upstream ({failed} of {t['requests']}): "
-        f"switched off for another {int(th.open_for.total_seconds() // 60)} minutes"
+        f"switched off for another {th.open_minutes} minutes"
     )
     return BreakerMove(source, BreakerState.OPEN, text, dict(t))
 

@@ -7,11 +7,11 @@ the evaluator judges the breaker by)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from common.logs import error_ref, log
-from common.vocab import UPSTREAM_CODES, ResultStatus, SourceErrorCode, SourceStatus
+from common.vocab import ResultStatus, SourceErrorCode, SourceStatus
 from enrichment.model import EnrichmentResult, SourceError, SourceReport
 from gating.rollout import BreakerState, RolloutConfig
 from rollout_control.breakers import (
@@ -19,9 +19,9 @@ from rollout_control.breakers import (
     PROBE_DRAWN,
     PROBE_FAILED,
     PROBES_PER_HALF_OPEN,
+    probe_path,
 )
 from stores.errors import StoreError
-from stores.schema import breaker_probe_path
 from usecases.app import App
 
 PROBE_KEEP = timedelta(days=1)
@@ -35,9 +35,9 @@ BREAKER_OPEN = "This source is paused after repeated failures upstream; it will 
 class SourcePlan:
     """Which requested sources run this call."""
 
-    disabled: dict[str, str] = field(default_factory=dict)
+    disabled: Mapping[str, str]
     """Sources that must not run, with the message their report carries."""
-    probes: dict[str, str] = field(default_factory=dict)
+    probes: Mapping[str, str]
     """Sources let through a half-open breaker, with the probe document they drew a ticket on."""
 
 
@@ -45,32 +45,26 @@ def plan_sources(
     app: App, cfg: RolloutConfig, requested: Sequence[str], now: datetime
 ) -> SourcePlan:
     """Switched-off and paused sources out; one probe ticket drawn per half-open source."""
-    plan = SourcePlan()
+    disabled: dict[str, str] = {}
+    probes: dict[str, str] = {}
     for name in requested:
         if not cfg.source_enabled(name):
-            plan.disabled[name] = OPERATOR_OFF
+            disabled[name] = OPERATOR_OFF
             continue
         state = cfg.breaker(name, now)
         if state is BreakerState.OPEN:
-            plan.disabled[name] = BREAKER_OPEN
-        elif state is BreakerState.HALF_OPEN:
-            path = _probe_ticket(app, cfg, name, now)
-            if path is None:
-                plan.disabled[name] = BREAKER_OPEN
+            disabled[name] = BREAKER_OPEN
+        elif state is BreakerState.HALF_OPEN and (path := probe_path(cfg, name, now)):
+            if _drew_ticket(app, path, now):
+                probes[name] = path
             else:
-                plan.probes[name] = path
-    return plan
+                disabled[name] = BREAKER_OPEN
+    return SourcePlan(disabled, probes)
 
 
-def _probe_ticket(app: App, cfg: RolloutConfig, name: str, now: datetime) -> str | None:
-    """The probe document if this call drew one of its tickets, else ``None``."""
-    b = cfg.breakers.get(name)
-    start = (b.until or b.since) if b else None
-    if start is None:
-        return None
-    path = breaker_probe_path(name, start)
+def _drew_ticket(app: App, path: str, now: datetime) -> bool:
     drawn = app.store.increment(path, PROBE_DRAWN, 1, {"expireAt": now + PROBE_KEEP})
-    return path if drawn <= PROBES_PER_HALF_OPEN else None
+    return drawn <= PROBES_PER_HALF_OPEN
 
 
 def record_probes(
@@ -83,10 +77,7 @@ def record_probes(
         report = reports.get(name)
         if report is None or report.status is SourceStatus.SKIPPED:
             continue
-        failed = report.status is not SourceStatus.SUCCESS and (
-            report.error is not None and report.error.code in UPSTREAM_CODES
-        )
-        outcome = PROBE_FAILED if failed else PROBE_ANSWERED
+        outcome = PROBE_FAILED if report.failed_upstream else PROBE_ANSWERED
         try:
             app.store.increment(path, outcome, 1, {"expireAt": now + PROBE_KEEP})
         except StoreError as exc:

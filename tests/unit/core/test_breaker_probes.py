@@ -51,6 +51,13 @@ def _half_open(store: MemoryStore, clock: FakeClock) -> str:
     return breaker_probe_path("github", until)
 
 
+def _app(store: MemoryStore, clock: FakeClock) -> tuple[App, GitHubAnswers]:
+    """The use cases over ``store`` with a premium user ``pat``, and their engine."""
+    engine = GitHubAnswers()
+    seed_user(store, "pat", premium=True)
+    return App(load_settings({}), store, engine, now=clock, rng=lambda n: 0), engine
+
+
 def _github(out: dict[str, Any]) -> dict[str, Any]:
     found: list[dict[str, Any]] = [s for s in out["sources"] if s["source"] == "github"]
     assert len(found) == 1
@@ -60,9 +67,7 @@ def _github(out: dict[str, Any]) -> dict[str, Any]:
 def test_three_probes_reach_the_source_past_the_cache_and_record_their_outcomes(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    engine = GitHubAnswers()
-    svc = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
-    seed_user(store, "pat", premium=True)
+    svc, engine = _app(store, clock)
     path = _half_open(store, clock)
     engine.github = "upstream"
     enrich.run(svc, Caller("pat"), REQUEST)
@@ -83,9 +88,7 @@ def test_three_probes_reach_the_source_past_the_cache_and_record_their_outcomes(
 def test_a_call_without_a_half_open_source_keeps_the_cache(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    engine = GitHubAnswers()
-    svc = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
-    seed_user(store, "pat", premium=True)
+    svc, engine = _app(store, clock)
     set_config(store)
     enrich.run(svc, Caller("pat"), REQUEST)
     assert not engine.calls[-1].force_refresh
@@ -102,11 +105,19 @@ def test_a_probe_outcome_that_cannot_be_written_is_logged_and_the_call_served(
             return super().increment(path, field_name, by, extra)
 
     broken = OutcomeWriteFails()
-    engine = GitHubAnswers()
-    svc = App(load_settings({}), broken, engine, now=clock, rng=lambda n: 0)
-    seed_user(broken, "pat", premium=True)
+    svc, _ = _app(broken, clock)
     path = _half_open(broken, clock)
     out = enrich.run(svc, Caller("pat"), REQUEST)
     assert _github(out)["status"] == "success"
     assert broken.docs[path]["calls"] == 1 and "answered" not in broken.docs[path]
     assert "probe outcome not recorded" in caplog.text
+
+
+def test_a_half_open_breaker_without_a_start_lets_calls_run_unprobed(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    svc, engine = _app(store, clock)
+    set_config(store, breakers={"github": {"state": "half_open"}})  # written by hand: no since
+    out = enrich.run(svc, Caller("pat"), REQUEST)
+    assert _github(out)["status"] == "success" and not engine.calls[-1].force_refresh
+    assert not [p for p in store.docs if p.startswith("external_data_breaker_probes/")]

@@ -73,18 +73,23 @@ def test_the_breaker_stays_closed_just_below_its_thresholds(
 def _probes(store: MemoryStore, at: datetime, **outcomes: int) -> None:
     """Probe calls of the half-open period that GitHub's breaker is in at ``at``."""
     b = parse(store.docs[CONFIG_PATH]).breakers["github"]
-    path = breaker_probe_path("github", b.until or b.since or at)
+    path = breaker_probe_path("github", b.half_open_from or at)
     doc = store.docs.setdefault(path, {})
     for name, n in outcomes.items():
         doc[name] = doc.get(name, 0) + n
 
 
-def test_half_open_probes_close_the_breaker_or_open_it_again(
-    store: MemoryStore, agg: Any, now: datetime
-) -> None:
+def _opened(store: MemoryStore, agg: Any, now: datetime) -> None:
+    """Phase premium, GitHub failing every try for 5 minutes: the evaluator opens its breaker."""
     _phase(store, "premium", now - timedelta(hours=2))
     _github(agg, now, 5, tries=4, upstream=4)
     evaluate(store, now)
+
+
+def test_half_open_probes_close_the_breaker_or_open_it_again(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _opened(store, agg, now)
     later = now + timedelta(minutes=6)
     _probes(store, later, calls=2, failedUpstream=2)
     assert "failed upstream (2 of 2)" in evaluate(store, later).breakers[0]
@@ -98,9 +103,7 @@ def test_half_open_probes_close_the_breaker_or_open_it_again(
 def test_only_probe_calls_judge_a_half_open_breaker_not_the_minutes_around_it(
     store: MemoryStore, agg: Any, now: datetime
 ) -> None:
-    _phase(store, "premium", now - timedelta(hours=2))
-    _github(agg, now, 5, tries=4, upstream=4)
-    evaluate(store, now)
+    _opened(store, agg, now)
     later = now + timedelta(minutes=6)
     # tries by instances still on an older config, in the minute the breaker turned half-open
     # and the one after: they are not probes
@@ -115,9 +118,7 @@ def test_only_probe_calls_judge_a_half_open_breaker_not_the_minutes_around_it(
 def test_half_of_the_probes_failing_is_not_more_than_half(
     store: MemoryStore, agg: Any, now: datetime, failed: int, answered: int, to: str
 ) -> None:
-    _phase(store, "premium", now - timedelta(hours=2))
-    _github(agg, now, 5, tries=4, upstream=4)
-    evaluate(store, now)
+    _opened(store, agg, now)
     later = now + timedelta(minutes=6)
     _probes(store, later, failedUpstream=failed, answered=answered)
     evaluate(store, later)
@@ -127,9 +128,7 @@ def test_half_of_the_probes_failing_is_not_more_than_half(
 def test_tickets_drawn_without_outcomes_start_a_new_half_open_period_after_a_wait(
     store: MemoryStore, agg: Any, now: datetime
 ) -> None:
-    _phase(store, "premium", now - timedelta(hours=2))
-    _github(agg, now, 5, tries=4, upstream=4)
-    evaluate(store, now)
+    _opened(store, agg, now)
     half_open = parse(store.docs[CONFIG_PATH]).breakers["github"].until
     assert half_open is not None
     _probes(store, half_open, calls=PROBES_PER_HALF_OPEN)  # calls that never reported
