@@ -143,7 +143,8 @@ clean:
 	rm -rf $(TOOLS) $(VENV) $(FUNCTIONS_VENV) node_modules
 
 # Load runs and deploys (issue 11). `make load` runs the short profile (3 minutes); PROFILE=plan
-# (15 min), peak5x (15 min at 50 then 100 rps), burst, step (the knee), faults, soak (10 min);
+# (15 min), peak5x (15 min at 50 then 100 rps), burst, step (the knee), faults, soak (10 min),
+# hundred (4 min: 50 then 100 rps, to compare serving settings side by side);
 # ARRIVAL=burst for synchronized bursts instead of open-loop arrivals. Each run writes
 # docs/benchmarks/load-<name>.md (+ Locust CSV/HTML) and fails if the nothing-lost check differs.
 # `make deploy-dry-run DEPLOY_PROJECT=staging` prints what scripts/deploy.py would run.

@@ -73,6 +73,11 @@ PROFILES = {
         note="the plan's peak rate while faults are injected",
     ),
     "tiny": Profile([(20, 5)], note="a 20-second check of the harness itself"),
+    "hundred": Profile(
+        [(90, 50), (150, 100)],
+        note="1.5 minutes at 50 rps (the emulator's JVM warms up), then 2.5 at 100: serving"
+        " settings compared side by side",
+    ),
     "soak": Profile([(600, 30)], soak=True, note="10 minutes at a steady rate, worker RSS sampled"),
 }
 

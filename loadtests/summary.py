@@ -28,14 +28,19 @@ def _header(
     from loadtests.run import ARRIVALS
 
     cores = {k: v / m["wall"] for k, v in m["cpu"].items()}
-    make = f"make load PROFILE={args.profile}" + (
-        " ARRIVAL=burst" if name.endswith("-burst") else ""
+    argv = _argv(args)
+    make = (
+        f"make load PROFILE={args.profile}" + (" ARRIVAL=burst" if name.endswith("-burst") else "")
+        if len(argv) == 4
+        else None
     )
+    python = f"`.venv/bin/python -m loadtests.run {' '.join(argv)}`"
+    command = f"`{make}` (= {python})" if make else python
     return [
         f"# Load run `{name}`: {prof.note}",
         "",
         f"- when: {datetime.fromtimestamp(m['t0'], UTC):%Y-%m-%d %H:%M} UTC, {m['wall']:.0f} s of load",
-        f"- command: `{make}` (= `.venv/bin/python -m loadtests.run {' '.join(_argv(args))}`)",
+        f"- command: {command}",
         f"- arrival model: {ARRIVALS[args.arrival].format(pacing=args.pacing)}",
         f"- mix: {args.mix}; {m['users']} users ({args.premium_users} premium, {args.free_users} free), "
         "rollout phase full without fallback (free users get previews)",
@@ -58,8 +63,17 @@ def _header(
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
+    """The run's command-line options: the profile, the arrival model, and every other option
+    whose value is not its default (so the command recorded is the command that was run)."""
+    from loadtests.run import parse
+
+    defaults = vars(parse(["--profile", args.profile]))
     out = ["--profile", args.profile, "--arrival", args.arrival]
-    return [shlex.quote(a) for a in out]
+    for key, value in vars(args).items():
+        if key in ("profile", "arrival") or value is None or value == defaults.get(key):
+            continue
+        out += [f"--{key.replace('_', '-')}", "" if value is True else str(value)]
+    return [shlex.quote(a) for a in out if a]
 
 
 def _targets(phases: list[report.PhaseStats]) -> list[str]:

@@ -184,3 +184,20 @@ def test_answers_are_classified_by_the_callable_protocol(
     status: int, text: str | None, kind: str
 ) -> None:
     assert classify(status, text)[0] == kind
+
+
+def test_the_recorded_command_is_the_one_that_ran() -> None:
+    from loadtests.run import parse
+    from loadtests.summary import _argv
+
+    # A profile run with defaults is `make load PROFILE=...`; any other option is named.
+    assert _argv(parse(["--profile", "peak5x", "--arrival", "open"])) == [
+        "--profile",
+        "peak5x",
+        "--arrival",
+        "open",
+    ]
+    args = parse(["--profile", "hundred", "--workers", "4", "--threads", "4", "--sample"])
+    args.arrival = "open"  # as run.main fills it in from the profile
+    argv = _argv(args)
+    assert argv[4:] == ["--workers", "4", "--threads", "4", "--sample"]
