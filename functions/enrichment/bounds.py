@@ -45,10 +45,15 @@ _STEPS: tuple[tuple[int, float], ...] = (
 )
 
 
+def compact_json(data: Any) -> str:
+    """``data`` as compact JSON with non-ASCII escaped, the way the service stores it."""
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
 def json_size(data: Any) -> int:
     """Bytes of ``data`` as compact JSON with non-ASCII escaped, the way the service stores it
-    (``json.dumps(data, separators=(",", ":"), default=str)``); never less than its UTF-8 size."""
-    return len(json.dumps(data, separators=(",", ":"), default=str).encode("utf-8"))
+    (``compact_json``); never less than its UTF-8 size."""
+    return len(compact_json(data).encode("utf-8"))
 
 
 class _Cutter:
@@ -93,17 +98,28 @@ def bound_result(
 
     Also True when a source's section already says ``"truncated": true`` (the source cut its
     own payload, or GitHub had more repository pages than were read)."""
+    out, cut, _text = bound_result_json(data, max_bytes=max_bytes, list_scale=list_scale)
+    return out, cut
+
+
+def bound_result_json(
+    data: dict[str, Any], *, max_bytes: int = MAX_RESULT_BYTES, list_scale: float = 1.0
+) -> tuple[dict[str, Any], bool, str]:
+    """``bound_result`` and the bounded copy's ``compact_json``, which measuring its size
+    produced (a caller that stores the JSON need not encode it again)."""
     already = any(isinstance(v, dict) and v.get("truncated") is True for v in data.values())
     out: dict[str, Any] = {}
     cut = False
+    text = ""
     for string_cap, scale in _STEPS:
         cutter = _Cutter(string_cap, scale * list_scale)
         out = {str(k): cutter.value(v, str(k), 1) for k, v in data.items()}
         cut = cut or cutter.cut
-        if json_size(out) <= max_bytes:
+        text = compact_json(out)
+        if len(text.encode("utf-8")) <= max_bytes:
             break
         cut = True
-    return out, cut or already
+    return out, cut or already, text
 
 
 REDACTION_MARGIN = 256

@@ -7,7 +7,6 @@ records with it, and the answer then carries ``messages.notSaved``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -16,7 +15,7 @@ from common.clock import iso
 from common.errors import CallFacts
 from common.logs import error_ref, log
 from common.vocab import Access, Fn, Outcome, ResultStatus, Tier
-from enrichment.bounds import bound_result
+from enrichment.bounds import bound_result_json, compact_json
 from enrichment.model import EnrichmentResult, SourceReport
 from gating.decision import Decision
 from gating.preview import trim_preview
@@ -51,9 +50,11 @@ def served(
 ) -> Served:
     """The answer, what is recorded about it, and the result document that rides with the
     records (``unsaved``: the answer to give if it could not be stored)."""
-    data, truncated = bound_result(dict(result.data))
+    data, truncated, text = bound_result_json(dict(result.data))
+    stored_json: str | None = text
     if decision.access is Access.PREVIEW:
         data = trim_preview(data)
+        stored_json = None
     body: dict[str, Any] = {
         "requestId": ctx.request_id,
         "status": result.status.value,
@@ -67,7 +68,7 @@ def served(
     if truncated:
         body["truncated"] = True
     unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
-    stored = _result_write(ctx, req, decision, result, data, body)
+    stored = _result_write(ctx, req, decision, result, data, body, stored_json)
     log(
         "INFO",
         "enrichment served",
@@ -117,12 +118,14 @@ def _result_write(
     result: EnrichmentResult,
     data: Mapping[str, Any],
     body: Mapping[str, Any],
+    data_json: str | None = None,
 ) -> Write | None:
-    """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large."""
+    """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large.
+    ``data_json``: ``compact_json(data)`` when the caller has it already."""
     # One JSON string, not a map: a map is encoded and indexed value by value (most of a cache
     # hit's time, and a user with hundreds of repositories would pass Firestore's 40,000 index
     # entries per document). ASCII-escaped, so its length is its size in bytes.
-    text = json.dumps(data, separators=(",", ":"), default=str)
+    text = compact_json(data) if data_json is None else data_json
     size = len(text) + REPORT_MAX_BYTES * len(result.sources)
     if size > STORED_MAX_BYTES:
         log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)

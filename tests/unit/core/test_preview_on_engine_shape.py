@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from common.settings import load_settings
+from enrichment.bounds import STRING_CAP, compact_json
 from enrichment.engine import EnrichmentInput
 from enrichment.model import EnrichmentResult
 from enrichment.sources.linkedin import LinkedInSource
@@ -185,6 +187,25 @@ def test_the_stored_result_of_a_preview_is_the_preview(engine_result: Enrichment
     answer = enrich.run(app, Caller("free"), {"cvId": "cv-free", "mode": "preview"})
     stored = json.loads(store.docs["cvs/cv-free/externalData/latest"]["enrichedDataJson"])
     assert stored == answer["enrichedData"]
+
+
+def test_the_stored_result_of_a_full_call_is_the_bounded_answer(
+    engine_result: EnrichmentResult,
+) -> None:
+    # A string over the cap is cut in the answer; the stored JSON (encoded once, while the
+    # answer's size was measured) must be that same bounded data, byte for byte.
+    data = {**engine_result.data, "web": {"summary": "é" * (STRING_CAP + 50)}}
+    result = replace(engine_result, data=data)
+    store = MemoryStore()
+    seed_user(store, "pro", premium=True)
+    set_config(store)
+    app = App(load_settings({}), store, Replay(result), now=FakeClock(), rng=lambda n: 0)
+    answer = enrich.run(app, Caller("pro"), {"cvId": "cv-pro", "mode": "full"})
+    assert answer["access"] == "full" and answer["truncated"] is True
+    assert len(answer["enrichedData"]["web"]["summary"]) == STRING_CAP
+    text = store.docs["cvs/cv-pro/externalData/latest"]["enrichedDataJson"]
+    assert text == compact_json(answer["enrichedData"])
+    assert json.loads(text) == answer["enrichedData"]
 
 
 def test_a_section_is_locked_when_only_a_map_inside_it_was_trimmed() -> None:
