@@ -145,15 +145,17 @@ clean:
 # Load runs and deploys (issue 11). `make load` runs the short profile (3 minutes); PROFILE=plan
 # (15 min), peak5x (15 min at 50 then 100 rps), burst, step (the knee), faults, soak (10 min),
 # hundred (4 min: 50 then 100 rps, to compare serving settings side by side);
-# ARRIVAL=burst for synchronized bursts instead of open-loop arrivals. Each run writes
+# ARRIVAL=burst for synchronized bursts instead of open-loop arrivals; GIL_PROFILE=40 samples
+# where the workers' Python CPU goes (py-spy, 40 s in the last phase). Each run writes
 # docs/benchmarks/load-<name>.md (+ Locust CSV/HTML) and fails if the nothing-lost check differs.
 # `make deploy-dry-run DEPLOY_PROJECT=staging` prints what scripts/deploy.py would run.
 .PHONY: load deploy-dry-run
 PROFILE ?= short
 ARRIVAL ?=
+GIL_PROFILE ?=
 DEPLOY_PROJECT ?= staging
 load: setup
-	$(PY) -m loadtests.run --profile $(PROFILE) $(if $(ARRIVAL),--arrival $(ARRIVAL))
+	$(PY) -m loadtests.run --profile $(PROFILE) $(if $(ARRIVAL),--arrival $(ARRIVAL)) $(if $(GIL_PROFILE),--gil-profile $(GIL_PROFILE))
 
 deploy-dry-run: setup
 	$(PY) scripts/deploy.py --project $(DEPLOY_PROJECT) --dry-run

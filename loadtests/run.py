@@ -106,6 +106,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--free-users", type=int, default=150)
     p.add_argument("--mix", help="override the profile's mix")
     p.add_argument("--sample", action="store_true", help="sample the request threads' stacks")
+    p.add_argument(
+        "--gil-profile",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="py-spy --gil of every worker for SECONDS during the last phase (gil_profile.py)",
+    )
     p.add_argument("--out", type=Path, default=OUT)
     return p.parse_args(argv)
 
@@ -157,6 +164,30 @@ class RollupLoop:
         self.stop.set()
         self.thread.join(timeout=120)
         return {"runs": self.runs, "minutesWithData": self.minutes, "rawDocsRead": self.raw_docs}
+
+
+class GilRecording:
+    """``gil_profile.record`` of every worker for ``seconds``, started a third of the way into
+    the profile's last phase (or at once, when that phase is shorter than the recording)."""
+
+    def __init__(self, seconds: int, prof: Profile, stack: Stack, out: Path, t0: float) -> None:
+        *before, (last, _rps) = prof.phases
+        begin = sum(s for s, _ in before) + (last / 3 if last >= seconds * 1.5 else 0)
+        self.files: list[Path] = []
+
+        def go() -> None:
+            from loadtests import gil_profile
+
+            time.sleep(max(0.0, t0 + begin - time.time()))
+            self.files = gil_profile.record(stack.worker_pids(), seconds, out)
+
+        self.thread = threading.Thread(target=go, daemon=True)
+        self.thread.start()
+
+    def finish(self) -> list[Path]:
+        """The raw files once the recording is done."""
+        self.thread.join()
+        return self.files
 
 
 def run_locust(
@@ -215,6 +246,9 @@ def measure(
         faults.schedule(prof.faults, faults.actions(stack, client, timeline), t0)
     sampler = Sampler(stack) if prof.soak else None
     rollup = RollupLoop(client)
+    gil = (
+        GilRecording(args.gil_profile, prof, stack, paths["gil"], t0) if args.gil_profile else None
+    )
     cmd = run_locust(args, prof, stack, paths)
     wall = time.time() - t0
     cpu = {
@@ -230,6 +264,7 @@ def measure(
     rolled = rollup.finish()
     time.sleep(counting.FLUSH_EVERY_S + 2)
     return {
+        "gil_files": gil.finish() if gil else [],
         "cmd": cmd,
         "t0": t0,
         "wall": wall,
@@ -280,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "html": args.out / f"load-{name}.html",
         "md": args.out / f"load-{name}.md",
         "png": args.out / f"load-{name}-knee.png",
+        "gil": work / "gil",
     }
     limits = {
         "EXTERNAL_DATA_RATE_LIMIT_FREE_HOURLY": "1000",

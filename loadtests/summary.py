@@ -65,9 +65,11 @@ def _header(
 def _argv(args: argparse.Namespace) -> list[str]:
     """The run's command-line options: the profile, the arrival model, and every other option
     whose value is not its default (so the command recorded is the command that was run)."""
-    from loadtests.run import parse
+    from loadtests.run import PROFILES, parse
 
-    defaults = vars(parse(["--profile", args.profile]))
+    prof = PROFILES[args.profile]
+    # The mix and the share of forced refreshes default to the profile's (run.main fills them).
+    defaults = {**vars(parse(["--profile", args.profile])), "mix": prof.mix, "fresh": prof.fresh}
     out = ["--profile", args.profile, "--arrival", args.arrival]
     for key, value in vars(args).items():
         if key in ("profile", "arrival") or value is None or value == defaults.get(key):
@@ -237,5 +239,9 @@ def write_summary(
     from loadtests.sampler import markdown
 
     lines += ["", *markdown(m["samples_dir"])] if m.get("samples_dir") else []
+    if m.get("gil_files"):
+        from loadtests import gil_profile
+
+        lines += ["", *gil_profile.markdown(gil_profile.load(m["gil_files"]), args.gil_profile)]
     lines += ["", *_soak(m["rss"])]
     paths["md"].write_text("\n".join(lines).rstrip() + "\n")

@@ -4,6 +4,7 @@ per-call cost, exact percentiles and the knee, and the callable-protocol classif
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_answers_are_classified_by_the_callable_protocol(
 
 
 def test_the_recorded_command_is_the_one_that_ran() -> None:
-    from loadtests.run import parse
+    from loadtests.run import PROFILES, parse
     from loadtests.summary import _argv
 
     # A profile run with defaults is `make load PROFILE=...`; any other option is named.
@@ -198,6 +199,38 @@ def test_the_recorded_command_is_the_one_that_ran() -> None:
         "open",
     ]
     args = parse(["--profile", "hundred", "--workers", "4", "--threads", "4", "--sample"])
-    args.arrival = "open"  # as run.main fills it in from the profile
+    args.arrival, args.mix, args.fresh = "open", PROFILES["hundred"].mix, 0.1  # as run.main does
     argv = _argv(args)
     assert argv[4:] == ["--workers", "4", "--threads", "4", "--sample"]
+    args.fresh = 0.5
+    assert _argv(args)[4:] == ["--workers", "4", "--threads", "4", "--fresh", "0.5", "--sample"]
+
+
+def test_gil_samples_are_summed_per_frame_and_ours_are_told_apart(tmp_path: Path) -> None:
+    from loadtests import gil_profile
+
+    # py-spy's raw format: frames root first, `function (path:line)`, then the sample count.
+    (tmp_path / "gil-1.txt").write_text(
+        "run (threading.py:1);handle (usecases/hooks.py:9);dumps (json/__init__.py:2) 3\n"
+        "run (threading.py:1);handle (usecases/hooks.py:9);handle (usecases/hooks.py:9) 1\n"
+    )
+    stack = b"run (threading.py:1);_blocking (grpc/_channel.py:7) 4\n"
+    (tmp_path / "gil-2.txt.gz").write_bytes(gzip.compress(stack))  # as docs/benchmarks/gil keeps
+    prof = gil_profile.load(sorted(tmp_path.glob("gil-*")))
+    assert prof.samples == 8
+    # A frame twice on one stack (recursion) counts once for that stack.
+    assert prof.inclusive["handle (hooks.py)"] == 4 and prof.share("run (threading.py)") == 1.0
+    assert prof.leaf == Counter({"dumps (__init__.py)": 3, "handle (hooks.py)": 1,
+                                 "_blocking (_channel.py)": 4})  # fmt: skip
+    assert prof.ours == {"handle (hooks.py)"}
+    page = "\n".join(gil_profile.markdown(prof, seconds=40))
+    assert "| `handle (hooks.py)` | 50.0% | | `_blocking (_channel.py)` | 50.0% |" in page
+    after = gil_profile.load([tmp_path / "gil-2.txt.gz"])
+    table = gil_profile.compare(prof, after)
+    # Largest moves first (ties by name); a frame that did not move comes last.
+    assert table[2:] == [
+        "| `_blocking (_channel.py)` | 50.0% | 100.0% |",
+        "| `handle (hooks.py)` | 50.0% | 0.0% |",
+        "| `dumps (__init__.py)` | 37.5% | 0.0% |",
+        "| `run (threading.py)` | 100.0% | 100.0% |",
+    ]
