@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stores.schema import created_once
+
 FLUSH_EVERY_S = 5.0
-_UNIQUE_MARKERS = ("/events/", "/conversions/", "external_data_security_audit/")
-"""Paths of documents created once per call: they can never be a hot spot."""
 
 
 class Sink:
@@ -58,7 +58,7 @@ class Sink:
             bucket = None
             for path in writes:
                 self.ops["writes"] += 1
-                if any(m in path for m in _UNIQUE_MARKERS):
+                if created_once(path):  # written once: never a hot spot
                     continue
                 if bucket is None:
                     bucket = self.per_second[now]

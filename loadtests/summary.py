@@ -29,13 +29,11 @@ def _header(
 
     cores = {k: v / m["wall"] for k, v in m["cpu"].items()}
     argv = _argv(args)
-    make = (
-        f"make load PROFILE={args.profile}" + (" ARRIVAL=burst" if name.endswith("-burst") else "")
-        if len(argv) == 4
-        else None
-    )
     python = f"`.venv/bin/python -m loadtests.run {' '.join(argv)}`"
-    command = f"`{make}` (= {python})" if make else python
+    command = python  # options beyond the profile and the arrival model: no make line says it
+    if not argv[4:]:
+        burst = " ARRIVAL=burst" if name.endswith("-burst") else ""
+        command = f"`make load PROFILE={args.profile}{burst}` (= {python})"
     return [
         f"# Load run `{name}`: {prof.note}",
         "",
@@ -74,8 +72,9 @@ def _argv(args: argparse.Namespace) -> list[str]:
     for key, value in vars(args).items():
         if key in ("profile", "arrival") or value is None or value == defaults.get(key):
             continue
-        out += [f"--{key.replace('_', '-')}", "" if value is True else str(value)]
-    return [shlex.quote(a) for a in out if a]
+        flag = f"--{key.replace('_', '-')}"
+        out += [flag] if value is True else [flag, str(value)]
+    return [shlex.quote(a) for a in out]
 
 
 def _targets(phases: list[report.PhaseStats]) -> list[str]:

@@ -49,6 +49,7 @@ from scripts.devkit.emulator import GATED, call, require_emulators, seed, store 
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
 from stores.base import Write  # noqa: E402
 from stores.firestore import FirestoreStore, make_client  # noqa: E402
+from stores.schema import created_once  # noqa: E402
 from usecases import enrich  # noqa: E402
 from usecases.app import App  # noqa: E402
 from usecases.context import Caller  # noqa: E402
@@ -88,6 +89,8 @@ class CountingStore:
         self.ms: dict[str, float] = {}
         """Milliseconds in each method during the current call (its round trips, the client
         library's encoding and decoding included)."""
+        self.last_commit: list[Write] = []
+        """The writes of the last ``commit`` (a call's records)."""
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -98,6 +101,8 @@ class CountingStore:
 
         def wrapped(*a: Any, **kw: Any) -> Any:
             self.calls[name] += 1
+            if name == "commit":
+                self.last_commit = list(a[0])
             started = time.perf_counter()
             try:
                 return attr(*a, **kw)
@@ -234,7 +239,7 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         ref.set({"n": i})
         bare.append((time.perf_counter() - t) * 1000)
     cold = [one(*app()) for _ in range(n // 2)]
-    floor_ms = bench_floor(raw, settings, uid, request, n) if floor else None
+    floor_ms = bench_floor(raw, eng.store.last_commit, n) if floor else None
     gate_warm = summary([w[0] for w in warm])
     total_warm = summary([w[1] for w in warm])
     bare_s = summary(bare)
@@ -264,50 +269,28 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
     }
 
 
-class _Capturing(FirestoreStore):
-    """The real store, keeping the writes of every commit (one call's records)."""
-
-    def __init__(self, client: firestore.Client) -> None:
-        super().__init__(client)
-        self.commits: list[list[Write]] = []
-
-    def commit(self, writes: Sequence[Write]) -> None:
-        self.commits.append(list(writes))
-        super().commit(writes)
-
-
 def _fresh(writes: Sequence[Write]) -> list[Write]:
     """The same writes with new ids for the documents a call creates (usage event, audit
     entry), as the next call would write them."""
-    out = []
-    for w in writes:
-        path = w.path
-        if "/events/" in path or path.startswith("external_data_security_audit/"):
-            path = f"{path.rsplit('/', 1)[0]}/{uuid.uuid4().hex}"
-        out.append(Write(path, w.data, merge=w.merge))
-    return out
+    return [
+        Write(f"{w.path.rsplit('/', 1)[0]}/{uuid.uuid4().hex}", w.data, merge=w.merge)
+        if created_once(w.path)
+        else w
+        for w in writes
+    ]
 
 
-def bench_floor(
-    raw: FirestoreStore, settings: Any, uid: str, request: dict[str, Any], n: int
-) -> dict[str, Any]:
+def bench_floor(raw: FirestoreStore, records: Sequence[Write], n: int) -> dict[str, Any]:
     """A warm call's two sequential round trips made outside any call: the same increment and
-    one warm call's own record commit (its five documents, replayed with new event and audit
-    ids), back to back, then a bare write, in turn. No code of ours runs between them: what
-    the emulator and the client library alone take."""
+    one warm call's own record commit (``records``, replayed with new event and audit ids),
+    back to back, then a bare write, in turn. No code of ours runs between them: what the
+    emulator and the client library alone take."""
     progress(f"hot path floor: {n} increments + record commits outside a call, {n} bare writes")
-    capturing = _Capturing(raw.client)
-    eng = Engine(
-        settings.enrichment, StoreCacheStore(capturing), sources={"linkedin": LinkedInSource()}
-    )
-    svc = App(settings, capturing, eng)
-    enrich.run(svc, Caller(uid), request)
-    capturing.commits.clear()
-    enrich.run(svc, Caller(uid), request)
-    (records,) = [c for c in capturing.commits if len(c) > 1]
-    counter = f"rate_limits/bench-floor-{uid}"
+    if not any(created_once(w.path) for w in records):
+        raise RuntimeError(f"not a call's record commit: {[w.path for w in records]}")
+    counter = f"rate_limits/bench-floor-{uuid.uuid4().hex}"
     expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
-    ref = raw.client.document(f"bench/{uid}")
+    ref = raw.client.document(f"bench/floor-{uuid.uuid4().hex}")
     inc, rec, pair, bare = [], [], [], []
     for i in range(2 * n):  # the first half warms the emulator's code for these documents
         t0 = time.perf_counter()
@@ -826,7 +809,7 @@ def main() -> int:
         results["enrichment"] = bench_enrichment(10 if args.quick else 30, 300.0)
     command = (
         "make bench"
-        if not (args.only or args.quick or args.n != 1000 or args.before)
+        if not (args.only or args.quick or args.n != parser.get_default("n") or args.before)
         else "scripts/with-emulators.sh .venv/bin/python scripts/bench.py " + " ".join(sys.argv[1:])
     )
     results["command"] = command

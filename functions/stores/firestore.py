@@ -7,8 +7,8 @@ Every call has a short deadline: a store that does not answer becomes ``StoreErr
 from __future__ import annotations
 
 import copy
+import functools
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -65,42 +65,52 @@ def make_client(project: str | None = None) -> firestore.Client:
     return firestore.Client(project=project)
 
 
-_COMMIT = "/google.firestore.v1.Firestore/Commit"
+_API = "/google.firestore.v1.Firestore/"
 _COMMIT_REQUEST = firestore_types.CommitRequest.pb()
 _COMMIT_RESPONSE = firestore_types.CommitResponse.pb()
+_BATCH_GET_REQUEST = firestore_types.BatchGetDocumentsRequest.pb()
+_BATCH_GET_RESPONSE = firestore_types.BatchGetDocumentsResponse.pb()
 
 
 class _Rpc:
-    """The client's channel and call metadata, looked up once and shared by a store's copies."""
+    """Commit and BatchGetDocuments on the client's own gRPC channel, raw protobuf in and out,
+    with the metadata the client sends (its resource prefix and the emulator's token, and the
+    routing header naming the database). Built on first use (the client opens its channel
+    lazily) and shared by a store's copies; building it twice in a race is harmless."""
 
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
-        self._lock = threading.Lock()
-        self._commit: Any = None
-        self._metadata: tuple[tuple[str, str], ...] | None = None
+        self.database: str = client._database_string  # noqa: SLF001
 
+    @functools.cached_property
+    def _channel(self) -> grpc.Channel:
+        return self._client._firestore_api.transport.grpc_channel  # noqa: SLF001
+
+    @functools.cached_property
     def commit(self) -> Any:
-        """Commit on the client's own gRPC channel, raw protobuf in and out."""
-        with self._lock:
-            if self._commit is None:
-                channel = self._client._firestore_api.transport.grpc_channel  # noqa: SLF001
-                self._commit = channel.unary_unary(
-                    _COMMIT,
-                    request_serializer=_COMMIT_REQUEST.SerializeToString,
-                    response_deserializer=_COMMIT_RESPONSE.FromString,
-                )
-            return self._commit
+        """The Commit multicallable."""
+        return self._channel.unary_unary(
+            _API + "Commit",
+            request_serializer=_COMMIT_REQUEST.SerializeToString,
+            response_deserializer=_COMMIT_RESPONSE.FromString,
+        )
 
+    @functools.cached_property
+    def batch_get(self) -> Any:
+        """The BatchGetDocuments multicallable (a stream of responses)."""
+        return self._channel.unary_stream(
+            _API + "BatchGetDocuments",
+            request_serializer=_BATCH_GET_REQUEST.SerializeToString,
+            response_deserializer=_BATCH_GET_RESPONSE.FromString,
+        )
+
+    @functools.cached_property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """What the client sends with each call: its resource prefix (and the emulator's
-        token), and the routing header naming the database."""
-        if self._metadata is None:
-            database = self._client._database_string  # noqa: SLF001
-            self._metadata = (
-                *self._client._rpc_metadata,  # noqa: SLF001
-                gapic_v1.routing_header.to_grpc_metadata((("database", database),)),  # type: ignore[no-untyped-call]
-            )
-        return self._metadata
+        """What the client sends with each call."""
+        return (
+            *self._client._rpc_metadata,  # noqa: SLF001
+            gapic_v1.routing_header.to_grpc_metadata((("database", self.database),)),  # type: ignore[no-untyped-call]
+        )
 
 
 def _to_firestore(value: Any) -> Any:
@@ -163,24 +173,26 @@ class FirestoreStore:
         self, paths: Sequence[str], deadline_s: float | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """See ``DocumentStore.start_get_many``: the BatchGetDocuments is sent now on the
-        client's own gRPC channel (its transport's stub, with the metadata the client's
-        ``get_all`` sends, without the wrapper that waits for the first answer); collecting
-        reads the stream. If the client's transport cannot be used so, it reads when
-        collected."""
+        client's own gRPC channel (``_Rpc``, without the client's wrapper that waits for the
+        first answer); collecting reads the stream. If the client's channel cannot be used so,
+        it reads when collected."""
         wanted = list(paths)
         if not wanted:
             return dict
         timeout = self._timeout if deadline_s is None else min(self._timeout, deadline_s)
         try:
-            call = self._send_batch_get(wanted, timeout)
-        except Exception:  # noqa: BLE001 - a client without that transport: read when asked
+            request = _BATCH_GET_REQUEST(
+                database=self._rpc.database, documents=[self._documents + p for p in wanted]
+            )
+            call = self._rpc.batch_get(request, timeout=timeout, metadata=self._rpc.metadata)
+        except Exception:  # noqa: BLE001 - a client without that channel: read when asked
             return lambda: self.get_many(wanted)
 
         def collect() -> dict[str, dict[str, Any] | None]:
             out: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
             try:
                 for response in call:
-                    if response._pb.WhichOneof("result") == "found":  # noqa: SLF001
+                    if response.WhichOneof("result") == "found":
                         path = response.found.name[len(self._documents) :]
                         fields = response.found.fields
                         out[path] = cast(dict[str, Any], _helpers.decode_dict(fields, self.client))
@@ -190,18 +202,6 @@ class FirestoreStore:
             return out
 
         return collect
-
-    def _send_batch_get(self, paths: list[str], timeout: float) -> Any:
-        """A started BatchGetDocuments stream of ``paths`` (metadata as the client sends it:
-        its resource prefix, the emulator's token, the routing header)."""
-        api = self.client._firestore_api  # noqa: SLF001
-        database = self.client._database_string  # noqa: SLF001
-        request = firestore_types.BatchGetDocumentsRequest(
-            database=database, documents=[self._documents + p for p in paths]
-        )
-        return api._transport.batch_get_documents(  # noqa: SLF001
-            request, timeout=timeout, metadata=self._rpc.metadata()
-        )
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         """See ``DocumentStore.increment``: one Commit whose transform result is the new value
@@ -257,8 +257,8 @@ class FirestoreStore:
         client's retry, timeout and error layers and proto-plus conversions were about 8% of
         the served workers' Python CPU at 100 rps. Errors are mapped as the client maps them,
         and ``retry`` (within the store's deadline) is the policy the client applied."""
-        request = _COMMIT_REQUEST(database=self.client._database_string, writes=pbs)  # noqa: SLF001
-        send, metadata = self._rpc.commit(), self._rpc.metadata()
+        request = _COMMIT_REQUEST(database=self._rpc.database, writes=pbs)
+        send, metadata = self._rpc.commit, self._rpc.metadata
         # The store's deadline holds for all attempts together, as the client's own timeout
         # does (each attempt gets what is left of it).
         deadline = time.monotonic() + self._timeout

@@ -46,19 +46,32 @@ def usage_path(uid: str) -> str:
     return f"{USAGE}/{uid}"
 
 
+EVENTS = "events"
+CONVERSIONS = "conversions"
+
+
 def usage_event_path(uid: str, event_id: str) -> str:
     """One usage event of a user."""
-    return f"{USAGE}/{uid}/events/{event_id}"
+    return f"{USAGE}/{uid}/{EVENTS}/{event_id}"
 
 
 def conversion_path(uid: str, conversion_id: str) -> str:
     """One recorded conversion of a user."""
-    return f"{USAGE}/{uid}/conversions/{conversion_id}"
+    return f"{USAGE}/{uid}/{CONVERSIONS}/{conversion_id}"
 
 
 def audit_path(entry_id: str) -> str:
     """One audit entry."""
     return f"{AUDIT}/{entry_id}"
+
+
+def created_once(path: str) -> bool:
+    """Whether ``path`` is a document written once under a new id (a usage event, a conversion,
+    an audit entry), never written again."""
+    parts = path.split("/")
+    if parts[0] == AUDIT:
+        return len(parts) == 2
+    return parts[0] == USAGE and len(parts) == 4 and parts[2] in (EVENTS, CONVERSIONS)
 
 
 def rate_limit_path(uid: str, scope: str, window_start: datetime) -> str:

@@ -51,10 +51,9 @@ def served(
     """The answer, what is recorded about it, and the result document that rides with the
     records (``unsaved``: the answer to give if it could not be stored)."""
     data, truncated, text = bound_result_json(dict(result.data))
-    stored_json: str | None = text
     if decision.access is Access.PREVIEW:
         data = trim_preview(data)
-        stored_json = None
+        text = compact_json(data)
     body: dict[str, Any] = {
         "requestId": ctx.request_id,
         "status": result.status.value,
@@ -68,7 +67,7 @@ def served(
     if truncated:
         body["truncated"] = True
     unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
-    stored = _result_write(ctx, req, decision, result, data, body, stored_json)
+    stored = _result_write(ctx, req, decision, result, text, body)
     log(
         "INFO",
         "enrichment served",
@@ -116,16 +115,14 @@ def _result_write(
     req: EnrichRequest,
     decision: Decision,
     result: EnrichmentResult,
-    data: Mapping[str, Any],
+    text: str,
     body: Mapping[str, Any],
-    data_json: str | None = None,
 ) -> Write | None:
-    """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large.
-    ``data_json``: ``compact_json(data)`` when the caller has it already."""
+    """The write of ``cvs/{cvId}/externalData/latest`` holding ``text``, the answer's data as
+    ``compact_json``; None (logged) when it is too large."""
     # One JSON string, not a map: a map is encoded and indexed value by value (most of a cache
     # hit's time, and a user with hundreds of repositories would pass Firestore's 40,000 index
     # entries per document). ASCII-escaped, so its length is its size in bytes.
-    text = compact_json(data) if data_json is None else data_json
     size = len(text) + REPORT_MAX_BYTES * len(result.sources)
     if size > STORED_MAX_BYTES:
         log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)

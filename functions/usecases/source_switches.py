@@ -54,7 +54,7 @@ def plan_sources(
         state = cfg.breaker(name, now)
         if state is BreakerState.OPEN:
             disabled[name] = BREAKER_OPEN
-        elif state is BreakerState.HALF_OPEN and (path := probe_path(cfg, name, now)):
+        elif path := probe_path(cfg, name, now):  # half-open, with a period to probe
             if _drew_ticket(app, path, now):
                 probes[name] = path
             else:

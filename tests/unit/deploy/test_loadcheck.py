@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -159,6 +160,25 @@ def test_analyse_merges_the_workers_and_prices_a_call(tmp_path: Path) -> None:
     hottest = cost.by_kind["aggregate raw minute shard"]
     assert (hottest.peak_per_s, hottest.total) == (7, 7)
     assert cost.by_kind["rate-limit window"].peak_per_s == 2
+
+
+def test_documents_written_once_are_never_counted_as_hot_spots() -> None:
+    from datetime import UTC, datetime
+
+    from stores import schema
+
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    once = [schema.usage_event_path("u", "e1"), schema.conversion_path("u", "c1")]
+    once.append(schema.audit_path("a1"))
+    again = [schema.usage_path("u"), schema.result_path("cv"), schema.raw_shard_path(at, 3)]
+    again += [schema.rate_limit_path("u", "enrich", at), schema.cache_path("github_x")]
+    assert all(schema.created_once(p) for p in once)
+    assert not any(schema.created_once(p) for p in again)
+    sink = counting.Sink("/nonexistent")
+    sink.pid = os.getpid()  # no flush thread: the counts are read here
+    sink.count("commit", writes=[*once, *again])
+    assert sink.ops["writes"] == 8
+    assert set(next(iter(sink.per_second.values()))) == set(again)
 
 
 def test_percentiles_are_nearest_rank_and_the_knee_is_the_first_broken_step() -> None:
