@@ -99,7 +99,8 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
         def start_get_many(
             self, paths: Sequence[str], deadline_s: float | None = None
         ) -> Callable[[], dict[str, dict[str, Any] | None]]:
-            # One BatchGetDocuments, counted as get_many's are (a started read is the same RPC).
+            # Counted as get_many's are: one round trip (a GetDocument per document, sent
+            # together), one read per document.
             sink.count("get_many", reads=len(paths))
             pending: Callable[[], dict[str, dict[str, Any] | None]] = super().start_get_many(
                 paths, deadline_s

@@ -38,6 +38,21 @@ _logger = logging.getLogger(ROOT)
 _handler: logging.Handler | None = None
 
 
+SDK_PASSED = "Callable request verification passed"
+"""The start of the INFO line the functions SDK writes (through the root logger) for every
+callable request whose token checked out: a second line per call beside the gate's own, which
+carries the outcome. Dropped; the SDK's warnings and errors about tokens are kept."""
+
+
+def _not_sdk_pass(record: logging.LogRecord) -> bool:
+    """Root-logger filter: False for the SDK's per-call "verification passed" line only."""
+    return not (
+        record.levelno == logging.INFO
+        and isinstance(record.msg, str)
+        and record.msg.startswith(SDK_PASSED)
+    )
+
+
 class _Encoder(json.JSONEncoder):
     """Datetimes as ISO text; anything else unknown by its type name (never its repr)."""
 
@@ -67,6 +82,7 @@ def configure(
             json_encoder_cls=_Encoder,
         )
         root.addHandler(_handler)
+        root.addFilter(_not_sdk_pass)
     root.setLevel(_LEVELS.get(level.upper(), logging.INFO))
     # The HTTP client logs every request URL at INFO ("HTTP Request: GET <url>"): a website
     # URL, a GitHub user name, a search query are request content (contract 5).

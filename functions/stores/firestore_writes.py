@@ -14,9 +14,10 @@ values become ``increment`` field transforms, sorted by path, in both modes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud._helpers import _datetime_to_pb_timestamp
@@ -29,9 +30,6 @@ from stores.base import Inc, Write
 _WRITE = write_types.Write.pb()
 _DOCUMENT = document_types.Document.pb()
 _VALUE = document_types.Value.pb()
-_MAP = document_types.MapValue.pb()
-_ARRAY = document_types.ArrayValue.pb()
-_TRANSFORM = write_types.DocumentTransform.FieldTransform.pb()
 
 Path = tuple[str, ...]
 
@@ -40,82 +38,92 @@ class Unsupported(Exception):
     """A value this module does not encode (the client library will)."""
 
 
-def encode(value: Any) -> Any:
-    """A raw ``Value`` for ``value`` (the client's ``encode_value`` for the supported types)."""
+def _put(target: Any, value: Any) -> None:
+    """Encode ``value`` into the ``Value`` message ``target``, in place (the client's
+    ``encode_value`` for the supported types). Built in place, top down: a message passed to a
+    parent's constructor is copied, so building bottom up copied each map once per level."""
     if value is None:
-        return _VALUE(null_value=0)
-    if isinstance(value, bool):
-        return _VALUE(boolean_value=value)
-    if isinstance(value, int):
-        return _VALUE(integer_value=value)
-    if isinstance(value, float):
-        return _VALUE(double_value=value)
-    if isinstance(value, DatetimeWithNanoseconds):
+        target.null_value = 0
+    elif isinstance(value, bool):
+        target.boolean_value = value
+    elif isinstance(value, int):
+        target.integer_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, DatetimeWithNanoseconds):
         raise Unsupported("DatetimeWithNanoseconds")
-    if isinstance(value, datetime):
-        return _VALUE(timestamp_value=_datetime_to_pb_timestamp(value))  # type: ignore[no-untyped-call]
-    if isinstance(value, str):
-        return _VALUE(string_value=value)
-    if isinstance(value, Mapping):
-        return _VALUE(map_value=_MAP(fields={str(k): encode(v) for k, v in value.items()}))
-    if isinstance(value, list | tuple):
-        return _VALUE(array_value=_ARRAY(values=[encode(v) for v in value]))
-    raise Unsupported(type(value).__name__)
+    elif isinstance(value, datetime):
+        target.timestamp_value.CopyFrom(_datetime_to_pb_timestamp(value))  # type: ignore[no-untyped-call]
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, Mapping):
+        fields = target.map_value.fields
+        target.map_value.SetInParent()
+        for k, v in value.items():
+            _put(fields[str(k)], v)
+    elif isinstance(value, list | tuple):
+        values = target.array_value.values
+        target.array_value.SetInParent()
+        for v in value:
+            _put(values.add(), v)
+    else:
+        raise Unsupported(type(value).__name__)
 
 
-def _walk(
+def encode(value: Any) -> Any:
+    """A raw ``Value`` for ``value``."""
+    out = _VALUE()
+    _put(out, value)
+    return out
+
+
+def _fill(
+    fields: Any,
     data: Mapping[str, Any],
     prefix: Path,
-    leaves: list[tuple[Path, Any]],
+    leaves: list[Path],
     incs: list[tuple[Path, Any]],
 ) -> None:
-    """The client's ``extract_fields``: leaves depth-first in key order; an empty map below the
-    top is a leaf of its own."""
-    for key in sorted(data):
-        value = data[key]
-        path = (*prefix, str(key))
+    """The client's ``extract_fields`` written straight into the map ``fields``: each leaf
+    (an empty map below the top is one) set in place and its path kept for the mask; ``Inc``
+    values kept for the transforms. A map holding only ``Inc`` values is not written (the
+    client leaves it out of the document)."""
+    for key, value in data.items():
+        name = str(key)
+        path = (*prefix, name)
         if isinstance(value, Inc):
             incs.append((path, value.by))
-        elif isinstance(value, Mapping):
-            if value:
-                _walk(value, path, leaves, incs)
-            else:
-                leaves.append((path, {}))
+        elif isinstance(value, Mapping) and value:
+            node = fields[name]
+            before = len(leaves)
+            _fill(node.map_value.fields, value, path, leaves, incs)
+            if len(leaves) == before:
+                del fields[name]
         else:
-            leaves.append((path, value))
+            _put(fields[name], value)
+            leaves.append(path)
 
 
-def _fields(leaves: list[tuple[Path, Any]]) -> dict[str, Any]:
-    """The leaves back as a tree of raw ``Value`` maps (the document's ``fields``)."""
-    tree: dict[str, Any] = {}
-    for path, value in leaves:
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = encode(value)
-    return _to_map(tree)
-
-
-def _to_map(tree: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: _VALUE(map_value=_MAP(fields=_to_map(v))) if isinstance(v, dict) else v
-        for k, v in tree.items()
-    }
+@functools.lru_cache(maxsize=4096)
+def _rendered(path: Path) -> str:
+    """A field path as the client renders it (the same counter paths recur call after call)."""
+    return cast(str, render_field_path(path))
 
 
 def write_pb(name: str, w: Write) -> Any:
     """The raw ``Write`` message of ``w`` for the document named ``name`` (full resource name);
     raises ``Unsupported`` when a value is not one this module encodes."""
-    leaves: list[tuple[Path, Any]] = []
+    pb = _WRITE()
+    doc = pb.update
+    doc.name = name
+    leaves: list[Path] = []
     incs: list[tuple[Path, Any]] = []
-    _walk(w.data, (), leaves, incs)
-    pb = _WRITE(update=_DOCUMENT(name=name, fields=_fields(leaves)))
+    _fill(doc.fields, w.data, (), leaves, incs)
     if w.merge:
         pb.update_mask.SetInParent()
-        paths = sorted(p for p, _ in leaves)
-        pb.update_mask.field_paths.extend(render_field_path(p) for p in paths)
+        pb.update_mask.field_paths.extend(_rendered(p) for p in sorted(leaves))
     for path, by in sorted(incs, key=lambda i: i[0]):
-        pb.update_transforms.append(
-            _TRANSFORM(field_path=render_field_path(path), increment=encode(by))
-        )
+        transform = pb.update_transforms.add()
+        transform.field_path = _rendered(path)
+        _put(transform.increment, by)
     return pb

@@ -49,14 +49,14 @@ def black_hole() -> Iterator[str]:
 
 
 def _grpc_server(code: grpc.StatusCode) -> tuple[grpc.Server, str]:
-    """A gRPC server whose Firestore Commit and BatchGetDocuments fail with ``code``."""
+    """A gRPC server whose Firestore Commit and GetDocument fail with ``code``."""
 
     def fail(request: bytes, context: grpc.ServicerContext) -> Any:
         context.abort(code, "refused by the test server")
 
     handlers = {
         "Commit": grpc.unary_unary_rpc_method_handler(fail),
-        "BatchGetDocuments": grpc.unary_stream_rpc_method_handler(fail),
+        "GetDocument": grpc.unary_unary_rpc_method_handler(fail),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])

@@ -167,3 +167,35 @@ def test_an_exception_is_logged_by_type_and_place_never_its_message() -> None:
         ref = logs.error_ref(exc)
     assert ref["errorType"] == "UnicodeDecodeError"
     assert "example.com" not in json.dumps(ref) and ref["errorAt"].startswith("test_settings")
+
+
+def test_the_sdks_per_call_pass_line_is_dropped_and_its_token_warnings_kept() -> None:
+    """The functions SDK logs "verification passed" (INFO, root logger) for every callable
+    request: a second line per call. Only that line is dropped."""
+    from firebase_functions.private.util import on_call_check_tokens
+    from flask import Flask
+
+    stream = io.StringIO()
+    handler = logs.configure("INFO", stream=stream)
+    app = Flask(__name__)
+    try:
+        with app.test_request_context("/", method="POST", json={"data": {}}) as ctx:
+            on_call_check_tokens(ctx.request)  # no token: passes, as an unauthenticated call
+        passed = stream.getvalue()
+        with app.test_request_context(
+            "/", method="POST", json={"data": {}}, headers={"Authorization": "Basic abc"}
+        ) as ctx:
+            on_call_check_tokens(ctx.request)
+        logging.info("an unrelated root line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logs._handler = None
+    assert passed == ""
+    lines = [json.loads(line) for line in stream.getvalue().split("\n") if line]
+    messages = [(p["severity"], p["message"]) for p in lines]
+    assert ("ERROR", "Error validating token: Not a bearer token") in messages
+    assert any(
+        s == "WARNING" and m.startswith("Callable request verification failed") for s, m in messages
+    )
+    assert ("INFO", "an unrelated root line") in messages
+    assert not any(m.startswith(logs.SDK_PASSED) for _, m in messages)
