@@ -32,6 +32,7 @@ from rollout_control.evaluator import evaluate
 from usecases import analytics, conversions, data_rights, enrich, stats, track
 from usecases.app import App
 from usecases.context import CallContext, Caller
+from usecases.encoded import AnswerJSON
 from usecases.hooks import record
 
 SETTINGS = load_settings()
@@ -152,6 +153,15 @@ Handler = Callable[[https_fn.CallableRequest[Any]], Any]
 Entry = Callable[[flask.Request], flask.Response]
 
 
+def _answer_json() -> None:
+    """The serving app's JSON provider made ``AnswerJSON`` (once per app)."""
+    # The app itself, not the context's proxy (the provider keeps a weak reference to it;
+    # Flask documents _get_current_object for this).
+    served_by = flask.current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    if type(served_by.json) is not AnswerJSON:
+        served_by.json = AnswerJSON(served_by)
+
+
 class AppCheckPolicy(NamedTuple):
     """What a callable asks of App Check (``entry.__app_check__``). A NamedTuple, not a
     dataclass: firebase-tools imports this file without registering it in ``sys.modules``,
@@ -194,6 +204,7 @@ def _callable(
 
         @functools.wraps(sdk_entry)
         def entry(request: flask.Request) -> flask.Response:
+            _answer_json()
             started = _BODY_RAN.set(False)
             try:
                 response = sdk_entry(request)

@@ -66,6 +66,40 @@ class _Cutter:
         return max(1, int(LIST_CAPS.get(key, OTHER_LIST_CAP) * self.scale))
 
     def value(self, value: Any, key: str, depth: int) -> Any:
+        """``value`` within the caps. The exact types a result is made of are tried first, by
+        identity (this walk is on every answer's path); ``_other`` handles everything else
+        (subclasses, tuples, unknown types) as the general rules say."""
+        t = type(value)
+        if t is str:
+            if len(value) > self.string_cap:
+                self.cut = True
+                return value[: self.string_cap]
+            return value
+        if t is dict:
+            if depth >= MAX_DEPTH:
+                self.cut = True
+                return None
+            inner = depth + 1
+            out = {}
+            for k, v in value.items():
+                name = k if type(k) is str else str(k)
+                out[name] = self.value(v, name, inner)
+            return out
+        if t is int:
+            return value if -SAFE_INT <= value <= SAFE_INT else max(-SAFE_INT, min(SAFE_INT, value))
+        if t is list:
+            if depth >= MAX_DEPTH:
+                self.cut = True
+                return None
+            cap = self.list_cap(key)
+            if len(value) > cap:
+                self.cut = True
+            inner = depth + 1
+            # A list inside a list is an "other" list.
+            return [self.value(v, "", inner) for v in value[:cap]]
+        return self._other(value, key, depth)
+
+    def _other(self, value: Any, key: str, depth: int) -> Any:
         if isinstance(value, str):
             if len(value) > self.string_cap:
                 self.cut = True

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
-from google.cloud._helpers import _datetime_to_pb_timestamp
 from google.cloud.firestore_v1.field_path import render_field_path
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
@@ -30,6 +29,8 @@ from stores.base import Inc, Write
 _WRITE = write_types.Write.pb()
 _DOCUMENT = document_types.Document.pb()
 _VALUE = document_types.Value.pb()
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Path = tuple[str, ...]
 
@@ -53,7 +54,13 @@ def _put(target: Any, value: Any) -> None:
     elif isinstance(value, DatetimeWithNanoseconds):
         raise Unsupported("DatetimeWithNanoseconds")
     elif isinstance(value, datetime):
-        target.timestamp_value.CopyFrom(_datetime_to_pb_timestamp(value))  # type: ignore[no-untyped-call]
+        # The client's ``_datetime_to_pb_timestamp``, without its float arithmetic and copy:
+        # naive means UTC; seconds floor toward the past (nanos stay non-negative).
+        delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+        seconds = delta.days * 86_400 + delta.seconds
+        stamp = target.timestamp_value
+        stamp.seconds = seconds
+        stamp.nanos = delta.microseconds * 1000
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, Mapping):

@@ -27,6 +27,7 @@ from stores.errors import StoreError
 from stores.schema import result_path
 from usecases.app import App
 from usecases.context import CallContext
+from usecases.encoded import Encoded
 from usecases.hooks import Served
 from usecases.requests import EnrichRequest
 
@@ -58,7 +59,7 @@ def served(
         "requestId": ctx.request_id,
         "status": result.status.value,
         "access": decision.access.value,
-        "enrichedData": data,
+        "enrichedData": Encoded(data, text),
         "sources": [s.to_dict() for s in result.sources],
         "usage": _usage(decision, rate),
         "messages": _messages(decision, cfg),

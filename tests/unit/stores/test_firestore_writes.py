@@ -4,7 +4,7 @@ services write: compared message to message, the recorder's real batches include
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
@@ -133,3 +133,19 @@ def test_a_result_document_encodes_as_the_client_would() -> None:
 def test_values_it_does_not_encode_are_left_to_the_client(value: Any) -> None:
     with pytest.raises(Unsupported):
         write_pb(NAME, Write("c/d", {"v": value}))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1900, 1, 1, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=-7))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30),
+    ],
+)
+def test_timestamps_encode_as_the_client_would(when: datetime) -> None:
+    w = Write("c/d", {"at": when}, merge=False)
+    assert write_pb(NAME, w) == _client_pb(w)
