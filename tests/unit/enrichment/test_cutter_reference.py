@@ -6,7 +6,7 @@ tuples, huge integers, NaN and infinities, unknown types, deep nesting and long 
 from __future__ import annotations
 
 import math
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from enrichment.bounds import MAX_DEPTH, SAFE_INT, _Cutter
 
 
-class Colour(str, Enum):
+class Colour(StrEnum):
     RED = "red"
 
 
