@@ -71,58 +71,59 @@ class _Cutter:
         (subclasses, tuples, unknown types) as the general rules say."""
         t = type(value)
         if t is str:
-            if len(value) > self.string_cap:
-                self.cut = True
-                return value[: self.string_cap]
-            return value
+            return self._text(value)
         if t is dict:
-            if depth >= MAX_DEPTH:
-                self.cut = True
-                return None
-            inner = depth + 1
-            out = {}
-            for k, v in value.items():
-                name = k if type(k) is str else str(k)
-                out[name] = self.value(v, name, inner)
-            return out
-        if t is int:
-            return value if -SAFE_INT <= value <= SAFE_INT else max(-SAFE_INT, min(SAFE_INT, value))
+            return self._map(value, depth)
         if t is list:
-            if depth >= MAX_DEPTH:
-                self.cut = True
-                return None
-            cap = self.list_cap(key)
-            if len(value) > cap:
-                self.cut = True
-            inner = depth + 1
-            # A list inside a list is an "other" list.
-            return [self.value(v, "", inner) for v in value[:cap]]
+            return self._list(value, key, depth)
+        if t is int:
+            return max(-SAFE_INT, min(SAFE_INT, value))
         return self._other(value, key, depth)
 
     def _other(self, value: Any, key: str, depth: int) -> Any:
         if isinstance(value, str):
-            if len(value) > self.string_cap:
-                self.cut = True
-                return value[: self.string_cap]
-            return value
+            return self._text(value)
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int):
             return max(-SAFE_INT, min(SAFE_INT, value))
         if isinstance(value, float):
             return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return self._map(value, depth)
+        if isinstance(value, list | tuple):
+            return self._list(value, key, depth)
         if depth >= MAX_DEPTH:
             self.cut = True
             return None
-        if isinstance(value, dict):
-            return {str(k): self.value(v, str(k), depth + 1) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            cap = self.list_cap(key)
-            if len(value) > cap:
-                self.cut = True
-            # A list inside a list is an "other" list.
-            return [self.value(v, "", depth + 1) for v in value[:cap]]
         return self.value(str(value), key, depth)
+
+    def _text(self, value: str) -> str:
+        if len(value) > self.string_cap:
+            self.cut = True
+            return value[: self.string_cap]
+        return value
+
+    def _map(self, value: dict[Any, Any], depth: int) -> dict[str, Any] | None:
+        if depth >= MAX_DEPTH:
+            self.cut = True
+            return None
+        inner = depth + 1
+        out = {}
+        for k, v in value.items():
+            name = k if type(k) is str else str(k)
+            out[name] = self.value(v, name, inner)
+        return out
+
+    def _list(self, value: list[Any] | tuple[Any, ...], key: str, depth: int) -> list[Any] | None:
+        if depth >= MAX_DEPTH:
+            self.cut = True
+            return None
+        cap = self.list_cap(key)
+        if len(value) > cap:
+            self.cut = True
+        # A list inside a list is an "other" list.
+        return [self.value(v, "", depth + 1) for v in value[:cap]]
 
 
 def bound_result(

@@ -170,9 +170,9 @@ class FirestoreStore:
         self.client = client
         # Every document's full resource name starts with this (what ``client.document(p)``
         # computes per call).
-        self._documents = f"{client._database_string}/documents/"  # noqa: SLF001
-        self._timeout = deadline_s
         self._rpc = _Rpc(client)
+        self._documents = f"{self._rpc.database}/documents/"
+        self._timeout = deadline_s
         self._retry: retries.Retry | None = retries.Retry(
             predicate=_TRANSIENT, initial=0.05, maximum=0.5, multiplier=2.0, timeout=retry_s
         )
@@ -248,19 +248,8 @@ class FirestoreStore:
         or ``None`` when it does not exist. Only the network: a reader thread running this
         needs the interpreter for as little as possible (decoding is the collector's)."""
         request = _GET_REQUEST(name=self._documents + path)
-        send, metadata = self._rpc.get, self._rpc.metadata
-
-        def once() -> Any:
-            try:
-                left = max(0.0, deadline - time.monotonic())
-                return send(request, timeout=left, metadata=metadata)
-            except grpc.RpcError as exc:
-                if exc.code() is grpc.StatusCode.NOT_FOUND and not _no_database(exc):
-                    return None
-                raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
-
         try:
-            return retry(once)() if retry is not None else once()
+            return self._unary(self._rpc.get, request, retry, absent_ok=True, deadline=deadline)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("read", exc) from exc
 
@@ -325,16 +314,30 @@ class FirestoreStore:
         the served workers' Python CPU at 100 rps. Errors are mapped as the client maps them,
         and ``retry`` (within the store's deadline) is the policy the client applied."""
         request = _COMMIT_REQUEST(database=self._rpc.database, writes=pbs)
-        send, metadata = self._rpc.commit, self._rpc.metadata
-        # The store's deadline holds for all attempts together, as the client's own timeout
-        # does (each attempt gets what is left of it).
-        deadline = time.monotonic() + self._timeout
+        return self._unary(self._rpc.commit, request, retry)
+
+    def _unary(
+        self,
+        send: Any,
+        request: Any,
+        retry: retries.Retry | None,
+        *,
+        absent_ok: bool = False,
+        deadline: float | None = None,
+    ) -> Any:
+        """One unary call of ``_Rpc`` with the client's metadata, gRPC errors mapped as the
+        client maps them, ``retry`` applied, and one deadline for all attempts together, as the
+        client's own timeout (each attempt gets what is left of it; the store's deadline from
+        now unless given). ``absent_ok``: a NOT_FOUND about the document answers ``None``."""
+        end = time.monotonic() + self._timeout if deadline is None else deadline
+        metadata = self._rpc.metadata
 
         def once() -> Any:
             try:
-                left = max(0.0, deadline - time.monotonic())
-                return send(request, timeout=left, metadata=metadata)
+                return send(request, timeout=max(0.0, end - time.monotonic()), metadata=metadata)
             except grpc.RpcError as exc:
+                if absent_ok and exc.code() is grpc.StatusCode.NOT_FOUND and not _no_database(exc):
+                    return None
                 raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
 
         return retry(once)() if retry is not None else once()

@@ -21,14 +21,11 @@ from typing import Any, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud.firestore_v1.field_path import render_field_path
-from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 
 from stores.base import Inc, Write
 
 _WRITE = write_types.Write.pb()
-_DOCUMENT = document_types.Document.pb()
-_VALUE = document_types.Value.pb()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,13 +72,6 @@ def _put(target: Any, value: Any) -> None:
             _put(values.add(), v)
     else:
         raise Unsupported(type(value).__name__)
-
-
-def encode(value: Any) -> Any:
-    """A raw ``Value`` for ``value``."""
-    out = _VALUE()
-    _put(out, value)
-    return out
 
 
 def _fill(

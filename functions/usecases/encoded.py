@@ -4,7 +4,8 @@ An enrichment's data is encoded to JSON for its result document (``answer.served
 callable's answer holds the same data, and the functions SDK's ``jsonify`` encoded it a second
 time (4% of the served workers' Python CPU at 100 rps). ``Encoded`` is that data as a plain
 dict that also keeps its text: anything that does not know it sees an ordinary dict, and
-``AnswerJSON`` (the serving Flask app's JSON provider, installed by ``main``) writes the text in its place.
+``AnswerJSON`` (the serving Flask app's JSON provider, installed by ``main``) writes the text
+in its place.
 """
 
 from __future__ import annotations

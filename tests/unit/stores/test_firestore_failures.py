@@ -48,11 +48,13 @@ def black_hole() -> Iterator[str]:
     server.close()
 
 
-def _grpc_server(code: grpc.StatusCode) -> tuple[grpc.Server, str]:
+def _grpc_server(
+    code: grpc.StatusCode, details: str = "refused by the test server"
+) -> tuple[grpc.Server, str]:
     """A gRPC server whose Firestore Commit and GetDocument fail with ``code``."""
 
     def fail(request: bytes, context: grpc.ServicerContext) -> Any:
-        context.abort(code, "refused by the test server")
+        context.abort(code, details)
 
     handlers = {
         "Commit": grpc.unary_unary_rpc_method_handler(fail),
@@ -152,3 +154,29 @@ def test_a_started_read_is_sent_without_waiting_and_its_collection_keeps_the_dea
     with pytest.raises(StoreError, match="read failed"):
         pending()
     assert 0.4 < time.monotonic() - started < 4.0
+
+
+def test_not_found_is_an_absent_document_unless_it_is_about_the_database(
+    store_at: Callable[[str, float, float], FirestoreStore],
+) -> None:
+    server, host = _grpc_server(grpc.StatusCode.NOT_FOUND, "Document (c/d) not found.")
+    try:
+        store = store_at(host, 2.0, 0.3)
+        assert store.get_many(["c/d", "c/e"]) == {"c/d": None, "c/e": None}
+        assert store.start_get_many(["c/d"], 1.0)() == {"c/d": None}
+        # Only a read takes NOT_FOUND as absence: a write refused so is an error.
+        _, err = _timed(lambda: store.commit(WRITE))
+        assert getattr(err, "maybe_applied", False) is False
+    finally:
+        server.stop(None)
+    server, host = _grpc_server(
+        grpc.StatusCode.NOT_FOUND, "The database (nope) does not exist for project demo-test"
+    )
+    try:
+        store = store_at(host, 2.0, 0.3)
+        _, err = _timed(lambda: store.get_many(["c/d"]))
+        assert "read failed: NotFound" in str(err)
+        with pytest.raises(StoreError, match="read failed"):
+            store.start_get_many(["c/d", "c/e"], 1.0)()
+    finally:
+        server.stop(None)
