@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -721,6 +722,7 @@ def rollback(
         return _redeploy(old, commit, only, dry_run, runner, log, say)
     finally:
         runner(["git", "worktree", "remove", "--force", str(work / "src")], t.root)
+        shutil.rmtree(work, ignore_errors=True)  # the worktree's parent, made above
 
 
 def _redeploy(

@@ -263,8 +263,11 @@ def test_an_unknown_only_name_stops_the_deploy(repo: Repo, run: Run) -> None:
 
 
 def test_rollback_to_previous_redeploys_the_commit_before_from_a_worktree(
-    repo: Repo, run: Run, store: MemoryStore
+    repo: Repo, run: Run, store: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(deploy.tempfile, "tempdir", str(scratch))
     first = git(repo.root, "rev-parse", "HEAD")
     assert run("--project", "staging")[0] == 0
     (repo.root / "README.md").write_text("second\n")
@@ -278,6 +281,7 @@ def test_rollback_to_previous_redeploys_the_commit_before_from_a_worktree(
     assert f"then record the rollback to {first[:12]}" in out
     assert second[:12] not in out
     assert len(git(repo.root, "worktree", "list").splitlines()) == 1  # removed again
+    assert list(scratch.iterdir()) == []  # and its temporary directory with it
 
 
 def test_rollback_without_history_or_to_an_unknown_ref_stops(repo: Repo, run: Run) -> None:
