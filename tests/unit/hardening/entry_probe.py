@@ -92,6 +92,7 @@ def main(scenario: str) -> None:
             )
             for f in CALLABLES
         },
+        "json_provider": type(web.json).__name__,
         "ip_hash": entry.app().recorder.hash("198.51.100.7"),
         "client_ip_hash": entry.app().recorder.hash("203.0.113.1"),
     }

@@ -140,3 +140,14 @@ def test_app_check_off_serves_a_call_without_an_app_token() -> None:
     out = probe("app_check", "false")
     assert out["calls"]["no_app_token"]["status"] == 200
     assert out["calls"]["replay"]["status"] == 200
+
+
+def test_the_serving_app_writes_answers_with_the_encoded_data_provider() -> None:
+    """``main`` makes the serving Flask app's JSON provider ``AnswerJSON`` (the answer's data is
+    encoded once, for the stored result, and written in place), and the answer that went
+    through it carries the engine's data whole."""
+    out = probe("app_check", "false")
+    assert out["json_provider"] == "AnswerJSON"
+    data = out["calls"]["first"]["body"]["result"]["enrichedData"]
+    assert [r["name"] for r in data["github"]["repositories"]] == [f"r{i}" for i in range(6)]
+    assert len(data["skills"]) == 5 and len(data["projects"]) == 2
