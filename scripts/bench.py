@@ -45,6 +45,7 @@ from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
 from enrichment.sources.linkedin import LinkedInSource  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
+from loadtests.stack import cpu_seconds  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
 from stores.base import Write  # noqa: E402
@@ -91,6 +92,8 @@ class CountingStore:
         library's encoding and decoding included)."""
         self.last_commit: list[Write] = []
         """The writes of the last ``commit`` (a call's records)."""
+        self.last_read: list[str] = []
+        """The paths of the last started read (a call's cache read)."""
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -119,6 +122,7 @@ class CountingStore:
 
         def send(*a: Any, **kw: Any) -> Any:
             self.calls["start_get_many"] += 1
+            self.last_read = list(a[0])
             started = time.perf_counter()
             collect = start(*a, **kw)
 
@@ -238,8 +242,20 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         t = time.perf_counter()
         ref.set({"n": i})
         bare.append((time.perf_counter() - t) * 1000)
+    # The emulator's CPU per warm call, measured last: its JVM is still compiling during the
+    # first series (measured there, it was more than twice the sum of the round trips' costs).
+    emulator = firestore_emulator_pid()
+    emulator_cpu = emulator_cpu_s(emulator)
+    for _ in range(n):
+        one(warm_svc, eng)
+    emulator_cpu_ms = (emulator_cpu_s(emulator) - emulator_cpu) * 1000 / n
     cold = [one(*app()) for _ in range(n // 2)]
     floor_ms = bench_floor(raw, eng.store.last_commit, n) if floor else None
+    costs = (
+        bench_round_trip_costs(raw, eng.store.last_commit, eng.store.last_read, n)
+        if floor
+        else None
+    )
     gate_warm = summary([w[0] for w in warm])
     total_warm = summary([w[1] for w in warm])
     bare_s = summary(bare)
@@ -252,6 +268,7 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         "gate_cold_ms": summary([c[0] for c in cold]),
         "gate_plus_recording_warm_ms": total_warm,
         "cpu_ms_per_warm_call": round(cpu_ms, 2),
+        "emulator_cpu_ms_per_warm_call": round(emulator_cpu_ms, 2) if emulator else None,
         "round_trips_warm_call": sorted(Counter(sum(w[3].values()) for w in warm).items()),
         "round_trips_warm_call_by_kind": {k: round(v / n, 2) for k, v in sorted(per_kind.items())},
         "increment_plus_commit_warm_ms": summary([w[5] for w in warm]),
@@ -266,6 +283,7 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         "ratio_gate_warm_p95_to_bare_write_p95": round(gate_warm["p95"] / bare_s["p95"], 2),
         "ratio_whole_warm_call_p95_to_bare_write_p95": round(total_warm["p95"] / bare_s["p95"], 2),
         "floor": floor_ms,
+        "round_trip_costs": costs,
     }
 
 
@@ -317,6 +335,72 @@ def bench_floor(raw: FirestoreStore, records: Sequence[Write], n: int) -> dict[s
         "ratio_record_commit_p95": round(summary(rec)["p95"] / b95, 2),
         "ratio_both_p95": round(summary(pair)["p95"] / b95, 2),
     }
+
+
+def firestore_emulator_pid() -> int | None:
+    """The Firestore emulator's process: the JVM serving ``FIRESTORE_EMULATOR_HOST``'s port
+    (``with-emulators.sh`` starts it through firebase-tools); None when there is none here."""
+    port = os.environ.get("FIRESTORE_EMULATOR_HOST", "").rpartition(":")[2]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = [a.decode("utf-8", "replace") for a in cmdline.read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if (
+            args
+            and Path(args[0]).name == "java"
+            and any("firestore" in a for a in args)
+            and "--port" in args[:-1]
+            and args[args.index("--port") + 1] == port
+        ):
+            return int(cmdline.parent.name)
+    return None
+
+
+def emulator_cpu_s(pid: int | None) -> float:
+    """CPU seconds the emulator has used so far (0 when it was not found)."""
+    return cpu_seconds(pid) if pid else 0.0
+
+
+def bench_round_trip_costs(
+    raw: FirestoreStore, records: Sequence[Write], cache_read: Sequence[str], n: int
+) -> dict[str, Any]:
+    """What each kind of round trip a warm call makes costs, alone: its time, the CPU of this
+    process (the client library and gRPC, all threads) and the emulator's CPU, per round
+    trip. ``n`` of each, one kind after another, after a warm-up of a fifth as many."""
+    progress(f"round trip costs: {n} of each kind")
+    if not cache_read:
+        raise RuntimeError("no cache read was recorded for the warm call")
+    pid = firestore_emulator_pid()
+    if pid is None:
+        progress("round trip costs: the Firestore emulator's process was not found here")
+    counter = f"rate_limits/bench-cost-{uuid.uuid4().hex}"
+    expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
+    ref = raw.client.document(f"bench/cost-{uuid.uuid4().hex}")
+    kinds: dict[str, Callable[[], Any]] = {
+        "cache read, one document (GetDocument)": lambda: raw.get_many(list(cache_read[:1])),
+        "rate limit increment (Commit with a transform)": lambda: raw.increment(
+            counter, "count", 1, expire
+        ),
+        f"record commit, {len(records)} documents (Commit)": lambda: raw.commit(_fresh(records)),
+        "bare write, the client's set (Commit)": lambda: ref.set({"n": 1}),
+    }
+    out: dict[str, Any] = {"emulator_found": pid is not None, "n": n, "kinds": {}}
+    for name, op in kinds.items():
+        for _ in range(max(1, n // 5)):
+            op()
+        times = []
+        cpu, emu = time.process_time(), emulator_cpu_s(pid)
+        for _ in range(n):
+            t = time.perf_counter()
+            op()
+            times.append((time.perf_counter() - t) * 1000)
+        out["kinds"][name] = {
+            "ms": summary(times),
+            "cpu_ms": round((time.process_time() - cpu) * 1000 / n, 3),
+            "emulator_cpu_ms": round((emulator_cpu_s(pid) - emu) * 1000 / n, 3) if pid else None,
+        }
+    return out
 
 
 def _leaves(data: Any) -> int:
@@ -598,11 +682,12 @@ def render(results: dict[str, Any], command: str) -> str:
             ),
             *floor_lines(hp.get("floor")),
             f"- Warm gate / bare write: p50 {hp['ratio_gate_warm_p50_to_bare_write_p50']}x, p95 {hp['ratio_gate_warm_p95_to_bare_write_p95']}x.",
-            f"- CPU of this process per warm call (all its threads, gRPC's included): {hp['cpu_ms_per_warm_call']} ms.",
+            f"- CPU of this process per warm call (all its threads, gRPC's included): {hp['cpu_ms_per_warm_call']} ms{emulator_cpu_text(hp)}.",
             f"- Firestore round trips per warm call: {hp['round_trips_warm_call']} (count, calls), by kind {hp['round_trips_warm_call_by_kind']}; cold: {hp['round_trips_cold_call']}.",
             f"- Of those, waited for one after another (the cache read is in flight beside the rate limit's increment): {hp.get('round_trips_waited_in_sequence_warm_call')}.",
             f"- Round trips before the engine was called (the cache read, started beside the increment, may be among them), warm: {hp['round_trips_before_engine_warm']}; cold: {hp['round_trips_before_engine_cold']}.",
             "",
+            *cost_lines(hp.get("round_trip_costs")),
         ]
     if hp and results.get("before"):
         lines += before_after(results["before"], hp)
@@ -645,6 +730,35 @@ def render(results: dict[str, Any], command: str) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def emulator_cpu_text(hp: dict[str, Any]) -> str:
+    """ ", and the emulator's N ms" when it was measured."""
+    ms = hp.get("emulator_cpu_ms_per_warm_call")
+    return f", and the Firestore emulator's {ms} ms" if ms is not None else ""
+
+
+def cost_lines(costs: dict[str, Any] | None) -> list[str]:
+    """The table of what each kind of round trip costs alone."""
+    if not costs:
+        return []
+    if not costs["emulator_found"]:
+        note = "The emulator's process was not found, so its CPU is not shown."
+    else:
+        note = "The emulator's CPU is its JVM's user and system time over the same series."
+    return [
+        f"What each kind of round trip a warm call makes costs alone ({costs['n']} of each, one"
+        f" kind after another, after a warm-up). {note}",
+        "",
+        "| round trip | p50 ms | p95 ms | CPU of this process, ms | CPU of the emulator, ms |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {k['ms']['p50']} | {k['ms']['p95']} | {k['cpu_ms']} |"
+            f" {'' if k['emulator_cpu_ms'] is None else k['emulator_cpu_ms']} |"
+            for name, k in costs["kinds"].items()
+        ),
+        "",
+    ]
 
 
 def floor_lines(fl: dict[str, Any] | None) -> list[str]:
