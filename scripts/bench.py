@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
+import itertools
 import json
 import os
 import platform
@@ -24,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,9 +51,9 @@ from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
 from loadtests.stack import cpu_seconds  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
-from stores.base import Write  # noqa: E402
+from stores.base import Inc, Write  # noqa: E402
 from stores.firestore import FirestoreStore, make_client  # noqa: E402
-from stores.schema import created_once  # noqa: E402
+from stores.schema import METRICS, RAW, created_once  # noqa: E402
 from usecases import enrich  # noqa: E402
 from usecases.app import App  # noqa: E402
 from usecases.context import Caller  # noqa: E402
@@ -169,30 +172,58 @@ class TimedEngine(Engine):
 
 def seed_premium(fs: FirestoreStore, prefix: str) -> str:
     """The gated config, a premium user and their CV ``cv-{uid}``; returns the uid."""
-    uid = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return seed_premiums(fs, prefix, 1)[0]
+
+
+def seed_premiums(fs: FirestoreStore, prefix: str, count: int) -> list[str]:
+    """The gated config, ``count`` premium users and their CVs ``cv-{uid}``; the uids."""
+    uids = [f"{prefix}-{uuid.uuid4().hex[:8]}" for _ in range(count)]
     premium = {"subscription": {"tier": "premium", "status": "active"}}
-    fs.commit(
-        [
-            Write("config/externalDataRollout", GATED, merge=False),
-            Write(f"users/{uid}", premium, merge=False),
-            Write(f"cvs/cv-{uid}", {"userId": uid}, merge=False),
-        ]
-    )
-    return uid
+    writes = [Write("config/externalDataRollout", GATED, merge=False)]
+    for uid in uids:
+        writes.append(Write(f"users/{uid}", premium, merge=False))
+        writes.append(Write(f"cvs/cv-{uid}", {"userId": uid}, merge=False))
+    for start in range(0, len(writes), 400):
+        fs.commit(writes[start : start + 400])
+    return uids
+
+
+POOL = 50
+"""Users the hot path's calls take in turn (and documents its bare writes take in turn). The
+emulator keeps every version of a document, and its cost of writing one grows with the writes
+before (measured: 0.9 -> 2.7 ms of its CPU per write over 8,000 writes to one document, flat
+for new documents). One user making every call of the bench measured that growth, which no
+user's documents see at the limits' rates; ``--pool 1`` measures it that way still."""
+
+
+def _as_user(writes: Sequence[Write], old: str, new: str) -> list[Write]:
+    """A call's records as the same call of user ``new`` would write them (its usage and
+    result documents), the documents a call creates with new ids."""
+    return _fresh([Write(w.path.replace(old, new), w.data, merge=w.merge) for w in writes])
 
 
 # -- 1. the hot path ----------------------------------------------------------------------
 
 
-def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
-    progress(f"hot path: {n} warm and {n // 2} cold gated calls, {n} bare writes")
+def bench_hot_path(n: int, *, floor: bool = True, pool: int = POOL) -> dict[str, Any]:
+    progress(
+        f"hot path: {n} warm and {n // 2} cold gated calls by {pool} users in turn,"
+        f" {n} bare writes to {pool} documents in turn"
+    )
     client = make_client()
     raw = FirestoreStore(client)
-    settings = load_settings({"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000"})
-    uid = seed_premium(raw, "bench")
+    # The aggregates sized for the rate this series calls at (one call every 4-6 ms), as an
+    # operator sizes them for a peak (README): at the default 20 rps each of the 40 shards of
+    # a minute took 4-5 writes a second here, beyond the one a document sustains.
+    settings = load_settings(
+        {"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000", "EXTERNAL_DATA_PEAK_RPS": "250"}
+    )
+    uids = seed_premiums(raw, "bench", pool)
+    turn = itertools.cycle(range(pool))
+    last = {"uid": uids[0]}
     # A real call's shape with no source to fetch: LinkedIn (parsed locally) answered from the
     # enrichment cache, so the call makes every read a warm real call makes, the cache's too.
-    request = {"cvId": f"cv-{uid}", "sources": ["linkedin"], "linkedin": {"export": _linkedin()}}
+    export = _linkedin()
 
     def one(
         svc: App, eng: TimedEngine, *, hit: bool = True
@@ -200,6 +231,8 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         eng.store.calls.clear()
         eng.store.spans.clear()
         eng.store.ms.clear()
+        uid = last["uid"] = uids[next(turn)]
+        request = {"cvId": f"cv-{uid}", "sources": ["linkedin"], "linkedin": {"export": export}}
         started = time.perf_counter()
         out = enrich.run(svc, Caller(uid), request)
         ended = time.perf_counter()
@@ -225,13 +258,13 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
 
     warm_svc, eng = app()
     one(warm_svc, eng, hit=False)  # warm up the instance's caches, fill the enrichment cache
-    ref = client.document(f"bench/{uid}")
+    refs = [client.document(f"bench/{uid}") for uid in uids]
     # The emulator's JVM compiles its hot code over the first few hundred requests: measured
     # cold, the first series is up to twice as slow as the next (its p95 triple). Both sides
     # are measured warm, and side by side: a call, then a bare write, in turn.
     for i in range(n):
         one(warm_svc, eng)
-        ref.set({"n": i})
+        refs[i % pool].set({"n": i})
     cpu = time.process_time()
     for _ in range(n):
         one(warm_svc, eng)
@@ -240,7 +273,7 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
     for i in range(n):
         warm.append(one(warm_svc, eng))
         t = time.perf_counter()
-        ref.set({"n": i})
+        refs[i % pool].set({"n": i})
         bare.append((time.perf_counter() - t) * 1000)
     # The emulator's CPU per warm call, measured last: its JVM is still compiling during the
     # first series (measured there, it was more than twice the sum of the round trips' costs).
@@ -250,12 +283,9 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         one(warm_svc, eng)
     emulator_cpu_ms = (emulator_cpu_s(emulator) - emulator_cpu) * 1000 / n
     cold = [one(*app()) for _ in range(n // 2)]
-    floor_ms = bench_floor(raw, eng.store.last_commit, n) if floor else None
-    costs = (
-        bench_round_trip_costs(raw, eng.store.last_commit, eng.store.last_read, n)
-        if floor
-        else None
-    )
+    records = Recorded(eng.store.last_commit, last["uid"], uids)
+    floor_ms = bench_floor(raw, records, n) if floor else None
+    costs = bench_round_trip_costs(raw, records, eng.store.last_read, n) if floor else None
     gate_warm = summary([w[0] for w in warm])
     total_warm = summary([w[1] for w in warm])
     bare_s = summary(bare)
@@ -284,7 +314,30 @@ def bench_hot_path(n: int, *, floor: bool = True) -> dict[str, Any]:
         "ratio_whole_warm_call_p95_to_bare_write_p95": round(total_warm["p95"] / bare_s["p95"], 2),
         "floor": floor_ms,
         "round_trip_costs": costs,
+        "pool": pool,
     }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One warm call's record commit, to be replayed as the same call of each user in turn."""
+
+    writes: Sequence[Write]
+    uid: str
+    """The user who made that call."""
+    uids: Sequence[str]
+
+    def of(self, i: int) -> list[Write]:
+        """The records as the ``i``-th call (users in turn, and shards of the raw minute
+        aggregate in turn, as calls take them) would write them."""
+        pool = len(self.uids)
+        writes = [
+            Write(f"{w.path.rpartition('_')[0]}_{i % pool}", w.data, merge=w.merge)
+            if w.path.startswith(f"{METRICS}/{RAW}_")
+            else w
+            for w in self.writes
+        ]
+        return _as_user(writes, self.uid, self.uids[i % pool])
 
 
 def _fresh(writes: Sequence[Write]) -> list[Write]:
@@ -298,25 +351,28 @@ def _fresh(writes: Sequence[Write]) -> list[Write]:
     ]
 
 
-def bench_floor(raw: FirestoreStore, records: Sequence[Write], n: int) -> dict[str, Any]:
+def bench_floor(raw: FirestoreStore, records: Recorded, n: int) -> dict[str, Any]:
     """A warm call's two sequential round trips made outside any call: the same increment and
-    one warm call's own record commit (``records``, replayed with new event and audit ids),
-    back to back, then a bare write, in turn. No code of ours runs between them: what the
-    emulator and the client library alone take."""
+    one warm call's own record commit (``records``, replayed with new event and audit ids, as
+    each user's call in turn), back to back, then a bare write, in turn (counters and bare
+    documents in turn too). No code of ours runs between them: what the emulator and the client
+    library alone take."""
     progress(f"hot path floor: {n} increments + record commits outside a call, {n} bare writes")
-    if not any(created_once(w.path) for w in records):
-        raise RuntimeError(f"not a call's record commit: {[w.path for w in records]}")
-    counter = f"rate_limits/bench-floor-{uuid.uuid4().hex}"
+    if not any(created_once(w.path) for w in records.writes):
+        raise RuntimeError(f"not a call's record commit: {[w.path for w in records.writes]}")
+    pool = len(records.uids)
+    counters = [f"rate_limits/bench-floor-{uuid.uuid4().hex}" for _ in range(pool)]
     expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
-    ref = raw.client.document(f"bench/floor-{uuid.uuid4().hex}")
+    refs = [raw.client.document(f"bench/floor-{uuid.uuid4().hex}") for _ in range(pool)]
     inc, rec, pair, bare = [], [], [], []
     for i in range(2 * n):  # the first half warms the emulator's code for these documents
+        writes = records.of(i)
         t0 = time.perf_counter()
-        raw.increment(counter, "count", 1, expire)
+        raw.increment(counters[i % pool], "count", 1, expire)
         t1 = time.perf_counter()
-        raw.commit(_fresh(records))
+        raw.commit(writes)
         t2 = time.perf_counter()
-        ref.set({"n": i})
+        refs[i % pool].set({"n": i})
         t3 = time.perf_counter()
         if i >= n:
             inc.append((t1 - t0) * 1000)
@@ -325,8 +381,8 @@ def bench_floor(raw: FirestoreStore, records: Sequence[Write], n: int) -> dict[s
             bare.append((t3 - t2) * 1000)
     b95 = summary(bare)["p95"]
     return {
-        "documents": len(records),
-        "fields": sum(_leaves(w.data) for w in records),
+        "documents": len(records.writes),
+        "fields": sum(_leaves(w.data) for w in records.writes),
         "bare_write_ms": summary(bare),
         "increment_ms": summary(inc),
         "record_commit_ms": summary(rec),
@@ -363,37 +419,44 @@ def emulator_cpu_s(pid: int | None) -> float:
 
 
 def bench_round_trip_costs(
-    raw: FirestoreStore, records: Sequence[Write], cache_read: Sequence[str], n: int
+    raw: FirestoreStore, records: Recorded, cache_read: Sequence[str], n: int
 ) -> dict[str, Any]:
     """What each kind of round trip a warm call makes costs, alone: its time, the CPU of this
     process (the client library and gRPC, all threads) and the emulator's CPU, per round
-    trip. ``n`` of each, one kind after another, after a warm-up of a fifth as many."""
+    trip. ``n`` of each, one kind after another, after a warm-up of a fifth as many; writes
+    go to the pool's documents in turn, as the calls do."""
     progress(f"round trip costs: {n} of each kind")
     if not cache_read:
         raise RuntimeError("no cache read was recorded for the warm call")
     pid = firestore_emulator_pid()
     if pid is None:
         progress("round trip costs: the Firestore emulator's process was not found here")
-    counter = f"rate_limits/bench-cost-{uuid.uuid4().hex}"
+    pool = len(records.uids)
+    counters = [f"rate_limits/bench-cost-{uuid.uuid4().hex}" for _ in range(pool)]
     expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
-    ref = raw.client.document(f"bench/cost-{uuid.uuid4().hex}")
-    kinds: dict[str, Callable[[], Any]] = {
-        "cache read, one document (GetDocument)": lambda: raw.get_many(list(cache_read[:1])),
-        "rate limit increment (Commit with a transform)": lambda: raw.increment(
-            counter, "count", 1, expire
+    refs = [raw.client.document(f"bench/cost-{uuid.uuid4().hex}") for _ in range(pool)]
+    kinds: dict[str, Callable[[int], Any]] = {
+        "cache read, one document (GetDocument)": lambda i: raw.get_many(list(cache_read[:1])),
+        "rate limit increment (Commit with a transform)": lambda i: raw.increment(
+            counters[i % pool], "count", 1, expire
         ),
-        f"record commit, {len(records)} documents (Commit)": lambda: raw.commit(_fresh(records)),
-        "bare write, the client's set (Commit)": lambda: ref.set({"n": 1}),
+        f"record commit, {len(records.writes)} documents (Commit)": lambda i: raw.commit(
+            records.of(i)
+        ),
+        "bare write, the client's set (Commit)": lambda i: refs[i % pool].set({"n": i}),
     }
+    for j, w in enumerate(records.writes):  # where the record commit's cost lies: each alone
+        kind = f"{_kind(w.path)} alone ({_leaves(w.data)} fields, {_increments(w.data)} increments)"
+        kinds[f"record commit: {kind}"] = functools.partial(_commit_alone, raw, records, j)
     out: dict[str, Any] = {"emulator_found": pid is not None, "n": n, "kinds": {}}
     for name, op in kinds.items():
-        for _ in range(max(1, n // 5)):
-            op()
+        for i in range(max(1, n // 5)):
+            op(i)
         times = []
         cpu, emu = time.process_time(), emulator_cpu_s(pid)
-        for _ in range(n):
+        for i in range(n):
             t = time.perf_counter()
-            op()
+            op(i)
             times.append((time.perf_counter() - t) * 1000)
         out["kinds"][name] = {
             "ms": summary(times),
@@ -403,6 +466,24 @@ def bench_round_trip_costs(
     return out
 
 
+def _commit_alone(raw: FirestoreStore, records: Recorded, j: int, i: int) -> None:
+    """The ``j``-th document of the ``i``-th call's records, alone."""
+    raw.commit([records.of(i)[j]])
+
+
+def _kind(path: str) -> str:
+    """A document's collection path with its ids left out (``external_data_usage/*/events``)."""
+    parts = path.split("/")
+    return "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts[:-1]))
+
+
+def _increments(data: Any) -> int:
+    """The increments among a document's fields."""
+    if isinstance(data, dict):
+        return sum(_increments(v) for v in data.values())
+    return 1 if isinstance(data, Inc) else 0
+
+
 def _leaves(data: Any) -> int:
     """Fields of a document, counting each leaf of a map (what the emulator indexes)."""
     if isinstance(data, dict):
@@ -410,7 +491,7 @@ def _leaves(data: Any) -> int:
     return 1
 
 
-def bench_before(ref: str, n: int) -> dict[str, Any]:
+def bench_before(ref: str, n: int, pool: int) -> dict[str, Any]:
     """The hot path of the functions at git ``ref`` (extracted with ``git archive``, the
     working tree untouched), in a child process beside the same emulator."""
     progress(f"hot path of {ref} (before)")
@@ -423,7 +504,7 @@ def bench_before(ref: str, n: int) -> dict[str, Any]:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         env = {**os.environ, "BENCH_FUNCTIONS": str(Path(tmp) / "functions")}
         out = subprocess.run(
-            [sys.executable, __file__, "--hot-path-json", "--n", str(n)],
+            [sys.executable, __file__, "--hot-path-json", "--n", str(n), "--pool", str(pool)],
             check=True,
             stdout=subprocess.PIPE,
             text=True,
@@ -657,6 +738,7 @@ def render(results: dict[str, Any], command: str) -> str:
             "call makes, the cache read included. Both it and the bare write are measured after",
             "a warm-up of as many calls and writes (the emulator's JVM compiles its hot code over",
             "the first few hundred requests), one call then one write, in turn.",
+            *pool_lines(hp.get("pool")),
             "",
             "| measure | p50 ms | p95 ms |",
             "|---|---|---|",
@@ -730,6 +812,20 @@ def render(results: dict[str, Any], command: str) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def pool_lines(pool: int | None) -> list[str]:
+    """How the calls and bare writes spread over users and documents."""
+    if not pool:
+        return []
+    if pool == 1:
+        return ["One user makes every call, and every bare write goes to one document."]
+    return [
+        f"The calls are made by {pool} users in turn and the bare writes go to {pool} documents",
+        "in turn: the emulator keeps every version of a document, and its cost of a write grows",
+        "with the document's earlier writes, which one user making every call measured instead",
+        "(`--pool 1` still does).",
+    ]
 
 
 def emulator_cpu_text(hp: dict[str, Any]) -> str:
@@ -895,6 +991,12 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller series (smoke run)")
     parser.add_argument(
+        "--pool",
+        type=int,
+        default=POOL,
+        help="users the hot path's calls take in turn (1: one user makes every call)",
+    )
+    parser.add_argument(
         "--before", metavar="REF", help="also run the hot path on the functions at git REF"
     )
     parser.add_argument("--hot-path-json", action="store_true", help=argparse.SUPPRESS)
@@ -903,7 +1005,7 @@ def main() -> int:
     logs.configure("ERROR")  # per-call INFO lines would drown the report
     os.environ.setdefault("GCLOUD_PROJECT", "demo-cv-enrichment")
     if args.hot_path_json:  # the child of --before: the hot path only, as JSON on stdout
-        print(json.dumps(bench_hot_path(args.n, floor=False), default=str))
+        print(json.dumps(bench_hot_path(args.n, floor=False, pool=args.pool), default=str))
         return 0
     only = set(args.only or ("hot_path", "limiter", "burst", "enrichment"))
     n = 40 if args.quick else args.n
@@ -912,9 +1014,12 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, Firestore emulator",
     }
     if "hot_path" in only and args.before:
-        results["before"] = {"ref": args.before, "hot_path": bench_before(args.before, n)}
+        results["before"] = {
+            "ref": args.before,
+            "hot_path": bench_before(args.before, n, args.pool),
+        }
     if "hot_path" in only:
-        results["hot_path"] = bench_hot_path(n)
+        results["hot_path"] = bench_hot_path(n, pool=args.pool)
     if "limiter" in only:
         results["limiter"] = bench_limiter(20, 10 if args.quick else 50, 2 if args.quick else 5)
     if "burst" in only:
@@ -923,7 +1028,13 @@ def main() -> int:
         results["enrichment"] = bench_enrichment(10 if args.quick else 30, 300.0)
     command = (
         "make bench"
-        if not (args.only or args.quick or args.n != parser.get_default("n") or args.before)
+        if not (
+            args.only
+            or args.quick
+            or args.n != parser.get_default("n")
+            or args.pool != parser.get_default("pool")
+            or args.before
+        )
         else "scripts/with-emulators.sh .venv/bin/python scripts/bench.py " + " ".join(sys.argv[1:])
     )
     results["command"] = command
