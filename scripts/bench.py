@@ -190,10 +190,11 @@ def seed_premiums(fs: FirestoreStore, prefix: str, count: int) -> list[str]:
 
 POOL = 50
 """Users the hot path's calls take in turn (and documents its bare writes take in turn). The
-emulator keeps every version of a document, and its cost of writing one grows with the writes
-before (measured: 0.9 -> 2.7 ms of its CPU per write over 8,000 writes to one document, flat
-for new documents). One user making every call of the bench measured that growth, which no
-user's documents see at the limits' rates; ``--pool 1`` measures it that way still."""
+emulator keeps every version of a document, and a write to one rewritten thousands of times
+costs it more (``loadtests/emulator_growth.py``, docs/benchmarks/emulator-growth.md: 1.0-2.1 ms
+of its CPU per write after 8,000-13,000 earlier writes, against 0.4-0.6 ms to a new document).
+One user making every call of the bench measured that history, which no user's documents build
+up at the limits' rates; ``--pool 1`` measures it that way still."""
 
 
 def _as_user(writes: Sequence[Write], old: str, new: str) -> list[Write]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -267,7 +268,7 @@ def test_rollback_to_previous_redeploys_the_commit_before_from_a_worktree(
 ) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    monkeypatch.setattr(deploy.tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     first = git(repo.root, "rev-parse", "HEAD")
     assert run("--project", "staging")[0] == 0
     (repo.root / "README.md").write_text("second\n")
