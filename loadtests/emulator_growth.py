@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from scripts.bench import emulator_cpu_s, firestore_emulator_pid  # noqa: E402
+from loadtests.stack import cpu_seconds, firestore_emulator_pid  # noqa: E402
 from scripts.devkit.emulator import require_emulators  # noqa: E402
 from stores.base import Inc, Write  # noqa: E402
 from stores.firestore import FirestoreStore, make_client  # noqa: E402
@@ -72,11 +72,11 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for batch in range(args.batches):
         for name, write in kinds.items():
-            cpu, started = emulator_cpu_s(pid), time.perf_counter()
+            cpu, started = cpu_seconds(pid), time.perf_counter()
             for i in range(args.size):
                 write(i)
             wall = (time.perf_counter() - started) * 1000 / args.size
-            used = (emulator_cpu_s(pid) - cpu) * 1000 / args.size
+            used = (cpu_seconds(pid) - cpu) * 1000 / args.size
             print(f"| {batch + 1} | {batch * args.size} | {name} | {wall:.2f} | {used:.2f} |")
     return 0
 

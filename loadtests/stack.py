@@ -331,6 +331,27 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
+def firestore_emulator_pid() -> int | None:
+    """The Firestore emulator's process: the JVM serving ``FIRESTORE_EMULATOR_HOST``'s port
+    (``with-emulators.sh`` starts it through firebase-tools, so it is no child of ours); None
+    when there is none here."""
+    port = os.environ.get("FIRESTORE_EMULATOR_HOST", "").rpartition(":")[2]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = [a.decode("utf-8", "replace") for a in cmdline.read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if (
+            args
+            and Path(args[0]).name == "java"
+            and any("firestore" in a for a in args)
+            and "--port" in args[:-1]
+            and args[args.index("--port") + 1] == port
+        ):
+            return int(cmdline.parent.name)
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (0 when it is gone)."""
     try:

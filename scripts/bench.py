@@ -48,7 +48,7 @@ from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
 from enrichment.sources.linkedin import LinkedInSource  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
-from loadtests.stack import cpu_seconds  # noqa: E402
+from loadtests.stack import cpu_seconds, firestore_emulator_pid  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
 from stores.base import Inc, Write  # noqa: E402
@@ -352,6 +352,15 @@ def _fresh(writes: Sequence[Write]) -> list[Write]:
     ]
 
 
+def _turns(raw: FirestoreStore, tag: str, pool: int) -> tuple[list[str], dict[str, Any], list[Any]]:
+    """``pool`` new rate-limit counters (and the ``extra`` of their increments) and ``pool``
+    new bare-write documents, taken in turn as the calls take their users' documents."""
+    counters = [f"rate_limits/bench-{tag}-{uuid.uuid4().hex}" for _ in range(pool)]
+    expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
+    refs = [raw.client.document(f"bench/{tag}-{uuid.uuid4().hex}") for _ in range(pool)]
+    return counters, expire, refs
+
+
 def bench_floor(raw: FirestoreStore, records: Recorded, n: int) -> dict[str, Any]:
     """A warm call's two sequential round trips made outside any call: the same increment and
     one warm call's own record commit (``records``, replayed with new event and audit ids, as
@@ -362,9 +371,7 @@ def bench_floor(raw: FirestoreStore, records: Recorded, n: int) -> dict[str, Any
     if not any(created_once(w.path) for w in records.writes):
         raise RuntimeError(f"not a call's record commit: {[w.path for w in records.writes]}")
     pool = len(records.uids)
-    counters = [f"rate_limits/bench-floor-{uuid.uuid4().hex}" for _ in range(pool)]
-    expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
-    refs = [raw.client.document(f"bench/floor-{uuid.uuid4().hex}") for _ in range(pool)]
+    counters, expire, refs = _turns(raw, "floor", pool)
     inc, rec, pair, bare = [], [], [], []
     for i in range(2 * n):  # the first half warms the emulator's code for these documents
         writes = records.of(i)
@@ -394,26 +401,6 @@ def bench_floor(raw: FirestoreStore, records: Recorded, n: int) -> dict[str, Any
     }
 
 
-def firestore_emulator_pid() -> int | None:
-    """The Firestore emulator's process: the JVM serving ``FIRESTORE_EMULATOR_HOST``'s port
-    (``with-emulators.sh`` starts it through firebase-tools); None when there is none here."""
-    port = os.environ.get("FIRESTORE_EMULATOR_HOST", "").rpartition(":")[2]
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = [a.decode("utf-8", "replace") for a in cmdline.read_bytes().split(b"\0")]
-        except OSError:
-            continue
-        if (
-            args
-            and Path(args[0]).name == "java"
-            and any("firestore" in a for a in args)
-            and "--port" in args[:-1]
-            and args[args.index("--port") + 1] == port
-        ):
-            return int(cmdline.parent.name)
-    return None
-
-
 def emulator_cpu_s(pid: int | None) -> float:
     """CPU seconds the emulator has used so far (0 when it was not found)."""
     return cpu_seconds(pid) if pid else 0.0
@@ -433,9 +420,7 @@ def bench_round_trip_costs(
     if pid is None:
         progress("round trip costs: the Firestore emulator's process was not found here")
     pool = len(records.uids)
-    counters = [f"rate_limits/bench-cost-{uuid.uuid4().hex}" for _ in range(pool)]
-    expire = {"expireAt": datetime.now(UTC) + timedelta(hours=2)}
-    refs = [raw.client.document(f"bench/cost-{uuid.uuid4().hex}") for _ in range(pool)]
+    counters, expire, refs = _turns(raw, "cost", pool)
     kinds: dict[str, Callable[[int], Any]] = {
         "cache read, one document (GetDocument)": lambda i: raw.get_many(list(cache_read[:1])),
         "rate limit increment (Commit with a transform)": lambda i: raw.increment(

@@ -32,6 +32,8 @@ class Encoded(dict[str, Any]):
 _MARK = f"\x00encoded:{uuid.uuid4().hex}"
 """Stands in for an ``Encoded`` value while the rest is encoded: a control character and 128
 random bits, which no answer holds."""
+_MARK_JSON = json.dumps(_MARK)
+"""How ``_MARK`` reads in the encoded answer."""
 
 
 def dumps_with_encoded(obj: Any, dumps: Callable[..., str], **kwargs: Any) -> str:
@@ -45,9 +47,8 @@ def dumps_with_encoded(obj: Any, dumps: Callable[..., str], **kwargs: Any) -> st
             key = keys[0]
             encoded: Encoded = answer[key]
             text = dumps({"result": {**answer, key: _MARK}}, **kwargs)
-            mark = json.dumps(_MARK)
-            if text.count(mark) == 1:
-                return text.replace(mark, encoded.text)
+            if text.count(_MARK_JSON) == 1:
+                return text.replace(_MARK_JSON, encoded.text)
     return dumps(obj, **kwargs)
 
 
