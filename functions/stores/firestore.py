@@ -9,11 +9,8 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, cast
 
 import grpc  # type: ignore[import-untyped]
@@ -26,6 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
+from stores import inflight
 from stores.base import Filter, Inc, Write
 from stores.errors import ConfigConflict, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
@@ -82,32 +80,6 @@ _COMMIT_RESPONSE = firestore_types.CommitResponse.pb()
 _GET_REQUEST = firestore_types.GetDocumentRequest.pb()
 _DOCUMENT = document_types.Document.pb()
 
-_READERS_MAX = 32
-"""Threads of a process that wait for reads sent on behalf of ``start_get_many`` (and for the
-second and later documents of a ``get_many``): a request thread with four sources in flight
-needs four, and a served worker runs eight request threads."""
-_readers: ThreadPoolExecutor | None = None
-_readers_lock = threading.Lock()
-
-
-def _reader_pool() -> ThreadPoolExecutor:
-    """The process's reader threads: made on first use, each kept once started (a thread is
-    started only when none is idle), and made anew in a forked child."""
-    global _readers  # one pool per process
-    if _readers is None:
-        with _readers_lock:
-            if _readers is None:
-                _readers = ThreadPoolExecutor(_READERS_MAX, thread_name_prefix="firestore-read")
-    return _readers
-
-
-def _forget_readers() -> None:
-    global _readers, _readers_lock  # a forked child has none of the threads
-    _readers, _readers_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_readers)
-
 
 class _Rpc:
     """Commit and GetDocument on the client's own gRPC channel, raw protobuf in and out,
@@ -134,10 +106,11 @@ class _Rpc:
 
     @functools.cached_property
     def get(self) -> Any:
-        """The GetDocument multicallable. Unary, so a call waits in the thread that makes it:
-        a streaming call (BatchGetDocuments) is served by a thread gRPC starts whenever none of
-        the channel's streams is open, about once per call at 100 rps, and starting it waited
-        for the GIL (7.6% of the request threads' wall-clock samples at 100 rps)."""
+        """The GetDocument multicallable. Unary, so a call is served by the thread that makes
+        it (``stores.inflight``): a streaming call (BatchGetDocuments) is served by a thread
+        gRPC starts whenever none of the channel's streams is open, about once per call at
+        100 rps, and starting it waited for the GIL (7.6% of the request threads' wall-clock
+        samples at 100 rps)."""
         return self._channel.unary_unary(
             _API + "GetDocument",
             request_serializer=_GET_REQUEST.SerializeToString,
@@ -199,59 +172,56 @@ class FirestoreStore:
         return quick
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """See ``DocumentStore.get_many``: one GetDocument per document, all at once (the first
-        in this thread, the others by reader threads), retried within the store's deadline."""
-        wanted = list(dict.fromkeys(paths))
-        deadline = time.monotonic() + self._timeout
-        rest = self._send(wanted[1:], deadline, self._retry)
-        first = [(wanted[0], self._fetch(wanted[0], deadline, self._retry))] if wanted else []
-        return {p: self._decode(doc) for p, doc in [*first, *self._collect(rest, deadline)]}
+        """See ``DocumentStore.get_many``: one GetDocument per document, all sent at once
+        (``stores.inflight``, no thread), each retried within the store's deadline."""
+        return self._reads(paths, time.monotonic() + self._timeout, self._retry)()
 
     def start_get_many(
         self, paths: Sequence[str], deadline_s: float | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
-        """See ``DocumentStore.start_get_many``: each document's GetDocument is sent now by one
-        of the process's reader threads (kept, not started per call), without retries;
-        collecting waits for them, within the deadline, and decodes them."""
-        wanted = list(dict.fromkeys(paths))
-        if not wanted:
-            return dict
+        """See ``DocumentStore.start_get_many``: each document's GetDocument is sent now and
+        collected by the calling thread when it asks (``stores.inflight``: no thread of its
+        own), without retries, within the deadline; collecting decodes them."""
         timeout = self._timeout if deadline_s is None else min(self._timeout, deadline_s)
-        deadline = time.monotonic() + timeout
-        pending = self._send(wanted, deadline, None)
-        return lambda: {p: self._decode(doc) for p, doc in self._collect(pending, deadline)}
+        return self._reads(paths, time.monotonic() + timeout, None)
 
-    def _send(
+    def _reads(
         self, paths: Sequence[str], deadline: float, retry: retries.Retry | None
-    ) -> list[tuple[str, Future[Any]]]:
-        pool = _reader_pool()
-        return [(p, pool.submit(self._fetch, p, deadline, retry)) for p in paths]
-
-    @staticmethod
-    def _collect(
-        pending: Sequence[tuple[str, Future[Any]]], deadline: float
-    ) -> list[tuple[str, Any]]:
-        out = []
-        for path, future in pending:
-            # The call's own deadline ends it; the margin covers a reader thread that started
-            # late (all busy), which then finds no time left and fails at once.
+    ) -> Callable[[], dict[str, dict[str, Any] | None]]:
+        """Every document's GetDocument sent now; the function collects them in order (a
+        failed one sent again as ``retry`` says, within ``deadline``) and decodes them."""
+        sent = []
+        for path in dict.fromkeys(paths):
+            request = _GET_REQUEST(name=self._documents + path)
             try:
-                out.append(
-                    (path, future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0))
+                first = inflight.start(
+                    self._rpc.get,
+                    request,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    metadata=self._rpc.metadata,
                 )
-            except FutureTimeout as exc:
-                raise StoreUnanswered("read failed: DeadlineExceeded") from exc
-        return out
+            except (grpc.RpcError, ValueError) as exc:
+                raise _error("read", exc) from exc
+            sent.append((path, request, first))
 
-    def _fetch(self, path: str, deadline: float, retry: retries.Retry | None) -> Any:
-        """One document's raw ``Document`` by GetDocument on the client's channel (``_Rpc``),
-        or ``None`` when it does not exist. Only the network: a reader thread running this
-        needs the interpreter for as little as possible (decoding is the collector's)."""
-        request = _GET_REQUEST(name=self._documents + path)
-        try:
-            return self._unary(self._rpc.get, request, retry, absent_ok=True, deadline=deadline)
-        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise _error("read", exc) from exc
+        def collect() -> dict[str, dict[str, Any] | None]:
+            out = {}
+            for path, request, first in sent:
+                try:
+                    doc = self._unary(
+                        self._rpc.get,
+                        request,
+                        retry,
+                        absent_ok=True,
+                        deadline=deadline,
+                        first=first,
+                    )
+                except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+                    raise _error("read", exc) from exc
+                out[path] = self._decode(doc)
+            return out
+
+        return collect
 
     def _decode(self, doc: Any) -> dict[str, Any] | None:
         """A raw ``Document``'s fields as the client decodes them."""
@@ -324,16 +294,21 @@ class FirestoreStore:
         *,
         absent_ok: bool = False,
         deadline: float | None = None,
+        first: inflight.Pending | None = None,
     ) -> Any:
         """One unary call of ``_Rpc`` with the client's metadata, gRPC errors mapped as the
         client maps them, ``retry`` applied, and one deadline for all attempts together, as the
         client's own timeout (each attempt gets what is left of it; the store's deadline from
-        now unless given). ``absent_ok``: a NOT_FOUND about the document answers ``None``."""
+        now unless given). ``absent_ok``: a NOT_FOUND about the document answers ``None``.
+        ``first``: the first attempt, already sent (collected here; any retry is sent anew)."""
         end = time.monotonic() + self._timeout if deadline is None else deadline
         metadata = self._rpc.metadata
+        sent = [first] if first is not None else []
 
         def once() -> Any:
             try:
+                if sent:
+                    return sent.pop().result()
                 return send(request, timeout=max(0.0, end - time.monotonic()), metadata=metadata)
             except grpc.RpcError as exc:
                 if absent_ok and exc.code() is grpc.StatusCode.NOT_FOUND and not _no_database(exc):
