@@ -70,7 +70,7 @@ class CacheStore(Protocol):
         self, keys: list[str], deadline_s: float
     ) -> Callable[[], dict[str, CacheEntry | None]]:
         """``get_many`` sent now and collected by calling the result (``DocumentStore``'s
-        ``start_get_many``: sent by the store's reader threads; the wait bounded by
+        ``start_get_many``: started now, collected by the calling thread; the wait bounded by
         ``deadline_s`` from now)."""
         ...
 
