@@ -233,8 +233,8 @@ class FirestoreStore:
         """See ``DocumentStore.increment``: one Commit whose transform result is the new value
         (``set(merge=True)`` of ``extra`` with the increment, as the client would send it)."""
         try:
-            pbs = self._write_pbs([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
-            response = self._commit(pbs, self._retry_once_applied)
+            request = self._request([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
+            response = self._commit(request, self._retry_once_applied)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("increment", exc) from exc
         results = list(response.write_results)
@@ -253,37 +253,39 @@ class FirestoreStore:
         if not writes:
             return
         try:
-            self._commit(self._write_pbs(writes), self._retry)
+            self._commit(self._request(writes), self._retry)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("write", exc) from exc
 
-    def _write_pbs(self, writes: Sequence[Write]) -> list[Any]:
-        """The raw ``Write`` messages of ``writes``: ``stores.firestore_writes`` where it can
-        encode them, the client's own encoding for ``set`` otherwise."""
-        pbs = []
+    def _request(self, writes: Sequence[Write]) -> Any:
+        """The raw ``CommitRequest`` of ``writes``, each built in place in the request (a
+        message passed to a constructor is copied): by ``stores.firestore_writes`` where it
+        can encode it, by the client's own encoding for ``set`` otherwise."""
+        request = _COMMIT_REQUEST(database=self._rpc.database)
+        built = request.writes
         for w in writes:
             name = self._documents + w.path
             try:
-                pbs.append(write_pb(name, w))
+                write_pb(name, w, built.add())
             except Unsupported:
+                del built[-1]  # partly filled
                 data = _to_firestore(w.data)
                 made = (
                     _helpers.pbs_for_set_with_merge(name, data, merge=True)
                     if w.merge
                     else _helpers.pbs_for_set_no_merge(name, data)
                 )
-                pbs.extend(m._pb for m in made)  # noqa: SLF001 - proto-plus's raw message
-        return pbs
+                built.extend(m._pb for m in made)  # noqa: SLF001 - proto-plus's raw message
+        return request
 
-    def _commit(self, pbs: list[Any], retry: retries.Retry | None) -> Any:
-        """One Commit of raw ``Write`` messages; the raw ``CommitResponse``.
+    def _commit(self, request: Any, retry: retries.Retry | None) -> Any:
+        """One Commit of a raw ``CommitRequest``; the raw ``CommitResponse``.
 
         Sent on the client's channel as the client sends it (the same request, resource
         prefix, emulator token and routing header) but without its wrappers: the generated
         client's retry, timeout and error layers and proto-plus conversions were about 8% of
         the served workers' Python CPU at 100 rps. Errors are mapped as the client maps them,
         and ``retry`` (within the store's deadline) is the policy the client applied."""
-        request = _COMMIT_REQUEST(database=self._rpc.database, writes=pbs)
         return self._unary(self._rpc.commit, request, retry)
 
     def _unary(

@@ -4,8 +4,10 @@ services write: compared message to message, the recorder's real batches include
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from common.settings import load_settings
 from common.vocab import Access, Fn, Outcome, SourceStatus, Tier
 from recording.recorder import CallRecord, Recorder, SourceOutcome, Switches
 from stores.base import Inc, Write
-from stores.firestore import _to_firestore
+from stores.firestore import FirestoreStore, _to_firestore, make_client
 from stores.firestore_writes import Unsupported, write_pb
 
 NAME = "projects/p/databases/(default)/documents/c/d"
@@ -47,6 +49,13 @@ DOCS: list[dict[str, Any]] = [
     {"odd key": 1, "a.b": {"`q`": 2, "9lives": Inc(3)}, "ünï": "ç", "_ok": {"A1": 1}},
     {"enum": Fn.ENRICH, "int_enum": Level.HIGH, "big": 2**62, "neg": -(2**40)},
     {"when": datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC), "naive": datetime(2026, 1, 1)},
+    # Types the fast path does not take by identity: they go by the general rules.
+    {
+        "od": OrderedDict(a=1, b={"c": Inc(1)}),
+        "proxy": MappingProxyType({"p": {"q": "r"}}),
+        "nested": {"od": OrderedDict(x=False), "e": Fn.ENRICH, "f": 0.0, "n": None},
+        "flags": [True, False, 0, 1],
+    },
 ]
 
 
@@ -149,3 +158,29 @@ def test_values_it_does_not_encode_are_left_to_the_client(value: Any) -> None:
 def test_timestamps_encode_as_the_client_would(when: datetime) -> None:
     w = Write("c/d", {"at": when}, merge=False)
     assert write_pb(NAME, w) == _client_pb(w)
+
+
+def test_a_request_mixes_its_own_encoding_and_the_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``FirestoreStore`` builds each write in place in the request; a write this module does
+    not encode (left partly built) is removed and the client's messages take its place, in
+    order."""
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing is sent
+    store = FirestoreStore(make_client("p"))
+    writes = [
+        Write("c/a", {"n": Inc(1), "at": T0}, merge=True),
+        Write("c/b", {"ok": 1, "late": firestore.SERVER_TIMESTAMP}, merge=False),
+        Write("c/c", {"k": "v"}, merge=False),
+    ]
+    request = store._request(writes)  # noqa: SLF001
+    expected = []
+    for w in writes:
+        name = f"projects/p/databases/(default)/documents/{w.path}"
+        data = _to_firestore(w.data)
+        made = (
+            _helpers.pbs_for_set_with_merge(name, data, merge=True)
+            if w.merge
+            else _helpers.pbs_for_set_no_merge(name, data)
+        )
+        expected.extend(type(m).pb(m) for m in made)
+    assert list(request.writes) == expected
+    assert request.database == "projects/p/databases/(default)"
