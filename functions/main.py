@@ -8,6 +8,10 @@ deploy's function discovery) with the variable's name, never a request.
 
 from __future__ import annotations
 
+from stores import transport  # first: gRPC's transport is chosen before grpcio is imported
+
+# isort: split
+
 import functools
 import json
 import os
@@ -37,6 +41,10 @@ from usecases.hooks import record
 
 SETTINGS = load_settings()
 logs.configure(SETTINGS.log_level, project_id=SETTINGS.project_id)
+if transport.TOO_LATE:
+    logs.log(
+        "WARNING", "grpcio was imported before stores.transport: its default transport is used"
+    )
 
 # The callable SDK verifies ID tokens through firebase_admin's default app.
 if not firebase_admin._apps:  # noqa: SLF001 - re-import in the emulator must not re-init

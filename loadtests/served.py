@@ -7,6 +7,10 @@ cache, recorder) is counted per worker process.
 
 from __future__ import annotations
 
+from stores import transport  # noqa: F401 - first, as in main.py: gRPC's transport
+
+# isort: split
+
 import os
 
 if os.environ.get("LOADTEST_COUNT_DIR"):

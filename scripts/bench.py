@@ -38,6 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # BENCH_FUNCTIONS: another version's functions/ (``--before REF`` runs the hot path on it).
 sys.path[:0] = [str(ROOT), os.environ.get("BENCH_FUNCTIONS", str(ROOT / "functions"))]
 
+transport: Any
+try:  # first: gRPC's transport, as main.py chooses it (an older tree, run by --before, has none)
+    from stores import transport
+except ImportError:
+    transport = None
+
+# isort: split
+
 import httpx  # noqa: E402
 from google.cloud import firestore  # noqa: E402
 
@@ -511,6 +519,9 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         env = {**os.environ, "BENCH_FUNCTIONS": str(Path(tmp) / "functions")}
+        if transport is not None and transport.APPLIED:
+            # Set by this process, not by the operator: the older tree chooses its own.
+            del env["GRPC_EXPERIMENTS"]
         out = subprocess.run(
             [
                 sys.executable,

@@ -117,9 +117,7 @@ def _fill(
         name = key if type(key) is str else str(key)
         path = (*prefix, name)
         t = type(value)
-        if t is Inc:
-            incs.append((path, value.by))
-        elif t is not str and t is not int and isinstance(value, Inc):
+        if t is Inc or (t is not str and t is not int and isinstance(value, Inc)):
             incs.append((path, value.by))
         elif (t is dict or (t is not str and isinstance(value, Mapping))) and value:
             node = fields[name]

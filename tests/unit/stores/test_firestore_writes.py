@@ -171,8 +171,8 @@ def test_a_request_mixes_its_own_encoding_and_the_clients(monkeypatch: pytest.Mo
         Write("c/b", {"ok": 1, "late": firestore.SERVER_TIMESTAMP}, merge=False),
         Write("c/c", {"k": "v"}, merge=False),
     ]
-    request = store._request(writes)  # noqa: SLF001
-    expected = []
+    request = store._request(writes)
+    expected: list[Any] = []
     for w in writes:
         name = f"projects/p/databases/(default)/documents/{w.path}"
         data = _to_firestore(w.data)
