@@ -4,10 +4,10 @@ grpcio 1.85 sends and receives a client's calls through its EventEngine by defau
 is served by EventEngine threads, and a thread that waits for an answer is woken by them. With
 the ``event_engine_client`` experiment turned off, grpcio uses its older I/O manager, where the
 waiting thread polls the socket itself. Measured on this emulator (docs/benchmarks/
-load-overview.md): a read and an increment in flight together took p50 0.66-0.87x and 0.68-0.93x
-the process CPU, alternating processes four times; the whole warm call of ``make bench`` went
-from p50 3.74 / p95 4.48 ms to 2.84 / 3.72 ms (CPU per call 2.31 to 1.95 ms), a bare write from
-1.18 / 1.49 to 0.84 / 1.31 ms.
+load-overview.md): a read and an increment in flight together took p50 0.66-0.86x and 0.72-0.93x
+the process CPU in four alternating process pairs; in three alternating pairs of the bench's hot
+path, the whole warm call's p50 was 0.90x and its CPU 0.85x, its p95 unchanged (a bare write
+gained as much, so the bench's ratio to a bare write did not improve).
 
 grpcio reads ``GRPC_EXPERIMENTS`` once, when it starts; this module sets it only if the
 operator has not (an operator's own value is kept, whatever it says), and only while grpcio is
