@@ -43,9 +43,9 @@ class DocumentStore(Protocol):
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """``get_many`` in two halves, so the read is in flight while the caller makes another
         round trip: the request is sent now (with no thread of its own: the calling thread
-        collects it, ``stores.inflight``), and the returned function waits for the answer and returns what
-        ``get_many`` would, or raises ``StoreError`` (no retry; ``deadline_s``, if shorter than
-        the store's, bounds the wait from now). A store that cannot send without waiting reads
+        collects it, ``stores.inflight``), and the returned function waits for the answer and
+        returns what ``get_many`` would, or raises ``StoreError`` (no retry; ``deadline_s``, if
+        shorter than the store's, bounds the wait from now). A store that cannot send without waiting reads
         when the function is called."""
         ...
 

@@ -48,11 +48,7 @@ def _put(target: Any, value: Any) -> None:
     elif t is int:
         target.integer_value = value
     elif t is dict:
-        node = target.map_value
-        node.SetInParent()
-        fields = node.fields
-        for k, v in value.items():
-            _put(fields[k if type(k) is str else str(k)], v)
+        _put_map(target, value)
     elif t is bool:
         target.boolean_value = value
     elif t is float:
@@ -63,6 +59,28 @@ def _put(target: Any, value: Any) -> None:
         target.null_value = 0
     else:
         _put_other(target, value)
+
+
+def _put_map(target: Any, value: Mapping[Any, Any]) -> None:
+    """A map value (an empty one too: ``SetInParent`` makes it present), keys as text."""
+    node = target.map_value
+    node.SetInParent()
+    fields = node.fields
+    for k, v in value.items():
+        _put(fields[_key(k)], v)
+
+
+def _key(k: Any) -> str:
+    return k if type(k) is str else str(k)
+
+
+_SCALARS = frozenset({str, int, float, bool, datetime, type(None)})
+"""Types that are never a ``Mapping``: ``_is_map`` skips the (slow) abstract check for them."""
+
+
+def _is_map(value: Any) -> bool:
+    t = type(value)
+    return t is dict or (t not in _SCALARS and isinstance(value, Mapping))
 
 
 def _stamp(target: Any, value: datetime) -> None:
@@ -89,10 +107,7 @@ def _put_other(target: Any, value: Any) -> None:
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, Mapping):
-        fields = target.map_value.fields
-        target.map_value.SetInParent()
-        for k, v in value.items():
-            _put(fields[str(k)], v)
+        _put_map(target, value)
     elif isinstance(value, list | tuple):
         values = target.array_value.values
         target.array_value.SetInParent()
@@ -114,12 +129,11 @@ def _fill(
     values kept for the transforms. A map holding only ``Inc`` values is not written (the
     client leaves it out of the document)."""
     for key, value in data.items():
-        name = key if type(key) is str else str(key)
+        name = _key(key)
         path = (*prefix, name)
-        t = type(value)
-        if t is Inc or (t is not str and t is not int and isinstance(value, Inc)):
+        if isinstance(value, Inc):
             incs.append((path, value.by))
-        elif (t is dict or (t is not str and isinstance(value, Mapping))) and value:
+        elif _is_map(value) and value:
             node = fields[name]
             before = len(leaves)
             _fill(node.map_value.fields, value, path, leaves, incs)

@@ -47,7 +47,16 @@ _MODULE_KNOWN = (
     )
 )
 """Whether grpcio's module has every step ``InFlight`` uses (checked once, at import)."""
-_FIELDS = ("_channel", "_method", "_target", "_context", "_registered_call_handle", "_prepare")
+_FIELDS = (
+    "_channel",
+    "_method",
+    "_target",
+    "_context",
+    "_registered_call_handle",
+    "_response_deserializer",
+    "_prepare",
+)
+"""What ``InFlight`` reads of a multicallable."""
 
 
 class Pending(Protocol):
@@ -63,7 +72,6 @@ def supported(multicallable: Any) -> bool:
         _MODULE_KNOWN
         and isinstance(multicallable, _gc._UnaryUnaryMultiCallable)  # noqa: SLF001
         and all(hasattr(multicallable, f) for f in _FIELDS)
-        and hasattr(multicallable, "_response_deserializer")
     )
 
 
@@ -98,7 +106,8 @@ class InFlight:
 
     def __init__(self, multicallable: Any, request: Any, *, timeout: float, metadata: Any) -> None:
         m = multicallable
-        state, operations, deadline, refused = m._prepare(request, timeout, metadata, None, None)  # noqa: SLF001
+        prepared = m._prepare(request, timeout, metadata, None, None)  # noqa: SLF001
+        state, operations, deadline, refused = prepared
         if state is None:  # the request could not be serialised
             raise refused
         state.rpc_start_time = time.perf_counter()

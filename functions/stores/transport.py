@@ -29,8 +29,8 @@ OPERATOR_SET = "GRPC_EXPERIMENTS" in os.environ
 TOO_LATE = "grpc" in sys.modules
 """grpcio was imported before this module: the choice could not be made."""
 
-if not OPERATOR_SET and not TOO_LATE:
-    os.environ["GRPC_EXPERIMENTS"] = EXPERIMENTS
-
 APPLIED = not OPERATOR_SET and not TOO_LATE
 """grpcio will start with ``EXPERIMENTS``."""
+
+if APPLIED:
+    os.environ["GRPC_EXPERIMENTS"] = EXPERIMENTS

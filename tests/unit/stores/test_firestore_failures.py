@@ -9,8 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -18,8 +16,7 @@ import pytest
 from stores.base import Write
 from stores.errors import StoreError, StoreUnanswered
 from stores.firestore import FirestoreStore, make_client
-
-SERVICE = "google.firestore.v1.Firestore"
+from tests.support.failing_firestore import failing_firestore
 
 
 @pytest.fixture
@@ -52,19 +49,8 @@ def _grpc_server(
     code: grpc.StatusCode, details: str = "refused by the test server"
 ) -> tuple[grpc.Server, str]:
     """A gRPC server whose Firestore Commit and GetDocument fail with ``code``."""
-
-    def fail(request: bytes, context: grpc.ServicerContext) -> Any:
-        context.abort(code, details)
-
-    handlers = {
-        "Commit": grpc.unary_unary_rpc_method_handler(fail),
-        "GetDocument": grpc.unary_unary_rpc_method_handler(fail),
-    }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, f"127.0.0.1:{port}"
+    server, host, _ = failing_firestore(lambda _method: (code, details))
+    return server, host
 
 
 @pytest.fixture

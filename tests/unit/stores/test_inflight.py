@@ -16,6 +16,7 @@ import pytest
 from stores import inflight
 from stores.errors import StoreError
 from stores.firestore import FirestoreStore, make_client
+from tests.support.failing_firestore import failing_firestore
 
 SERVICE = "test.Echo"
 
@@ -170,23 +171,15 @@ def test_a_call_never_collected_is_cancelled_when_dropped(
 
 
 def _firestore_server(answers: list[grpc.StatusCode]) -> tuple[grpc.Server, str, list[str]]:
-    """A Firestore ``GetDocument`` that fails with each of ``answers`` in turn, then answers
-    NOT_FOUND (an absent document); the names it was asked for."""
-    asked: list[str] = []
+    """A Firestore that fails with each of ``answers`` in turn, then answers NOT_FOUND (an
+    absent document); the methods it was asked."""
 
-    def get(request: bytes, context: grpc.ServicerContext) -> Any:
-        asked.append(request.decode("latin-1"))
-        code = answers.pop(0) if answers else grpc.StatusCode.NOT_FOUND
-        context.abort(code, "Document not found." if code is grpc.StatusCode.NOT_FOUND else "no")
+    def answer(_method: str) -> tuple[grpc.StatusCode, str]:
+        if answers:
+            return answers.pop(0), "no"
+        return grpc.StatusCode.NOT_FOUND, "Document not found."
 
-    handlers = {"GetDocument": grpc.unary_unary_rpc_method_handler(get)}
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", handlers)]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, f"127.0.0.1:{port}", asked
+    return failing_firestore(answer)
 
 
 @pytest.fixture
