@@ -382,3 +382,52 @@ def describe(cfg: ServeConfig) -> dict[str, Any]:
         "sourceDelayMs": round(cfg.source_delay_s * 1000),
         "env": dict(cfg.env),
     }
+
+
+class Cores:
+    """Where a benchmark's process and the Firestore emulator's JVM run: ``shared`` (every CPU
+    for both, as the scheduler likes: how this machine runs them by default) or ``separate``
+    (this process, every thread of it, on the last CPU; the JVM, every thread, on the others),
+    as a client and Firestore run in production, on different machines. With fewer than two
+    CPUs, or no emulator, only ``shared`` is possible. New threads inherit their creator's CPUs,
+    so the placement holds for threads started after it is set."""
+
+    SHARED = "shared"
+    SEPARATE = "separate"
+
+    def __init__(self, emulator_pid: int | None) -> None:
+        self.emulator = emulator_pid
+        self.cpus = frozenset(os.sched_getaffinity(0))
+        self.possible = emulator_pid is not None and len(self.cpus) >= 2
+        self.placement = self.SHARED
+
+    def place(self, placement: str) -> None:
+        """Put this process and the emulator where ``placement`` says."""
+        if placement not in (self.SHARED, self.SEPARATE):
+            raise ValueError(f"unknown placement {placement!r}")
+        if placement == self.SEPARATE and not self.possible:
+            raise RuntimeError("separate cores need two CPUs and the emulator's process")
+        if self.emulator is not None:
+            last = max(self.cpus)
+            mine = {last} if placement == self.SEPARATE else set(self.cpus)
+            theirs = self.cpus - {last} if placement == self.SEPARATE else set(self.cpus)
+            pin_threads(os.getpid(), mine)
+            pin_threads(self.emulator, theirs)
+        self.placement = placement
+
+
+def pin_threads(pid: int, cpus: set[int] | frozenset[int]) -> int:
+    """Every thread of ``pid`` on ``cpus``; returns how many threads were placed (a thread
+    that ended meanwhile is skipped)."""
+    placed = 0
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            continue
+        placed += 1
+    return placed

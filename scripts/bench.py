@@ -56,7 +56,7 @@ from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
 from enrichment.sources.linkedin import LinkedInSource  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
-from loadtests.stack import cpu_seconds, firestore_emulator_pid  # noqa: E402
+from loadtests.stack import Cores, cpu_seconds, firestore_emulator_pid  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
 from stores.base import Inc, Write  # noqa: E402
@@ -223,8 +223,12 @@ the two after it, and a bare write p95 of 1.79 ms against 1.58 and 1.49."""
 
 
 def bench_hot_path(
-    n: int, *, floor: bool = True, pool: int = POOL, warm_up: int = WARM
+    n: int, *, floor: bool = True, pool: int = POOL, warm_up: int = WARM, both: bool = False
 ) -> dict[str, Any]:
+    """Warm calls and bare writes, one then the other, ``n`` of each, after ``warm_up`` of
+    them; then cold calls, the CPU per call, and (``floor``) the floor and the round trips'
+    costs. With ``both``, the measured series runs in each CPU placement (``Cores``: shared,
+    and separate where possible), in blocks taking turns; the rest with shared cores."""
     progress(
         f"hot path: {warm_up} calls to warm up, then {n} warm and {n // 2} cold gated calls"
         f" by {pool} users in turn,"
@@ -288,23 +292,37 @@ def bench_hot_path(
     for _ in range(n):
         one(warm_svc, eng)
     cpu_ms = (time.process_time() - cpu) * 1000 / n
-    warm, bare = [], []
-    for i in range(n):
-        warm.append(one(warm_svc, eng))
-        t = time.perf_counter()
-        refs[i % pool].set({"n": i})
-        bare.append((time.perf_counter() - t) * 1000)
-    # The emulator's CPU per warm call, measured last: its JVM is still compiling during the
-    # first series (measured there, it was more than twice the sum of the round trips' costs).
     emulator = firestore_emulator_pid()
-    emulator_cpu = emulator_cpu_s(emulator)
-    for _ in range(n):
-        one(warm_svc, eng)
-    emulator_cpu_ms = (emulator_cpu_s(emulator) - emulator_cpu) * 1000 / n
-    cold = [one(*app()) for _ in range(n // 2)]
-    records = Recorded(eng.store.last_commit, last["uid"], uids)
-    floor_ms = bench_floor(raw, records, n) if floor else None
-    costs = bench_round_trip_costs(raw, records, eng.store.last_read, n) if floor else None
+    cores = Cores(emulator)
+    placements = [Cores.SHARED, Cores.SEPARATE] if both and cores.possible else [Cores.SHARED]
+    series: dict[str, tuple[list[Any], list[float]]] = {p: ([], []) for p in placements}
+    try:
+        # Blocks of BLOCK calls, the placements in turn (ABBA): both see the same machine.
+        size = min(BLOCK, n)
+        for b in range(len(placements) * max(1, n // size)):
+            turn_order = placements if (b // len(placements)) % 2 == 0 else placements[::-1]
+            cores.place(turn_order[b % len(placements)])
+            warm, bare = series[cores.placement]
+            for i in range(b * size, (b + 1) * size):
+                warm.append(one(warm_svc, eng))
+                t = time.perf_counter()
+                refs[i % pool].set({"n": i})
+                bare.append((time.perf_counter() - t) * 1000)
+        # The rest with shared cores. The emulator's CPU per warm call is measured
+        # after the series: its JVM is still compiling during the first (measured there, it
+        # was more than twice the sum of the round trips' costs).
+        cores.place(placements[0])
+        emulator_cpu = emulator_cpu_s(emulator)
+        for _ in range(n):
+            one(warm_svc, eng)
+        emulator_cpu_ms = (emulator_cpu_s(emulator) - emulator_cpu) * 1000 / n
+        cold = [one(*app()) for _ in range(n // 2)]
+        records = Recorded(eng.store.last_commit, last["uid"], uids)
+        floor_ms = bench_floor(raw, records, n) if floor else None
+        costs = bench_round_trip_costs(raw, records, eng.store.last_read, n) if floor else None
+    finally:
+        cores.place(Cores.SHARED)
+    warm, bare = series[placements[0]]
     gate_warm = summary([w[0] for w in warm])
     total_warm = summary([w[1] for w in warm])
     bare_s = summary(bare)
@@ -312,6 +330,8 @@ def bench_hot_path(
     for w in warm:
         per_kind.update(w[3])
     return {
+        "placement": placements[0],
+        "placements": {p: _placed(w, b) for p, (w, b) in series.items()},
         "bare_write_ms": bare_s,
         "gate_warm_ms": gate_warm,
         "gate_cold_ms": summary([c[0] for c in cold]),
@@ -335,6 +355,24 @@ def bench_hot_path(
         "round_trip_costs": costs,
         "pool": pool,
         "warm": warm_up,
+    }
+
+
+BLOCK = 50
+"""Calls (each with a bare write) of one CPU placement before the other takes its turn."""
+
+
+def _placed(warm: Sequence[Any], bare: Sequence[float]) -> dict[str, Any]:
+    """One placement's series: the bare write, the whole warm call, its two sequential round
+    trips, and the ratios at p95."""
+    bare_s, total = summary(bare), summary([w[1] for w in warm])
+    store = summary([w[5] for w in warm])
+    return {
+        "bare_write_ms": bare_s,
+        "gate_plus_recording_warm_ms": total,
+        "increment_plus_commit_warm_ms": store,
+        "ratio_whole_warm_call_p95_to_bare_write_p95": round(total["p95"] / bare_s["p95"], 2),
+        "ratio_increment_plus_commit_p95_to_bare_write_p95": round(store["p95"] / bare_s["p95"], 2),
     }
 
 
@@ -783,7 +821,7 @@ def render(results: dict[str, Any], command: str) -> str:
                 else []
             ),
             "",
-            f"- Whole warm call / bare write at p95: **{hp['ratio_whole_warm_call_p95_to_bare_write_p95']}x** (goal at most 3x).",
+            *placement_lines(hp),
             *(
                 [
                     f"- Its two sequential round trips alone / bare write at p95: {hp['ratio_increment_plus_commit_p95_to_bare_write_p95']}x: the floor of any call that decides on an atomic increment and then commits its records (five documents, the result's JSON among them) before answering."
@@ -841,6 +879,45 @@ def render(results: dict[str, Any], command: str) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+PLACES = {
+    "separate": "separate cores (this process on one CPU, the emulator's JVM on the other, as a"
+    " client and Firestore are in production: on different machines)",
+    "shared": "shared cores (both on every CPU, as the scheduler likes: this machine's default)",
+}
+
+
+def placement_lines(hp: dict[str, Any]) -> list[str]:
+    """The goal's ratio, and the series of each CPU placement side by side."""
+    placed: dict[str, Any] = hp.get("placements") or {}
+    main = hp.get("placement")
+    head = (
+        f"- Whole warm call / bare write at p95: **{hp['ratio_whole_warm_call_p95_to_bare_write_p95']}x**"
+        f" (goal at most 3x){f', with {main} cores' if main else ''}."
+    )
+    if len(placed) < 2:
+        return [head]
+    return [
+        head,
+        "- The measured series ran in blocks of"
+        f" {BLOCK} calls, with this process and the emulator placed in turn (ABBA) on:",
+        *(f"  - {name}: {PLACES.get(name, name)};" for name in placed),
+        "",
+        "  | CPU placement | bare write p50 / p95 ms | whole warm call p50 / p95 ms | its increment and commit p95 ms | whole call / bare write at p95 |",
+        "  |---|---|---|---|---|",
+        *(
+            f"  | {name} | {p['bare_write_ms']['p50']} / {p['bare_write_ms']['p95']}"
+            f" | {p['gate_plus_recording_warm_ms']['p50']} / {p['gate_plus_recording_warm_ms']['p95']}"
+            f" | {p['increment_plus_commit_warm_ms']['p95']}"
+            f" | {p['ratio_whole_warm_call_p95_to_bare_write_p95']}x |"
+            for name, p in placed.items()
+        ),
+        "",
+        f"- The rest of this section (the gate, cold calls, CPU, the floor, the costs) ran with"
+        f" {main} cores.",
+        "",
+    ]
 
 
 def pool_lines(pool: int | None) -> list[str]:
@@ -1036,6 +1113,13 @@ def main() -> int:
     parser.add_argument(
         "--before", metavar="REF", help="also run the hot path on the functions at git REF"
     )
+    parser.add_argument(
+        "--cores",
+        choices=("shared", "both"),
+        default="shared",
+        help="hot path: measure with shared cores only, or also with this process and the"
+        " emulator on separate cores, in blocks taking turns",
+    )
     parser.add_argument("--hot-path-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     require_emulators()
@@ -1058,7 +1142,9 @@ def main() -> int:
             "hot_path": bench_before(args.before, n, args.pool, warm),
         }
     if "hot_path" in only:
-        results["hot_path"] = bench_hot_path(n, pool=args.pool, warm_up=warm)
+        results["hot_path"] = bench_hot_path(
+            n, pool=args.pool, warm_up=warm, both=args.cores == "both"
+        )
     if "hot_path" in only and args.before:
         # REF again, after this tree: with REF always first, an effect of the order (a JVM
         # that has compiled less, a machine that has slowed) could not be told from the code's.
@@ -1078,6 +1164,7 @@ def main() -> int:
             or args.pool != parser.get_default("pool")
             or args.warm != parser.get_default("warm")
             or args.before
+            or args.cores != parser.get_default("cores")
         )
         else "scripts/with-emulators.sh .venv/bin/python scripts/bench.py " + " ".join(sys.argv[1:])
     )
