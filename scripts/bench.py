@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # not at run time: ``--before`` runs this script over older engines
     from enrichment.engine import ReadAhead
@@ -214,6 +214,15 @@ def _as_user(writes: Sequence[Write], old: str, new: str) -> list[Write]:
 # -- 1. the hot path ----------------------------------------------------------------------
 
 
+HOT_SETTINGS = {
+    "EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000",
+    "EXTERNAL_DATA_PEAK_RPS": "250",
+}
+"""The hot path's settings: no limit in the way, and the aggregates sized for the rate its
+series call at (one call every 4-6 ms), as an operator sizes them for a peak (README): at the
+default 20 rps each of the 40 shards of a minute took 4-5 writes a second here, beyond the one
+a document sustains."""
+
 WARM = 4000
 """Calls (each with a bare write) made before the hot path's series are measured. The emulator's
 JVM keeps getting faster well past its first thousand requests: measured three times in one
@@ -236,12 +245,7 @@ def bench_hot_path(
     )
     client = make_client()
     raw = FirestoreStore(client)
-    # The aggregates sized for the rate this series calls at (one call every 4-6 ms), as an
-    # operator sizes them for a peak (README): at the default 20 rps each of the 40 shards of
-    # a minute took 4-5 writes a second here, beyond the one a document sustains.
-    settings = load_settings(
-        {"EXTERNAL_DATA_RATE_LIMIT_PREMIUM_HOURLY": "1000000", "EXTERNAL_DATA_PEAK_RPS": "250"}
-    )
+    settings = load_settings(HOT_SETTINGS)
     uids = seed_premiums(raw, "bench", pool)
     turn = itertools.cycle(range(pool))
     last = {"uid": uids[0]}
@@ -545,10 +549,60 @@ def _leaves(data: Any) -> int:
     return 1
 
 
+class Pairs:
+    """One tree's warm calls, each followed by a bare write (the hot path's measured series),
+    set up and warmed once, then run in blocks on demand: a side of ``--before``'s paired
+    comparison. Its users are its own; the emulator is shared."""
+
+    def __init__(self, pool: int, warm_up: int) -> None:
+        client = make_client()
+        raw = FirestoreStore(client)
+        settings = load_settings(HOT_SETTINGS)
+        self.uids = seed_premiums(raw, "pairs", pool)
+        self.refs = [client.document(f"bench/{uid}") for uid in self.uids]
+        self.eng = TimedEngine(settings.enrichment, CountingStore(raw))
+        self.svc = App(settings, self.eng.store, self.eng)
+        self.export = _linkedin()
+        self.i = 0
+        self.block(1)  # fills the enrichment cache
+        self.block(warm_up)
+
+    def block(self, k: int) -> dict[str, Any]:
+        """``k`` calls and bare writes, in turn: their times (ms) and this process's CPU."""
+        warm, bare = [], []
+        cpu = time.process_time()
+        for _ in range(k):
+            uid = self.uids[self.i % len(self.uids)]
+            self.eng.store.spans.clear()
+            request = {
+                "cvId": f"cv-{uid}",
+                "sources": ["linkedin"],
+                "linkedin": {"export": self.export},
+            }
+            t0 = time.perf_counter()
+            enrich.run(self.svc, Caller(uid), request)
+            t1 = time.perf_counter()
+            self.refs[self.i % len(self.refs)].set({"n": self.i})
+            t2 = time.perf_counter()
+            warm.append((t1 - t0) * 1000)
+            bare.append((t2 - t1) * 1000)
+            self.i += 1
+        return {"warm": warm, "bare": bare, "cpu_s": time.process_time() - cpu}
+
+    def serve(self, answers: IO[str]) -> None:
+        """The child's side: a line with a count runs a block and answers it on ``answers`` as
+        one line of JSON; the end of the input ends it."""
+        print("ready", file=answers, flush=True)
+        for line in sys.stdin:
+            print(json.dumps(self.block(int(line))), file=answers, flush=True)
+
+
 def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
     """The hot path of the functions at git ``ref`` (extracted with ``git archive``, the
-    working tree untouched), in a child process beside the same emulator."""
-    progress(f"hot path of {ref} (before)")
+    working tree untouched; served by a child process) and of this tree (this process),
+    paired: each warmed once, then blocks of ``BLOCK`` calls taking turns (ABBA), one side at
+    a time, beside the same emulator, so that both see the same machine."""
+    progress(f"hot path of {ref} (before) and of this tree, paired: {n} calls each")
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", ref, "functions"],
@@ -560,25 +614,57 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
         if transport is not None and transport.APPLIED:
             # Set by this process, not by the operator: the older tree chooses its own.
             del env["GRPC_EXPERIMENTS"]
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--hot-path-json",
-                "--n",
-                str(n),
-                "--pool",
-                str(pool),
-                "--warm",
-                str(warm),
-            ],
-            check=True,
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--pairs-child", "--pool", str(pool), "--warm", str(warm)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
-        ).stdout
-    before: dict[str, Any] = json.loads(out)
-    return before
+        )
+        stdin, stdout = child.stdin, child.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("the child's pipes were not opened")
+        try:
+            if stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the hot path of {ref} did not start (exit {child.wait()})")
+            mine = Pairs(pool, warm)
+
+            def before(k: int) -> dict[str, Any]:
+                stdin.write(f"{k}\n")
+                stdin.flush()
+                got: dict[str, Any] = json.loads(stdout.readline())
+                return got
+
+            sides: dict[str, Callable[[int], dict[str, Any]]] = {
+                "before": before,
+                "after": mine.block,
+            }
+            size = min(BLOCK, n)
+            blocks = max(1, n // size)
+            runs: dict[str, dict[str, Any]] = {
+                k: {"warm": [], "bare": [], "cpu_s": 0.0} for k in sides
+            }
+            for b in range(2 * blocks):
+                order = ("before", "after") if (b // 2) % 2 == 0 else ("after", "before")
+                side = order[b % 2]
+                got = sides[side](size)
+                runs[side]["warm"] += got["warm"]
+                runs[side]["bare"] += got["bare"]
+                runs[side]["cpu_s"] += got["cpu_s"]
+        finally:
+            stdin.close()
+            child.wait()
+            stdout.close()
+    out: dict[str, Any] = {"ref": ref, "block": size, "blocks_each": blocks}
+    for side, r in runs.items():
+        call, write = summary(r["warm"]), summary(r["bare"])
+        out[side] = {
+            "gate_plus_recording_warm_ms": call,
+            "bare_write_ms": write,
+            "ratio_whole_warm_call_p95_to_bare_write_p95": round(call["p95"] / write["p95"], 2),
+            "cpu_ms_per_call_and_write": round(r["cpu_s"] * 1000 / len(r["warm"]), 3),
+        }
+    return out
 
 
 # -- 2. the limiter under contention ------------------------------------------------------
@@ -838,8 +924,8 @@ def render(results: dict[str, Any], command: str) -> str:
             "",
             *cost_lines(hp.get("round_trip_costs")),
         ]
-    if hp and results.get("before"):
-        lines += before_after(results["before"], hp)
+    if results.get("before"):
+        lines += before_after(results["before"])
     if lim:
         o, b = lim["ours"], lim["baseline_rmw_transaction"]
         ex = lim["exactness_50_with_3_left"]
@@ -982,46 +1068,36 @@ def floor_lines(fl: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def before_after(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The hot path of ``before['ref']``, of this tree, and of ``ref`` again (when measured),
-    one after the other; the ratio is to the mean of ``ref``'s runs."""
-    b = before["hot_path"]
-    again: dict[str, Any] | None = before.get("again")
+def before_after(paired: dict[str, Any]) -> list[str]:
+    """``--before``'s paired comparison: REF's hot path and this tree's, side by side."""
+    b, a = paired["before"], paired["after"]
 
     def row(label: str, get: Callable[[dict[str, Any]], float]) -> str:
-        olds = [get(b)] + ([get(again)] if again else [])
-        old, new = sum(olds) / len(olds), get(after)
+        old, new = get(b), get(a)
         ratio = f"{new / old:.2f}" if old else "-"
-        return f"| {label} | {' | '.join(str(o) for o in olds)} | {new} | {ratio} |"
+        return f"| {label} | {old} | {new} | {ratio} |"
 
-    def trips(hp: dict[str, Any]) -> float:
-        by_kind: dict[str, float] = hp["round_trips_warm_call_by_kind"]
-        return round(sum(by_kind.values()), 2)
-
-    def waited(hp: dict[str, Any]) -> float:
-        counts: list[tuple[int, int]] = hp.get("round_trips_waited_in_sequence_warm_call", [])
-        calls = sum(c for _, c in counts)
-        return round(sum(k * c for k, c in counts) / calls, 2) if calls else 0.0
-
-    columns = ["measure", "before", *(["before again"] if again else []), "after", "after / before"]
-    runs = "before, after, before again" if again else "one after the other"
     return [
-        f"### Before ({before['ref']}) and after (this tree), same emulator: {runs}",
+        f"### Before ({paired['ref']}) and after (this tree), paired",
         "",
-        f"| {' | '.join(columns)} |",
-        "|" + "---|" * len(columns),
-        row("CPU per warm call, ms", lambda h: h["cpu_ms_per_warm_call"]),
+        f"Each side warmed up once in its own process, then {paired['blocks_each']} blocks of"
+        f" {paired['block']} calls (each followed by a bare write) each, taking turns (ABBA),"
+        " one side at a time, beside the same emulator.",
+        "",
+        "| measure | before | after | after / before |",
+        "|---|---|---|---|",
         row("whole warm call p50, ms", lambda h: h["gate_plus_recording_warm_ms"]["p50"]),
         row("whole warm call p95, ms", lambda h: h["gate_plus_recording_warm_ms"]["p95"]),
+        row("one bare write p50, ms", lambda h: h["bare_write_ms"]["p50"]),
         row("one bare write p95, ms", lambda h: h["bare_write_ms"]["p95"]),
         row(
             "whole warm call p95 / bare write p95",
             lambda h: h["ratio_whole_warm_call_p95_to_bare_write_p95"],
         ),
-        row("round trips per warm call", trips),
-        row("of them waited for in sequence (mean)", waited),
-        "",
-        f"- Before, by kind: {b['round_trips_warm_call_by_kind']}; after: {after['round_trips_warm_call_by_kind']}.",
+        row(
+            "CPU of the process per call and bare write, ms",
+            lambda h: h["cpu_ms_per_call_and_write"],
+        ),
         "",
     ]
 
@@ -1120,14 +1196,17 @@ def main() -> int:
         help="hot path: measure with shared cores only, or also with this process and the"
         " emulator on separate cores, in blocks taking turns",
     )
-    parser.add_argument("--hot-path-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pairs-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     require_emulators()
     logs.configure("ERROR")  # per-call INFO lines would drown the report
     os.environ.setdefault("GCLOUD_PROJECT", "demo-cv-enrichment")
-    if args.hot_path_json:  # the child of --before: the hot path only, as JSON on stdout
-        hot = bench_hot_path(args.n, floor=False, pool=args.pool, warm_up=args.warm)
-        print(json.dumps(hot, default=str))
+    if args.pairs_child:  # the child of --before: REF's side of the paired hot path
+        # Its answers go to the parent on the original stdout; anything else printed (a log
+        # line of REF's code) goes to stderr instead of into them.
+        answers = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        Pairs(args.pool, args.warm).serve(answers)
         return 0
     only = set(args.only or ("hot_path", "limiter", "burst", "enrichment"))
     n = 40 if args.quick else args.n
@@ -1137,18 +1216,11 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, Firestore emulator",
     }
     if "hot_path" in only and args.before:
-        results["before"] = {
-            "ref": args.before,
-            "hot_path": bench_before(args.before, n, args.pool, warm),
-        }
+        results["before"] = bench_before(args.before, n, args.pool, warm)
     if "hot_path" in only:
         results["hot_path"] = bench_hot_path(
             n, pool=args.pool, warm_up=warm, both=args.cores == "both"
         )
-    if "hot_path" in only and args.before:
-        # REF again, after this tree: with REF always first, an effect of the order (a JVM
-        # that has compiled less, a machine that has slowed) could not be told from the code's.
-        results["before"]["again"] = bench_before(args.before, n, args.pool, warm)
     if "limiter" in only:
         results["limiter"] = bench_limiter(20, 10 if args.quick else 50, 2 if args.quick else 5)
     if "burst" in only:
