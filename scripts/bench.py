@@ -597,11 +597,53 @@ class Pairs:
             print(json.dumps(self.block(int(line))), file=answers, flush=True)
 
 
+class Side:
+    """One side of the paired comparison: ``Pairs`` over the functions in ``functions``, in a
+    child process (both sides are, so that neither is the process coordinating them)."""
+
+    def __init__(self, functions: Path, pool: int, warm: int) -> None:
+        env = {**os.environ, "BENCH_FUNCTIONS": str(functions)}
+        if transport is not None and transport.APPLIED:
+            # Set by this process, not by the operator: each tree chooses its own.
+            del env["GRPC_EXPERIMENTS"]
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--pairs-child", "--pool", str(pool), "--warm", str(warm)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        if self.proc.stdin is None or self.proc.stdout is None:
+            raise RuntimeError("the child's pipes were not opened")
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+
+    def ready(self) -> None:
+        """Wait for its warm-up to end."""
+        if self.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a side of the paired hot path did not start ({self.close()})")
+
+    def block(self, k: int) -> dict[str, Any]:
+        self.stdin.write(f"{k}\n")
+        self.stdin.flush()
+        line = self.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a side of the paired hot path stopped ({self.close()})")
+        got: dict[str, Any] = json.loads(line)
+        return got
+
+    def close(self) -> str:
+        """End it; how it ended."""
+        self.stdin.close()
+        code = self.proc.wait()
+        self.stdout.close()
+        return f"exit {code}"
+
+
 def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
     """The hot path of the functions at git ``ref`` (extracted with ``git archive``, the
-    working tree untouched; served by a child process) and of this tree (this process),
-    paired: each warmed once, then blocks of ``BLOCK`` calls taking turns (ABBA), one side at
-    a time, beside the same emulator, so that both see the same machine."""
+    working tree untouched) and of this tree's, paired: each in a child process, warmed up at
+    the same time, then blocks of ``BLOCK`` calls taking turns (ABBA), one side at a time,
+    beside the same emulator, so that both see the same machine."""
     progress(f"hot path of {ref} (before) and of this tree, paired: {n} calls each")
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
@@ -610,35 +652,13 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
             capture_output=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        env = {**os.environ, "BENCH_FUNCTIONS": str(Path(tmp) / "functions")}
-        if transport is not None and transport.APPLIED:
-            # Set by this process, not by the operator: the older tree chooses its own.
-            del env["GRPC_EXPERIMENTS"]
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--pairs-child", "--pool", str(pool), "--warm", str(warm)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        stdin, stdout = child.stdin, child.stdout
-        if stdin is None or stdout is None:
-            raise RuntimeError("the child's pipes were not opened")
+        sides = {
+            "before": Side(Path(tmp) / "functions", pool, warm),
+            "after": Side(ROOT / "functions", pool, warm),
+        }
         try:
-            if stdout.readline().strip() != "ready":
-                raise RuntimeError(f"the hot path of {ref} did not start (exit {child.wait()})")
-            mine = Pairs(pool, warm)
-
-            def before(k: int) -> dict[str, Any]:
-                stdin.write(f"{k}\n")
-                stdin.flush()
-                got: dict[str, Any] = json.loads(stdout.readline())
-                return got
-
-            sides: dict[str, Callable[[int], dict[str, Any]]] = {
-                "before": before,
-                "after": mine.block,
-            }
+            for side in sides.values():
+                side.ready()
             size = min(BLOCK, n)
             blocks = max(1, n // size)
             runs: dict[str, dict[str, Any]] = {
@@ -646,19 +666,18 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
             }
             for b in range(2 * blocks):
                 order = ("before", "after") if (b // 2) % 2 == 0 else ("after", "before")
-                side = order[b % 2]
-                got = sides[side](size)
-                runs[side]["warm"] += got["warm"]
-                runs[side]["bare"] += got["bare"]
-                runs[side]["cpu_s"] += got["cpu_s"]
+                name = order[b % 2]
+                got = sides[name].block(size)
+                runs[name]["warm"] += got["warm"]
+                runs[name]["bare"] += got["bare"]
+                runs[name]["cpu_s"] += got["cpu_s"]
         finally:
-            stdin.close()
-            child.wait()
-            stdout.close()
+            for side in sides.values():
+                side.close()
     out: dict[str, Any] = {"ref": ref, "block": size, "blocks_each": blocks}
-    for side, r in runs.items():
+    for key, r in runs.items():
         call, write = summary(r["warm"]), summary(r["bare"])
-        out[side] = {
+        out[key] = {
             "gate_plus_recording_warm_ms": call,
             "bare_write_ms": write,
             "ratio_whole_warm_call_p95_to_bare_write_p95": round(call["p95"] / write["p95"], 2),
@@ -1080,7 +1099,7 @@ def before_after(paired: dict[str, Any]) -> list[str]:
     return [
         f"### Before ({paired['ref']}) and after (this tree), paired",
         "",
-        f"Each side warmed up once in its own process, then {paired['blocks_each']} blocks of"
+        f"Each side warmed up once in a process of its own, then {paired['blocks_each']} blocks of"
         f" {paired['block']} calls (each followed by a bare write) each, taking turns (ABBA),"
         " one side at a time, beside the same emulator.",
         "",
