@@ -652,11 +652,10 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
             capture_output=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        sides = {
-            "before": Side(Path(tmp) / "functions", pool, warm),
-            "after": Side(ROOT / "functions", pool, warm),
-        }
+        sides: dict[str, Side] = {}
         try:
+            sides["before"] = Side(Path(tmp) / "functions", pool, warm)
+            sides["after"] = Side(ROOT / "functions", pool, warm)
             for side in sides.values():
                 side.ready()
             size = min(BLOCK, n)
