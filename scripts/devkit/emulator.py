@@ -140,34 +140,11 @@ def call(
         headers["Authorization"] = f"Bearer {user.token}"
     poster = client.post if client is not None else httpx.post
     r = poster(url, json={"data": data}, headers=headers, timeout=timeout)
-    if dropped_by_emulator(r):
-        # The functions emulator lost its connection to the function's worker (it logs
-        # "Request to function failed: read ECONNRESET" or "socket hang up" right after
-        # "Beginning execution", then starts a new worker): sent again once, as the SDK's
-        # caller would retry a network error. A second failure is answered as it is.
-        r = poster(url, json={"data": data}, headers=headers, timeout=timeout)
     try:
         body = r.json()
     except ValueError:
         body = {"error": {"status": f"HTTP {r.status_code}", "message": r.text[:200]}}
     return Answer(r.status_code, body)
-
-
-def dropped_by_emulator(r: httpx.Response) -> bool:
-    """Whether ``r`` is the functions emulator's own answer for a worker connection it lost
-    (a Node.js socket error, never a callable's answer, which has ``result`` or ``error``)."""
-    if r.status_code != 500:
-        return False
-    if "socket hang up" in r.text:
-        return True
-    try:
-        body = r.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("code") in _SOCKET_ERRORS and "error" not in body
-
-
-_SOCKET_ERRORS = frozenset({"ECONNRESET", "EPIPE", "ECONNREFUSED"})
 
 
 def store() -> Any:
