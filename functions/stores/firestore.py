@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -30,9 +29,6 @@ from stores.errors import ConfigConflict, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
-CAS_ATTEMPTS = 5
-"""Transactions a compare-and-set runs before it gives up on contention: each reads the
-version again, so only a version that moved refuses the change."""
 """Firestore's most writes in one Commit."""
 _TRANSIENT = retries.if_exception_type(
     gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted
@@ -359,8 +355,7 @@ class FirestoreStore:
     def compare_and_set(
         self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
     ) -> None:
-        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first,
-        run again (up to ``CAS_ATTEMPTS``) when it loses a lock rather than the version."""
+        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first."""
         ref = self.client.document(path)
 
         @firestore.transactional
@@ -373,24 +368,14 @@ class FirestoreStore:
             for w in extra:
                 txn.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
 
-        lost: Exception | None = None
-        for attempt in range(CAS_ATTEMPTS):
-            if attempt:
-                time.sleep(random.uniform(0.01, 0.05) * attempt)
-            try:
-                run(self.client.transaction(max_attempts=1))
-                return
-            except ConfigConflict:
-                raise
-            except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
-                # Lost a lock to another transaction, which may have failed too (the emulator
-                # can abort both): not a verdict. The next attempt reads the version again, so
-                # a change that landed meanwhile is refused above, and none lets this one in.
-                # (The client reports an aborted commit as ValueError: attempts exhausted.)
-                lost = exc
-            except (gexc.GoogleAPIError, OSError) as exc:
-                raise StoreError(f"config write failed: {type(exc).__name__}") from exc
-        raise ConfigConflict("other changes kept landing first") from lost
+        try:
+            run(self.client.transaction(max_attempts=1))
+        except ConfigConflict:
+            raise
+        except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
+            raise ConfigConflict("another change landed first") from exc
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"config write failed: {type(exc).__name__}") from exc
 
     def delete_all(self) -> None:
         """Clear the emulator's database (refuses to run against a real project)."""

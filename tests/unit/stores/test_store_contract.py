@@ -132,40 +132,6 @@ def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str)
     }
 
 
-def _race(store: DocumentStore, path: str, version: int) -> dict[str, str]:
-    """Two changes of ``version`` sent at once; what became of each."""
-    outcomes: dict[str, str] = {}
-    start = threading.Barrier(2)
-
-    def change(name: str) -> None:
-        start.wait()
-        try:
-            store.compare_and_set(path, version, {"version": version + 1, "by": name}, [])
-            outcomes[name] = "landed"
-        except ConfigConflict:
-            outcomes[name] = "refused"
-
-    threads = [threading.Thread(target=change, args=(name,)) for name in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return outcomes
-
-
-def test_racing_compare_and_sets_let_exactly_one_through(store: DocumentStore, col: str) -> None:
-    """Two changes of the same version at once: one lands, the other is refused, in every
-    round. A transaction that loses a lock is not a verdict (the emulator can abort both): the
-    store tries again, and only a version that moved is a conflict."""
-    path = f"{col}/config"
-    store.compare_and_set(path, 0, {"version": 1, "by": "seed"}, [])
-    for version in range(1, 9):
-        outcomes = _race(store, path, version)
-        assert sorted(outcomes.values()) == ["landed", "refused"], (version, outcomes)
-        winner = next(name for name, o in outcomes.items() if o == "landed")
-        assert store.get_many([path])[path] == {"version": version + 1, "by": winner}
-
-
 def test_delete_many_removes_the_named_documents_only(store: DocumentStore, col: str) -> None:
     store.commit([Write(f"{col}/{n}", {"n": n}, merge=False) for n in ("a", "b", "c")])
     store.commit([Write(f"{col}/a/sub/x", {"n": "x"}, merge=False)])
