@@ -25,6 +25,8 @@ Fields this module keeps beside the contract's ones (the gating functions ignore
 from __future__ import annotations
 
 import copy
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -228,23 +230,35 @@ def _validated(work: dict[str, Any], now: datetime, by: str) -> dict[str, Any]:
     return doc
 
 
+WRITE_ATTEMPTS = 5
+"""Compare-and-sets a change makes while no other change lands (see ``_write``)."""
+
+
 def _write(
     store: DocumentStore, version: int, doc: dict[str, Any], hid: str, entry: dict[str, Any]
 ) -> None:
     """Config and history entry in one compare-and-set against the version read: a change
-    made meanwhile by someone else is refused, never overwritten."""
-    try:
-        store.compare_and_set(
-            CONFIG_PATH,
-            version,
-            doc,
-            [Write(f"{HISTORY_COLLECTION}/{hid}", entry, merge=False)],
-        )
-    except ConfigConflict as exc:
-        raise Conflict(
-            f"refused: someone else changed the config while this change was being made ({exc}). "
-            "Nothing was written; run `status` and retry."
-        ) from None
+    made meanwhile by someone else is refused, never overwritten.
+
+    A refused compare-and-set is checked against the store: when the config is still at
+    ``version`` (no change landed; two racing transactions can both be aborted), it is made
+    again, up to ``WRITE_ATTEMPTS`` in all, so that one of two racing operators wins."""
+    history = f"{HISTORY_COLLECTION}/{hid}"
+    for attempt in range(WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0.02, 0.1) * attempt)
+        try:
+            store.compare_and_set(CONFIG_PATH, version, doc, [Write(history, entry, merge=False)])
+            return
+        except ConfigConflict as exc:
+            refused = exc
+        now_at = store.get_many([CONFIG_PATH])[CONFIG_PATH] or {}
+        if int(now_at.get("version", 0)) != version:
+            break
+    raise Conflict(
+        f"refused: someone else changed the config while this change was being made ({refused}). "
+        "Nothing was written; run `status` and retry."
+    ) from None
 
 
 def read_history(store: DocumentStore, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:

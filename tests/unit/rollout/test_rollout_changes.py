@@ -11,6 +11,7 @@ from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, Phase, RolloutConfig
 from rollout_control import changes
 from rollout_control.changes import Conflict, InvalidChange, NoChange
 from stores.base import Write
+from stores.errors import ConfigConflict
 from stores.memory import MemoryStore
 
 
@@ -215,3 +216,65 @@ def test_phase_and_cohort_timestamps(store: MemoryStore, now: datetime) -> None:
     changes.set_fields(store, percentage=5, by="a", reason="more", now=later)
     doc = store.docs[CONFIG_PATH]
     assert doc["phaseSince"] == now and doc["cohortSince"] == later
+
+
+# -- a compare-and-set refused with no change landing ---------------------------------------
+
+
+def _refusing(store: MemoryStore, refusals: int, *, land: Any = None) -> list[int]:
+    """Make the store's next ``refusals`` compare-and-sets fail as a lost lock does (nothing
+    written; ``land``, if given, first writes another operator's change); returns the calls."""
+    real = store.compare_and_set
+    calls: list[int] = []
+
+    def cas(path: str, expected: int, data: Any, extra: Any) -> None:
+        calls.append(expected)
+        if len(calls) <= refusals:
+            if land is not None:
+                land()
+            raise ConfigConflict("transaction aborted")
+        real(path, expected, data, extra)
+
+    store.compare_and_set = cas  # type: ignore[method-assign,assignment]
+    return calls
+
+
+def test_a_refusal_with_no_change_landed_is_tried_again(store: MemoryStore, now: datetime) -> None:
+    """Two racing transactions can both be aborted (the emulator does it): then neither change
+    landed, and the one that tries again wins."""
+    changes.advance(store, by="a", reason="beta", now=now)
+    calls = _refusing(store, 2)
+    res = changes.rollback_immediate(store, by="alice", reason="errors", now=now)
+    assert calls == [1, 1, 1] and res.version == 2
+    assert store.docs[CONFIG_PATH]["version"] == 2
+    assert store.docs[CONFIG_PATH]["updatedBy"] == "alice"
+    assert [e["by"] for e in _history(store)] == ["a", "alice"]
+
+
+def test_a_refusal_after_another_change_landed_is_a_conflict(
+    store: MemoryStore, now: datetime
+) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+
+    def bob() -> None:
+        store.compare_and_set = real  # type: ignore[method-assign]
+        changes.set_messages(store, {"gate": "Hi"}, by="bob", reason="copy", now=now)
+
+    real = store.compare_and_set
+    calls = _refusing(store, 1, land=bob)
+    with pytest.raises(Conflict, match="someone else changed the config"):
+        changes.rollback_immediate(store, by="alice", reason="errors", now=now)
+    assert calls == [1]  # not tried again: the version moved
+    assert store.docs[CONFIG_PATH]["version"] == 2
+    assert store.docs[CONFIG_PATH]["updatedBy"] == "bob"
+
+
+def test_refusals_that_never_end_are_a_conflict_after_the_attempts(
+    store: MemoryStore, now: datetime
+) -> None:
+    changes.advance(store, by="a", reason="beta", now=now)
+    calls = _refusing(store, 100)
+    with pytest.raises(Conflict):
+        changes.rollback_immediate(store, by="alice", reason="errors", now=now)
+    assert len(calls) == changes.WRITE_ATTEMPTS
+    assert store.docs[CONFIG_PATH]["version"] == 1 and len(_history(store)) == 1
