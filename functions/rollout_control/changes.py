@@ -252,13 +252,21 @@ def _write(
             return
         except ConfigConflict as exc:
             refused = exc
-        now_at = store.get_many([CONFIG_PATH])[CONFIG_PATH] or {}
-        if int(now_at.get("version", 0)) != version:
+        if _version_now(store) != version:
             break
     raise Conflict(
         f"refused: someone else changed the config while this change was being made ({refused}). "
         "Nothing was written; run `status` and retry."
     ) from None
+
+
+def _version_now(store: DocumentStore) -> int | None:
+    """The stored config's version (None when it has none that reads as a number)."""
+    doc = store.get_many([CONFIG_PATH])[CONFIG_PATH] or {}
+    try:
+        return int(doc.get("version", 0))
+    except (TypeError, ValueError):
+        return None
 
 
 def read_history(store: DocumentStore, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:
