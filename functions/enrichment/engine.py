@@ -3,8 +3,8 @@
 ``Engine.enrich`` is synchronous (it owns an event loop per call, started only when a source
 must be fetched), so it can be called from a plain thread such as a Flask request.
 ``Engine.read_ahead`` sends an enrichment's cache read early (the store starts it and the
-calling thread collects it later, ``stores.inflight``), so that the caller's own round trip (the rate limit's
-increment) and the cache read are in flight together.
+calling thread collects it later, ``stores.inflight``), so that the caller's own round trip
+(the rate limit's increment) and the cache read are in flight together.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ class DocumentStore(Protocol):
         round trip: the request is sent now (with no thread of its own: the calling thread
         collects it, ``stores.inflight``), and the returned function waits for the answer and
         returns what ``get_many`` would, or raises ``StoreError`` (no retry; ``deadline_s``, if
-        shorter than the store's, bounds the wait from now). A store that cannot send without waiting reads
-        when the function is called."""
+        shorter than the store's, bounds the wait from now). A store that cannot send without
+        waiting reads when the function is called."""
         ...
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:

@@ -30,13 +30,19 @@ class Level(IntEnum):
     HIGH = 3
 
 
-def _client_pb(w: Write) -> Any:
+def _client_pbs(w: Write, name: str = NAME) -> list[Any]:
+    """The raw messages the client's ``set`` makes of ``w``."""
     data = _to_firestore(w.data)
     if w.merge:
-        (pb,) = _helpers.pbs_for_set_with_merge(NAME, data, merge=True)
+        made = _helpers.pbs_for_set_with_merge(name, data, merge=True)
     else:
-        (pb,) = _helpers.pbs_for_set_no_merge(NAME, data)
-    return type(pb).pb(pb)
+        made = _helpers.pbs_for_set_no_merge(name, data)
+    return [type(pb).pb(pb) for pb in made]
+
+
+def _client_pb(w: Write) -> Any:
+    (pb,) = _client_pbs(w)
+    return pb
 
 
 DOCS: list[dict[str, Any]] = [
@@ -172,15 +178,10 @@ def test_a_request_mixes_its_own_encoding_and_the_clients(monkeypatch: pytest.Mo
         Write("c/c", {"k": "v"}, merge=False),
     ]
     request = store._request(writes)
-    expected: list[Any] = []
-    for w in writes:
-        name = f"projects/p/databases/(default)/documents/{w.path}"
-        data = _to_firestore(w.data)
-        made = (
-            _helpers.pbs_for_set_with_merge(name, data, merge=True)
-            if w.merge
-            else _helpers.pbs_for_set_no_merge(name, data)
-        )
-        expected.extend(type(m).pb(m) for m in made)
+    expected = [
+        pb
+        for w in writes
+        for pb in _client_pbs(w, f"projects/p/databases/(default)/documents/{w.path}")
+    ]
     assert list(request.writes) == expected
     assert request.database == "projects/p/databases/(default)"
