@@ -46,7 +46,7 @@ from gating.rollout import (
 )
 from rollout_control import health, plan
 from stores.base import DocumentStore, Write
-from stores.errors import ConfigConflict
+from stores.errors import ConfigConflict, Contended
 
 COHORT_FIELDS = ("phase", "rolloutPercentage", "targetGroups", "fallbackEnabled")
 """Fields that change who is gated (with ``components.premiumGating``)."""
@@ -231,18 +231,16 @@ def _validated(work: dict[str, Any], now: datetime, by: str) -> dict[str, Any]:
 
 
 WRITE_ATTEMPTS = 5
-"""Compare-and-sets a change makes while no other change lands (see ``_write``)."""
+"""Compare-and-sets a change makes while they are only ``Contended`` (see ``_write``)."""
 
 
 def _write(
     store: DocumentStore, version: int, doc: dict[str, Any], hid: str, entry: dict[str, Any]
 ) -> None:
     """Config and history entry in one compare-and-set against the version read: a change
-    made meanwhile by someone else is refused, never overwritten.
-
-    A refused compare-and-set is checked against the store: when the config is still at
-    ``version`` (no change landed; two racing transactions can both be aborted), it is made
-    again, up to ``WRITE_ATTEMPTS`` in all, so that one of two racing operators wins."""
+    made meanwhile by someone else is refused, never overwritten. A compare-and-set that lost
+    only a lock (``Contended``: no change had landed) is made again, up to ``WRITE_ATTEMPTS``
+    in all, so that one of two racing operators wins."""
     history = f"{HISTORY_COLLECTION}/{hid}"
     for attempt in range(WRITE_ATTEMPTS):
         if attempt:
@@ -250,23 +248,15 @@ def _write(
         try:
             store.compare_and_set(CONFIG_PATH, version, doc, [Write(history, entry, merge=False)])
             return
+        except Contended as exc:
+            refused: ConfigConflict = exc
         except ConfigConflict as exc:
             refused = exc
-        if _version_now(store) != version:
             break
     raise Conflict(
         f"refused: someone else changed the config while this change was being made ({refused}). "
         "Nothing was written; run `status` and retry."
     ) from None
-
-
-def _version_now(store: DocumentStore) -> int | None:
-    """The stored config's version (None when it has none that reads as a number)."""
-    doc = store.get_many([CONFIG_PATH])[CONFIG_PATH] or {}
-    try:
-        return int(doc.get("version", 0))
-    except (TypeError, ValueError):
-        return None
 
 
 def read_history(store: DocumentStore, limit: int = 20) -> list[tuple[str, dict[str, Any]]]:

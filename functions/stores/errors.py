@@ -17,3 +17,9 @@ class StoreUnanswered(StoreError):
 
 class ConfigConflict(Exception):
     """A compare-and-set write lost a race with another writer (optimistic concurrency)."""
+
+
+class Contended(ConfigConflict):
+    """A compare-and-set lost a lock, not the version: its transaction was aborted while the
+    document was still at the expected version (two racing transactions can both be aborted),
+    so no other change had landed when the store looked. Made again, it may land."""

@@ -25,7 +25,7 @@ from google.cloud.firestore_v1.types import firestore as firestore_types
 
 from stores import inflight
 from stores.base import Filter, Inc, Write
-from stores.errors import ConfigConflict, StoreError, StoreUnanswered
+from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
@@ -355,7 +355,8 @@ class FirestoreStore:
     def compare_and_set(
         self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
     ) -> None:
-        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first."""
+        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first.
+        An aborted transaction is ``Contended`` when the version has not moved."""
         ref = self.client.document(path)
 
         @firestore.transactional
@@ -373,9 +374,22 @@ class FirestoreStore:
         except ConfigConflict:
             raise
         except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
+            # Aborted (the client reports an aborted commit as ValueError: attempts exhausted).
+            # Whether another change landed is the version's to say, read now.
+            if self._version(path) == expected_version:
+                raise Contended("the transaction lost a lock; no change had landed") from exc
             raise ConfigConflict("another change landed first") from exc
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StoreError(f"config write failed: {type(exc).__name__}") from exc
+
+    def _version(self, path: str) -> int | None:
+        """The document's ``version`` as ``compare_and_set`` reads it (None when it does not
+        read as a number)."""
+        doc = self.get_many([path])[path] or {}
+        try:
+            return int(doc.get("version", 0))
+        except (TypeError, ValueError):
+            return None
 
     def delete_all(self) -> None:
         """Clear the emulator's database (refuses to run against a real project)."""

@@ -11,7 +11,7 @@ from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, Phase, RolloutConfig
 from rollout_control import changes
 from rollout_control.changes import Conflict, InvalidChange, NoChange
 from stores.base import Write
-from stores.errors import ConfigConflict
+from stores.errors import ConfigConflict, Contended
 from stores.memory import MemoryStore
 
 
@@ -223,7 +223,9 @@ def test_phase_and_cohort_timestamps(store: MemoryStore, now: datetime) -> None:
 
 def _refusing(store: MemoryStore, refusals: int, *, land: Any = None) -> list[int]:
     """Make the store's next ``refusals`` compare-and-sets fail as a lost lock does (nothing
-    written; ``land``, if given, first writes another operator's change); returns the calls."""
+    written: ``Contended``; ``land``, if given, first writes another operator's change, and the
+    refusal is then a plain ``ConfigConflict``, as the store reports a moved version); returns
+    the calls."""
     real = store.compare_and_set
     calls: list[int] = []
 
@@ -232,7 +234,8 @@ def _refusing(store: MemoryStore, refusals: int, *, land: Any = None) -> list[in
         if len(calls) <= refusals:
             if land is not None:
                 land()
-            raise ConfigConflict("transaction aborted")
+                raise ConfigConflict("another change landed first")
+            raise Contended("the transaction lost a lock; no change had landed")
         real(path, expected, data, extra)
 
     store.compare_and_set = cas  # type: ignore[method-assign,assignment]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stores.base import DocumentStore, Inc, Write
-from stores.errors import ConfigConflict
+from stores.errors import ConfigConflict, Contended
 from stores.memory import MemoryStore
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -130,6 +130,34 @@ def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str)
         path: {"version": 1, "v": "a"},
         f"{col}/h2": None,
     }
+
+
+def test_a_lost_lock_is_contended_and_a_moved_version_is_not(
+    store: DocumentStore, col: str
+) -> None:
+    """A compare-and-set aborted while another transaction holds the document (its version
+    unmoved) is ``Contended``: nothing had landed, and made again it lands. One against a
+    version that moved is a plain ``ConfigConflict``."""
+    if isinstance(store, MemoryStore):
+        pytest.skip("only Firestore's transactions hold locks")
+    from stores.firestore import FirestoreStore
+
+    assert isinstance(store, FirestoreStore)
+    path = f"{col}/config"
+    store.compare_and_set(path, 0, {"version": 1}, [])
+    holder = store.client.transaction()
+    holder._begin()  # a transaction left open, as a slow racing writer's is
+    store.client.document(path).get(transaction=holder)
+    try:
+        with pytest.raises(Contended):
+            store.compare_and_set(path, 1, {"version": 2}, [])
+    finally:
+        holder._rollback()
+    assert store.get_many([path])[path] == {"version": 1}
+    store.compare_and_set(path, 1, {"version": 2}, [])
+    with pytest.raises(ConfigConflict) as refused:
+        store.compare_and_set(path, 1, {"version": 2, "late": True}, [])
+    assert not isinstance(refused.value, Contended)
 
 
 def test_delete_many_removes_the_named_documents_only(store: DocumentStore, col: str) -> None:
