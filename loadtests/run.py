@@ -89,6 +89,20 @@ ARRIVALS = {
 }
 
 
+SOURCE_NAMES = ("github", "linkedin", "website", "web")
+
+
+def _sources(text: str) -> str:
+    """``--sources``: known names, each once, in the order given."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SOURCE_NAMES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name each of {', '.join(SOURCE_NAMES)} at most once, comma-separated"
+        )
+    return ",".join(names)
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,6 +113,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--delay-ms", type=float, default=20, help="delay of every source fake answer")
     p.add_argument("--fresh", type=float, help="share of premium calls with forceRefresh")
+    p.add_argument(
+        "--sources",
+        type=_sources,
+        default="github,linkedin",
+        help="sources every call asks for, comma-separated (github, linkedin, website, web)",
+    )
     p.add_argument(
         "--pacing", type=float, default=2.0, help="open: mean seconds between a user's calls"
     )
@@ -201,6 +221,7 @@ def run_locust(
         "LOAD_MIX": args.mix,
         "LOAD_PACING": str(args.pacing),
         "LOAD_FRESH": str(args.fresh),
+        "LOAD_SOURCES": args.sources,
         "LOAD_USERS": str(paths["users"]),
         "LOAD_ROWS": str(paths["rows"]),
         "LOAD_WEBSITE_URL": stack.website_url,

@@ -44,8 +44,9 @@ def _header(
         "rollout phase full without fallback (free users get previews)",
         f"- served: `{serve['target']}` from `functions/main.py` by functions-framework under gunicorn, "
         f"{serve['workers']} workers x {serve['threads']} threads (keep-alive {serve['keepaliveS']} s), on loopback beside the Firestore "
-        "emulator and the Auth emulator (ID tokens from it); sources GitHub (loopback fake) and "
-        f"LinkedIn (parsed locally), fakes answering after {serve['sourceDelayMs']} ms; "
+        "emulator and the Auth emulator (ID tokens from it); every call asks for "
+        f"{_sources_text(args.sources)}, fakes answering after "
+        f"{serve['sourceDelayMs']} ms; "
         f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
         f"hourly limits raised to 1000 per user for the run ({serve['env']})",
         "- CPU used, in cores (the machine has 2): "
@@ -58,6 +59,20 @@ def _header(
         f"- Locust's own output: `{_rel(Path(str(m['csv_prefix']) + '_stats.csv'))}`, "
         f"`_failures.csv`, `_stats_history.csv`, `{Path(m['html']).name}`",
     ]
+
+
+_SOURCE_TEXT = {
+    "github": "GitHub (loopback fake)",
+    "linkedin": "LinkedIn (the export parsed locally)",
+    "website": "a personal website (loopback fake)",
+    "web": "web search (loopback fake)",
+}
+
+
+def _sources_text(sources: str) -> str:
+    """The sources a run's calls ask for, in words."""
+    names = [_SOURCE_TEXT[n] for n in sources.split(",")]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _argv(args: argparse.Namespace) -> list[str]:

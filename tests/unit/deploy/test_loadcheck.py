@@ -224,6 +224,24 @@ def test_the_recorded_command_is_the_one_that_ran() -> None:
     assert argv[4:] == ["--workers", "4", "--threads", "4", "--sample"]
     args.fresh = 0.5
     assert _argv(args)[4:] == ["--workers", "4", "--threads", "4", "--fresh", "0.5", "--sample"]
+    args.sources = "linkedin"
+    assert "--sources linkedin" in " ".join(_argv(args))
+
+
+def test_the_sources_a_run_asks_for_are_checked_and_said_in_words() -> None:
+    from loadtests.run import parse
+    from loadtests.summary import _sources_text
+
+    assert parse([]).sources == "github,linkedin"
+    assert parse(["--sources", " linkedin , web"]).sources == "linkedin,web"
+    for bad in ("", "linkedin,linkedin", "twitter", "github,,x"):
+        with pytest.raises(SystemExit):
+            parse(["--sources", bad])
+    assert _sources_text("linkedin") == "LinkedIn (the export parsed locally)"
+    assert _sources_text("github,linkedin,web") == (
+        "GitHub (loopback fake), LinkedIn (the export parsed locally) and web search"
+        " (loopback fake)"
+    )
 
 
 def test_gil_samples_are_summed_per_frame_and_ours_are_told_apart(tmp_path: Path) -> None:
