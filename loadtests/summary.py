@@ -45,8 +45,7 @@ def _header(
         f"- served: `{serve['target']}` from `functions/main.py` by functions-framework under gunicorn, "
         f"{serve['workers']} workers x {serve['threads']} threads (keep-alive {serve['keepaliveS']} s), on loopback beside the Firestore "
         "emulator and the Auth emulator (ID tokens from it); every call asks for "
-        f"{_sources_text(args.sources)}, fakes answering after "
-        f"{serve['sourceDelayMs']} ms; "
+        f"{_sources_text(args.sources, serve['sourceDelayMs'])}; "
         f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
         f"hourly limits raised to 1000 per user for the run ({serve['env']})",
         "- CPU used, in cores (the machine has 2): "
@@ -62,16 +61,16 @@ def _header(
 
 
 _SOURCE_TEXT = {
-    "github": "GitHub (loopback fake)",
+    "github": "GitHub (loopback fake answering after {delay} ms)",
     "linkedin": "LinkedIn (the export parsed locally)",
-    "website": "a personal website (loopback fake)",
-    "web": "web search (loopback fake)",
+    "website": "a personal website (loopback fake answering after {delay} ms)",
+    "web": "web search (loopback fake answering after {delay} ms)",
 }
 
 
-def _sources_text(sources: str) -> str:
-    """The sources a run's calls ask for, in words."""
-    names = [_SOURCE_TEXT[n] for n in sources.split(",")]
+def _sources_text(sources: str, delay_ms: object) -> str:
+    """The sources a run's calls ask for, in words, with the fakes' delay."""
+    names = [_SOURCE_TEXT[n].format(delay=delay_ms) for n in sources.split(",")]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 

@@ -237,10 +237,10 @@ def test_the_sources_a_run_asks_for_are_checked_and_said_in_words() -> None:
     for bad in ("", "linkedin,linkedin", "twitter", "github,,x"):
         with pytest.raises(SystemExit):
             parse(["--sources", bad])
-    assert _sources_text("linkedin") == "LinkedIn (the export parsed locally)"
-    assert _sources_text("github,linkedin,web") == (
-        "GitHub (loopback fake), LinkedIn (the export parsed locally) and web search"
-        " (loopback fake)"
+    assert _sources_text("linkedin", 20) == "LinkedIn (the export parsed locally)"
+    assert _sources_text("github,linkedin,web", 20) == (
+        "GitHub (loopback fake answering after 20 ms), LinkedIn (the export parsed locally)"
+        " and web search (loopback fake answering after 20 ms)"
     )
 
 
