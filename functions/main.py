@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple, cast
 
@@ -188,9 +188,11 @@ def _callable(
     """``https_fn.on_call(**kwargs)`` with this project's transport policy: App Check enforced
     when ``EXTERNAL_DATA_ENFORCE_APP_CHECK`` is on (and the token consumed where asked), and a
     call the SDK answers before the body runs recorded like any refusal: a 401 (an invalid or
-    expired ID token, a missing App Check token) as ``unauthenticated``, a body that is not
-    JSON (the SDK's 500) as ``invalid-argument`` naming ``data``. The SDK's verification is
-    untouched; the entry keeps the SDK's ``__firebase_endpoint__`` (function discovery)."""
+    expired ID token, a missing App Check token) as ``unauthenticated``; a body that is not the
+    protocol's ``{"data": ...}`` (the SDK's 400, or its 500 for JSON that does not parse) as
+    ``unauthenticated`` without a valid token, else ``invalid-argument`` naming ``data``
+    (``_answered_by_sdk``). The SDK's verification is untouched; the entry keeps the SDK's
+    ``__firebase_endpoint__`` (function discovery)."""
     policy = AppCheckPolicy(ENFORCE_APP_CHECK, ENFORCE_APP_CHECK and consume_app_check)
 
     def decorate(handler: Handler) -> Entry:
@@ -230,32 +232,57 @@ def _callable(
 def _answered_by_sdk(
     fn: Fn, policy: AppCheckPolicy, request: flask.Request, response: flask.Response
 ) -> flask.Response:
+    """A call the SDK answered before the body ran, recorded and answered as the contract
+    orders its checks: a missing or refused token first (``unauthenticated``), then a body that
+    is not the callable protocol's ``{"data": ...}`` (``invalid-argument`` naming ``data``)."""
     ip, ua = client_of(request)
     caller = Caller(uid=None, ip=ip, user_agent=ua)
     if response.status_code == 401:
-        has_app_token = "X-Firebase-AppCheck" in request.headers
-        if not policy.enforce:
-            reason = "invalid ID token"
-        elif not has_app_token:
-            reason = "missing App Check token"
-        elif "Authorization" in request.headers:
-            reason = "invalid ID token or App Check token"
-        else:
-            reason = "invalid App Check token"
-        _record_refusal(fn, caller, Outcome.UNAUTHENTICATED, reason)
-    elif response.status_code >= 500:  # the body did not parse (the SDK answers "internal")
-        _record_refusal(fn, caller, Outcome.INVALID, "invalid data")
-        body = {"status": "INVALID_ARGUMENT", "message": "data: must be a JSON request body"}
-        fixed = flask.Response(
-            json.dumps({"error": {**body, "details": {"field": "data"}}}),
-            status=400,
-            mimetype="application/json",
+        _record_refusal(
+            fn, caller, Outcome.UNAUTHENTICATED, _unauthenticated_reason(policy, request)
         )
-        for name, value in response.headers.items():  # keep the SDK's CORS answer
-            if name.lower().startswith("access-control-") or name.lower() == "vary":
-                fixed.headers[name] = value
-        return fixed
-    return response
+        return response
+    if response.status_code != 400 and response.status_code < 500:
+        return response
+    # 400: the SDK refused the envelope (not POST, not JSON, no `data`, other fields); 500: the
+    # body did not parse. Either way it answered before checking any token.
+    from firebase_functions.private import util as sdk_util
+
+    tokens = sdk_util.on_call_check_tokens(request)
+    valid = sdk_util.OnCallTokenState.VALID
+    app_refused = policy.enforce and tokens.app is not valid
+    if tokens.auth is not valid or app_refused:
+        if tokens.auth is sdk_util.OnCallTokenState.MISSING and not app_refused:
+            reason = "no ID token"
+        else:
+            reason = _unauthenticated_reason(policy, request)
+        _record_refusal(fn, caller, Outcome.UNAUTHENTICATED, reason)
+        unauthenticated = {"status": "UNAUTHENTICATED", "message": "Unauthenticated"}
+        return _error_answer(response, 401, unauthenticated)
+    uid = (tokens.auth_token or {}).get("uid")
+    _record_refusal(fn, Caller(uid=uid, ip=ip, user_agent=ua), Outcome.INVALID, "invalid data")
+    message = 'data: the request body must be the JSON object {"data": ...} and nothing else'
+    invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": "data"}}
+    return _error_answer(response, 400, invalid)
+
+
+def _unauthenticated_reason(policy: AppCheckPolicy, request: flask.Request) -> str:
+    if not policy.enforce:
+        return "invalid ID token"
+    if "X-Firebase-AppCheck" not in request.headers:
+        return "missing App Check token"
+    if "Authorization" in request.headers:
+        return "invalid ID token or App Check token"
+    return "invalid App Check token"
+
+
+def _error_answer(sdk: flask.Response, status: int, error: Mapping[str, object]) -> flask.Response:
+    """The callable protocol's error answer, with the SDK's CORS headers kept."""
+    fixed = flask.Response(json.dumps({"error": error}), status=status, mimetype="application/json")
+    for name, value in sdk.headers.items():
+        if name.lower().startswith("access-control-") or name.lower() == "vary":
+            fixed.headers[name] = value
+    return fixed
 
 
 def _record_refusal(fn: Fn, caller: Caller, outcome: Outcome, reason: str) -> None:

@@ -44,13 +44,30 @@ callable request whose token checked out: a second line per call beside the gate
 carries the outcome. Dropped; the SDK's warnings and errors about tokens are kept."""
 
 
+SDK_ENVELOPE = (
+    "Request body has extra fields",
+    "Request body is missing data",
+    "Request is missing body",
+    "Request has incorrect Content-Type",
+    "Request is missing Content-Type",
+    "Request has invalid method",
+    "Invalid request, unable to process",
+    "Unhandled error: ",
+)
+"""The starts of the lines the SDK writes (root logger) when it refuses a request body before
+the function runs. Some carry the body (the extra fields and their values, the whole JSON as a
+stray argument that makes logging print it to stderr), the last the parse error's message.
+Dropped: ``main`` writes its own refusal line for such a request, with no content."""
+
+
 def _not_sdk_pass(record: logging.LogRecord) -> bool:
-    """Root-logger filter: False for the SDK's per-call "verification passed" line only."""
-    return not (
-        record.levelno == logging.INFO
-        and isinstance(record.msg, str)
-        and record.msg.startswith(SDK_PASSED)
-    )
+    """Root-logger filter: False for the SDK's per-call "verification passed" line and for its
+    lines about a refused request body."""
+    if not isinstance(record.msg, str) or record.name != "root":
+        return True
+    if record.levelno == logging.INFO:
+        return not record.msg.startswith(SDK_PASSED)
+    return not record.msg.startswith(SDK_ENVELOPE)
 
 
 class _Encoder(json.JSONEncoder):

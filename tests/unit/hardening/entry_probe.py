@@ -53,7 +53,7 @@ def _fake_token_services() -> set[str]:
 
 
 def main(scenario: str) -> None:
-    if scenario == "app_check":
+    if scenario in ("app_check", "envelope"):
         _fake_token_services()
     import main as entry
     from common.settings import load_settings
@@ -105,10 +105,10 @@ def _calls(scenario: str, send: Any) -> dict[str, Any]:
         return {
             "garbage": {f: send(f, {"cvId": "cv-alice"}, Authorization=garbage) for f in CALLABLES},
             "no_token": send("trackExternalDataUsage", {"event": "gate_shown"}),
-            "not_json": send("trackExternalDataUsage", body='{"data": {'),
-            "huge_int": send("trackExternalDataUsage", body='{"data": ' + "9" * 5000 + "}"),
         }
     alice = {"Authorization": "Bearer id-alice"}
+    if scenario == "envelope":
+        return _envelope_calls(send, alice)
     enrich = {"cvId": "cv-alice", "sources": ["github"]}
     return {
         "no_app_token": send("enrichCVWithExternalData", enrich, **alice),
@@ -134,6 +134,36 @@ def _calls(scenario: str, send: Any) -> dict[str, Any]:
             **{"X-Firebase-AppCheck": "app-2"},
         ),
     }
+
+
+MARKER = "leak.marker@example.com"
+"""Request content that must reach no log line (contract 5)."""
+
+
+def _envelope_calls(send: Any, alice: dict[str, str]) -> dict[str, Any]:
+    """Bodies that are not the callable protocol's ``{"data": ...}``, with and without a token."""
+    bodies = {
+        "not_json": '{"data": {',
+        "huge_int": '{"data": ' + "9" * 5000 + "}",
+        "no_data": json.dumps({"cvId": MARKER}),
+        "extra_field": json.dumps({"data": {"event": "gate_shown"}, "userId": MARKER}),
+        "a_list": json.dumps([MARKER]),
+        "null": "null",
+    }
+    out: dict[str, Any] = {}
+    for name, body in bodies.items():
+        out[f"{name}/token"] = send("trackExternalDataUsage", body=body, **alice)
+        out[f"{name}/no_token"] = send("trackExternalDataUsage", body=body)
+    out["extra_field/bad_token"] = send(
+        "enrichCVWithExternalData", body=bodies["extra_field"], Authorization="Bearer forged"
+    )
+    out["text_plain/token"] = send(
+        "getUserExternalDataUsageStats",
+        body='{"data": {}}',
+        **alice,
+        **{"Content-Type": "text/plain"},
+    )
+    return out
 
 
 if __name__ == "__main__":

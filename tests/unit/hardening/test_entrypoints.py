@@ -48,6 +48,7 @@ def probe(scenario: str, enforce: str | None = None) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["_logged"] = done.stdout.strip().rsplit("\n", 1)[0] + done.stderr
     return out
 
 
@@ -85,14 +86,42 @@ def test_the_audit_hashes_the_address_the_platform_appended() -> None:
     assert out["client_ip_hash"] not in hashes
 
 
-def test_a_body_that_is_not_json_is_invalid_argument_naming_data() -> None:
-    out = probe("refusals")
-    for case in ("not_json", "huge_int"):  # the SDK alone answers both with a 500 "internal"
+ENVELOPES = ("not_json", "huge_int", "no_data", "extra_field", "a_list", "null")
+"""Bodies that are not the callable protocol's ``{"data": ...}`` (``entry_probe``)."""
+
+
+def test_a_body_that_is_not_the_protocols_is_invalid_argument_naming_data() -> None:
+    out = probe("envelope")
+    for case in (*(f"{e}/token" for e in ENVELOPES), "text_plain/token"):
+        # The SDK alone answers these 400 "Bad Request" (500 "internal" for JSON that does not
+        # parse) with no field named and nothing audited.
         answer = out["calls"][case]
-        assert answer["status"] == 400, answer
-        assert answer["body"]["error"]["status"] == "INVALID_ARGUMENT"
-        assert answer["body"]["error"]["details"] == {"field": "data"}
-    assert len(_audits(out, type="invalid_request", reason="invalid data")) == 2
+        assert answer["status"] == 400, (case, answer)
+        assert answer["body"]["error"]["status"] == "INVALID_ARGUMENT", case
+        assert answer["body"]["error"]["details"] == {"field": "data"}, case
+    audits = _audits(out, type="invalid_request", reason="invalid data")
+    assert len(audits) == len(ENVELOPES) + 1
+    assert {a["uid"] for a in audits} == {"alice"}  # the token checked out: the caller is known
+
+
+def test_without_a_valid_token_a_bad_body_is_unauthenticated_first() -> None:
+    """Contract 2.1's order: no token is ``unauthenticated`` before any check of the request."""
+    out = probe("envelope")
+    for case in (*(f"{e}/no_token" for e in ENVELOPES), "extra_field/bad_token"):
+        answer = out["calls"][case]
+        assert answer["status"] == 401, (case, answer)
+        assert answer["body"]["error"]["status"] == "UNAUTHENTICATED", case
+    assert len(_audits(out, type="unauthenticated", reason="no ID token")) == len(ENVELOPES)
+    assert len(_audits(out, type="unauthenticated", reason="invalid ID token")) == 1
+
+
+def test_a_refused_body_reaches_no_log_line() -> None:
+    from tests.unit.hardening.entry_probe import MARKER
+
+    out = probe("envelope")
+    assert "invalid data" in out["_logged"]  # the entry's own refusal lines were captured
+    assert MARKER not in out["_logged"]
+    assert "Bad Request" not in out["_logged"] and "Logging error" not in out["_logged"]
 
 
 def test_the_wrapped_entries_keep_the_sdks_endpoint_for_discovery() -> None:
