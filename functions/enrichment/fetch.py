@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 
@@ -193,8 +193,26 @@ def _content_coding(headers: httpx.Headers) -> str:
     return codings[0]
 
 
+def _ascii_host(parts: SplitResult) -> tuple[str, str]:
+    """The host and the ``Host`` header's value (host and any explicit port, never userinfo)
+    in ASCII: an internationalised name in the IDNA form the resolver uses for the same name
+    (Python's ``idna`` codec, which the request parser checks). HTTP headers are ASCII; the raw
+    name made every such fetch fail before connecting."""
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    host = parts.hostname or ""
+    if netloc.isascii():
+        return host, netloc
+    encoded = host.encode("idna").decode("ascii")
+    return encoded, encoded if parts.port is None else f"{encoded}:{parts.port}"
+
+
+class _BadUrl(SourceFailure):
+    """A URL that cannot be requested. ``Fetcher.get`` tells whose it is: the first hop's is the
+    caller's (``invalid_input``), a redirect's the service's (``upstream``)."""
+
+
 def _bad_url() -> SourceFailure:
-    return SourceFailure(ErrorCode.UPSTREAM, "the service pointed to a URL that does not parse")
+    return _BadUrl(ErrorCode.UPSTREAM, "the service pointed to a URL that does not parse")
 
 
 class Fetcher:
@@ -231,35 +249,15 @@ class Fetcher:
         """GET ``url``. With ``guard``, each hop's host is checked and the connection pinned to
         the checked address; redirects are followed by hand up to ``max_redirects``."""
         current = url
-        for _hop in range(max_redirects + 1):
+        for hop in range(max_redirects + 1):
             try:
-                parts = urlsplit(current)
-                port = parts.port
-            except ValueError:
-                raise _bad_url() from None
-            if parts.scheme not in ("http", "https"):
-                raise SourceFailure(ErrorCode.REFUSED, "only http and https URLs are fetched")
-            request_url = current
-            extra: dict[str, str] = {}
-            extensions: dict[str, str] = {}
-            if guard is not None:
-                target = await guard.check(
-                    parts.hostname, port or (443 if parts.scheme == "https" else 80)
-                )
-                try:
-                    request_url = str(httpx.URL(current).copy_with(host=target.address))
-                except (httpx.InvalidURL, ValueError, TypeError):
-                    raise _bad_url() from None
-                extra["Host"] = parts.netloc.rsplit("@", 1)[-1]
-                if parts.scheme == "https":
-                    extensions["sni_hostname"] = target.host
-            merged = {
-                "User-Agent": self._ua,
-                "Accept-Encoding": ACCEPT_ENCODING,
-                **(headers or {}),
-                **extra,
-            }
-            resp = await self._get_with_retry(request_url, merged, extensions, max_bytes, current)
+                resp = await self._hop(current, headers, max_bytes, guard)
+            except _BadUrl:
+                if hop == 0:  # the URL a source was given: its input, not an upstream failure
+                    raise SourceFailure(
+                        ErrorCode.INVALID_INPUT, "the URL cannot be requested"
+                    ) from None
+                raise
             if resp.status in REDIRECT_STATUSES and max_redirects > 0:
                 location = resp.headers.get("location")
                 if not location:
@@ -271,6 +269,47 @@ class Fetcher:
                 continue
             return resp
         raise SourceFailure(ErrorCode.UPSTREAM, "too many redirects")
+
+    async def _hop(
+        self,
+        current: str,
+        headers: Mapping[str, str] | None,
+        max_bytes: int,
+        guard: UrlGuard | None,
+    ) -> FetchResponse:
+        """One request of ``get``: ``current`` checked and pinned with ``guard``, if any."""
+        try:
+            parts = urlsplit(current)
+            port = parts.port
+        except ValueError:
+            raise _bad_url() from None
+        if parts.scheme not in ("http", "https"):
+            raise SourceFailure(ErrorCode.REFUSED, "only http and https URLs are fetched")
+        request_url = current
+        extra: dict[str, str] = {}
+        extensions: dict[str, str] = {}
+        if guard is not None:
+            target = await guard.check(
+                parts.hostname, port or (443 if parts.scheme == "https" else 80)
+            )
+            try:
+                request_url = str(httpx.URL(current).copy_with(host=target.address))
+            except (httpx.InvalidURL, ValueError, TypeError):
+                raise _bad_url() from None
+            try:
+                host, netloc = _ascii_host(parts)
+            except UnicodeError:
+                raise _bad_url() from None
+            extra["Host"] = netloc
+            if parts.scheme == "https":
+                extensions["sni_hostname"] = host
+        merged = {
+            "User-Agent": self._ua,
+            "Accept-Encoding": ACCEPT_ENCODING,
+            **(headers or {}),
+            **extra,
+        }
+        return await self._get_with_retry(request_url, merged, extensions, max_bytes, current)
 
     async def _get_with_retry(
         self,

@@ -40,6 +40,10 @@ class Dns:
         return [self.table[host] if first or self.then is None else self.then]
 
 
+ODD = "a\x7fb.test"
+"""A name that parses and (here) resolves, which httpx refuses to put in a request."""
+
+
 @pytest.fixture
 def site() -> Iterator[FakeService]:
     port_box: list[int] = []
@@ -50,7 +54,10 @@ def site() -> Iterator[FakeService]:
     def away(_: object) -> Reply:
         return Reply(302, b"", {"Location": f"http://intranet.test:{port_box[0]}/secret"})
 
-    with fake_website(routes={"/hop": hop, "/away": away}) as url:
+    def odd(_: object) -> Reply:
+        return Reply(302, b"", {"Location": f"http://{ODD}:{port_box[0]}/"})
+
+    with fake_website(routes={"/hop": hop, "/away": away, "/odd": odd}) as url:
         port_box.append(int(url.host_port.rsplit(":", 1)[1]))
         yield url
 
@@ -145,3 +152,49 @@ def test_the_website_source_reaches_the_site_only_through_the_pinned_address(
         f"portfolio.test:{port}"
     }
     assert set(dns.lookups) == {"portfolio.test"}
+
+
+def test_an_internationalised_name_is_fetched_with_its_ascii_host_header(
+    site: FakeService,
+) -> None:
+    """A URL the parser accepts with a non-ASCII host (``bücher.test``) is fetched: the
+    ``Host`` header carries the IDNA form, which HTTP requires. The raw name made every such
+    fetch fail as ``upstream`` before connecting: quota given back, and a source breaker one
+    user could open."""
+    port = _port(site)
+    dns = Dns({"bücher.test": "127.0.0.1"})
+    guard = UrlGuard([f"bücher.test:{port}"], resolver=dns)
+    resp = _fetch(f"http://Bücher.test:{port}/", guard)
+    assert resp.status == 200
+    assert site.requests[0].headers["host"] == f"xn--bcher-kva.test:{port}"
+
+
+def test_the_website_source_reads_a_site_under_an_internationalised_name(
+    site: FakeService,
+) -> None:
+    port = _port(site)
+    engine = make_engine(sources={"website": WebsiteSource()}, allow_hosts=(f"bücher.test:{port}",))
+    engine.guard = UrlGuard([f"bücher.test:{port}"], resolver=Dns({"bücher.test": "127.0.0.1"}))
+    result = engine.enrich(
+        EnrichmentInput(sources=("website",), website=f"http://bücher.test:{port}/")
+    )
+    assert result.sources[0].status == "success", result.sources[0].error
+    assert {r.headers["host"] for r in site.requests} == {f"xn--bcher-kva.test:{port}"}
+
+
+def test_a_url_that_cannot_be_requested_is_the_callers_input_and_a_redirects_the_services(
+    site: FakeService,
+) -> None:
+    """Whose fault a URL is decides what it moves: ``upstream`` gives the quota unit back and
+    counts toward the source's breaker, so one user's URL must never be ``upstream``."""
+    port = _port(site)
+    odd = ODD
+    dns = Dns({odd: "127.0.0.1", "portfolio.test": "127.0.0.1"})
+    guard = UrlGuard([f"{odd}:{port}", f"portfolio.test:{port}"], resolver=dns)
+    with pytest.raises(SourceFailure) as first:
+        _fetch(f"http://{odd}:{port}/", guard)
+    assert first.value.code == "invalid_input" and not site.requests
+    with pytest.raises(SourceFailure) as redirected:
+        _fetch(f"http://portfolio.test:{port}/odd", guard, redirects=2)
+    assert redirected.value.code == "upstream"
+    assert [r.path for r in site.requests] == ["/odd"]
