@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from common.errors import CallFacts, GatingError, Internal, NotFound
+from common.errors import CallFacts, Internal, NotFound
 from common.logs import error_ref, log
 from common.vocab import Fn
 from enrichment.model import EnrichmentInput, EnrichmentResult
@@ -45,7 +45,9 @@ def _enrich(app: App, ctx: CallContext, raw: Any) -> Served:
         return Served(first, replay=True)
     try:
         served = _admit_and_serve(app, ctx, req)
-    except GatingError:
+    except Exception:
+        # Refused or failed before it was served (a store that stopped answering included): a
+        # retry runs again. Should this write fail too, the claim's lease ends it.
         _quietly(idempotency.release, app, first)
         raise
     # The answer kept for retries must be final: the result is stored now, not with the records.

@@ -4,7 +4,9 @@ answer again (same ``requestId``) and consumes no quota; a different request und
 
 Exact under concurrent retries: the first call claims the key with a compare-and-set create
 (version 0 → 1), so of N simultaneous calls exactly one runs the enrichment; the others wait for
-its answer. A call refused before it was served releases the key, so a retry runs again.
+its answer. A call refused or failed before it was served releases the key, so a retry runs
+again; a claim whose call died without releasing it (the store down for the release too, the
+instance gone) is abandoned after ``LEASE``, and a retry claims it then.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ every 50 ms each."""
 POLL_MAX_S = 1.0
 WAIT_S = 55.0
 """How long a retry waits for the first call's answer (the function's timeout is 60 s)."""
+LEASE = timedelta(seconds=75)
+"""A running claim older than this is abandoned: the function's timeout (60 s) has passed, so
+its call can no longer finish."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def begin(app: App, ctx: CallContext, key: str, digest: str) -> Claim | dict[str
             answer = json.loads(str(doc.get("answer")))
             if isinstance(answer, dict):
                 return answer
-        if doc is None or not _live(doc, now) or doc.get("state") == "released":
+        if doc is None or not _live(doc, now) or _free(doc, now):
             claim = _try_claim(app, ctx, path, doc, digest, now)
             if claim is not None:
                 return claim
@@ -75,6 +80,14 @@ def begin(app: App, ctx: CallContext, key: str, digest: str) -> Claim | dict[str
             )
         time.sleep(pause)
         pause = min(POLL_MAX_S, pause * 1.5)
+
+
+def _free(doc: Mapping[str, Any], now: datetime) -> bool:
+    """Released, or running past its lease (a call that died without releasing)."""
+    if doc.get("state") == "released":
+        return True
+    at = doc.get("at")
+    return doc.get("state") == "running" and (not isinstance(at, datetime) or at + LEASE <= now)
 
 
 def _live(doc: Mapping[str, Any], now: datetime) -> bool:
