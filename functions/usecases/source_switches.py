@@ -102,7 +102,10 @@ def with_disabled(
         reports[name] = SourceReport(name, SourceStatus.SKIPPED, 0, 0, False, error)
     ordered = tuple(reports[name] for name in order if name in reports)
     if result is None:
-        return EnrichmentResult({}, ordered, ResultStatus.FAILED, False, 0)
+        # Contract 2.1's answer always carries the merged lists, empty when nothing ran.
+        return EnrichmentResult(
+            {"skills": [], "projects": []}, ordered, ResultStatus.FAILED, False, 0
+        )
     status = result.status
     if disabled and status is ResultStatus.SUCCESS:
         status = ResultStatus.PARTIAL

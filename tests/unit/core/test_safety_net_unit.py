@@ -128,6 +128,17 @@ def test_a_switched_off_source_is_skipped_as_disabled_and_not_run(
     assert gh["durationMs"] == 0 and engine.calls[-1].sources == ("linkedin",)
 
 
+def test_every_requested_source_switched_off_still_answers_the_whole_shape(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store, sources={"github": {"enabled": False}})
+    out = enrich.run(svc, Caller("pat"), {"cvId": "cv-pat", "sources": ["github"]})
+    assert out["status"] == "failed" and not engine.calls
+    assert out["enrichedData"] == {"skills": [], "projects": []}
+    assert [(s["source"], s["status"]) for s in out["sources"]] == [("github", "skipped")]
+
+
 def test_answers_are_bounded_and_say_truncated(
     svc: App, store: MemoryStore, engine: StaticEngine
 ) -> None:
