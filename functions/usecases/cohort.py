@@ -42,3 +42,18 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
         seat = doc["seat"] is True
     app.cohort_seats.put(f"{key}/{uid}", seat, now)
     return seat
+
+
+def would_have_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
+    """``has_seat`` without taking one: the user's seat if decided, else whether one is left."""
+    key = phase_key(cfg)
+    cached = app.cohort_seats.get(f"{key}/{uid}", now)
+    if cached is not None:
+        return cached
+    member, seats = cohort_member_path(key, uid), cohort_seats_path(key)
+    got = app.store.get_many([member, seats])
+    doc = got[member] or {}
+    if "seat" in doc:
+        return doc["seat"] is True
+    taken = (got[seats] or {}).get("taken", 0)
+    return isinstance(taken, int) and taken < (cfg.maxCohortUsers or 0)

@@ -8,11 +8,11 @@ from analytics.metrics import num
 from analytics.stats import user_stats
 from common.clock import iso
 from common.errors import CallFacts, PermissionDenied
-from common.vocab import Fn, Mode, Tier
-from gating.decision import decide
-from gating.entitlements import is_premium, rollout_groups
+from common.vocab import Fn, Tier
+from gating.entitlements import is_premium
 from gating.ratelimit import hourly_limit
 from stores.schema import usage_path, user_path
+from usecases import admission
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -38,15 +38,15 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
     user, usage = got[paths[0]] or {}, got[paths[1]] or {}
     current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
     premium = is_premium(user, ctx.now, app.settings.grace_days)
-    decision = decide(cfg, target, premium, rollout_groups(user), Mode.FULL)
-    limit = hourly_limit(app.settings, decision.limit_tier)
+    # The limit the target's enrichments take (shadow mode and cohort seats included).
+    limit = hourly_limit(app.settings, admission.limit_tier(app, cfg, user, target, ctx.now))
     rate = app.limiter.usage(window, limit, previous, current)
     limited = cfg.components.rateLimiting
-    hourly = {
+    hourly = {  # with rate limiting off, unlimited: null like 2.1's usage (contract 2.1)
         "limit": limit if limited else None,
         "used": max(0, limit - rate.remaining) if limited else current,
         "remaining": rate.remaining if limited else None,
-        "resetAt": iso(rate.reset_at),
+        "resetAt": iso(rate.reset_at) if limited else None,
         "limited": limited,
     }
     tier = Tier.PREMIUM if premium else Tier.FREE

@@ -489,3 +489,49 @@ def test_a_failed_refund_keeps_the_refusal(store: MemoryStore, clock: FakeClock)
     store.increment = refund_fails  # type: ignore[method-assign]
     decision = lim.admit(lim.window("u", clock()), 3, 0)
     assert not decision.allowed
+
+
+def _hourly_after(
+    svc: App, store: MemoryStore, uid: str, calls: int, mode: str = "full"
+) -> tuple[Any, Any]:
+    """The last enrichment's ``usage`` and the stats' ``hourly`` after ``calls`` enrichments."""
+    usage = None
+    for _ in range(calls):
+        usage = enrich.run(svc, Caller(uid), {"cvId": f"cv-{uid}", "mode": mode})["usage"]
+    return usage, stats.run(svc, Caller(uid), {})["hourly"]
+
+
+def test_stats_report_the_limit_a_shadowed_call_took(svc: App, store: MemoryStore) -> None:
+    """Shadow mode serves a free user ungated, at the premium tier's limit (contract 3): 2.3's
+    ``hourly`` is that limit, not the free tier's the gate would have applied."""
+    seed_user(store, "fay")
+    set_config(store, shadow=True)
+    usage, hourly = _hourly_after(svc, store, "fay", 6)
+    assert usage["limit"] == 100 and usage["remaining"] == 94
+    assert (hourly["limit"], hourly["used"], hourly["remaining"]) == (100, 6, 94)
+
+
+def test_stats_report_the_limit_of_a_user_left_outside_by_the_cohort_cap(
+    svc: App, store: MemoryStore
+) -> None:
+    set_config(store, phase="beta", rolloutPercentage=100, fallbackEnabled=True, maxCohortUsers=1)
+    for uid in ("first", "second"):
+        seed_user(store, uid)
+    _, seated = _hourly_after(svc, store, "first", 1, "preview")  # the seat: gated, free tier
+    usage, outside = _hourly_after(svc, store, "second", 5)  # outside: pre-gating experience
+    assert seated["limit"] == 3
+    assert usage["limit"] == 100 and (outside["limit"], outside["used"]) == (100, 5)
+    # Asking for one's stats never takes a seat: a user with no call yet sees the cap's verdict.
+    seed_user(store, "third")
+    assert stats.run(svc, Caller("third"), {})["hourly"]["limit"] == 100
+    assert stats.run(svc, Caller("root", admin=True), {"userId": "first"})["hourly"]["limit"] == 3
+
+
+def test_stats_with_rate_limiting_off_are_unlimited_like_the_answers_usage(
+    svc: App, store: MemoryStore
+) -> None:
+    seed_user(store, "uma")
+    set_config(store, components={"rateLimiting": False})
+    usage, hourly = _hourly_after(svc, store, "uma", 1, "preview")
+    assert (usage["limit"], usage["remaining"], usage["resetAt"]) == (None, None, None)
+    assert (hourly["limit"], hourly["remaining"], hourly["resetAt"]) == (None, None, None)
