@@ -90,8 +90,15 @@ def erasable_paths(store: DocumentStore, uid: str) -> dict[str, list[str]]:
 
 
 def audit_entries(store: DocumentStore, uid: str) -> list[tuple[str, dict[str, Any]]]:
-    """The audit entries that name the user, oldest first."""
+    """The audit entries about the user, oldest first."""
     rows = store.query(AUDIT, [("uid", "==", uid)])
+    return sorted(rows, key=lambda row: _at(row[1]))
+
+
+def audit_entries_by(store: DocumentStore, uid: str) -> list[tuple[str, dict[str, Any]]]:
+    """The audit entries of requests the user made (``by``: a data-rights request of their
+    own, an admin's for another user), oldest first."""
+    rows = store.query(AUDIT, [("by", "==", uid)])
     return sorted(rows, key=lambda row: _at(row[1]))
 
 

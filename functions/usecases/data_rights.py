@@ -25,7 +25,7 @@ from gating.ratelimit import SlidingWindowLimiter
 from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import AUDIT, audit_path, usage_path
-from stores.userdata import audit_entries, erasable_paths, user_documents
+from stores.userdata import audit_entries, audit_entries_by, erasable_paths, user_documents
 from usecases.admission import limit_details, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
@@ -119,11 +119,17 @@ def erase_user(app: App, uid: str) -> Erasure:
     found = erasable_paths(app.store, uid)
     app.store.delete_many([p for paths in found.values() for p in paths])
     hashed = app.recorder.hash(uid)
-    entries = [path for path, _ in audit_entries(app.store, uid)]
-    for start in range(0, len(entries), _BATCH):
-        chunk = entries[start : start + _BATCH]
-        app.store.commit([Write(p, {"uid": hashed, "uidHashed": True}) for p in chunk])
-    return Erasure({name: len(paths) for name, paths in found.items()}, len(entries))
+    # Every uid an entry keeps becomes the keyed hash: the user it is about, and the user who
+    # made the request (their own export, or an admin's request for someone else).
+    about = [path for path, _ in audit_entries(app.store, uid)]
+    changes: dict[str, dict[str, Any]] = {p: {"uid": hashed, "uidHashed": True} for p in about}
+    for path, _ in audit_entries_by(app.store, uid):
+        changes.setdefault(path, {}).update(by=hashed, byHashed=True)
+    anonymised = list(changes)
+    for start in range(0, len(anonymised), _BATCH):
+        chunk = anonymised[start : start + _BATCH]
+        app.store.commit([Write(p, changes[p]) for p in chunk])
+    return Erasure({name: len(paths) for name, paths in found.items()}, len(about))
 
 
 def erase_usage(app: App, uid: str) -> None:

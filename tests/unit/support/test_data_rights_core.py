@@ -116,6 +116,24 @@ def test_delete_leaves_only_hashed_audit_entries_and_spares_others(
     assert sorted(traces(store, NEIGHBOUR)) == neighbour_before
 
 
+def test_an_erasure_hashes_the_requests_the_user_made_too(app: App, store: MemoryStore) -> None:
+    """The audit entries of alice's own export and of her request (as an admin) for another
+    user name her in ``by``: after her erasure they keep the keyed hash only (contract 2.5)."""
+    data_rights.run_export(app, Caller(UID), {})
+    data_rights.run_export(app, Caller(UID, admin=True), {"userId": NEIGHBOUR})
+    data_rights.run_delete(app, Caller(UID), {})
+    assert sorted(traces(store, UID)) == [f"cvs/cv-{UID}", f"users/{UID}"]
+    hashed = app.recorder.hash(UID)
+    exports = [
+        d
+        for p, d in store.docs.items()
+        if p.startswith("external_data_security_audit/") and d["type"] == "data_export"
+    ]
+    assert sorted((d["uid"], d["by"]) for d in exports) == sorted(
+        [(hashed, hashed), (NEIGHBOUR, hashed)]
+    )
+
+
 def test_deleting_the_user_document_runs_the_same_erasure(app: App, store: MemoryStore) -> None:
     erasure = data_rights.user_deleted(app, UID)
     assert erasure.deleted["events"] >= 4
