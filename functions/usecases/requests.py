@@ -288,16 +288,28 @@ def parse_stats(raw: Any) -> StatsRequest:
     return StatsRequest(user_id)
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""The calendar form only (``fromisoformat`` also takes week dates such as ``2026-W01-1``)."""
+
+
 def _date(obj: Mapping[str, Any], field: str) -> date:
     value = obj.get(field)
     if not isinstance(value, str):
         raise InvalidArgument(field, "is required as an ISO date (YYYY-MM-DD)")
     try:
-        if len(value) != 10:
+        if not _ISO_DATE.fullmatch(value):
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidArgument(field, "must be an ISO date (YYYY-MM-DD)") from None
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        raise InvalidArgument(field, f"must be between {_FIRST_DAY} and {_LAST_DAY}")
+    return day
+
+
+_FIRST_DAY, _LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+"""The dates a period may name: the readers work a few days past either end of it (the next
+midnight, the bucket after, the 7 days before for conversions), which ``date`` must hold."""
 
 
 def parse_analytics(raw: Any) -> AnalyticsQuery:

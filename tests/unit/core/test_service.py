@@ -348,6 +348,27 @@ def test_analytics_are_admin_only_and_never_nan(svc: App) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("9999-12-31", "9999-12-31", "startDate"),  # the period's end would be year 10000
+        ("9998-12-30", "9999-12-30", "endDate"),
+        ("0001-01-01", "0001-01-02", "startDate"),
+        ("2026-W01-1", "2026-11-02", "startDate"),  # an ISO week date, not YYYY-MM-DD
+        ("2026-11-01", "2026-306", "endDate"),  # an ordinal date
+    ],
+)
+def test_analytics_dates_outside_the_calendar_form_or_range_name_the_field(
+    svc: App, start: str, end: str, field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        analytics.run(svc, Caller("root", admin=True), {"startDate": start, "endDate": end})
+    assert err.value.field == field
+    for first, last in (("1970-01-01", "1970-01-01"), ("9998-12-31", "9998-12-31")):
+        out = analytics.run(svc, Caller("root", admin=True), {"startDate": first, "endDate": last})
+        assert out["period"]["endDate"] == last and out["totals"]["requests"] == 0
+
+
 def test_analytics_figures_add_up(svc: App, store: MemoryStore, clock: FakeClock) -> None:
     seed_user(store, "pat", premium=True)
     seed_user(store, "alice")
