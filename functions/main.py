@@ -242,10 +242,12 @@ def _answered_by_sdk(
             fn, caller, Outcome.UNAUTHENTICATED, _unauthenticated_reason(policy, request)
         )
         return response
-    if response.status_code != 400 and response.status_code < 500:
+    if request.method != "POST" or (response.status_code != 400 and response.status_code < 500):
+        # Not a callable request at all (a GET from a probe or a crawler): the SDK's answer,
+        # unrecorded, as before.
         return response
-    # 400: the SDK refused the envelope (not POST, not JSON, no `data`, other fields); 500: the
-    # body did not parse. Either way it answered before checking any token.
+    # 400: the SDK refused the envelope (not JSON, no `data`, other fields); 500: the body did
+    # not parse. Either way it answered before checking any token.
     from firebase_functions.private import util as sdk_util
 
     tokens = sdk_util.on_call_check_tokens(request)

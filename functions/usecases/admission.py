@@ -5,18 +5,17 @@ unit of the hourly limit. Every refusal is a domain error carrying its record fa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
-from common.vocab import Mode, Tier
-from gating.decision import Decision, decide, shadowed
-from gating.entitlements import is_premium, rollout_groups
+from common.vocab import Tier
+from gating.decision import Decision, shadowed
 from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
-from gating.rollout import CONFIG_PATH, RolloutConfig, in_cohort_by_bucket_only
+from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
 from usecases import cohort
 from usecases.app import App
@@ -115,44 +114,7 @@ def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
 
 
 def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetime) -> Decision:
-    return decide_seated(app, loaded.cfg, loaded.user, uid, req.mode, now, cohort.has_seat)
-
-
-Seat = Callable[[App, RolloutConfig, str, datetime], bool]
-
-
-def decide_seated(
-    app: App,
-    cfg: RolloutConfig,
-    user: Mapping[str, Any] | None,
-    uid: str,
-    mode: Mode,
-    now: datetime,
-    seat: Seat,
-) -> Decision:
-    """The access decision with ``maxCohortUsers``: a user the bucket takes in is outside the
-    cohort without a seat (``seat`` answers, taking one or only looking)."""
-    premium = is_premium(user, now, app.settings.grace_days)
-    groups = rollout_groups(user)
-    if (
-        cfg.maxCohortUsers is not None
-        and cfg.gating_active
-        and in_cohort_by_bucket_only(cfg, uid, premium, groups)
-        and not seat(app, cfg, uid, now)
-    ):
-        cfg = replace(cfg, rolloutPercentage=0)  # the seats are taken: outside the cohort
-    return decide(cfg, uid, premium, groups, mode)
-
-
-def limit_tier(
-    app: App, cfg: RolloutConfig, user: Mapping[str, Any] | None, uid: str, now: datetime
-) -> Tier:
-    """The tier whose hourly limit ``uid``'s enrichments take now (shadow mode and seats as
-    ``gate`` applies them), found without taking a seat: what 2.3's ``hourly`` reports."""
-    decision = decide_seated(app, cfg, user, uid, Mode.FULL, now, cohort.would_have_seat)
-    if cfg.shadow and cfg.gating_active:
-        decision, _ = shadowed(decision)
-    return decision.limit_tier
+    return cohort.decide_seated(app, loaded.cfg, loaded.user, uid, req.mode, now, cohort.has_seat)
 
 
 def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:

@@ -4,9 +4,15 @@ the phase. Seats are drawn with atomic increments, so N is exact under concurren
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from gating.rollout import RolloutConfig
+from common.vocab import Mode, Tier
+from gating.decision import Decision, decide, shadowed
+from gating.entitlements import is_premium, rollout_groups
+from gating.rollout import RolloutConfig, in_cohort_by_bucket_only
 from stores.base import Write
 from stores.schema import cohort_member_path, cohort_seats_path
 from usecases.app import App
@@ -57,3 +63,40 @@ def would_have_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bo
         return doc["seat"] is True
     taken = (got[seats] or {}).get("taken", 0)
     return isinstance(taken, int) and taken < (cfg.maxCohortUsers or 0)
+
+
+Seat = Callable[[App, RolloutConfig, str, datetime], bool]
+
+
+def decide_seated(
+    app: App,
+    cfg: RolloutConfig,
+    user: Mapping[str, Any] | None,
+    uid: str,
+    mode: Mode,
+    now: datetime,
+    seat: Seat,
+) -> Decision:
+    """The access decision with ``maxCohortUsers``: a user the bucket takes in is outside the
+    cohort without a seat (``seat`` answers, taking one or only looking)."""
+    premium = is_premium(user, now, app.settings.grace_days)
+    groups = rollout_groups(user)
+    if (
+        cfg.maxCohortUsers is not None
+        and cfg.gating_active
+        and in_cohort_by_bucket_only(cfg, uid, premium, groups)
+        and not seat(app, cfg, uid, now)
+    ):
+        cfg = replace(cfg, rolloutPercentage=0)  # the seats are taken: outside the cohort
+    return decide(cfg, uid, premium, groups, mode)
+
+
+def limit_tier(
+    app: App, cfg: RolloutConfig, user: Mapping[str, Any] | None, uid: str, now: datetime
+) -> Tier:
+    """The tier whose hourly limit ``uid``'s enrichments take now (shadow mode and seats as
+    ``gate`` applies them), found without taking a seat: what 2.3's ``hourly`` reports."""
+    decision = decide_seated(app, cfg, user, uid, Mode.FULL, now, would_have_seat)
+    if cfg.shadow and cfg.gating_active:
+        decision, _ = shadowed(decision)
+    return decision.limit_tier

@@ -12,7 +12,7 @@ from common.vocab import Fn, Tier
 from gating.entitlements import is_premium
 from gating.ratelimit import hourly_limit
 from stores.schema import usage_path, user_path
-from usecases import admission
+from usecases import cohort
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -39,7 +39,7 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
     current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
     premium = is_premium(user, ctx.now, app.settings.grace_days)
     # The limit the target's enrichments take (shadow mode and cohort seats included).
-    limit = hourly_limit(app.settings, admission.limit_tier(app, cfg, user, target, ctx.now))
+    limit = hourly_limit(app.settings, cohort.limit_tier(app, cfg, user, target, ctx.now))
     rate = app.limiter.usage(window, limit, previous, current)
     limited = cfg.components.rateLimiting
     hourly = {  # with rate limiting off, unlimited: null like 2.1's usage (contract 2.1)

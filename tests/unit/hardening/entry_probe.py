@@ -69,10 +69,12 @@ def main(scenario: str) -> None:
     entry._app = App(load_settings({}), store, engine, rng=lambda n: 0)
     web = flask.Flask("probe")
 
-    def send(fn: str, data: Any = None, body: str | None = None, **headers: str) -> Any:
+    def send(
+        fn: str, data: Any = None, body: str | None = None, method: str = "POST", **headers: str
+    ) -> Any:
         raw = body if body is not None else json.dumps({"data": data})
         hdrs = {"Content-Type": "application/json", "X-Forwarded-For": XFF, **headers}
-        with web.test_request_context("/", method="POST", data=raw, headers=hdrs):
+        with web.test_request_context("/", method=method, data=raw, headers=hdrs):
             request = flask.request._get_current_object()  # type: ignore[attr-defined]
             response = getattr(entry, fn)(request)
         return {"status": response.status_code, "body": response.get_json(silent=True)}
@@ -157,6 +159,7 @@ def _envelope_calls(send: Any, alice: dict[str, str]) -> dict[str, Any]:
     out["extra_field/bad_token"] = send(
         "enrichCVWithExternalData", body=bodies["extra_field"], Authorization="Bearer forged"
     )
+    out["get/no_token"] = send("trackExternalDataUsage", body="", method="GET")
     out["text_plain/token"] = send(
         "getUserExternalDataUsageStats",
         body='{"data": {}}',

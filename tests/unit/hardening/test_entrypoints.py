@@ -47,8 +47,9 @@ def probe(scenario: str, enforce: str | None = None) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    out["_logged"] = done.stdout.strip().rsplit("\n", 1)[0] + done.stderr
+    *logged, last = done.stdout.strip().splitlines()
+    out: dict[str, Any] = json.loads(last)
+    out["_logged"] = "\n".join(logged) + done.stderr
     return out
 
 
@@ -113,6 +114,16 @@ def test_without_a_valid_token_a_bad_body_is_unauthenticated_first() -> None:
         assert answer["body"]["error"]["status"] == "UNAUTHENTICATED", case
     assert len(_audits(out, type="unauthenticated", reason="no ID token")) == len(ENVELOPES)
     assert len(_audits(out, type="unauthenticated", reason="invalid ID token")) == 1
+
+
+def test_a_request_that_is_not_a_call_is_left_to_the_sdk_unrecorded() -> None:
+    """A GET (a probe, a crawler) is no callable request: the SDK's 400, and no audit write that
+    anyone could cause by fetching the URL."""
+    out = probe("envelope")
+    assert out["calls"]["get/no_token"]["status"] == 400
+    fns = {a["fn"] for a in out["audits"]}
+    assert "trackExternalDataUsage" in fns  # the POSTs were audited
+    assert len(out["audits"]) == 2 * len(ENVELOPES) + 2  # ... and the GET was not
 
 
 def test_a_refused_body_reaches_no_log_line() -> None:
