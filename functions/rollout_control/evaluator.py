@@ -3,7 +3,7 @@
 ``assess`` is pure (config, minute buckets, clock, thresholds -> ``Assessment``); ``evaluate``
 does the I/O around it: one config read, one query of the minute buckets, and — when a trigger
 fires and this is not a dry run — one ``changes.apply_change`` (compare-and-set + history entry
-with the evidence), plus a structured CRITICAL (immediate) or ERROR (gradual) log line.
+with the evidence), plus a structured CRITICAL log line (contract 6: every rollback).
 
 Minutes: only complete minutes count. At 12:10:40 the "last 10 minutes" are the buckets starting
 12:00 … 12:09; the running minute (12:10) is still filling and is never used. A minute's figures
@@ -16,10 +16,13 @@ Immediate rollback (the kill switch, ``components.premiumGating = false``) + CRI
   minute without requests has no error rate and does not count as failing: it breaks the run
   (ten minutes in a row must each show the failure; a quiet minute is not evidence of one).
 - ``no-success``: in each of the last 2 complete minutes at least one call failed
-  (``c.errors >= 1``), and no call succeeded in them (``c.successful == 0``).
+  (``c.errors >= 1``), and no answer in them was given without a service failure
+  (``c.requests - c.denied - c.errors == 0``): an enrichment whose sources all failed upstream,
+  or on the user's input, is an answer of a working service, so an upstream outage cannot fire
+  it; refusals (``c.denied``) are evidence of neither.
 - ``beta-error-rate``: phase beta, and the ``error-rate`` rule with 2% instead of 5%.
 
-One gradual step (``plan.gradual_step``) + ERROR alert when, over the last 30 complete minutes,
+One gradual step (``plan.gradual_step``) + CRITICAL alert when, over the last 30 complete minutes,
 the gated cohort (``cohort.in``) does worse than the users outside it (``cohort.out``) over the
 same minutes (a guarded-rollout comparison, not a fixed baseline):
 
@@ -297,20 +300,29 @@ def _outage_rule(
     fresh_from: datetime | None,
     th: Thresholds = DEFAULT,
 ) -> Trigger:
-    rows: list[dict[str, Any]] = [
-        {
-            "minute": m,
-            "requests": num(buckets.get(m, {}), "c.requests"),
-            "errors": num(buckets.get(m, {}), "c.errors"),
-            "successful": num(buckets.get(m, {}), "c.successful"),
-        }
-        for m in mins
-    ]
+    rows: list[dict[str, Any]] = []
+    for m in mins:
+        b = buckets.get(m, {})
+        requests, errors, denied = num(b, "c.requests"), num(b, "c.errors"), num(b, "c.denied")
+        rows.append(
+            {
+                "minute": m,
+                "requests": requests,
+                "errors": errors,
+                "successful": num(b, "c.successful"),
+                # Answers the service gave without failing: successes, and enrichments whose
+                # sources failed upstream or on the user's input (not ours: contract 6).
+                "served": max(0, requests - denied - errors),
+            }
+        )
     succ = sum(r["successful"] for r in rows)
+    served = sum(r["served"] for r in rows)
     err = sum(r["errors"] for r in rows)
     users = failing_users(mins, buckets)
     failing_each = all(r["errors"] >= 1 for r in rows)
-    condition = failing_each and succ == 0 and users >= th.min_failing_users
+    # "No success" means no answer the service gave without failing: an upstream outage (every
+    # source failing) answers calls all the same, and must never turn gating off.
+    condition = failing_each and served == 0 and users >= th.min_failing_users
     stale = condition and fresh_from is not None and mins[0] < fresh_from
     n = len(mins)
     span = _span(mins)
@@ -323,14 +335,15 @@ def _outage_rule(
             text += " (same incident as the last automatic rollback: not repeated)"
     else:
         text = (
-            f"last {n} minutes: {succ} successful call(s), {err} service failure(s) for "
-            f"{users} distinct user(s)"
+            f"last {n} minutes: {succ} successful call(s), {served} answered without a service"
+            f" failure, {err} service failure(s) for {users} distinct user(s)"
         )
     evidence = {
         "rule": "no-success",
         "window": _window(mins),
         "perMinute": rows,
         "successful": succ,
+        "served": served,
         "errors": err,
         "failingUsers": users,
     }
@@ -731,12 +744,12 @@ def _apply_rollback(
 
 
 def _log_rollback(log: LogFn, a: Assessment, reason: str, change: changes.ChangeResult) -> None:
-    """The alerting log line of an applied rollback: CRITICAL for immediate, ERROR for
-    gradual, with the evidence minus the per-minute rows (too long for one log line)."""
+    """The alerting log line of an applied rollback, immediate or gradual: CRITICAL (contract
+    6), with the evidence minus the per-minute rows (too long for one log line)."""
     fired = a.fired
     phase = str((change.after or {}).get("phase", ""))
     log(
-        "CRITICAL" if a.action == "immediate" else "ERROR",
+        "CRITICAL",
         f"rollout: automatic {a.action} rollback",
         labels={"function": "evaluateExternalDataRollout", "phase": phase},
         kind="automatic_rollback",

@@ -198,12 +198,14 @@ def test_what_the_immediate_rules_say_and_record(
     }
     assert (outage.name, outage.fired) == ("no-success", False)
     assert outage.text == (
-        "last 2 minutes: 36 successful call(s), 4 service failure(s) for 5 distinct user(s)"
+        "last 2 minutes: 36 successful call(s), 36 answered without a service failure, 4 service"
+        " failure(s) for 5 distinct user(s)"
     )
     assert {k: v for k, v in outage.evidence.items() if k != "perMinute"} == {
         "rule": "no-success",
         "window": {"from": end - timedelta(minutes=2), "to": end, "minutes": 2},
         "successful": 36,
+        "served": 36,
         "errors": 4,
         "failingUsers": 5,
     }
@@ -212,6 +214,7 @@ def test_what_the_immediate_rules_say_and_record(
         "requests": 20,
         "errors": 2,
         "successful": 18,
+        "served": 18,
     }
 
 

@@ -166,6 +166,29 @@ def test_one_success_in_the_2_minutes_stays_quiet(
     assert evaluate(store, now).action == "none"
 
 
+def test_an_upstream_outage_with_a_few_service_failures_never_turns_gating_off(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    """Contract 6: no third-party outage can move the rollback. Every source failing upstream
+    leaves no successful enrichment, yet each was answered by a working service."""
+    _phase(store, "full", now - timedelta(hours=2))
+    agg.minutes(now, 2, requests=203, errors=3, failed=200)
+    res = evaluate(store, now)
+    assert res.action == "none"
+    (outage,) = [t for t in res.assessment.triggers if t.name == "no-success"]
+    assert not outage.fired and outage.evidence["served"] == 400
+
+
+def test_refusals_are_no_evidence_that_the_service_works(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    """Every admitted call failing while the rest are refused (the gate, the limits) is still
+    no success: the refusals say nothing about the enrichment."""
+    _phase(store, "full", now - timedelta(hours=2))
+    agg.minutes(now, 2, requests=203, errors=3, successful=0, extra={"denied": 200})
+    assert evaluate(store, now).action == "immediate"
+
+
 def test_one_failing_minute_is_not_two(store: MemoryStore, agg: Any, now: datetime) -> None:
     _phase(store, "beta", now - timedelta(hours=2))
     agg.traffic(now - timedelta(minutes=1), requests=3, errors=3)
@@ -273,7 +296,7 @@ def test_cohort_p95_a_bucket_worse_takes_one_gradual_step(
     (trig,) = _history(store)[-1]["evidence"]["triggers"]
     assert trig["name"] == "cohort-latency" and trig["in"]["latencyCalls"] == 60
     assert trig["window"]["minutes"] == 30
-    assert "ERROR" in logs.severities()
+    assert "CRITICAL" in logs.severities() and "ERROR" not in logs.severities()  # contract 6
 
 
 def test_cohort_p95_in_the_same_bucket_stays_quiet(
