@@ -67,15 +67,22 @@ class BreakerMove:
     to: BreakerState
     text: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    reopen: bool = False
+    """Open again after a half-open period: the same incident as the first opening."""
 
 
 def _tally(
     buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], source: str
 ) -> dict[str, int]:
-    return {
+    """The source's tries over ``mins``: answers from the cache are no try of the source
+    (contract 6 judges its tries), so they count in neither the tries nor the successes."""
+    t = {
         key: sum(num(buckets.get(m, {}), f"src.{source}.{key}") for m in mins)
-        for key in ("requests", "upstreamFailures", "successful")
+        for key in ("requests", "upstreamFailures", "successful", "cacheHits")
     }
+    t["requests"] = max(0, t["requests"] - t["cacheHits"])
+    t["successful"] = max(0, t["successful"] - t["cacheHits"])
+    return t
 
 
 def _rate(t: Mapping[str, int]) -> float:
@@ -164,7 +171,7 @@ def _judge_half_open(
                 f"{source}: {drawn} probe tickets drawn, no outcome recorded in "
                 f"{th.open_minutes} minutes: probing again after another {th.open_minutes} minutes"
             )
-            return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn})
+            return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn}, True)
         return None  # no probe outcome yet
     if _rate(t) <= th.failure_rate:
         text = f"{source}: probe calls succeeded ({answered} of {t['requests']}): back on"
@@ -173,7 +180,7 @@ def _judge_half_open(
         f"{source}: probe calls failed upstream ({failed} of {t['requests']}): "
         f"switched off for another {th.open_minutes} minutes"
     )
-    return BreakerMove(source, BreakerState.OPEN, text, dict(t))
+    return BreakerMove(source, BreakerState.OPEN, text, dict(t), reopen=True)
 
 
 def apply_move(

@@ -652,15 +652,17 @@ def _move_breakers(
     store: DocumentStore, moves: Sequence[BreakerMove], now: datetime, by: str, log: LogFn
 ) -> tuple[str, ...]:
     """Record each breaker change (fresh reads; a lost race is left to the next run) and log
-    it at WARNING, once: the change itself is the incident's one line."""
+    it: at WARNING, alerting, when the breaker first opens (once per incident, contract 6);
+    at INFO when failed probes open it again or it closes (the same incident)."""
     done = []
     for move in moves:
         try:
             change = apply_move(store, move, now, by)
         except (changes.Conflict, changes.NoChange):
             continue
+        first = move.to is BreakerState.OPEN and not move.reopen
         log(
-            "WARNING",
+            "WARNING" if first else "INFO",
             f"source breaker {move.source} {move.to.value}",
             labels={"kind": "source_breaker"},
             kind="source_breaker",
@@ -670,7 +672,7 @@ def _move_breakers(
             configVersion=change.version,
             historyId=change.history_id,
             evidence=dict(move.evidence),
-            alert=move.to is BreakerState.OPEN,
+            alert=first,
         )
         done.append(move.text)
     return tuple(done)

@@ -193,3 +193,58 @@ def test_a_breaker_change_does_not_restart_the_phase_window(
         changes.advance(store, by="ops", reason="next phase", now=now)
     (window,) = [c for c in blocked.value.checks if c.name == "window elapsed"]
     assert window.numbers["elapsedHours"] == 30.0
+
+
+def test_answers_from_the_cache_are_no_tries_of_the_source(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    """Contract 6 judges a source's tries: every real GitHub fetch failing upstream opens its
+    breaker, however many calls the cache answered meanwhile (they counted as successes)."""
+    _phase(store, "premium", now - timedelta(hours=2))
+    for k in range(1, 6):
+        figures = {"requests": 12, "cacheHits": 8, "successful": 8, "upstreamFailures": 4}
+        agg.traffic(now - timedelta(minutes=k), sources={"github": figures})
+    assert len(evaluate(store, now).breakers) == 1
+    assert _state(store, now) is BreakerState.OPEN
+    entry = [d for p, d in sorted(store.docs.items()) if p.startswith(HISTORY_COLLECTION)][-1]
+    evidence = entry["evidence"]
+    assert (evidence["requests"], evidence["upstreamFailures"], evidence["cacheHits"]) == (
+        20,
+        20,
+        40,
+    )
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, severity: str, message: str, **fields: Any) -> None:
+        self.lines.append((severity, message, fields))
+
+
+def test_one_outage_is_one_warning_however_often_its_probes_fail(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    logs = _Lines()
+    evaluate(store, now, log=logs)
+    at = now
+    for _ in range(3):  # three half-open periods whose probes fail: the same incident
+        at += timedelta(minutes=6)
+        _probes(store, at, calls=2, failedUpstream=2)
+        evaluate(store, at, log=logs)
+    at += timedelta(minutes=6)
+    _probes(store, at, calls=2, answered=2)
+    evaluate(store, at, log=logs)
+    moves = [
+        (s, f["state"], f["alert"]) for s, _, f in logs.lines if f.get("kind") == "source_breaker"
+    ]
+    assert moves == [
+        ("WARNING", "open", True),
+        ("INFO", "open", False),
+        ("INFO", "open", False),
+        ("INFO", "open", False),
+        ("INFO", "closed", False),
+    ]
