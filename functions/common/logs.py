@@ -41,10 +41,12 @@ _handler: logging.Handler | None = None
 SDK_PASSED = "Callable request verification passed"
 """The start of the INFO line the functions SDK writes (through the root logger) for every
 callable request whose token checked out: a second line per call beside the gate's own, which
-carries the outcome. Dropped; the SDK's warnings and errors about tokens are kept."""
+carries the outcome. Dropped."""
 
 
 SDK_ENVELOPE = (
+    "Error validating token",
+    "Callable request verification failed",
     "Request body has extra fields",
     "Request body is missing data",
     "Request is missing body",
@@ -54,10 +56,12 @@ SDK_ENVELOPE = (
     "Invalid request, unable to process",
     "Unhandled error: ",
 )
-"""The starts of the lines the SDK writes (root logger) when it refuses a request body before
-the function runs. Some carry the body (the extra fields and their values, the whole JSON as a
-stray argument that makes logging print it to stderr), the last the parse error's message.
-Dropped: ``main`` writes its own refusal line for such a request, with no content."""
+"""The starts of the lines the SDK writes (root logger) when it refuses a token or a request
+body before the function runs. Some carry what the client sent: the token's verification error
+quotes the token (``Wrong number of segments in token: b'...'``: a pasted token, an e-mail), the
+body's the extra fields and their values, or the whole JSON as a stray argument that makes
+logging print it to stderr; the last, the parse error's message. Dropped: ``main`` writes its
+own refusal line for each such call (``_answered_by_sdk``), with the reason and no content."""
 
 
 def _not_sdk_pass(record: logging.LogRecord) -> bool:
