@@ -71,3 +71,17 @@ def was_paying(user_doc: Mapping[str, Any] | None) -> bool:
     if not isinstance(sub, Mapping) or sub.get("tier") != "premium":
         return False
     return sub.get("lifetime") is True or sub.get("status") in ("active", "trialing", "past_due")
+
+
+def paying_before(user_doc: Mapping[str, Any] | None, now: datetime, grace_days: int) -> bool:
+    """Whether a subscription about to change showed a paying subscriber at ``now``, for
+    conversions: premium now, or an uncanceled paid subscription whose period ended less than
+    ``grace_days`` ago (its renewal, written late, is no conversion). One lapsed longer, a
+    complimentary grant that ran out included, is a free user's: buying then converts."""
+    if is_premium(user_doc, now, grace_days):
+        return True
+    if not was_paying(user_doc):
+        return False
+    sub = (user_doc or {}).get("subscription") or {}
+    end = _as_datetime(sub.get("currentPeriodEnd"))
+    return end is None or now < end + timedelta(days=grace_days)  # no dates: its status says

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.logs import log
-from gating.entitlements import is_premium, rollout_groups, was_paying
+from gating.entitlements import is_premium, paying_before, rollout_groups
 from gating.rollout import in_cohort
 from stores.base import Inc, Write
 from stores.schema import conversion_path, usage_path
@@ -30,14 +30,16 @@ def subscription_changed(
     """Record a conversion when ``subscription`` turns premium. Returns True if recorded.
 
     A renewal or a recovery from ``past_due`` is not a conversion: only a user who was not a
-    paying subscriber before (free tier, canceled, or no subscription) converts. The trigger may
+    paying subscriber before (free tier, canceled, no subscription, or one that lapsed past the
+    grace days: ``paying_before``) converts. The trigger may
     be delivered more than once: ``event_id`` names the conversion document, so a redelivery
     finds it and records nothing.
     """
     now = app.now()
     if not app.settings.conversion_tracking:
         return False
-    if was_paying(before) or not is_premium(after, now, app.settings.grace_days):
+    grace = app.settings.grace_days
+    if paying_before(before, now, grace) or not is_premium(after, now, grace):
         return False
     sub = (after or {}).get("subscription")
     if isinstance(sub, Mapping) and sub.get("complimentary") is True:

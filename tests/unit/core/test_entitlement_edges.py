@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from common.vocab import Tier
-from gating.entitlements import is_premium, tier_of, was_paying
+from gating.entitlements import is_premium, paying_before, tier_of, was_paying
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -67,3 +67,27 @@ def test_tier_of_reads_the_grace_days() -> None:
 )
 def test_was_paying_is_an_uncanceled_premium_subscription(doc: Any, paying: bool) -> None:
     assert was_paying(doc) is paying
+
+
+@pytest.mark.parametrize(
+    ("doc", "paying"),
+    [
+        (_doc(status="active", currentPeriodEnd=NOW + timedelta(days=20)), True),
+        (_doc(status="active"), True),  # no end: premium
+        (_doc(status="active", currentPeriodEnd=NOW - timedelta(days=1)), True),  # renewal late
+        (_doc(status="past_due", currentPeriodEnd=NOW - timedelta(days=2)), True),
+        (_doc(status="active", currentPeriodEnd=NOW - timedelta(days=90)), False),  # lapsed
+        (_doc(status="past_due", currentPeriodEnd=NOW - timedelta(days=60)), False),
+        (
+            _doc(status="active", complimentary=True, currentPeriodEnd=NOW - timedelta(days=20)),
+            False,
+        ),
+        (_doc(status="canceled", currentPeriodEnd=NOW + timedelta(days=5)), False),
+        (_doc(lifetime=True, status="canceled"), True),
+        (None, False),
+    ],
+)
+def test_paying_before_a_change_follows_the_dates_with_the_grace_days(
+    doc: Any, paying: bool
+) -> None:
+    assert paying_before(doc, NOW, 3) is paying

@@ -411,6 +411,28 @@ def test_a_renewal_or_a_redelivered_trigger_is_not_another_conversion(
     assert _metric(store, "conversions") == 2
 
 
+def test_buying_again_long_after_a_subscription_lapsed_is_a_conversion(
+    svc: App, store: MemoryStore, clock: FakeClock
+) -> None:
+    """Section 1 makes a subscription past its period (and past the grace days) free, whatever
+    its status still says: paying then converts. A renewal written a day late does not."""
+    now = clock()
+
+    def sub(status: str, end_days: float, **more: Any) -> dict[str, Any]:
+        end = now + timedelta(days=end_days)
+        return {
+            "subscription": {"tier": "premium", "status": status, "currentPeriodEnd": end, **more}
+        }
+
+    bought = sub("active", 30)
+    assert conversions.subscription_changed(svc, "a", sub("active", -90), bought, "evt-a") is True
+    assert conversions.subscription_changed(svc, "b", sub("past_due", -60), bought, "evt-b") is True
+    grant = sub("active", -20, complimentary=True)
+    assert conversions.subscription_changed(svc, "c", grant, bought, "evt-c") is True
+    assert conversions.subscription_changed(svc, "d", sub("active", -1), bought, "evt-d") is False
+    assert _metric(store, "conversions") == 3
+
+
 def test_client_funnel_events_never_make_a_conversion_count_as_after_a_preview(
     svc: App, store: MemoryStore
 ) -> None:
