@@ -33,8 +33,10 @@ def _track(app: App, ctx: CallContext, raw: Any) -> Served:
         refused = CallFacts(reason=f"limit {rate.limit}/min")
         raise ResourceExhausted("Too many events; slow down.", details, facts=refused)
     recorded = app.settings.analytics_enabled and cfg.components.usageTracking
+    # Not recorded means not counted either: with tracking off the call is recorded as a call
+    # of the function (its request count, its audit), never as the funnel event it reported.
     return Served(
         {"eventId": ctx.request_id, "recorded": recorded},
         CallFacts(reason=req.event, cv_id=req.cv_id),
-        event=req.event,
+        event=req.event if recorded else None,
     )

@@ -285,6 +285,17 @@ def test_track_events_are_limited_per_minute_and_ignore_a_foreign_user_id(
     assert _metric(store, "upgradeClicks") == 1
 
 
+def test_a_funnel_event_not_recorded_is_not_counted_either(svc: App, store: MemoryStore) -> None:
+    """Contract 2.2: ``recorded: false`` while usage tracking is switched off, and section 5's
+    switch: the event reaches neither the user's records nor the funnel figures."""
+    seed_user(store, "fay")
+    set_config(store, components={"usageTracking": False})
+    for _ in range(3):
+        assert track.run(svc, Caller("fay"), {"event": "upgrade_clicked"})["recorded"] is False
+    assert _metric(store, "upgradeClicks", "m") == 0 and _metric(store, "trackedEvents", "m") == 0
+    assert counter(store, "fn.trackExternalDataUsage.requests", "m") == 3  # the calls still count
+
+
 def test_stats_are_zeros_for_a_new_user_and_private(svc: App) -> None:
     answer = stats.run(svc, Caller("newbie"), None)
     assert answer["totals"] == dict.fromkeys(
