@@ -144,6 +144,10 @@ class Recorder:
         out.extend(self.aggregate_writes(answered, self._counters(rec), self._minute_only(rec)))
         if self.settings.analytics_enabled and switches.usage_tracking and rec.uid:
             out.extend(self._usage(rec))
+        elif self.settings.conversion_tracking and rec.uid and _event_type(rec) in _FUNNEL:
+            # Usage records off, conversions on: a conversion still needs to know whether a
+            # preview or gate preceded it (the one field of the usage document it reads).
+            out.append(Write(usage_path(rec.uid), {"uid": rec.uid, "lastFunnelAt": rec.at}))
         if self.settings.audit_enabled and switches.security_audit:
             event = AUDIT_EVENT.get(rec.outcome)
             if rec.fn is not Fn.ENRICH and rec.outcome is Outcome.SUCCESS:
@@ -226,7 +230,7 @@ class Recorder:
         stats: dict[str, Any] = {"uid": rec.uid}
         if rec.fn is Fn.ENRICH and rec.outcome in _USER_COUNTED:
             stats.update(_user_enrich_stats(rec))
-        if kind in ("preview", "gate"):
+        if kind in _FUNNEL:
             # Only what the server served or refused: client events never decide conversions.
             stats["lastFunnelAt"] = rec.at
         out.append(Write(usage_path(rec.uid), stats))
@@ -249,6 +253,11 @@ class Recorder:
         if rec.request_id:
             doc["requestId"] = rec.request_id
         return Write(audit_path(uuid.uuid4().hex), doc, merge=False)
+
+
+_FUNNEL = ("preview", "gate")
+"""Usage event types that make a later upgrade a funnel conversion: what the server served or
+refused, never client events."""
 
 
 def _service_failure(rec: CallRecord) -> bool:
