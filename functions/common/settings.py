@@ -244,7 +244,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_TRACK_LIMIT_PER_MINUTE", "track_per_minute", _int(1, 1_000_000), "funnel events per user per minute"),
     Var("EXTERNAL_DATA_AUDIT_ENABLED", "audit_enabled", _bool, "write `external_data_security_audit`"),
     Var("EXTERNAL_DATA_ANALYTICS_ENABLED", "analytics_enabled", _bool, "write per-user usage events and totals"),
-    Var("EXTERNAL_DATA_CONVERSION_TRACKING", "conversion_tracking", _bool, "record conversions from the subscription trigger"),
+    Var("EXTERNAL_DATA_CONVERSION_TRACKING", "conversion_tracking", _bool, "record conversions from the subscription trigger (with usage records off, a preview or gate still writes `lastFunnelAt` alone, which a conversion reads)"),
     Var("EXTERNAL_DATA_UPGRADE_URL", "upgrade_url", _text, "`details.upgradeUrl` of the premium gate"),
     Var("EXTERNAL_DATA_CONFIG_TTL_SECONDS", "config_ttl_seconds", _int(0, 30), "how long an instance trusts its copy of the rollout config (max 30)"),
     Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long a positive entitlement / CV owner is cached per instance"),
