@@ -104,7 +104,7 @@ LATENCY_P50 = MetricDef(
     ("function",),
     "ms",
     "Median latency of the answers that did the work (refusals are not timed), from the minute's "
-    "summed histogram fn.<function>.lat (25%-wide buckets); absent without timed calls.",
+    "summed histogram fn.<function>.lat (5%-wide buckets); absent without timed calls.",
 )
 LATENCY_P95 = MetricDef(
     "latency_p95_ms", DBL, ("function",), "ms", "As latency_p50_ms, the 95th percentile."

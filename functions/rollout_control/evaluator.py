@@ -27,8 +27,9 @@ the gated cohort (``cohort.in``) does worse than the users outside it (``cohort.
 same minutes (a guarded-rollout comparison, not a fixed baseline):
 
 - ``cohort-latency``: p95 of ``cohort.in.lat`` > 1.2 x p95 of ``cohort.out.lat``. Needs at least
-  50 calls on each side. The histograms' buckets are 25% wide, so in practice this fires when
-  the cohort's p95 sits at least one bucket above the outside's.
+  50 calls on each side. The histograms' buckets are 5% wide, so this fires when the cohort's
+  p95 reads at least four buckets above the outside's (1.05^4 = 1.216): a true difference of
+  more than 26% always fires, one under 14% never does.
 - ``cohort-conversion``: conversion = ``conversions / (previews + gateShown)`` per side; fires
   when the outside's rate is above 0 and the cohort's is below half of it (dropped by more than
   50%). Needs at least 50 exposures (``previews + gateShown``) on each side.

@@ -14,8 +14,8 @@ callable's, see ``gating/recording.py``):
 beta (48 h)
   - critical errors = ``t.c.errors`` (service failures, contract 2.4); must be 0.
   - p95 latency = 95th percentile of the summed histogram ``t.fn.enrichCVWithExternalData.lat``
-    (every call of the enrichment callable); must be < 2500 ms. Histogram buckets are 25% wide,
-    so the value is the bucket's geometric middle.
+    (every call of the enrichment callable); must be < 2500 ms. Histogram buckets are 5% wide;
+    the value is the bucket's geometric middle.
   - completion = ``c.successful / (c.successful + c.failed)``: of the enrichments admitted past the
     gate and the rate limit, the share that returned data (``failed`` is: no source succeeded,
     engine crash, or store unavailable); must be > 90%.
@@ -28,8 +28,8 @@ premium (72 h)
   - stable latency: the p95 of ``fn.enrichCVWithExternalData.lat`` per hour bucket, over hours
     with at least ``MIN_CALLS_PER_HOUR`` calls (quieter hours say little about latency and are
     skipped); stable when every such hour's p95 is at most 20% above the median of those hourly
-    p95s. Needs at least ``MIN_STABLE_HOURS`` such hours. With 25%-wide histogram buckets this
-    means no hour's p95 sits a bucket above the median hour's.
+    p95s. Needs at least ``MIN_STABLE_HOURS`` such hours. With 5%-wide histogram buckets this
+    means no hour's p95 sits four buckets (1.05^4 = 1.216) or more above the median hour's.
   - premium access control held = ``c.gateShown / (c.gateShown + c.unauthorizedFull)``: of the
     full-enrichment requests by non-premium users inside the gate, the share refused; must be
     100% (vacuously 100% with no such requests).

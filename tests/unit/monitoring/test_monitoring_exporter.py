@@ -11,6 +11,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import monitoring_v3
 
+from common.histogram import bucket_of
 from observability import metrics as m
 from observability.exporter import (
     CURSOR_PATH,
@@ -55,7 +56,12 @@ def doc(requests: int = 10, errors: int = 1) -> dict[str, Any]:
         },
         "sec": {"unauthorizedAttempts": 1, "rateLimitViolations": 2, "unauthenticated": 0},
         "fn": {
-            ENR: {"requests": requests, "errors": errors, "denied": 3, "lat": {"20": 5, "30": 2}},
+            ENR: {
+                "requests": requests,
+                "errors": errors,
+                "denied": 3,
+                "lat": {str(bucket_of(80.0)): 5, str(bucket_of(700.0)): 2},
+            },
             "trackExternalDataUsage": {"requests": 4},
         },
         "src": {
@@ -104,7 +110,7 @@ def test_a_minute_becomes_the_defined_series_with_its_figures() -> None:
     assert pick(series, "rollout_phase") == 1
     assert pick(series, "evaluator_heartbeat_age") == 30.0
     p95 = pick(series, "latency_p95_ms", function=ENR)
-    assert 500 < p95 < 1000  # bucket 30 of the 1.25-ratio histogram: (646, 808] ms
+    assert 680 < p95 < 720  # the bucket of 700 ms, read as its geometric middle
     for s in series:
         d = m.BY_TYPE[s.metric.type]
         assert set(s.metric.labels) == set(d.labels)

@@ -1,8 +1,9 @@
 """A phase's checks as ``status`` shows them and ``advance`` records them as evidence (found by
 mutation testing, issue 13): every field of every check for known figures, and with no data.
-The values were worked out by hand: 100 calls, 99 in the 295.9 ms bucket and one four buckets
-up, have a p95 of 295.9 ms; 95 of 100 completed; 5 conversions of 40 exposures are 12.5%; of
-four hours at 40 calls, one a bucket slower (369.9 ms), the median is 295.9 ms (1.25x)."""
+The values were worked out by hand: 100 calls, 99 in the (287.1, 301.4] ms bucket (read as its
+geometric middle, 294.1 ms) and one four buckets up, have a p95 of 294.1 ms; 95 of 100
+completed; 5 conversions of 40 exposures are 12.5%; of four hours at 40 calls, one four buckets
+slower (294.1 x 1.05^4 = 357.5 ms), the median is 294.1 ms (1.22x)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_beta_checks_show_and_record_their_figures() -> None:
     }
     assert beta_checks(t) == [
         Check("critical errors", "= 0", "2", False, "FAIL", {"errors": 2}),
-        Check("p95 latency", "< 2.5 s", "296 ms", True, "ok", {"p95Ms": 295.9, "calls": 100}),
+        Check("p95 latency", "< 2.5 s", "294 ms", True, "ok", {"p95Ms": 294.1, "calls": 100}),
         Check("completion", "> 90%", "95.0% (95/100)", True, "ok", {"successful": 95, "failed": 5}),
         Check(
             "preview->premium conversion",
@@ -59,7 +60,7 @@ def _hours() -> dict[datetime, dict[str, Any]]:
     start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     return {
         start + timedelta(hours=k): {
-            "fn": {LAT: {"lat": {str(B + 1 if k == 2 else B): 40}}},
+            "fn": {LAT: {"lat": {str(B + 4 if k == 2 else B): 40}}},
             "c": {"gateShown": 3 if k == 0 else 0, "unauthorizedFull": 1 if k == 1 else 0},
         }
         for k in range(4)
@@ -71,13 +72,13 @@ def test_premium_checks_show_and_record_their_figures() -> None:
         Check(
             "stable latency",
             "hourly p95 <= 1.2 x median",
-            "worst 370 ms at 02:00 vs median 296 ms (1.25x)",
+            "worst 358 ms at 02:00 vs median 294 ms (1.22x)",
             False,
             "FAIL",
             {
                 "hours": 4,
-                "medianP95Ms": 295.9,
-                "worstP95Ms": 369.9,
+                "medianP95Ms": 294.1,
+                "worstP95Ms": 357.5,
                 "worstHour": "2026-11-23T02:00:00Z",
             },
         ),
