@@ -14,6 +14,7 @@ from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
+from gating.entitlements import is_premium
 from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
@@ -91,6 +92,15 @@ def take_unit(app: App, limiter: SlidingWindowLimiter, window: Window, limit: in
         doc = app.store.get_many([window.previous_path])[window.previous_path]
         previous = closed_count(app, window, doc, timedelta(0))
     return limiter.admit(window, limit, previous)
+
+
+def own_tier(app: App, uid: str, now: datetime) -> str:
+    """The caller's own tier (``free``/``premium``), for a refusal by a limit the same for both
+    tiers (funnel events, data rights): one read unless the instance holds the user."""
+    user = app.users.get(uid, now)
+    if user is None:
+        user = app.store.get_many([user_path(uid)])[user_path(uid)] or {}
+    return Tier.PREMIUM.value if is_premium(user, now, app.settings.grace_days) else "free"
 
 
 def limit_details(tier: str, rate: RateDecision, now: datetime) -> dict[str, Any]:

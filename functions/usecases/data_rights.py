@@ -26,7 +26,7 @@ from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import AUDIT, audit_path, usage_path
 from stores.userdata import audit_entries, audit_entries_by, erasable_paths, user_documents
-from usecases.admission import limit_details, take_unit
+from usecases.admission import limit_details, own_tier, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -102,7 +102,8 @@ def _authorized_target(app: App, ctx: CallContext, raw: Any) -> str:
     window = limiter.window(app.recorder.hash(uid) or uid, ctx.now)
     rate = take_unit(app, limiter, window, RIGHTS_PER_HOUR)
     if not rate.allowed:
-        details = limit_details("rights", rate, ctx.now)
+        tier = own_tier(app, uid, ctx.now)
+        details = {**limit_details(tier, rate, ctx.now), "scope": "rights"}
         refused = CallFacts(reason=f"limit {rate.limit}/h")
         raise ResourceExhausted("Too many data requests; try again later.", details, facts=refused)
     return target

@@ -43,7 +43,7 @@ def test_the_limit_frees_up_within_minutes_not_hours() -> None:
     with pytest.raises(ResourceExhausted) as refused:
         track.run(app, Caller("alice"), EVENT)
     details = refused.value.details or {}
-    assert details["tier"] == "events" and details["limit"] == 60
+    assert details["tier"] == "free" and details["scope"] == "events" and details["limit"] == 60
     # The first unit frees once the burst weighs 59 (60 * (1 - 1/60)): 10:01:01, rounded up.
     assert details["retryAfterSeconds"] == 62
     # 61 s later the previous minute's 60 weigh 59: exactly one more fits.

@@ -165,7 +165,9 @@ def test_five_requests_per_user_per_hour(app: App, clock: FakeClock) -> None:
     data_rights.run_delete(app, Caller(UID), {})  # the erasure did not reset the limit
     with pytest.raises(ResourceExhausted) as refused:
         data_rights.run_export(app, Caller(UID), {})
-    assert refused.value.details is not None and refused.value.details["limit"] == 5
+    details = refused.value.details or {}
+    assert details["limit"] == 5 and details["remaining"] == 0 and details["scope"] == "rights"
+    assert details["tier"] == "premium"  # the caller's own tier, as in every limit's details
     data_rights.run_export(app, Caller(NEIGHBOUR), {})  # per user
     clock.advance(hours=2)
     data_rights.run_export(app, Caller(UID), {})
