@@ -16,7 +16,7 @@ from typing import Any
 
 from common.errors import CallFacts, Internal, NotFound
 from common.logs import error_ref, log
-from common.vocab import Fn
+from common.vocab import Fn, SourceErrorCode, SourceStatus
 from enrichment.model import EnrichmentInput, EnrichmentResult
 from gating.decision import Decision
 from gating.ratelimit import RateDecision, Window
@@ -95,22 +95,36 @@ def _serve(
     facts = facts.with_(access=decision.access, reason=decision.reason.value)
     try:
         result = _run_engine(app, ctx, req, cfg, facts, ahead)
-    except Internal:
+    except (Internal, StoreError):  # a service failure after admission: not the user's
         _give_back(app, window, rate)
         raise
     facts = facts.with_(upstream_failure=bool(result.service_failure))
-    if facts.upstream_failure:
+    if facts.upstream_failure or _none_could_run(result):
         rate = _give_back(app, window, rate)
     return answer.served(ctx, req, decision, rate, cfg, facts, result)
 
 
+_NOT_THE_USERS = frozenset({SourceErrorCode.DISABLED.value, SourceErrorCode.NOT_CONFIGURED.value})
+"""Why a requested source may not run through no fault of the user: switched off by the
+operator or its breaker, or not configured (no API key)."""
+
+
+def _none_could_run(result: EnrichmentResult) -> bool:
+    """Fair quota (contract 2.1): no requested source ran, each for a reason of ours. An outage
+    that opened every requested source's breaker must not spend the users' quota."""
+    return bool(result.sources) and all(
+        r.status is SourceStatus.SKIPPED and r.error is not None and r.error.code in _NOT_THE_USERS
+        for r in result.sources
+    )
+
+
 def _give_back(app: App, window: Window, rate: RateDecision | None) -> RateDecision | None:
-    """Fair quota: the unit this call took, returned; the answer's ``remaining`` shows it."""
+    """Fair quota: the unit this call took, returned; the answer's ``remaining`` shows it, and
+    ``resetAt`` is then the window's end, as for any answer with units left."""
     if rate is None or not app.limiter.give_back(window, "fair quota"):
         return rate
-    return RateDecision(
-        rate.allowed, rate.limit, min(rate.limit, rate.remaining + 1), rate.reset_at
-    )
+    remaining = min(rate.limit, rate.remaining + 1)
+    return RateDecision(rate.allowed, rate.limit, remaining, window.end)
 
 
 def _read_ahead(app: App, req: EnrichRequest) -> Any:
