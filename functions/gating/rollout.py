@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from common.vocab import SOURCES
+from stores.base import doc_version
 from stores.schema import CONFIG_PATH, HISTORY_COLLECTION
 
 __all__ = ["CONFIG_PATH", "HISTORY_COLLECTION"]  # re-exported: the config's own paths
@@ -213,11 +214,12 @@ def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
     fallback = doc.get("fallbackEnabled", True)
     if not isinstance(fallback, bool):
         raise ConfigInvalid("fallbackEnabled must be true or false")
-    comps = _components(doc.get("components") or {})
-    messages = doc.get("messages") or {}
+    # Only a missing (or null) map means "the defaults": ``components: false`` written to turn
+    # everything off must not read as everything on.
+    comps = _components(_or_empty(doc.get("components")))
+    messages = _or_empty(doc.get("messages"))
     if not isinstance(messages, Mapping):
         raise ConfigInvalid("messages must be a map of texts")
-    version = doc.get("version", 0)
     updated_at = doc.get("updatedAt")
     sources = _sources(doc.get("sources"))
     breakers = _breakers(doc.get("breakers"))
@@ -240,7 +242,7 @@ def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
             shadow=shadow,
             breakers=breakers,
             phaseSince=_time(doc.get("phaseSince")),
-            version=version if isinstance(version, int) else 0,
+            version=doc_version(doc),
             updatedAt=_time(updated_at),
             updatedBy=doc.get("updatedBy") if isinstance(doc.get("updatedBy"), str) else None,
         )
@@ -249,6 +251,10 @@ def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
 
 def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
+
+
+def _or_empty(raw: Any) -> Any:
+    return {} if raw is None else raw
 
 
 def _components(raw: Any) -> Components:

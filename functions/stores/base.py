@@ -31,6 +31,15 @@ Filter = tuple[str, str, Any]
 ``array_contains`` (a list field holding the value)."""
 
 
+def doc_version(doc: Mapping[str, Any] | None) -> int:
+    """A compare-and-set document's ``version`` as every reader takes it: an integer, else 0
+    (missing, or corrupted to text or a float). The stores compare against this, the config
+    parser reads it, so a corrupted version can be written over instead of refusing every
+    change, the kill switch included, as "someone else changed it"."""
+    version = (doc or {}).get("version", 0)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
 class DocumentStore(Protocol):
     """Document reads and writes; every backend failure raises ``gating.errors.StoreError``."""
 

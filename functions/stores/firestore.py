@@ -24,7 +24,7 @@ from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
 from stores import inflight
-from stores.base import Filter, Inc, Write
+from stores.base import Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
@@ -362,7 +362,7 @@ class FirestoreStore:
         @firestore.transactional
         def run(txn: Any) -> None:
             snap = ref.get(transaction=txn)
-            version = int((snap.to_dict() or {}).get("version", 0)) if snap.exists else 0
+            version = doc_version(snap.to_dict()) if snap.exists else 0
             if version != expected_version:
                 raise ConfigConflict(f"expected version {expected_version}, found {version}")
             txn.set(ref, _to_firestore(dict(data)))
@@ -383,13 +383,8 @@ class FirestoreStore:
             raise StoreError(f"config write failed: {type(exc).__name__}") from exc
 
     def _version(self, path: str) -> int | None:
-        """The document's ``version`` as ``compare_and_set`` reads it (None when it does not
-        read as a number)."""
-        doc = self.get_many([path])[path] or {}
-        try:
-            return int(doc.get("version", 0))
-        except (TypeError, ValueError):
-            return None
+        """The document's ``version`` as ``compare_and_set`` reads it."""
+        return doc_version(self.get_many([path])[path])
 
     def delete_all(self) -> None:
         """Clear the emulator's database (refuses to run against a real project)."""

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stores.base import Filter, Inc, Write
+from stores.base import Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, StoreError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -142,7 +142,7 @@ class MemoryStore:
         with self._lock:
             self._enter()
             current = self.docs.get(path)
-            version = int(current.get("version", 0)) if current else 0
+            version = doc_version(current)
             if version != expected_version:
                 raise ConfigConflict(f"expected version {expected_version}, found {version}")
             self.docs[path] = copy.deepcopy(dict(data))

@@ -281,3 +281,25 @@ def test_refusals_that_never_end_are_a_conflict_after_the_attempts(
         changes.rollback_immediate(store, by="alice", reason="errors", now=now)
     assert len(calls) == changes.WRITE_ATTEMPTS
     assert store.docs[CONFIG_PATH]["version"] == 1 and len(_history(store)) == 1
+
+
+def test_the_kill_switch_works_on_a_config_whose_version_was_corrupted(
+    store: MemoryStore, now: datetime
+) -> None:
+    """A hand edit left ``version: "7"``: ``status`` reads version 0, so the writers expect 0,
+    and the store compared against 7: every change, the kill switch included, was refused as
+    "someone else changed the config", forever."""
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 1, "version": "7"}
+    changes.rollback_immediate(store, by="oncall", reason="incident", now=now)
+    doc = store.docs[CONFIG_PATH]
+    assert doc["components"]["premiumGating"] is False and doc["version"] == 1
+
+
+@pytest.mark.parametrize("field", ["components", "messages"])
+def test_a_map_written_as_false_is_refused_not_read_as_the_defaults(field: str) -> None:
+    """``components: false`` (meaning "everything off") read as "all on"."""
+    from gating.rollout import ConfigInvalid, parse
+
+    with pytest.raises(ConfigInvalid):
+        parse({"phase": "beta", field: False})
+    assert parse({"phase": "beta", field: None}).phase.value == "beta"

@@ -132,6 +132,18 @@ def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str)
     }
 
 
+@pytest.mark.parametrize("corrupt", ["7", 7.0, True, None, "abc"])
+def test_a_version_that_is_not_an_integer_reads_as_0(
+    store: DocumentStore, col: str, corrupt: object
+) -> None:
+    """The config parser reads such a version as 0, so the writers expect 0: the store must
+    agree, or every change (the kill switch included) is refused as a lost race, forever."""
+    path = f"{col}/config"
+    store.commit([Write(path, {"version": corrupt, "v": "bad"}, merge=False)])
+    store.compare_and_set(path, 0, {"version": 1, "v": "fixed"}, [])
+    assert store.get_many([path])[path] == {"version": 1, "v": "fixed"}
+
+
 def test_a_lost_lock_is_contended_and_a_moved_version_is_not(
     store: DocumentStore, col: str
 ) -> None:
