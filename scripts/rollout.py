@@ -594,7 +594,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
         ap.error("--limit must be at least 1")
-    now = args.at or datetime.now(UTC)
+    wall = datetime.now(UTC)
+    reading = args.command in ("status", "history") or getattr(args, "dry_run", False)
+    if args.at is not None and args.at > wall + timedelta(minutes=1) and not reading:
+        # A change made "as of" the future would pass the phase windows' time checks (48 h of
+        # beta) without the time having passed, and stamp the history out of order.
+        ap.error("--at in the future is only for status, history and evaluate --dry-run")
+    now = args.at or wall
     # Structured lines on stderr, as the functions write them; only what an operator must see.
     logs.configure("ERROR")
     try:

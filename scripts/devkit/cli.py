@@ -78,5 +78,9 @@ def operator_options() -> argparse.ArgumentParser:
         default=os.environ.get("USER") or getpass.getuser(),
         help="who is making the change (default $USER)",
     )
-    common.add_argument("--at", type=parse_iso, help="act as of this UTC time (tests and replays)")
+    common.add_argument(
+        "--at",
+        type=parse_iso,
+        help="act as of this UTC time (tests and replays; a change may not be in the future)",
+    )
     return common

@@ -1,0 +1,42 @@
+"""``scripts/rollout.py --at``: acting "as of" another time is for replays and tests. A change
+as of the future would pass the phase windows' time checks (beta's 48 h) without the time having
+passed, so it is refused before anything is read or written."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _rollout() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("rollout_cli", ROOT / "scripts" / "rollout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rollout_cli"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["advance", "--reason", "skip the window"],
+        ["rollback", "immediate", "--reason", "r"],
+        ["evaluate"],
+    ],
+)
+def test_a_change_as_of_the_future_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        _rollout().main([*argv, "--at", "2999-01-01T00:00:00Z"])
+    assert done.value.code == 2
+    assert "--at in the future is only for status, history and evaluate --dry-run" in (
+        capsys.readouterr().err
+    )
