@@ -500,7 +500,15 @@ def _safety_rows(store: Any, cfg: Any, now: datetime) -> list[tuple[str, str]]:
 def cmd_source(store: Any, args: argparse.Namespace, now: datetime) -> int:
     from rollout_control.breakers import set_source
 
-    res = set_source(store, args.name, args.state == "on", by=args.by, reason=args.reason, now=now)
+    res = set_source(
+        store,
+        args.name,
+        args.state == "on",
+        by=args.by,
+        reason=args.reason,
+        now=now,
+        expected_version=args.expect_version,
+    )
     print(f"{res.summary}: config v{res.version}, history {res.history_id}.")
     return OK
 

@@ -215,7 +215,14 @@ def apply_move(
 
 
 def set_source(
-    store: DocumentStore, source: str, enabled: bool, *, by: str, reason: str, now: datetime
+    store: DocumentStore,
+    source: str,
+    enabled: bool,
+    *,
+    by: str,
+    reason: str,
+    now: datetime,
+    expected_version: int | None = None,
 ) -> changes.ChangeResult:
     """The operator's switch ``sources.{name}.enabled`` (``rollout.py source NAME on|off``)."""
     if source not in SOURCES:
@@ -228,5 +235,11 @@ def set_source(
         return f"source {source} {'on' if enabled else 'off'}"
 
     return changes.apply_change(
-        store, f"source {'on' if enabled else 'off'}", mutate, by=by, reason=reason, now=now
+        store,
+        f"source {'on' if enabled else 'off'}",
+        mutate,
+        by=by,
+        reason=reason,
+        now=now,
+        expected_version=expected_version,
     )

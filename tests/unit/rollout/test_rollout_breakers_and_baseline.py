@@ -146,6 +146,13 @@ def test_the_operator_switch_is_a_recorded_change(store: MemoryStore, now: datet
     assert not parse(store.docs[CONFIG_PATH]).source_enabled("web")
     with pytest.raises(changes.InvalidChange):
         breakers.set_source(store, "myspace", False, by="ops", reason="x", now=now)
+    # --expect-version is honoured like every other change's (it was accepted and ignored)
+    version = store.docs[CONFIG_PATH]["version"]
+    with pytest.raises(changes.Conflict):
+        breakers.set_source(
+            store, "web", True, by="ops", reason="x", now=now, expected_version=version + 98
+        )
+    assert store.docs[CONFIG_PATH]["version"] == version
 
 
 def _seed_gated_conversion(agg: Any, at: datetime, exposures: int, conversions: int) -> None:
