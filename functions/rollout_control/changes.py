@@ -45,7 +45,7 @@ from gating.rollout import (
     parse,
 )
 from rollout_control import health, plan
-from stores.base import DocumentStore, Write
+from stores.base import DocumentStore, Write, doc_version
 from stores.errors import ConfigConflict, Contended
 
 COHORT_FIELDS = ("phase", "rolloutPercentage", "targetGroups", "fallbackEnabled")
@@ -111,8 +111,7 @@ _DOC_KEYS = set(RolloutConfig().to_doc())
 def read_current(store: DocumentStore) -> Current:
     """Read the config document; an invalid one is returned with ``problem`` set."""
     raw = store.get_many([CONFIG_PATH])[CONFIG_PATH]
-    version = raw.get("version", 0) if raw else 0
-    version = version if isinstance(version, int) and not isinstance(version, bool) else 0
+    version = doc_version(raw)
     extras = {k: v for k, v in (raw or {}).items() if k not in _DOC_KEYS}
     try:
         return Current(raw, version, parse(raw), None, extras)
@@ -170,6 +169,17 @@ def apply_change(
         )
     before = _working_copy(cur) if cur.raw is not None else None
     work = _working_copy(cur)
+    unreadable = cur.raw is not None and cur.cfg is None
+    if unreadable and action in _NEEDS_A_READABLE_CONFIG:
+        # The functions keep serving their last good config: a step computed from "no config"
+        # (phase off) would be wrong. A `set` that repairs the field still goes through.
+        raise InvalidChange(
+            f"refused: the config document does not parse ({cur.problem}); the functions keep "
+            "serving their last good config. Repair the field with `set` (e.g. `set --percentage"
+            " 25`), or turn gating off with `rollback immediate`."
+        )
+    if unreadable and action == "rollback immediate" and not _repairs(work, kill_switch_mutation):
+        work = RolloutConfig().to_doc()  # the kill switch must work: on a document that reads
     description = mutate(work, cur.cfg or RolloutConfig())
     if _comparable(work) == _comparable(before or RolloutConfig().to_doc()) and cur.raw is not None:
         raise NoChange(f"nothing to change: {description}")
@@ -193,6 +203,21 @@ def apply_change(
         entry["forced"] = True
     _write(store, cur.version, doc, hid, entry)
     return ChangeResult(action, version, hid, before, doc, description, evidence)
+
+
+_NEEDS_A_READABLE_CONFIG = frozenset({"advance", "advance (forced)", "rollback gradual"})
+"""Changes computed from the current config's meaning (the ladder, the phase's checks)."""
+
+
+def _repairs(work: Mapping[str, Any], mutate: Mutation) -> bool:
+    """Whether ``mutate`` leaves the raw document valid."""
+    trial = copy.deepcopy(dict(work))
+    mutate(trial, RolloutConfig())
+    try:
+        parse(trial)
+    except ConfigInvalid:
+        return False
+    return True
 
 
 def _require_who_and_why(by: str, reason: str) -> None:
@@ -310,6 +335,11 @@ def _check_phase_move(cur: Current, phase: str, force: bool) -> None:
         raise InvalidChange(
             f"refused: phase must be one of {', '.join(p.value for p in Phase)}, not {phase!r}"
         ) from None
+    if cur.raw is not None and cur.cfg is None and not force:
+        raise InvalidChange(
+            f"refused: the config document does not parse ({cur.problem}), so the phase it is "
+            "in is unknown; to repair the phase, set it with --force and a reason"
+        )
     current_phase = cur.cfg.phase if cur.cfg else Phase.OFF
     order = list(PHASE_ORDER)
     if order.index(target) > order.index(current_phase) and not force:

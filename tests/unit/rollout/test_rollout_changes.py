@@ -303,3 +303,24 @@ def test_a_map_written_as_false_is_refused_not_read_as_the_defaults(field: str) 
     with pytest.raises(ConfigInvalid):
         parse({"phase": "beta", field: False})
     assert parse({"phase": "beta", field: None}).phase.value == "beta"
+
+
+def test_a_config_that_does_not_parse_is_said_so_and_only_the_kill_switch_writes(
+    store: MemoryStore, now: datetime
+) -> None:
+    """An unreadable document read as phase off: `rollback gradual` said "already off" and exit
+    0, `set --phase beta` was refused as "moving from off to beta", while the functions serve
+    their last good config. Now every change names the problem; the kill switch, which must
+    work in an incident, writes a valid document with gating off (the old one in the history)."""
+    bad = {"phase": "beta", "rolloutPercentage": "abc", "version": 4}
+    store.docs[CONFIG_PATH] = dict(bad)
+    with pytest.raises(InvalidChange, match=r"does not parse \(rolloutPercentage"):
+        changes.rollback_gradual(store, by="a", reason="r", now=now)
+    with pytest.raises(InvalidChange, match=r"does not parse \(rolloutPercentage"):
+        changes.set_fields(store, phase="beta", by="a", reason="r", now=now)
+    assert store.docs[CONFIG_PATH] == bad
+    changes.rollback_immediate(store, by="oncall", reason="incident", now=now)
+    cfg = parse(store.docs[CONFIG_PATH])
+    assert not cfg.gating_active and cfg.version == 5
+    (entry,) = [d for p, d in store.docs.items() if p.startswith(HISTORY_COLLECTION)]
+    assert entry["before"]["rolloutPercentage"] == "abc"
