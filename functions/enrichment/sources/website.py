@@ -313,7 +313,9 @@ class WebsiteSource:
             return rp
         if resp.status in (401, 403):
             rp.rule = False
-        elif resp.status >= 500 or resp.status == 429:
+        elif resp.status == 429:
+            raise SourceFailure(ErrorCode.QUOTA, "the website is limiting our requests (429)")
+        elif resp.status >= 500:
             raise SourceFailure(ErrorCode.UPSTREAM, f"the website answered {resp.status}")
         elif resp.status >= 400 or resp.status in (301, 302, 303, 307, 308):
             rp.rule = True
@@ -478,8 +480,10 @@ def _check_start_status(status: int) -> None:
         raise SourceFailure(ErrorCode.NOT_FOUND, f"the website answered {status}")
     if status in (301, 302, 303, 307, 308):
         raise SourceFailure(ErrorCode.UPSTREAM, "the website redirects too often")
+    if status == 429:  # rate-limited, as GitHub's and the search provider's 429 are
+        raise SourceFailure(ErrorCode.QUOTA, "the website is limiting our requests (429)")
     if status != 200:
-        code = ErrorCode.UPSTREAM if status >= 500 or status == 429 else ErrorCode.NOT_FOUND
+        code = ErrorCode.UPSTREAM if status >= 500 else ErrorCode.NOT_FOUND
         raise SourceFailure(code, f"the website answered {status}")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from enrichment.engine import EnrichmentInput
 from enrichment.model import EnrichmentResult
 from enrichment.sources.website import WebsiteSource, normalise_url
@@ -201,3 +203,13 @@ def test_unusable_urls_are_invalid_input() -> None:
     for bad in ("ftp://example.com/", "javascript:alert(1)", "http://user:pw@example.com/"):
         report = engine.enrich(EnrichmentInput(sources=("website",), website=bad)).sources[0]
         assert (report.status, error_of(report).code) == ("failed", "invalid_input"), bad
+
+
+@pytest.mark.parametrize("path", ["/robots.txt", "/"])
+def test_a_site_limiting_our_requests_is_quota_like_every_source(path: str) -> None:
+    """429 is ``quota`` for GitHub and the search provider; the website said ``upstream``, so a
+    site rate-limiting us gave the unit back and counted toward the website's breaker."""
+    routes = {path: Reply(429, "slow down", {"Content-Type": "text/plain", "Retry-After": "60"})}
+    with fake_website(routes=routes) as url:
+        report = crawl(url).sources[0]
+    assert (report.status, error_of(report).code) == ("failed", "quota")
