@@ -79,6 +79,10 @@ def gradual_step(phase: Phase, percentage: int) -> tuple[dict[str, Any], str] | 
     """The next gradual-rollback step from (phase, percentage): the fields to set and a
     one-line description, or ``None`` when the rollout is already off (see module docstring)."""
     if phase in (Phase.FULL, Phase.PREMIUM):
+        if phase is Phase.FULL:
+            # Everyone is gated in full, whatever percentage the document kept from before
+            # (`set --phase full` leaves it): the plan's first step halves 100%.
+            percentage = 100
         half = percentage // 2
         if half > GRADUAL_FLOOR:
             return (

@@ -146,6 +146,21 @@ def test_gradual_rollback_ladder(store: MemoryStore, now: datetime) -> None:
         changes.rollback_gradual(store, by="a", reason="slow", now=now)
 
 
+def test_the_first_step_down_from_full_halves_everyone_whatever_percentage_was_kept(
+    store: MemoryStore, now: datetime
+) -> None:
+    """`set --phase full --force` keeps the document's percentage (25): the first gradual step
+    went from full (100% gated) to premium 12% in one move, not the plan's 50%."""
+    changes.set_fields(
+        store, phase="premium", percentage=25, force=True, by="a", reason="p", now=now
+    )
+    changes.set_fields(store, phase="full", force=True, by="a", reason="full", now=now)
+    assert _cfg(store).rolloutPercentage == 25  # kept, and meaningless in full
+    changes.rollback_gradual(store, by="a", reason="slow", now=now)
+    cfg = _cfg(store)
+    assert (cfg.phase.value, cfg.rolloutPercentage) == ("premium", 50)
+
+
 def test_gradual_from_beta_is_complete_rollback(store: MemoryStore, now: datetime) -> None:
     changes.advance(store, by="a", reason="beta", now=now)
     changes.rollback_gradual(store, by="a", reason="r", now=now)
