@@ -343,13 +343,27 @@ def cmd_set(store: Any, args: argparse.Namespace, now: datetime) -> int:
     )
 
 
+def _reason(text: str) -> str:
+    """``--reason``: some words (a usage error, exit 2, before anything is read)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a reason is required (it is kept in the history)")
+    return text
+
+
+def _percentage(text: str) -> int:
+    """``--percentage``: a whole number from 0 to 100 (a usage error otherwise, exit 2)."""
+    if not (text.isascii() and text.strip().isdigit()) or not 0 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 0 to 100")
+    return int(text)
+
+
 def _other_fields(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.shadow is not None:
         out["shadow"] = args.shadow
     if args.max_cohort_users is not None:
         text = args.max_cohort_users.strip().lower()
-        if text != "none" and not text.isdigit():
+        if text != "none" and not (text.isascii() and text.isdigit()):
             raise Usage("--max-cohort-users takes a number of users or 'none'")
         out["maxCohortUsers"] = None if text == "none" else int(text)
     return out
@@ -516,7 +530,7 @@ def cmd_source(store: Any, args: argparse.Namespace, now: datetime) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = cli.operator_options()
     change = argparse.ArgumentParser(add_help=False)
-    change.add_argument("--reason", required=True, help="why (kept in history)")
+    change.add_argument("--reason", required=True, type=_reason, help="why (kept in history)")
     change.add_argument(
         "--expect-version",
         type=int,
@@ -548,8 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--component", choices=COMPONENTS)
 
     p = sub.add_parser("set", parents=[common, change], help="set fields directly (validated)")
-    p.add_argument("--phase", help="off | beta | premium | full (forward needs --force)")
-    p.add_argument("--percentage", type=int, help="rolloutPercentage 0..100")
+    p.add_argument(
+        "--phase",
+        choices=("off", "beta", "premium", "full"),
+        help="off | beta | premium | full (forward needs --force)",
+    )
+    p.add_argument("--percentage", type=_percentage, help="rolloutPercentage 0..100")
     p.add_argument("--fallback", type=_bool, help="on | off")
     p.add_argument("--groups", help="target groups, comma separated")
     p.add_argument("--force", action="store_true", help="allow moving the phase forward")

@@ -107,14 +107,15 @@ def test_advance_from_off_to_beta_is_versioned_with_history(fs: Any) -> None:
     assert r.returncode == 0 and "advance off -> beta" in r.stdout and "alice" in r.stdout
 
 
-def test_bad_configs_are_refused_with_a_clear_message(fs: Any) -> None:
+def test_bad_values_are_usage_errors_with_a_clear_message(fs: Any) -> None:
+    """The README's exit codes: a bad value is a usage error (2), caught before any read."""
     assert cli("advance", "--reason", "beta").returncode == 0
     r = cli("set", "--percentage", "140", "--reason", "typo")
-    assert r.returncode == 1
-    assert "rolloutPercentage must be from 0 to 100, not 140" in r.stderr
+    assert r.returncode == 2
+    assert "'140': a whole number from 0 to 100" in r.stderr
     assert "Traceback" not in r.stderr
     r = cli("set", "--phase", "gamma", "--reason", "typo")
-    assert r.returncode == 1 and "phase must be one of off, beta, premium, full" in r.stderr
+    assert r.returncode == 2 and "invalid choice: 'gamma'" in r.stderr
     assert config(fs)["version"] == 1
 
 
