@@ -63,7 +63,10 @@ def begin(app: App, ctx: CallContext, key: str, digest: str) -> Claim | dict[str
     while True:
         doc = app.store.get_many([path])[path]
         now = app.now()
-        if doc is not None and _live(doc, now) and doc.get("requestHash") != digest:
+        used = doc is not None and _live(doc, now) and not _free(doc, now)
+        if used and doc is not None and doc.get("requestHash") != digest:
+            # A key whose call was refused before it was served (released) gave no answer:
+            # the request, corrected, may use it again.
             raise InvalidArgument("idempotencyKey", "was already used for a different request")
         if doc is not None and _live(doc, now) and doc.get("state") == "done":
             answer = json.loads(str(doc.get("answer")))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from common.errors import Unavailable
+from common.errors import InvalidArgument, Unavailable
 from common.settings import load_settings
 from stores.errors import StoreError
 from stores.memory import MemoryStore
@@ -96,3 +96,19 @@ def test_a_claim_its_call_could_not_release_ends_with_its_lease(
     # Past it (the function's timeout has passed), the retry claims the key and runs.
     clock.advance(seconds=idempotency.LEASE.total_seconds())
     assert enrich.run(app, Caller("pat"), REQUEST)["status"] == "success"
+
+
+def test_a_key_whose_call_was_refused_serves_the_corrected_request(app: App, store: Flaky) -> None:
+    """The first call was refused (a CV that is not the caller's) and released its key: it gave
+    no answer, so the corrected request under the same key runs instead of being refused as a
+    different request for the key's hour."""
+    from common.errors import NotFound
+
+    key = {"idempotencyKey": "fix-and-retry-01"}
+    with pytest.raises(NotFound):
+        enrich.run(app, Caller("pat"), {"cvId": "cv-typo", **key})
+    answer = enrich.run(app, Caller("pat"), {"cvId": "cv-pat", **key})
+    assert answer["status"] == "success"
+    # Once answered, the key is used: another request under it is refused.
+    with pytest.raises(InvalidArgument):
+        enrich.run(app, Caller("pat"), {"cvId": "cv-typo", **key})
