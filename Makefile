@@ -94,6 +94,8 @@ $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
 	@"$$($(WITH_EMULATORS) --print-java)" -version 2>&1 | head -n 1 | sed 's/^/setup: java: /'
 	touch $@
 
+# The storage suites run in the unit phase on the in-memory store, then here on the emulator too
+# (REQUIRE_FIRESTORE_EMULATOR=1: without it they fail at collection, never run half quietly).
 # The rules and storage suites run without the functions emulator: they test the rules and the
 # stores on data they seed, and the functions' delete triggers (a deleted CV's results, a
 # deleted profile's data) would otherwise remove that data between two tests.
@@ -106,7 +108,7 @@ test: setup
 	$(PY) -m pytest tests/unit -q >$$unit_log 2>&1 & unit=$$!; \
 	trap 'kill $$unit 2>/dev/null || true' EXIT; \
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator -q || status=$$?; \
-	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q || status=$$?; \
+	REQUIRE_FIRESTORE_EMULATOR=1 WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q || status=$$?; \
 	unit_status=0; wait $$unit || unit_status=$$?; \
 	echo "---- unit tests (tests/unit) ----"; cat $$unit_log; \
 	if [ $$unit_status != 0 ]; then status=$$unit_status; fi; \
@@ -118,7 +120,7 @@ test-unit: setup
 
 test-emulator: setup
 	$(WITH_EMULATORS) $(PY) -m pytest tests/emulator -q
-	WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q
+	REQUIRE_FIRESTORE_EMULATOR=1 WITH_EMULATORS_ONLY=auth,firestore $(WITH_EMULATORS) $(PY) -m pytest tests/rules tests/unit/enrichment/test_enrichment_cache.py tests/unit/stores/test_store_contract.py tests/unit/stores/test_rollup.py -q
 
 demo: setup
 	$(WITH_EMULATORS) $(PY) scripts/demo.py

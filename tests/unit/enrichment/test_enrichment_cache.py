@@ -15,13 +15,14 @@ import pytest
 
 from enrichment.cache import CacheEntry, CacheStore, MemoryCacheStore, StoreCacheStore, cache_key
 from stores.memory import MemoryStore
+from tests.support.emulated import firestore_emulator
 from tests.unit.enrichment.helpers import T0
 
 
 def _stores() -> Iterator[Any]:  # pytest.param values (ParameterSet is not public)
     yield pytest.param(lambda: MemoryCacheStore(), id="memory")
     yield pytest.param(lambda: StoreCacheStore(MemoryStore()), id="document-store-memory")
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+    if firestore_emulator():
 
         def emulator() -> CacheStore:
             from stores.firestore import FirestoreStore, make_client

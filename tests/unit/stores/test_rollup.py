@@ -7,7 +7,6 @@ of its own there, so the shared cursor of other tests is never touched).
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import uuid
@@ -28,6 +27,7 @@ from recording.recorder import CallRecord, Recorder, Switches
 from stores.base import DocumentStore, Write
 from stores.memory import MemoryStore
 from stores.schema import METRICS, ROLLUP_PATH
+from tests.support.emulated import firestore_emulator
 
 T0 = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -35,7 +35,7 @@ EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 def _stores() -> Iterator[object]:
     yield pytest.param(MemoryStore, id="memory")
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+    if firestore_emulator():
 
         def firestore() -> DocumentStore:
             from stores.firestore import FirestoreStore, make_client

@@ -4,7 +4,6 @@ runs this file again under the emulators)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,15 +12,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stores.base import DocumentStore, Inc, Write
-from stores.errors import ConfigConflict, Contended
+from stores.errors import ConfigConflict
 from stores.memory import MemoryStore
+from tests.support.emulated import firestore_emulator
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
 def _stores() -> Iterator[object]:
     yield pytest.param(MemoryStore, id="memory")
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+    if firestore_emulator():
 
         def firestore() -> DocumentStore:
             from stores.firestore import FirestoreStore, make_client
@@ -142,34 +142,6 @@ def test_a_version_that_is_not_an_integer_reads_as_0(
     store.commit([Write(path, {"version": corrupt, "v": "bad"}, merge=False)])
     store.compare_and_set(path, 0, {"version": 1, "v": "fixed"}, [])
     assert store.get_many([path])[path] == {"version": 1, "v": "fixed"}
-
-
-def test_a_lost_lock_is_contended_and_a_moved_version_is_not(
-    store: DocumentStore, col: str
-) -> None:
-    """A compare-and-set aborted while another transaction holds the document (its version
-    unmoved) is ``Contended``: nothing had landed, and made again it lands. One against a
-    version that moved is a plain ``ConfigConflict``."""
-    if isinstance(store, MemoryStore):
-        pytest.skip("only Firestore's transactions hold locks")
-    from stores.firestore import FirestoreStore
-
-    assert isinstance(store, FirestoreStore)
-    path = f"{col}/config"
-    store.compare_and_set(path, 0, {"version": 1}, [])
-    holder = store.client.transaction()
-    holder._begin()  # a transaction left open, as a slow racing writer's is
-    store.client.document(path).get(transaction=holder)
-    try:
-        with pytest.raises(Contended):
-            store.compare_and_set(path, 1, {"version": 2}, [])
-    finally:
-        holder._rollback()
-    assert store.get_many([path])[path] == {"version": 1}
-    store.compare_and_set(path, 1, {"version": 2}, [])
-    with pytest.raises(ConfigConflict) as refused:
-        store.compare_and_set(path, 1, {"version": 2, "late": True}, [])
-    assert not isinstance(refused.value, Contended)
 
 
 def test_delete_many_removes_the_named_documents_only(store: DocumentStore, col: str) -> None:
