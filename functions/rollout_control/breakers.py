@@ -171,7 +171,7 @@ def _judge_half_open(
                 f"{source}: {drawn} probe tickets drawn, no outcome recorded in "
                 f"{th.open_minutes} minutes: probing again after another {th.open_minutes} minutes"
             )
-            return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn}, True)
+            return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn}, reopen=True)
         return None  # no probe outcome yet
     if _rate(t) <= th.failure_rate:
         text = f"{source}: probe calls succeeded ({answered} of {t['requests']}): back on"

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Protocol
 
 from gating.rollout import (
@@ -145,6 +146,40 @@ def history_id(at: datetime, version: int) -> str:
     return f"{at.strftime('%Y%m%dT%H%M%S%f')}-v{version:05d}"
 
 
+class Unreadable(Enum):
+    """What a change does to a config document that does not parse (the functions keep
+    serving their last good config meanwhile)."""
+
+    REPAIR = "repair"
+    """Applied to the raw document; validation decides (a `set` that fixes the field passes)."""
+    REFUSE = "refuse"
+    """Refused: the change is computed from the config's meaning (a step down the ladder),
+    which a broken document does not have."""
+    REPLACE = "replace"
+    """Applied to the raw document if that makes it valid, else to a valid default one: the
+    kill switch must work whatever the document holds."""
+
+
+def _unreadable(
+    cur: Current, work: dict[str, Any], mutate: Mutation, policy: Unreadable
+) -> dict[str, Any]:
+    """The working copy ``policy`` makes of a document that does not parse."""
+    if policy is Unreadable.REFUSE:
+        raise InvalidChange(
+            f"refused: the config document does not parse ({cur.problem}); the functions keep "
+            "serving their last good config. Repair the field with `set` (e.g. `set --percentage"
+            " 25`), or turn gating off with `rollback immediate`."
+        )
+    if policy is Unreadable.REPLACE:
+        trial = copy.deepcopy(work)
+        mutate(trial, RolloutConfig())
+        try:
+            parse(trial)
+        except ConfigInvalid:
+            return RolloutConfig().to_doc()
+    return work
+
+
 def apply_change(
     store: DocumentStore,
     action: str,
@@ -157,9 +192,11 @@ def apply_change(
     forced: bool = False,
     expected_version: int | None = None,
     current: Current | None = None,
+    unreadable: Unreadable = Unreadable.REPAIR,
 ) -> ChangeResult:
     """Apply one change (see the module docstring). Raises ``InvalidChange``, ``Conflict`` or
-    ``NoChange``; ``gating.errors.StoreError`` when the store cannot be reached."""
+    ``NoChange``; ``gating.errors.StoreError`` when the store cannot be reached. ``unreadable``
+    says what the change does to a document that does not parse."""
     _require_who_and_why(by, reason)
     cur = current or read_current(store)
     if expected_version is not None and expected_version != cur.version:
@@ -169,17 +206,8 @@ def apply_change(
         )
     before = _working_copy(cur) if cur.raw is not None else None
     work = _working_copy(cur)
-    unreadable = cur.raw is not None and cur.cfg is None
-    if unreadable and action in _NEEDS_A_READABLE_CONFIG:
-        # The functions keep serving their last good config: a step computed from "no config"
-        # (phase off) would be wrong. A `set` that repairs the field still goes through.
-        raise InvalidChange(
-            f"refused: the config document does not parse ({cur.problem}); the functions keep "
-            "serving their last good config. Repair the field with `set` (e.g. `set --percentage"
-            " 25`), or turn gating off with `rollback immediate`."
-        )
-    if unreadable and action == "rollback immediate" and not _repairs(work, kill_switch_mutation):
-        work = RolloutConfig().to_doc()  # the kill switch must work: on a document that reads
+    if cur.raw is not None and cur.cfg is None:
+        work = _unreadable(cur, work, mutate, unreadable)
     description = mutate(work, cur.cfg or RolloutConfig())
     if _comparable(work) == _comparable(before or RolloutConfig().to_doc()) and cur.raw is not None:
         raise NoChange(f"nothing to change: {description}")
@@ -203,21 +231,6 @@ def apply_change(
         entry["forced"] = True
     _write(store, cur.version, doc, hid, entry)
     return ChangeResult(action, version, hid, before, doc, description, evidence)
-
-
-_NEEDS_A_READABLE_CONFIG = frozenset({"advance", "advance (forced)", "rollback gradual"})
-"""Changes computed from the current config's meaning (the ladder, the phase's checks)."""
-
-
-def _repairs(work: Mapping[str, Any], mutate: Mutation) -> bool:
-    """Whether ``mutate`` leaves the raw document valid."""
-    trial = copy.deepcopy(dict(work))
-    mutate(trial, RolloutConfig())
-    try:
-        parse(trial)
-    except ConfigInvalid:
-        return False
-    return True
 
 
 def _require_who_and_why(by: str, reason: str) -> None:
@@ -492,7 +505,9 @@ class SimpleChange(Protocol):
     ) -> ChangeResult: ...
 
 
-def _simple_change(action: str, mutation: Mutation, doc: str) -> SimpleChange:
+def _simple_change(
+    action: str, mutation: Mutation, doc: str, unreadable: Unreadable
+) -> SimpleChange:
     """``action`` applied with ``mutation``: one definition for the rollbacks' entry points."""
 
     def change(
@@ -511,13 +526,16 @@ def _simple_change(action: str, mutation: Mutation, doc: str) -> SimpleChange:
             reason=reason,
             now=now,
             expected_version=expected_version,
+            unreadable=unreadable,
         )
 
     change.__doc__ = doc
     return change
 
 
-rollback_immediate = _simple_change("rollback immediate", kill_switch_mutation, "The kill switch.")
+rollback_immediate = _simple_change(
+    "rollback immediate", kill_switch_mutation, "The kill switch.", Unreadable.REPLACE
+)
 
 
 def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
@@ -530,7 +548,9 @@ def gradual_mutation(doc: dict[str, Any], cfg: RolloutConfig) -> str:
     return "gradual rollback, " + description
 
 
-rollback_gradual = _simple_change("rollback gradual", gradual_mutation, "One gradual step.")
+rollback_gradual = _simple_change(
+    "rollback gradual", gradual_mutation, "One gradual step.", Unreadable.REFUSE
+)
 
 
 def _component(name: str) -> str:

@@ -382,7 +382,7 @@ class FirestoreStore:
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StoreError(f"config write failed: {type(exc).__name__}") from exc
 
-    def _version(self, path: str) -> int | None:
+    def _version(self, path: str) -> int:
         """The document's ``version`` as ``compare_and_set`` reads it."""
         return doc_version(self.get_many([path])[path])
 

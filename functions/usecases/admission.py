@@ -14,7 +14,7 @@ from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
-from gating.entitlements import is_premium
+from gating.entitlements import tier_of
 from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
@@ -100,12 +100,16 @@ def own_tier(app: App, uid: str, now: datetime) -> str:
     user = app.users.get(uid, now)
     if user is None:
         user = app.store.get_many([user_path(uid)])[user_path(uid)] or {}
-    return Tier.PREMIUM.value if is_premium(user, now, app.settings.grace_days) else "free"
+    return tier_of(user, now, app.settings.grace_days).value
 
 
-def limit_details(tier: str, rate: RateDecision, now: datetime) -> dict[str, Any]:
-    """The ``details`` of a ``resource-exhausted`` answer (contract section 4)."""
+def limit_details(
+    tier: str, rate: RateDecision, now: datetime, scope: str | None = None
+) -> dict[str, Any]:
+    """The ``details`` of a ``resource-exhausted`` answer (contract section 4); ``scope`` names
+    a limit other than the hourly enrichment one (``events``, ``rights``)."""
     return {
+        **({"scope": scope} if scope else {}),
         "tier": tier,
         "limit": rate.limit,
         "remaining": 0,

@@ -102,8 +102,7 @@ def _authorized_target(app: App, ctx: CallContext, raw: Any) -> str:
     window = limiter.window(app.recorder.hash(uid) or uid, ctx.now)
     rate = take_unit(app, limiter, window, RIGHTS_PER_HOUR)
     if not rate.allowed:
-        tier = own_tier(app, uid, ctx.now)
-        details = {**limit_details(tier, rate, ctx.now), "scope": "rights"}
+        details = limit_details(own_tier(app, uid, ctx.now), rate, ctx.now, "rights")
         refused = CallFacts(reason=f"limit {rate.limit}/h")
         raise ResourceExhausted("Too many data requests; try again later.", details, facts=refused)
     return target

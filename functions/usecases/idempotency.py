@@ -63,16 +63,17 @@ def begin(app: App, ctx: CallContext, key: str, digest: str) -> Claim | dict[str
     while True:
         doc = app.store.get_many([path])[path]
         now = app.now()
-        used = doc is not None and _live(doc, now) and not _free(doc, now)
-        if used and doc is not None and doc.get("requestHash") != digest:
+        live = doc if doc is not None and _live(doc, now) else None
+        free = live is None or _free(live, now)
+        if not free and live is not None and live.get("requestHash") != digest:
             # A key whose call was refused before it was served (released) gave no answer:
             # the request, corrected, may use it again.
             raise InvalidArgument("idempotencyKey", "was already used for a different request")
-        if doc is not None and _live(doc, now) and doc.get("state") == "done":
-            answer = json.loads(str(doc.get("answer")))
+        if live is not None and live.get("state") == "done":
+            answer = json.loads(str(live.get("answer")))
             if isinstance(answer, dict):
                 return answer
-        if doc is None or not _live(doc, now) or _free(doc, now):
+        if free:
             claim = _try_claim(app, ctx, path, doc, digest, now)
             if claim is not None:
                 return claim

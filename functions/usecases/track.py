@@ -29,7 +29,7 @@ def _track(app: App, ctx: CallContext, raw: Any) -> Served:
     # Funnel events need no settling time: one extra event at a boundary is harmless.
     rate = take_unit(app, app.track_limiter, window, app.settings.track_per_minute)
     if not rate.allowed:
-        details = {**limit_details(own_tier(app, uid, ctx.now), rate, ctx.now), "scope": "events"}
+        details = limit_details(own_tier(app, uid, ctx.now), rate, ctx.now, "events")
         refused = CallFacts(reason=f"limit {rate.limit}/min")
         raise ResourceExhausted("Too many events; slow down.", details, facts=refused)
     recorded = app.settings.analytics_enabled and cfg.components.usageTracking
