@@ -25,6 +25,7 @@ for _p in (ROOT, ROOT / "functions"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from common.vocab import SOURCES  # noqa: E402
 from loadtests import check, counting, faults  # noqa: E402
 from loadtests.seed import seed  # noqa: E402
 from loadtests.stack import ServeConfig, Stack, describe, rss_kb  # noqa: E402
@@ -89,16 +90,13 @@ ARRIVALS = {
 }
 
 
-SOURCE_NAMES = ("github", "linkedin", "website", "web")
-
-
 def _sources(text: str) -> str:
     """``--sources``: known names, each once, in the order given."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SOURCE_NAMES]
+    unknown = [n for n in names if n not in SOURCES]
     if not names or unknown or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: name each of {', '.join(SOURCE_NAMES)} at most once, comma-separated"
+            f"{text!r}: name each of {', '.join(SOURCES)} at most once, comma-separated"
         )
     return ",".join(names)
 

@@ -39,7 +39,7 @@ import scripts._venv  # noqa: F401 - first: re-executes under .venv when started
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
 from common import logs
-from gating.rollout import COMPONENTS, FREE_USER_MESSAGES, PREMIUM_USER_MESSAGES
+from gating.rollout import COMPONENTS, FREE_USER_MESSAGES, PREMIUM_USER_MESSAGES, Phase
 from rollout_control import changes, health, plan
 from rollout_control.evaluator import assess, evaluate
 from scripts.devkit import cli
@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("set", parents=[common, change], help="set fields directly (validated)")
     p.add_argument(
         "--phase",
-        choices=("off", "beta", "premium", "full"),
+        choices=[p.value for p in Phase],
         help="off | beta | premium | full (forward needs --force)",
     )
     p.add_argument("--percentage", type=_percentage, help="rolloutPercentage 0..100")
