@@ -13,17 +13,23 @@ def trim_preview(data: Mapping[str, Any], *, propagate: bool = False) -> dict[st
     """At most ``PREVIEW_ITEMS`` items per list; ``locked: true`` on every section trimmed.
 
     A source section (``github``, ...) is also locked when something nested in it was trimmed
-    (``propagate``); ``enrichedData`` itself only when its own lists (skills, projects) were.
+    (``propagate``), in a map or in an item of one of its lists; ``enrichedData`` itself only
+    when its own lists (skills, projects) were.
     """
     out: dict[str, Any] = {}
     locked = False
     for key, value in data.items():
         if isinstance(value, list):
-            locked = locked or len(value) > PREVIEW_ITEMS
-            out[key] = [
+            items = [
                 trim_preview(item, propagate=True) if isinstance(item, Mapping) else item
                 for item in value[:PREVIEW_ITEMS]
             ]
+            locked = (
+                locked
+                or len(value) > PREVIEW_ITEMS
+                or (propagate and any(isinstance(i, dict) and i.get("locked") for i in items))
+            )
+            out[key] = items
         elif isinstance(value, Mapping):
             inner = trim_preview(value, propagate=True)
             locked = locked or (propagate and bool(inner.get("locked")))

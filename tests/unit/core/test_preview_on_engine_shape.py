@@ -79,13 +79,15 @@ def _answers(result: EnrichmentResult) -> tuple[dict[str, Any], dict[str, Any]]:
 def _expected(full: Mapping[str, Any], propagate: bool) -> dict[str, Any]:
     """The preview of ``full`` as gating/preview.py documents it, written out independently:
     lists cut to 3 (their mapping items previewed as sections), ``locked`` on a mapping whose
-    own list was cut, and on a nested section (not the top) when something in a nested map was."""
+    own list was cut, and on a nested section (not the top) when something in a nested map or
+    in an item of one of its lists was."""
     out: dict[str, Any] = {}
     locked = False
     for key, value in full.items():
         if isinstance(value, list):
             locked |= len(value) > 3
             out[key] = [_expected(v, True) if isinstance(v, Mapping) else v for v in value[:3]]
+            locked |= propagate and any(isinstance(v, dict) and "locked" in v for v in out[key])
         elif isinstance(value, Mapping):
             out[key] = _expected(value, True)
             locked |= propagate and out[key].get("locked") is True
@@ -221,10 +223,22 @@ def test_a_section_is_locked_when_only_a_map_inside_it_was_trimmed() -> None:
     assert "locked" not in preview and preview["skills"] == [{"name": "Go"}]
 
 
-def test_a_list_item_is_locked_when_a_map_inside_it_was_trimmed() -> None:
-    # Items are previewed as sections: a repository whose owner map lost organisations is
-    # locked itself; its list (1 item, nothing cut) does not lock the section.
-    data = {"github": {"repos": [{"name": "r", "owner": {"orgs": ["a", "b", "c", "d"]}}]}}
-    repo = trim_preview(data)["github"]["repos"][0]
+def test_a_section_is_locked_when_an_item_of_its_list_was_trimmed() -> None:
+    # Contract 2.1: `locked: true` on the sections a preview trims. A repository whose owner map
+    # lost organisations is locked itself, and so is its section, though the list of repositories
+    # (1 item) was not cut. The answer's top is locked only by its own lists.
+    data = {
+        "github": {"repos": [{"name": "r", "owner": {"orgs": ["a", "b", "c", "d"]}}]},
+        "skills": [{"name": "Go", "sources": ["a", "b", "c", "d"]}],
+    }
+    preview = trim_preview(data)
+    repo = preview["github"]["repos"][0]
     assert repo == {"name": "r", "owner": {"orgs": ["a", "b", "c"], "locked": True}, "locked": True}
-    assert "locked" not in trim_preview(data)["github"]
+    assert preview["github"]["locked"] is True
+    assert preview["skills"] == [{"name": "Go", "sources": ["a", "b", "c"], "locked": True}]
+    assert "locked" not in preview
+
+
+def test_a_section_whose_items_were_not_trimmed_is_not_locked() -> None:
+    data = {"github": {"repos": [{"name": "r", "topics": ["a", "b", "c"]}]}}
+    assert trim_preview(data) == data
