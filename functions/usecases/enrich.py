@@ -40,7 +40,7 @@ def _enrich(app: App, ctx: CallContext, raw: Any) -> Served:
     req = parse_enrich(raw, app.settings.linkedin_max_bytes)
     if req.idempotency_key is None:
         return _admit_and_serve(app, ctx, req)
-    first = idempotency.begin(app, ctx, req.idempotency_key, idempotency.request_hash(raw))
+    first = idempotency.begin(app, ctx, req.idempotency_key, idempotency.request_hash(req))
     if not isinstance(first, idempotency.Claim):
         return Served(first, replay=True)
     try:

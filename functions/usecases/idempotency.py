@@ -25,6 +25,7 @@ from stores.errors import ConfigConflict
 from stores.schema import idempotency_path
 from usecases.app import App
 from usecases.context import CallContext
+from usecases.requests import EnrichRequest
 
 TTL = timedelta(hours=1)
 POLL_S = 0.05
@@ -48,9 +49,21 @@ class Claim:
     version: int
 
 
-def request_hash(raw: Mapping[str, Any]) -> str:
-    """The request without its key, canonically: what "the same request" means."""
-    body = {k: v for k, v in raw.items() if k != "idempotencyKey"}
+def request_hash(req: EnrichRequest) -> str:
+    """What "the same request" means: the validated request without its key, canonically, so a
+    default spelled out (``mode: "full"``, ``timeoutMs: 10000.0``), a ``null`` for an absent
+    field, a repeated or reordered source list are the request they mean, not another one."""
+    body = {
+        "cvId": req.cv_id,
+        "mode": req.mode.value,
+        "sources": sorted(req.sources),
+        "github": req.github,
+        "website": req.website,
+        "linkedin": req.linkedin_export,
+        "name": req.name,
+        "forceRefresh": req.force_refresh,
+        "timeoutMs": req.timeout_ms,
+    }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -206,3 +206,28 @@ def test_waiting_retries_back_off_and_do_not_starve_the_first_call() -> None:
         t.join()
     assert len(engine.calls) == 1
     assert store.idem_reads <= 20 * 12, store.idem_reads
+
+
+@pytest.mark.parametrize(
+    "retry",
+    [
+        {"mode": "full"},
+        {"sources": ["web", "website", "linkedin", "github", "github"]},
+        {"github": None, "name": None, "linkedin": None},
+        {"options": {"timeoutMs": 10000.0, "forceRefresh": False}},
+    ],
+    ids=["default-spelled-out", "sources-reordered-repeated", "nulls", "options-defaults"],
+)
+def test_a_retry_that_spells_the_same_request_differently_gets_the_first_answer(
+    svc: App, store: MemoryStore, engine: StaticEngine, retry: dict[str, Any]
+) -> None:
+    # Contract 2.1: "the same request" is what the request means once validated, not its bytes.
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    request = {"cvId": "cv-pat", "idempotencyKey": "key-spelling-1"}
+    first = enrich.run(svc, Caller("pat"), request)
+    again = enrich.run(svc, Caller("pat"), {**request, **retry})
+    assert again["requestId"] == first["requestId"] and len(engine.calls) == 1
+    with pytest.raises(InvalidArgument) as err:
+        enrich.run(svc, Caller("pat"), {**request, "options": {"timeoutMs": 12000}})
+    assert err.value.field == "idempotencyKey"
