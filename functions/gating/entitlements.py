@@ -11,6 +11,18 @@ from typing import Any
 
 from common.vocab import Tier
 
+GATE_FIELDS = ("subscription", "rolloutGroups")
+"""The fields of ``users/{uid}`` the gate reads, all server-written."""
+
+
+def gate_view(user_doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the gate keeps of a user's profile: its server-written fields, never the rest. A
+    client may fill its own profile with a megabyte of other fields; an instance that cached
+    whole profiles (10,000 of them) would hold gigabytes."""
+    if not user_doc:
+        return {}
+    return {k: user_doc[k] for k in GATE_FIELDS if k in user_doc}
+
 
 def _as_datetime(value: Any) -> datetime | None:
     """A timestamp or ISO string as an aware datetime (naive values are taken as UTC)."""

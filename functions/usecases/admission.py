@@ -14,7 +14,7 @@ from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
-from gating.entitlements import tier_of
+from gating.entitlements import gate_view, tier_of
 from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
@@ -61,7 +61,7 @@ def load(app: App, uid: str, cv_id: str, window: Window, now: datetime) -> Loade
         cfg = app.config.accept(got.get(CONFIG_PATH), now)
     user_fresh = user_path(uid) in got
     if user_fresh:
-        user = got[user_path(uid)] or {}
+        user = gate_view(got[user_path(uid)])
         app.users.put(uid, user, now)
     owner_fresh = cv_path(cv_id) in got
     if owner_fresh:
@@ -99,7 +99,7 @@ def own_tier(app: App, uid: str, now: datetime) -> str:
     tiers (funnel events, data rights): one read unless the instance holds the user."""
     user = app.users.get(uid, now)
     if user is None:
-        user = app.store.get_many([user_path(uid)])[user_path(uid)] or {}
+        user = gate_view(app.store.get_many([user_path(uid)])[user_path(uid)])
     return tier_of(user, now, app.settings.grace_days).value
 
 
@@ -133,7 +133,7 @@ def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetim
 
 def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
     """Never refuse on a cached "free": the user may have just upgraded."""
-    loaded.user = app.store.get_many([user_path(uid)])[user_path(uid)] or {}
+    loaded.user = gate_view(app.store.get_many([user_path(uid)])[user_path(uid)])
     loaded.user_fresh = True
     app.users.put(uid, loaded.user, now)
 

@@ -11,6 +11,11 @@ import pytest
 
 from common.vocab import Tier
 from gating.entitlements import is_premium, paying_before, tier_of, was_paying
+from stores.memory import MemoryStore
+from tests.support.doubles import seed_user, set_config
+from usecases import enrich
+from usecases.app import App
+from usecases.context import Caller
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -91,3 +96,20 @@ def test_paying_before_a_change_follows_the_dates_with_the_grace_days(
     doc: Any, paying: bool
 ) -> None:
     assert paying_before(doc, NOW, 3) is paying
+
+
+def test_the_instance_keeps_only_the_gates_fields_of_a_profile(
+    svc: App, store: MemoryStore
+) -> None:
+    # A user may fill their own profile with other fields (the rules allow it); an instance that
+    # cached whole profiles for 10,000 users could be made to hold gigabytes.
+    seed_user(store, "pat", premium=True, groups=["beta-testers"])
+    store.docs["users/pat"]["bio"] = ["x" * 1000] * 1000
+    set_config(store)
+    for mode in ("full", "preview"):
+        enrich.run(svc, Caller("pat"), {"cvId": "cv-pat", "mode": mode})
+    kept = svc.users.get("pat", svc.now())
+    assert kept == {
+        "subscription": {"tier": "premium", "status": "active"},
+        "rolloutGroups": ["beta-testers"],
+    }
