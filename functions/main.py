@@ -375,7 +375,7 @@ def onCvDeleted(event: firestore_fn.Event[DocumentSnapshot[DocumentReference] | 
     """A deleted CV's enrichment results go with it (``cvs/{cvId}/externalData``; contract 5)."""
     from usecases import cv_deleted
 
-    cv_deleted.run(app(), event.params["cvId"])
+    cv_deleted.run(app(), event.params["cvId"], event.time)
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)

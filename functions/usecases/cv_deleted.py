@@ -5,22 +5,32 @@ Firestore does not delete sub-collections with their parent, so without this the
 user they were made for (the stored result's own ``userId``); this removes the data itself.
 
 A CV id can be re-created before the trigger runs (by its owner, or by someone else once it was
-free). Results made for whoever owns the CV now are kept: only results whose ``userId`` is not
-the current owner's are deleted.
+free). What goes is every result made before the deletion (its ``at`` is before the event's
+time), the owner's own included, and any result made for someone other than the current owner;
+a result made for the re-created CV's owner after the deletion stays. Running it twice deletes
+nothing more.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from common.logs import log
 from stores.schema import EXTERNAL_DATA, cv_path
 from usecases.app import App
 
 
-def run(app: App, cv_id: str) -> int:
-    """Delete the results of the deleted CV ``cv_id``; returns how many documents went."""
+def run(app: App, cv_id: str, deleted_at: datetime | None = None) -> int:
+    """Delete the results of the CV ``cv_id`` deleted at ``deleted_at`` (the event's time);
+    returns how many documents went."""
     owner = (app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)] or {}).get("userId")
     results = app.store.query(f"{cv_path(cv_id)}/{EXTERNAL_DATA}")
-    stale = [path for path, doc in results if owner is None or doc.get("userId") != owner]
+    stale = [
+        path
+        for path, doc in results
+        if owner is None or doc.get("userId") != owner or _made_before(doc, deleted_at)
+    ]
     if stale:
         app.store.delete_many(stale)
     log(
@@ -31,3 +41,11 @@ def run(app: App, cv_id: str) -> int:
         kept=len(results) - len(stale),
     )
     return len(stale)
+
+
+def _made_before(doc: dict[str, Any], deleted_at: datetime | None) -> bool:
+    """Whether a result was made before the CV's deletion (one without a time was)."""
+    if deleted_at is None:
+        return False
+    at = doc.get("at")
+    return not isinstance(at, datetime) or at < deleted_at
