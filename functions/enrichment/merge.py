@@ -128,8 +128,10 @@ def _norm_url(url: Any) -> str | None:
     return re.sub(r"^https?://(www\.)?", "", u)
 
 
-def merge_projects(data: dict[str, Any], limit: int = 50) -> list[dict[str, Any]]:
-    """``[{name, url, description, stars, updatedAt, source}]`` ranked by stars then recency."""
+def merge_projects(data: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """``[{name, url, description, stars, updatedAt, source}]`` ranked by stars then recency;
+    all of them unless ``limit``: the answer's bounds cut the list at its cap (100, contract 2.1)
+    and say so (``truncated``)."""
     found: list[dict[str, Any]] = []
     for repo in (data.get("github") or {}).get("repos") or []:
         if repo.get("fork"):
@@ -182,7 +184,7 @@ def merge_projects(data: dict[str, Any], limit: int = 50) -> list[dict[str, Any]
         key=lambda p: (p["stars"] or 0, str(p["updatedAt"] or "")),
         reverse=True,
     )
-    return ranked[:limit]
+    return ranked if limit is None else ranked[:limit]
 
 
 def merge(data: dict[str, Any]) -> dict[str, Any]:

@@ -242,3 +242,23 @@ def test_a_section_is_locked_when_an_item_of_its_list_was_trimmed() -> None:
 def test_a_section_whose_items_were_not_trimmed_is_not_locked() -> None:
     data = {"github": {"repos": [{"name": "r", "topics": ["a", "b", "c"]}]}}
     assert trim_preview(data) == data
+
+
+def _projects(n: int) -> EnrichmentResult:
+    rows = "".join(f"Project {i},About {i},https://p{i}.example.dev,Jan 2020,\n" for i in range(n))
+    export = {"Projects.csv": "Title,Description,Url,Started On,Finished On\n" + rows}
+    engine = make_engine(sources={"linkedin": LinkedInSource()})
+    return engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=export))
+
+
+@pytest.mark.parametrize(("made", "kept"), [(80, 80), (130, 100)])
+def test_projects_are_capped_at_100_and_a_cut_says_truncated(made: int, kept: int) -> None:
+    # Contract 2.1: lists are capped (projects 100) and "when anything was cut, truncated: true".
+    store = MemoryStore()
+    seed_user(store, "paid", premium=True)
+    set_config(store)
+    app = App(load_settings({}), store, Replay(_projects(made)), now=FakeClock(), rng=lambda n: 0)
+    answer = enrich.run(app, Caller("paid"), {"cvId": "cv-paid"})
+    assert len(answer["enrichedData"]["linkedin"]["projects"]) == min(made, 100)
+    assert len(answer["enrichedData"]["projects"]) == kept
+    assert answer.get("truncated") is (True if made > kept else None)

@@ -195,4 +195,3 @@ def test_the_sdks_token_lines_are_dropped_for_they_quote_the_token() -> None:
     lines = [json.loads(line) for line in stream.getvalue().split("\n") if line]
     assert [(p["severity"], p["message"]) for p in lines] == [("INFO", "an unrelated root line")]
     assert "pii-canary" not in stream.getvalue()
-
