@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
@@ -191,6 +192,22 @@ def _content_coding(headers: httpx.Headers) -> str:
     if codings[0] not in ("gzip", "x-gzip", "deflate"):
         raise SourceFailure(ErrorCode.UPSTREAM, "the service sent a body in an unknown encoding")
     return codings[0]
+
+
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME = re.compile(rf"(?=[^/]{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+"""A name DNS can hold, in its ASCII form: labels of letters, digits, ``-`` and ``_``."""
+
+
+def requestable(url: str) -> bool:
+    """Whether ``url`` is one the fetcher can request: it parses as httpx parses it (IDNA 2008
+    for internationalised names) and names an IP address or a host DNS can hold (no spaces,
+    ``%``, ``<``, quotes or other characters that only fail at the resolver)."""
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
+        return False
+    return ":" in host or _HOSTNAME.fullmatch(host) is not None
 
 
 def _ascii_host(parts: SplitResult) -> tuple[str, str]:

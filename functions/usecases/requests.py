@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from analytics.admin import AnalyticsQuery
 from common.errors import InvalidArgument
 from common.vocab import SOURCES, Mode
+from enrichment.fetch import requestable
 
 MODES = tuple(m.value for m in Mode)
 EVENTS = (
@@ -185,8 +186,8 @@ _ENRICH_FIELDS = {
 
 
 def _website(value: str | None) -> str | None:
-    """An http(s) URL the website source can fetch: it parses, has a host that IDNA can encode,
-    no credentials and a valid port (``urlsplit`` raises on ``http://[`` and on hosts that NFKC
+    """An http(s) URL the website source can fetch: it parses (as the fetcher parses it too),
+    has a host that IDNA can encode and DNS can hold, no credentials and a valid port (``urlsplit`` raises on ``http://[`` and on hosts that NFKC
     changes into delimiters; ``.port`` raises on ``:99999``)."""
     if value is None:
         return None
@@ -201,6 +202,8 @@ def _website(value: str | None) -> str | None:
             host.encode("idna")
     except (ValueError, UnicodeError):
         raise InvalidArgument("website", problem) from None
+    if not requestable(value):
+        raise InvalidArgument("website", "must name a valid host")
     if parts.username is not None or parts.password is not None:
         raise InvalidArgument("website", "must not contain a user name or password")
     return value

@@ -75,3 +75,39 @@ def test_each_refusal_names_its_field_and_says_why(
     with pytest.raises(InvalidArgument) as err:
         parse_enrich(raw)
     assert (err.value.field, err.value.message) == (field, f"{field}: {message}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa mple.com/",
+        "http://a\x00b.com/",
+        "http://<script>.com/",
+        'http://a"b.com/',
+        "http://ex%41mple.com/",
+        "http://\u2603.net/",  # IDNA 2003 takes it, IDNA 2008 (the fetcher's httpx) does not
+        "http://-leading.example/",
+        "http://" + "a" * 64 + ".example/",
+    ],
+)
+def test_a_website_the_fetcher_could_never_request_is_invalid_argument(url: str) -> None:
+    # Contract 2.1: "Any request the parser cannot accept, whatever its bytes (invalid URLs...)
+    # is invalid-argument naming the field", not an answer whose website source failed.
+    with pytest.raises(InvalidArgument) as err:
+        parse_enrich({"cvId": "c", "website": url})
+    assert err.value.field == "website"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://b\u00fccher.example/",
+        "http://xn--bcher-kva.example/",
+        "http://[::1]:8080/x",
+        "http://1.2.3.4/",
+        "https://example.com./a b",
+        "http://a_b.example.com/",
+    ],
+)
+def test_a_website_the_fetcher_can_request_is_accepted(url: str) -> None:
+    assert parse_enrich({"cvId": "c", "website": url}).website == url
