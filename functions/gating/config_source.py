@@ -5,13 +5,21 @@ was one (contract section 3: a change takes effect everywhere within 30 seconds)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from common.clock import Clock
 from common.errors import CallFacts, Unavailable
 from common.logs import log
-from gating.rollout import CONFIG_PATH, ConfigInvalid, Phase, RolloutConfig, parse
+from gating.rollout import (
+    CONFIG_PATH,
+    ConfigInvalid,
+    Phase,
+    RolloutConfig,
+    parse,
+    turns_gating_off,
+)
 from stores.base import DocumentStore
 from stores.errors import StoreError
 
@@ -32,6 +40,7 @@ class ConfigSource:
         self._cfg: RolloutConfig | None = None
         self._expires: datetime | None = None
         self._last_good: RolloutConfig | None = None
+        self._warned: int | None = None
 
     def fresh(self, now: datetime) -> RolloutConfig | None:
         """The cached copy while it is fresh, else ``None`` (the caller reads the document)."""
@@ -40,18 +49,35 @@ class ConfigSource:
         return None
 
     def accept(self, doc: Mapping[str, Any] | None, now: datetime) -> RolloutConfig:
-        """Take a freshly read document; an invalid one keeps the last good config."""
+        """Take a freshly read document. Nulls and names this version does not know are
+        ignored (logged); a document that still does not parse keeps the last good config,
+        except that its phase ``off`` or kill switch is obeyed: nobody is gated."""
         try:
             cfg = parse(doc)
             self._last_good = cfg
         except ConfigInvalid as exc:
-            cfg = self._last_good or FAIL_CLOSED
-            log(
-                "ERROR",
-                "rollout config unreadable; serving the last good config",
-                problem=str(exc),
-                servingVersion=cfg.version,
-            )
+            try:
+                cfg = parse(doc, strict=False)
+                self._last_good = cfg
+                if self._warned != cfg.version:  # once per version, not every refresh
+                    self._warned = cfg.version
+                    log(
+                        "WARNING",
+                        "rollout config has nulls or names this version does not know; ignored",
+                        problem=str(exc),
+                        servingVersion=cfg.version,
+                    )
+            except ConfigInvalid as still:
+                cfg = self._last_good or FAIL_CLOSED
+                if turns_gating_off(doc):
+                    cfg = replace(cfg, components=replace(cfg.components, premiumGating=False))
+                log(
+                    "ERROR",
+                    "rollout config unreadable; serving the last good config",
+                    problem=str(still),
+                    servingVersion=cfg.version,
+                    gating=cfg.gating_active,
+                )
         self._cfg = cfg
         self._expires = now + self.ttl
         return cfg

@@ -191,42 +191,52 @@ def validate(cfg: RolloutConfig) -> RolloutConfig:
     return cfg
 
 
-def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
+def parse(doc: Mapping[str, Any] | None, *, strict: bool = True) -> RolloutConfig:
     """Parse the document; a missing doc is phase off with every component on.
 
-    Raises ``ConfigInvalid`` naming the field for a document that must not be applied.
+    Raises ``ConfigInvalid`` naming the field for a document that must not be applied. Not
+    ``strict`` (how the functions read a document the strict parse refused): a ``null`` is the
+    field's default, and names this version does not know (a component, a message, a source)
+    are ignored, so a field added by a newer tool or an operator's stray key does not throw
+    away the phase and the kill switch. A value of the wrong kind is refused either way.
     """
     if doc is None:
         return RolloutConfig()
-    phase_raw = doc.get("phase", "off")
+
+    def get(key: str, default: Any) -> Any:
+        value = doc.get(key, default)
+        return default if value is None and not strict else value
+
+    phase_raw = get("phase", "off")
     try:
         phase = Phase(phase_raw)
     except ValueError:
         raise ConfigInvalid(
             f"phase must be one of {', '.join(p.value for p in Phase)}, not {phase_raw!r}"
         ) from None
-    pct = doc.get("rolloutPercentage", 0)
-    if isinstance(pct, float) and pct.is_integer():
-        pct = int(pct)
-    groups = doc.get("targetGroups", list(DEFAULT_TARGET_GROUPS))
+    pct = _whole(get("rolloutPercentage", 0))
+    groups = get("targetGroups", list(DEFAULT_TARGET_GROUPS))
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise ConfigInvalid("targetGroups must be a list of group names")
-    fallback = doc.get("fallbackEnabled", True)
+    fallback = get("fallbackEnabled", True)
     if not isinstance(fallback, bool):
         raise ConfigInvalid("fallbackEnabled must be true or false")
     # Only a missing (or null) map means "the defaults": ``components: false`` written to turn
     # everything off must not read as everything on.
-    comps = _components(_or_empty(doc.get("components")))
+    comps = _components(_or_empty(doc.get("components")), strict)
     messages = _or_empty(doc.get("messages"))
     if not isinstance(messages, Mapping):
         raise ConfigInvalid("messages must be a map of texts")
+    if not strict:
+        known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
+        messages = {k: v for k, v in messages.items() if k in known}
     updated_at = doc.get("updatedAt")
-    sources = _sources(doc.get("sources"))
-    breakers = _breakers(doc.get("breakers"))
-    cap = doc.get("maxCohortUsers")
+    sources = _sources(doc.get("sources"), strict)
+    breakers = _breakers(doc.get("breakers"), strict)
+    cap = _whole(doc.get("maxCohortUsers"))
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
         raise ConfigInvalid("maxCohortUsers must be a whole number of users (or absent)")
-    shadow = doc.get("shadow", False)
+    shadow = get("shadow", False)
     if not isinstance(shadow, bool):
         raise ConfigInvalid("shadow must be true or false")
     return validate(
@@ -249,6 +259,21 @@ def parse(doc: Mapping[str, Any] | None) -> RolloutConfig:
     )
 
 
+def turns_gating_off(doc: Mapping[str, Any] | None) -> bool:
+    """Whether a document says nobody is gated (phase ``off`` or the kill switch), read from
+    the raw fields: honoured even when the rest of the document does not parse."""
+    if not doc:
+        return False
+    comps = doc.get("components")
+    kill = isinstance(comps, Mapping) and comps.get("premiumGating") is False
+    return kill or doc.get("phase") == Phase.OFF.value
+
+
+def _whole(value: Any) -> Any:
+    """A float that is a whole number as an int (a console or script may write ``50.0``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
@@ -257,28 +282,32 @@ def _or_empty(raw: Any) -> Any:
     return {} if raw is None else raw
 
 
-def _components(raw: Any) -> Components:
+def _components(raw: Any, strict: bool = True) -> Components:
     if not isinstance(raw, Mapping):
         raise ConfigInvalid("components must be a map of switches")
     unknown = set(raw) - set(COMPONENTS)
-    if unknown:
+    if unknown and strict:
         raise ConfigInvalid(f"unknown component(s): {', '.join(sorted(unknown))}")
     comps: dict[str, bool] = {}
     for name in COMPONENTS:
         value = raw.get(name, True)
+        if value is None and not strict:
+            value = True
         if not isinstance(value, bool):
             raise ConfigInvalid(f"components.{name} must be true or false")
         comps[name] = value
     return Components(**comps)
 
 
-def _sources(raw: Any) -> dict[str, bool]:
+def _sources(raw: Any, strict: bool = True) -> dict[str, bool]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         raise ConfigInvalid("sources must map source names to {enabled: bool}")
     out: dict[str, bool] = {}
     for name, value in raw.items():
+        if name not in SOURCES and not strict:
+            continue
         if name not in SOURCES:
             raise ConfigInvalid(f"sources: unknown source (known: {', '.join(SOURCES)})")
         enabled = value.get("enabled", True) if isinstance(value, Mapping) else None
@@ -288,13 +317,15 @@ def _sources(raw: Any) -> dict[str, bool]:
     return out
 
 
-def _breakers(raw: Any) -> dict[str, Breaker]:
+def _breakers(raw: Any, strict: bool = True) -> dict[str, Breaker]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         raise ConfigInvalid("breakers must map source names to breaker states")
     out: dict[str, Breaker] = {}
     for name, value in raw.items():
+        if name not in SOURCES and not strict:
+            continue
         if name not in SOURCES or not isinstance(value, Mapping):
             raise ConfigInvalid("breakers: unknown source or malformed breaker")
         try:

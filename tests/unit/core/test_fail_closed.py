@@ -152,3 +152,68 @@ def test_past_due_is_premium_until_exactly_the_configured_grace_days(
         _past_due(store, uid, end)
         with pytest.raises(PermissionDenied):
             enrich.run(app, Caller(uid), {"cvId": f"cv-{uid}"})
+
+
+GATED = {"phase": "full", "rolloutPercentage": 100, "fallbackEnabled": False}
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"components": {"premiumGating": False, "anomalyDetection": True}},
+        {"components": {"premiumGating": False}, "messages": {"welcome_v2": "Hi"}},
+        {"components": {"premiumGating": False}, "sources": {"twitter": {"enabled": True}}},
+        {"components": {"premiumGating": False}, "targetGroups": None, "shadow": None},
+        {"components": {"premiumGating": False}, "maxCohortUsers": 50.0},
+        {"phase": "off", "rolloutPercentage": None, "fallbackEnabled": None},
+    ],
+    ids=["unknown-component", "unknown-message", "unknown-source", "nulls", "cap-float", "off"],
+)
+def test_the_kill_switch_beside_a_stray_field_is_obeyed_within_the_config_ttl(
+    odd: dict[str, Any],
+) -> None:
+    # Contract 3: with phase off or premiumGating false nobody is gated, and a change takes
+    # effect within 30 s. A name this version does not know or a null used to throw the whole
+    # document away: the last good (gated) config stayed, and a cold instance gated everyone.
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    set_config(store, **GATED)
+    clock = FakeClock()
+    warm = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
+    with pytest.raises(PermissionDenied):
+        enrich.run(warm, Caller("alice"), {"cvId": "cv-alice"})
+    store.docs[CONFIG_PATH] = {**GATED, **odd, "version": 2}
+    clock.advance(seconds=warm.settings.config_ttl_seconds + 1)
+    assert enrich.run(warm, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+    cold = _app(store, engine)
+    assert enrich.run(cold, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+
+
+def test_a_kill_switch_in_a_config_that_does_not_parse_is_still_obeyed() -> None:
+    # The rest of the document is unusable (a phase no version knows), so the last good config
+    # is served, but with nobody gated: the operator's emergency lever always works.
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    store.docs[CONFIG_PATH] = {
+        "phase": "sideways",
+        "components": {"premiumGating": False},
+        "version": 3,
+    }
+    cold = _app(store, engine)
+    assert enrich.run(cold, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
+    assert cold.config.for_recording().gating_active is False
+
+
+def test_a_wrong_kind_of_value_still_keeps_the_last_good_config() -> None:
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    set_config(store, **GATED)
+    clock = FakeClock()
+    app = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
+    with pytest.raises(PermissionDenied):
+        enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})
+    store.docs[CONFIG_PATH] = {**GATED, "rolloutPercentage": 140, "version": 2}
+    clock.advance(seconds=app.settings.config_ttl_seconds + 1)
+    with pytest.raises(PermissionDenied):
+        enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})
+    assert app.config.for_recording().rolloutPercentage == 100
