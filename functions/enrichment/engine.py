@@ -27,7 +27,7 @@ from common.settings import EnrichmentSettings
 from common.vocab import ResultStatus, SourceStatus
 
 from .cache import CacheEntry, CacheStore, cache_key
-from .errors import ErrorCode, SourceFailure, SourceSkipped
+from .errors import ErrorCode, SourceFailure, SourcesCrashed, SourceSkipped
 from .fetch import Deadline, Fetcher
 from .merge import merge
 from .model import EnrichmentInput, EnrichmentResult, SourceError, SourceReport
@@ -347,7 +347,7 @@ class Engine:
     def _outcome_of(
         self, name: str, task: asyncio.Task[_Outcome], done: bool, budget: float, start: float
     ) -> _Outcome:
-        """A source task's outcome: its own, a crash reported as an upstream failure (one
+        """A source task's outcome: its own, a crash (shown as ``upstream``, marked as ours: one
         source's bug must not fail the others), or a timeout when the budget ran out first."""
         if done and not task.cancelled() and task.exception() is None:
             return task.result()
@@ -355,7 +355,7 @@ class Engine:
             exc = task.exception()
             where = error_ref(exc) if exc is not None else {}
             log.error("source crashed", extra={"json_fields": {"source": name, **where}})
-            return self._failed(name, ErrorCode.UPSTREAM, "internal error", start)
+            return self._failed(name, ErrorCode.UPSTREAM, "internal error", start, crashed=True)
         return _Outcome(
             SourceReport(
                 name,
@@ -369,12 +369,13 @@ class Engine:
         )
 
     @staticmethod
-    def _failed(name: str, code: ErrorCode, message: str, start: float) -> _Outcome:
+    def _failed(
+        name: str, code: ErrorCode, message: str, start: float, crashed: bool = False
+    ) -> _Outcome:
         status = SourceStatus.TIMEOUT if code is ErrorCode.TIMEOUT else SourceStatus.FAILED
+        error = SourceError(code.value, message, crashed)
         return _Outcome(
-            SourceReport(
-                name, status, 0, _elapsed_ms(start), False, SourceError(code.value, message)
-            ),
+            SourceReport(name, status, 0, _elapsed_ms(start), False, error),
             None,
         )
 
@@ -447,6 +448,8 @@ class Engine:
             status = ResultStatus.PARTIAL
         else:
             status = ResultStatus.FAILED
+            if any(r.error is not None and r.error.crashed for r in tried):
+                raise SourcesCrashed("no source succeeded and a source crashed")
         service_failure = bool(tried) and all(r.failed_upstream for r in tried)
         return EnrichmentResult(
             data=merge(data),

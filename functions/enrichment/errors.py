@@ -27,3 +27,9 @@ class SourceSkipped(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class SourcesCrashed(Exception):
+    """No tried source succeeded and at least one of them crashed in our own code: the
+    enrichment failed through a bug of the service (an ``internal`` answer), not the user's
+    input or a third party's outage."""

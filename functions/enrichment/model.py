@@ -37,6 +37,10 @@ class SourceError:
     """``not_found|invalid_input|refused|quota|upstream|timeout|not_configured``."""
     message: str
     """Short and human; safe to show the user."""
+    crashed: bool = False
+    """Our own code raised (a bug, not the third party): shown as ``upstream``, the closest code
+    the contract has, but recorded as a failure of the service, never as an upstream failure
+    (which would hide it from ``errorRate`` and open the source's breaker for everyone)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ class SourceReport:
 
     @property
     def failed_upstream(self) -> bool:
-        """Not a success, with code ``upstream`` or ``timeout`` (contract 2.4)."""
+        """Not a success, with code ``upstream`` or ``timeout`` (contract 2.4), not a crash."""
+        if self.error is not None and self.error.crashed:
+            return False
         return failed_upstream(self.status, self.error.code if self.error else None)
 
     def to_dict(self) -> dict[str, Any]:

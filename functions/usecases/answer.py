@@ -155,6 +155,7 @@ def store_alone(app: App, ctx: CallContext, served: Served) -> Served:
 
 def source_outcome(s: SourceReport) -> SourceOutcome:
     """What the records keep of one source's report."""
-    return SourceOutcome(
-        s.source, s.status, float(s.duration_ms), bool(s.cached), s.error.code if s.error else None
-    )
+    code = s.error.code if s.error else None
+    if s.error is not None and s.error.crashed:
+        code = "internal"  # ours: a failure of the service, never counted as upstream
+    return SourceOutcome(s.source, s.status, float(s.duration_ms), bool(s.cached), code)

@@ -7,10 +7,13 @@ import threading
 import time
 from typing import Any, NoReturn
 
+import pytest
+
 from common.settings import EnrichmentSettings
 from common.vocab import SourceStatus
 from enrichment.cache import CacheEntry, MemoryCacheStore
 from enrichment.engine import EnrichmentInput
+from enrichment.errors import SourcesCrashed
 from enrichment.model import SourceError, SourceReport
 from enrichment.sources.base import Source, SourceContext
 from enrichment.sources.github import GitHubSource
@@ -234,22 +237,35 @@ def test_cache_key_does_not_depend_on_the_user(cache: MemoryCacheStore) -> None:
     assert key.startswith("linkedin_") and len(key) == len("linkedin_") + 64
 
 
-def test_a_source_that_crashes_is_reported_not_raised() -> None:
-    class Crashing(LinkedInSource):
-        async def fetch(
-            self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
-        ) -> NoReturn:
-            raise KeyError("bug")
+class Crashing(LinkedInSource):
+    async def fetch(
+        self, key: str, inp: EnrichmentInput, ctx: SourceContext, stale: CacheEntry | None
+    ) -> NoReturn:
+        raise KeyError("bug")
 
-    engine = make_engine(sources={"linkedin": Crashing()})
-    report = engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS)).sources[
-        0
-    ]
+
+def test_a_source_that_crashes_beside_one_that_answers_is_reported_not_raised() -> None:
+    # One source's bug does not fail the others; it is shown as upstream ("internal error") but
+    # marked as ours, so it never counts as a third party's outage.
+    engine = make_engine(sources={"linkedin": LinkedInSource(), "github": Crashing()})
+    result = engine.enrich(
+        EnrichmentInput(sources=("linkedin", "github"), linkedin_export=SKILLS, github="octocat")
+    )
+    report = next(r for r in result.sources if r.source == "github")
     assert (report.status, error_of(report).code, error_of(report).message) == (
         "failed",
         "upstream",
         "internal error",
     )
+    assert error_of(report).crashed and not report.failed_upstream
+    assert result.status == "partial" and not result.service_failure
+
+
+def test_an_enrichment_whose_only_tried_source_crashed_raises() -> None:
+    # Nothing succeeded and the reason is our bug: an internal failure, not an upstream one.
+    engine = make_engine(sources={"linkedin": Crashing()})
+    with pytest.raises(SourcesCrashed):
+        engine.enrich(EnrichmentInput(sources=("linkedin",), linkedin_export=SKILLS))
 
 
 def test_unknown_source_name_is_skipped_not_configured() -> None:
