@@ -122,6 +122,17 @@ class SlidingWindowLimiter:
         reset = next_available(w, limit, previous, drawn - 1, now)
         return RateDecision(False, limit, 0, reset)
 
+    def count(self, window: Window) -> bool:
+        """Count one unit without deciding (the limits are switched off); True if counted. A
+        store that fails here refuses nobody: no limit applies."""
+        expire = {"expireAt": window.end + 2 * self.length}
+        try:
+            self.store.increment(window.current_path, "count", 1, expire)
+        except StoreError as exc:
+            log("ERROR", "rate-limit count failed", errorType=type(exc).__name__)
+            return False
+        return True
+
     def give_back(self, window: Window, why: str) -> bool:
         """Return one unit to ``window`` (a refused call, or fair quota); True if it was."""
         try:

@@ -1,7 +1,6 @@
 """The gate in front of the engine (contract 2.1's order of checks after parsing): load what
 the decision needs in at most one batched read, check the CV's owner, decide access, take one
-unit of the hourly limit. Every refusal is a domain error carrying its record facts.
-"""
+unit of the hourly limit. Every refusal is a domain error carrying its record facts."""
 
 from __future__ import annotations
 
@@ -164,9 +163,10 @@ def gate(
 
 @dataclass(frozen=True)
 class Admitted:
-    rate: RateDecision
+    rate: RateDecision | None  # None: rate limiting switched off (unlimited, still counted)
     decision: Decision
     """The decision the limit was taken under (re-decided when a cached "free" was stale)."""
+    counted: bool = True  # the unit is in the window's count (fair quota gives it back)
 
 
 def _limit(app: App, tier: Tier) -> int:
@@ -181,10 +181,11 @@ def admit(
     decision: Decision,
     window: Window,
     facts: CallFacts,
-) -> Admitted | None:
-    """One unit of the hourly limit (contract section 4), or ``resource-exhausted``."""
+) -> Admitted:
+    """One unit of the hourly limit (contract section 4), or ``resource-exhausted``. Limits
+    lifted: counted all the same (every admitted enrichment counts), never refused."""
     if not loaded.cfg.components.rateLimiting:
-        return None
+        return Admitted(None, decision, app.limiter.count(window))
     rate = app.limiter.admit(window, _limit(app, decision.limit_tier), loaded.previous)
     if not rate.allowed and decision.limit_tier is Tier.FREE and not loaded.user_fresh:
         _reread_user(app, loaded, uid, window.at)

@@ -74,18 +74,18 @@ def _admit_and_serve(app: App, ctx: CallContext, req: EnrichRequest) -> Served:
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
     ahead = _read_ahead(app, req)
     admitted = admission.admit(app, uid, loaded, req, decision, window, facts)
-    rate = admitted.rate if admitted else None
-    if admitted is not None and admitted.decision is not decision:
+    if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
-    return _serve(app, ctx, req, (decision, rate, window), loaded.cfg, facts, ahead)
+    counted = window if admitted.counted else None
+    return _serve(app, ctx, req, (decision, admitted.rate, counted), loaded.cfg, facts, ahead)
 
 
 def _serve(
     app: App,
     ctx: CallContext,
     req: EnrichRequest,
-    admitted: tuple[Decision, RateDecision | None, Window],
+    admitted: tuple[Decision, RateDecision | None, Window | None],
     cfg: RolloutConfig,
     facts: CallFacts,
     ahead: Any,
@@ -118,10 +118,12 @@ def _none_could_run(result: EnrichmentResult) -> bool:
     )
 
 
-def _give_back(app: App, window: Window, rate: RateDecision | None) -> RateDecision | None:
+def _give_back(app: App, window: Window | None, rate: RateDecision | None) -> RateDecision | None:
     """Fair quota: the unit this call took, returned; the answer's ``remaining`` shows it, and
-    ``resetAt`` is then the window's end, as for any answer with units left."""
-    if rate is None or not app.limiter.give_back(window, "fair quota"):
+    ``resetAt`` is then the window's end, as for any answer with units left. ``window`` is
+    ``None`` when the call was not counted; ``rate`` is ``None`` when limits are off (counted,
+    unlimited)."""
+    if window is None or not app.limiter.give_back(window, "fair quota") or rate is None:
         return rate
     remaining = min(rate.limit, rate.remaining + 1)
     return RateDecision(rate.allowed, rate.limit, remaining, window.end)

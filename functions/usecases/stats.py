@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from analytics.metrics import num
@@ -10,7 +11,7 @@ from common.clock import iso
 from common.errors import CallFacts, PermissionDenied
 from common.vocab import Fn, Tier
 from gating.entitlements import is_premium
-from gating.ratelimit import hourly_limit
+from gating.ratelimit import Window, hourly_limit, weighted
 from stores.schema import usage_path, user_path
 from usecases import cohort
 from usecases.app import App
@@ -44,10 +45,17 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
     limited = cfg.components.rateLimiting
     hourly = {  # with rate limiting off, unlimited: null like 2.1's usage (contract 2.1)
         "limit": limit if limited else None,
-        "used": max(0, limit - rate.remaining) if limited else current,
+        "used": used(window, previous, current),
         "remaining": rate.remaining if limited else None,
         "resetAt": iso(rate.reset_at) if limited else None,
         "limited": limited,
     }
     tier = Tier.PREMIUM if premium else Tier.FREE
     return Served(user_stats(target, tier, hourly, usage))
+
+
+def used(window: Window, previous: int, current: int) -> int:
+    """The enrichments counted in the sliding hour (the last window's as it weighs now): what
+    the limit is measured against, uncapped (after a move to a smaller limit it may exceed it),
+    and counted with the limits switched off too."""
+    return max(0, math.ceil(round(weighted(window, previous) + current, 9)))

@@ -589,3 +589,44 @@ def test_stats_with_rate_limiting_off_are_unlimited_like_the_answers_usage(
     usage, hourly = _hourly_after(svc, store, "uma", 1, "preview")
     assert (usage["limit"], usage["remaining"], usage["resetAt"]) == (None, None, None)
     assert (hourly["limit"], hourly["remaining"], hourly["resetAt"]) == (None, None, None)
+
+
+def test_with_rate_limiting_off_enrichments_are_still_counted(
+    svc: App, store: MemoryStore, clock: FakeClock
+) -> None:
+    # Contract 4: "every admitted enrichment counts". Limits switched off used to count nothing:
+    # stats said used 0, and limits switched back on mid-hour started from a fresh budget.
+    seed_user(store, "cal")
+    set_config(store, components={"rateLimiting": False})
+    _, hourly = _hourly_after(svc, store, "cal", 5, "preview")
+    assert hourly["used"] == 5 and hourly["limit"] is None
+    set_config(store, components={"rateLimiting": True})
+    clock.advance(seconds=svc.settings.config_ttl_seconds + 1)
+    with pytest.raises(ResourceExhausted):
+        enrich.run(svc, Caller("cal"), {"cvId": "cv-cal", "mode": "preview"})
+
+
+def test_used_is_the_sliding_count_even_above_a_smaller_limit(
+    svc: App, store: MemoryStore, clock: FakeClock
+) -> None:
+    # A premium user's 10 calls, then the subscription lapses: the free limit is 3, and `used`
+    # says 10 (it was capped at the limit), `remaining` 0.
+    seed_user(store, "lee", premium=True)
+    set_config(store)
+    _hourly_after(svc, store, "lee", 10)
+    store.docs["users/lee"].pop("subscription")
+    svc.users.clear()
+    hourly = stats.run(svc, Caller("lee"), {})["hourly"]
+    assert (hourly["limit"], hourly["used"], hourly["remaining"]) == (3, 10, 0)
+
+
+def test_a_call_refunded_with_limits_off_is_taken_out_of_the_count(
+    svc: App, store: MemoryStore, engine: StaticEngine
+) -> None:
+    seed_user(store, "pat", premium=True)
+    set_config(store, components={"rateLimiting": False})
+    engine.status = ResultStatus.FAILED  # every source failed upstream: fair quota
+    enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    engine.status = ResultStatus.SUCCESS
+    enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
+    assert stats.run(svc, Caller("pat"), {})["hourly"]["used"] == 1
