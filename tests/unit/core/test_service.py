@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from common.errors import (
 )
 from common.vocab import ResultStatus
 from stores.memory import MemoryStore
+from stores.schema import RAW, raw_shard_path
 from tests.support.aggregates import buckets, counter
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
@@ -630,3 +631,20 @@ def test_a_call_refunded_with_limits_off_is_taken_out_of_the_count(
     engine.status = ResultStatus.SUCCESS
     enrich.run(svc, Caller("pat"), {"cvId": "cv-pat"})
     assert stats.run(svc, Caller("pat"), {})["hourly"]["used"] == 1
+
+
+def test_a_rare_failure_is_not_rounded_away_from_the_rates(svc: App, store: MemoryStore) -> None:
+    # Contract 2.4: rates are 0 when there is no data; 1 error in 30,000 answers rounded to four
+    # places read 0.0 while the series showed the error.
+    minute = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    store.docs[raw_shard_path(minute, 0)] = {
+        "granularity": RAW,
+        "bucketStart": minute,
+        "shard": 0,
+        "c": {"requests": 30_000, "successful": 29_998, "errors": 1, "upstreamFailures": 1},
+    }
+    out = analytics.run(
+        svc, Caller("root", admin=True), {"startDate": "2026-11-26", "endDate": "2026-11-26"}
+    )
+    assert out["rates"]["errorRate"] == pytest.approx(1 / 30_000)
+    assert out["rates"]["upstreamFailureRate"] == pytest.approx(1 / 30_000)
