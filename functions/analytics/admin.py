@@ -29,7 +29,9 @@ class AnalyticsQuery:
 
 
 def _rate(num_: float, den: float) -> float:
-    return round(num_ / den, 4) if den > 0 else 0.0
+    """A fraction 0..1, 0 with nothing to divide; never rounded: 1 error in 30,000 answers
+    rounded to 4 places read 0, which must mean "none"."""
+    return min(1.0, max(0.0, num_ / den)) if den > 0 else 0.0
 
 
 def _lat(doc: dict[str, Any], path: str) -> dict[str, float]:
