@@ -194,8 +194,10 @@ class Recorder:
         sec = _security_counters(rec)
         fn_error = _service_failure(rec)
         # Latency is the time of answers that did the work: fast refusals (gate, limits, bad
-        # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort.
-        timed = o not in DENIALS
+        # input) would pull p95 down and hide a slow enrichment, above all in the gated cohort;
+        # an unavailable answer (the store down before the work) would push it up, and a store
+        # outage would look like a slow gated cohort to the gradual rollback.
+        timed = o not in DENIALS and o is not Outcome.UNAVAILABLE
         lat = {str(bucket_of(rec.duration_ms)): Inc(1)}
         fn_counts: dict[str, Any] = {"requests": Inc(1)}
         if timed:

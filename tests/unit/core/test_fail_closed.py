@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from analytics.metrics import get
 from common.errors import PermissionDenied, Unavailable
 from common.settings import load_settings
 from gating.config_source import FAIL_CLOSED, ConfigSource
@@ -20,6 +21,7 @@ from gating.rollout import CONFIG_PATH, Phase
 from stores.errors import StoreError
 from stores.memory import MemoryStore
 from stores.schema import RATE_LIMITS
+from tests.support.aggregates import counter, summed
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import enrich
@@ -217,3 +219,17 @@ def test_a_wrong_kind_of_value_still_keeps_the_last_good_config() -> None:
     with pytest.raises(PermissionDenied):
         enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})
     assert app.config.for_recording().rolloutPercentage == 100
+
+
+def test_an_unavailable_answer_is_counted_but_not_timed() -> None:
+    # README: latencyMs is the p50/p95/p99 of enrichments that ran. A store that failed before
+    # the work (the limiter's increment) must not look like a slow enrichment, above all to the
+    # gradual rollback, which compares the gated cohort's p95.
+    store, engine = IncrementFails(), StaticEngine()
+    seed_user(store, "u", premium=True)
+    set_config(store)
+    with pytest.raises(Unavailable):
+        enrich.run(_app(store, engine), Caller("u"), {"cvId": "cv-u"})
+    fn = summed(store)["fn"]["enrichCVWithExternalData"]
+    assert counter(store, "c.unavailable") == 1 and fn["requests"] == 1 and fn["errors"] == 1
+    assert "lat" not in fn and get(summed(store), "cohort.in.lat") is None
