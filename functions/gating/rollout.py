@@ -195,11 +195,9 @@ def parse(doc: Mapping[str, Any] | None, *, strict: bool = True) -> RolloutConfi
     """Parse the document; a missing doc is phase off with every component on.
 
     Raises ``ConfigInvalid`` naming the field for a document that must not be applied. Not
-    ``strict`` (how the functions read a document the strict parse refused): a ``null`` is the
-    field's default, and names this version does not know (a component, a message, a source)
-    are ignored, so a field added by a newer tool or an operator's stray key does not throw
-    away the phase and the kill switch. A value of the wrong kind is refused either way.
-    """
+    ``strict`` (the functions' second reading of a refused document): a ``null`` is the
+    default and unknown names (component, message, source) are ignored, so a stray key does
+    not throw away the phase and the kill switch; a wrong kind of value is refused either way."""
     if doc is None:
         return RolloutConfig()
 
@@ -224,12 +222,7 @@ def parse(doc: Mapping[str, Any] | None, *, strict: bool = True) -> RolloutConfi
     # Only a missing (or null) map means "the defaults": ``components: false`` written to turn
     # everything off must not read as everything on.
     comps = _components(_or_empty(doc.get("components")), strict)
-    messages = _or_empty(doc.get("messages"))
-    if not isinstance(messages, Mapping):
-        raise ConfigInvalid("messages must be a map of texts")
-    if not strict:
-        known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
-        messages = {k: v for k, v in messages.items() if k in known}
+    messages = _messages(doc.get("messages"), strict)
     updated_at = doc.get("updatedAt")
     sources = _sources(doc.get("sources"), strict)
     breakers = _breakers(doc.get("breakers"), strict)
@@ -267,6 +260,16 @@ def turns_gating_off(doc: Mapping[str, Any] | None) -> bool:
     comps = doc.get("components")
     kill = isinstance(comps, Mapping) and comps.get("premiumGating") is False
     return kill or doc.get("phase") == Phase.OFF.value
+
+
+def _messages(raw: Any, strict: bool) -> Mapping[str, Any]:
+    messages = _or_empty(raw)
+    if not isinstance(messages, Mapping):
+        raise ConfigInvalid("messages must be a map of texts")
+    if strict:
+        return messages
+    known = {**FREE_USER_MESSAGES, **PREMIUM_USER_MESSAGES}
+    return {k: v for k, v in messages.items() if k in known}
 
 
 def _whole(value: Any) -> Any:

@@ -51,7 +51,8 @@ class Served:
     result: Write | None = None
     """A document committed in the same batch as the call's records (the enrichment result)."""
     unsaved: dict[str, Any] | None = None
-    """The answer to give instead of ``answer`` when ``result`` could not be stored."""
+    """The answer to give instead of ``answer`` when ``result`` (or, without one, the call's
+    records) could not be stored."""
 
 
 Body = Callable[[App, CallContext, Any], Served]

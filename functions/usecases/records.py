@@ -41,7 +41,7 @@ def record(
     attached: Write | None = None,
 ) -> bool:
     """Commit the call's records (and ``attached``) in one batch; a failure is logged, the
-    answer stands. Returns whether ``attached`` was stored (True when there is none).
+    answer stands. Returns whether ``attached`` was stored (without one: the records).
 
     A batch with ``attached`` that fails with nothing applied (the store refused it) is
     committed again without it; one that may have been applied is not written twice."""
@@ -65,6 +65,7 @@ def record(
         (app.store.hurried(BRIEF_DEADLINE_S) if brief else app.store).commit(writes)
     except StoreError as exc:
         _lost(rec, exc)
+        return False
     return attached is None
 
 

@@ -35,8 +35,10 @@ def _track(app: App, ctx: CallContext, raw: Any) -> Served:
     recorded = app.settings.analytics_enabled and cfg.components.usageTracking
     # Not recorded means not counted either: with tracking off the call is recorded as a call
     # of the function (its request count, its audit), never as the funnel event it reported.
+    answer = {"eventId": ctx.request_id, "recorded": recorded}
     return Served(
-        {"eventId": ctx.request_id, "recorded": recorded},
+        answer,
         CallFacts(reason=req.event, cv_id=req.cv_id),
         event=req.event if recorded else None,
+        unsaved={**answer, "recorded": False},  # the store refused the event: not recorded
     )

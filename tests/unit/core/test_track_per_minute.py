@@ -6,13 +6,16 @@ passes as well; these move the clock and watch the window slide.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from common.errors import ResourceExhausted
 from common.settings import load_settings
+from stores.errors import StoreError
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
-from tests.support.doubles import StaticEngine
+from tests.support.doubles import StaticEngine, set_config
 from usecases import track
 from usecases.app import App
 from usecases.context import Caller
@@ -75,3 +78,20 @@ def test_the_configured_limit_applies() -> None:
     assert _send(app, 8) == 5
     clock.advance(minutes=2)
     assert _send(app, 8) == 5
+
+
+class CommitFails(MemoryStore):
+    """The limiter's increment works; the batch of the call's records fails."""
+
+    def commit(self, writes: Any) -> None:
+        raise StoreError("commit refused")
+
+
+def test_an_event_the_store_refused_is_answered_recorded_false() -> None:
+    # Contract 2.2: {eventId, recorded: true} says the event was recorded; it was not.
+    store = CommitFails()
+    set_config(store)
+    app = App(load_settings({}), store, StaticEngine(), now=FakeClock(), rng=lambda n: 0)
+    out = track.run(app, Caller("alice"), {"event": "upgrade_clicked"})
+    assert out["recorded"] is False and out["eventId"]
+    assert not any(p.startswith("external_data_usage/") for p in store.docs)
