@@ -15,10 +15,10 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -35,12 +35,39 @@ from .net import UrlGuard
 from .sources.base import Fetched, Source, SourceContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Cache I/O runs here, not in the loop's default executor: asyncio.run() waits for that one at
 # exit, so a hung store would hold the answer past its deadline. Shared by all enrichments.
 _CACHE_POOL = concurrent.futures.ThreadPoolExecutor(
     max_workers=8, thread_name_prefix="enrichment-cache"
 )
+
+
+class _NeverJoined(concurrent.futures.ThreadPoolExecutor):
+    """A process-wide pool that an enrichment's loop takes as its default executor, and that
+    the loop's shutdown cannot shut down or wait for (``shutdown`` does nothing)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing: the pool outlives every loop that uses it."""
+
+
+LOOP_THREADS = 16
+"""Threads of the loops' shared default executor (the DNS lookups httpx makes for the GitHub
+and search APIs), in the whole process."""
+_LOOP_POOL = _NeverJoined(max_workers=LOOP_THREADS, thread_name_prefix="enrichment-loop")
+"""``asyncio.run`` waits for its loop's default executor at exit: a DNS lookup stuck there held
+the answer past its deadline for as long as the resolver took."""
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on a loop whose default executor is ``_LOOP_POOL``, so that the
+    loop's exit does not wait for a blocking call its deadline abandoned."""
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_default_executor(_LOOP_POOL)
+        return runner.run(main)
+
+
 CACHE_WRITE_GRACE_S = 2.0
 """How long an enrichment waits, after its sources are done, for its cache writes."""
 CACHE_READ_GRACE_S = 2.0
@@ -218,10 +245,10 @@ class Engine:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(run)
+            return _run(run)
         # Called from inside a running loop: run ours on a helper thread rather than nest.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, run).result()
+            return pool.submit(_run, run).result()
 
     def _take(
         self, ahead: ReadAhead, inp: EnrichmentInput

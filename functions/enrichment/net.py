@@ -13,6 +13,8 @@ metadata endpoints are refused even then.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -37,11 +39,23 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
+RESOLVER_THREADS = 16
+"""Lookups of user-given names in flight at once, in the whole process."""
+_RESOLVER_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=RESOLVER_THREADS, thread_name_prefix="enrichment-dns"
+)
+"""Where ``system_resolver`` blocks: its own pool, never the event loop's default executor,
+which ``asyncio.run`` joins at exit (a name the DNS took 12 s to answer held the enrichment for
+12 s, whatever its deadline). Nobody waits for it: a lookup abandoned at the deadline finishes
+here on its own, and a flood of slow names takes at most ``RESOLVER_THREADS`` threads (later
+lookups queue, and those abandoned before they start never run)."""
+
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    """All addresses ``host`` resolves to, via the event loop's ``getaddrinfo``."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    """All addresses ``host`` resolves to (``socket.getaddrinfo`` on ``_RESOLVER_POOL``); the
+    wait ends when the caller is cancelled (the enrichment's deadline), the lookup need not."""
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    infos = await asyncio.get_running_loop().run_in_executor(_RESOLVER_POOL, lookup)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 

@@ -39,14 +39,16 @@ class Watched(MemoryCacheStore):
 
 
 def _no_loops(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The coroutines run on an event loop from now on (``asyncio.run`` runs them with a
+    ``Runner`` too)."""
     started: list[Any] = []
-    real = asyncio.run
+    real = asyncio.Runner.run
 
-    def run(main: Any, **kw: Any) -> Any:
+    def run(self: asyncio.Runner, main: Any, **kw: Any) -> Any:
         started.append(main)
-        return real(main, **kw)
+        return real(self, main, **kw)
 
-    monkeypatch.setattr(asyncio, "run", run)
+    monkeypatch.setattr(asyncio.Runner, "run", run)
     return started
 
 
