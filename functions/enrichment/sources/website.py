@@ -1,6 +1,7 @@
 """Personal website: a small, polite, same-origin crawl.
 
-robots.txt is obeyed (RFC 9309: 4xx = no rules, 401/403 = keep out, 5xx = unreachable). At
+robots.txt is obeyed (RFC 9309: 4xx = no rules, 401/403 = keep out, 5xx = unreachable; its first
+``ROBOTS_MAX_RULES`` rule lines, within ``ROBOTS_MAX_BYTES``). At
 most ``website_max_pages`` pages of at most ``website_max_page_bytes`` each, bodies streamed and
 cut at the limit. Every request, and every redirect hop, goes through the SSRF guard.
 Extracted: title, description, person, projects, blog posts, contact links, from JSON-LD,
@@ -8,7 +9,8 @@ OpenGraph and microformats (h-card, h-entry), with light URL heuristics as a fal
 
 Hostile sites get a result or a source error, never an exception: links, ``Location`` headers
 and robots.txt lines that do not parse are skipped, an unknown or non-text charset (``idna``,
-``rot13``) falls back to UTF-8, and parsing yields to the event loop so the deadline stops it.
+``rot13``) falls back to UTF-8, and parsing and link filtering yield to the event loop and
+check the deadline, so the deadline stops them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.robotparser import RobotFileParser
 from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
-from ..fetch import FetchResponse, TooLarge, gather_all
+from ..fetch import Deadline, FetchResponse, TooLarge, gather_all
 from ..model import EnrichmentInput
 from ..redact import redact_async
 from .base import Fetched, SourceContext
@@ -32,6 +34,12 @@ from .html_extract import Mf2Item, Page, jsonld_nodes, node_types, parse_page_as
 
 MAX_REDIRECTS = 5
 ROBOTS_MAX_BYTES = 512 * 1024
+ROBOTS_MAX_RULES = 2000
+"""``User-agent``/``Allow``/``Disallow`` lines of robots.txt kept (the first ones; the rest of the
+file is ignored, as past ``ROBOTS_MAX_BYTES``): the parser tries the rules one by one for every
+link, and 32,773 rules with pages of 1,000 links held the event loop for seconds."""
+LINKS_PER_CHECK = 64
+"""Links filtered between two checks of the deadline."""
 PAGE_CONCURRENCY = 4
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SKIP_EXT = re.compile(
@@ -82,6 +90,7 @@ _NOT_TEXT = frozenset(
 MAX_ITEMS_WALKED = 2000
 """Microformats items looked at per page (nested ones included)."""
 _ROBOTS_URL_KEYS = ("allow", "disallow")
+_ROBOTS_RULE_KEYS = ("user-agent", *_ROBOTS_URL_KEYS)
 _ROBOTS_DROPPED_KEYS = ("crawl-delay", "request-rate")  # unused, and crash the stdlib parser
 
 
@@ -177,8 +186,10 @@ def decode_page(body: bytes, content_type: str) -> str:
 
 def robots_lines(text: str) -> list[str]:
     """robots.txt lines the stdlib parser can take: ``Allow``/``Disallow`` paths that do not
-    parse as URLs, and the unused ``Crawl-delay``/``Request-rate`` lines, are left out."""
+    parse as URLs, and the unused ``Crawl-delay``/``Request-rate`` lines, are left out; the file
+    ends after ``ROBOTS_MAX_RULES`` rule lines."""
     out = []
+    rules = 0
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         key = key.strip().lower()
@@ -189,6 +200,10 @@ def robots_lines(text: str) -> list[str]:
                 urlsplit(value.split("#", 1)[0].strip())
             except ValueError:
                 continue
+        if sep and key in _ROBOTS_RULE_KEYS:
+            rules += 1
+            if rules > ROBOTS_MAX_RULES:
+                break
         out.append(line)
     return out
 
@@ -370,7 +385,10 @@ class WebsiteSource:
             first_page = await parse_page_async(html, deadline=ctx.fetcher.deadline)
         self._extract(first_page, start_url, crawl.found, is_start=True)
         crawl.pages.append({"url": start_url, "title": first_page.title})
-        await self._crawl(crawl, self._links(first_page, start_url, origin, robots, ua, crawl.seen))
+        links = await self._links(
+            first_page, start_url, origin, robots, ua, crawl.seen, deadline=ctx.fetcher.deadline
+        )
+        await self._crawl(crawl, links)
         payload = _payload(start_url, first_page, crawl)
         return Fetched(
             bound_payload(
@@ -391,7 +409,15 @@ class WebsiteSource:
                     continue
                 self._extract(page, url, crawl.found, is_start=False)
                 crawl.pages.append({"url": url, "title": page.title})
-                frontier += self._links(page, url, crawl.origin, crawl.robots, crawl.ua, crawl.seen)
+                frontier += await self._links(
+                    page,
+                    url,
+                    crawl.origin,
+                    crawl.robots,
+                    crawl.ua,
+                    crawl.seen,
+                    deadline=crawl.ctx.fetcher.deadline,
+                )
 
     async def _visit(self, crawl: _Crawl, url: str) -> tuple[str, Page | None]:
         """One page of the crawl, parsed; ``None`` for a page that failed, redirected off the
@@ -410,16 +436,25 @@ class WebsiteSource:
                 return resp.url, await parse_page_async(text, deadline=crawl.ctx.fetcher.deadline)
 
     @staticmethod
-    def _links(
+    async def _links(
         page: Page,
         base: str,
         origin: tuple[str, str],
         robots: Robots,
         ua: str,
         seen: set[str],
+        *,
+        deadline: Deadline | None = None,
     ) -> list[str]:
+        """The page's links the crawl may follow, priority pages first. robots.txt is tried
+        for each (its rules one by one): every ``LINKS_PER_CHECK`` links the loop gets a turn
+        and ``deadline`` is checked, so a page of many links cannot hold it past the deadline."""
         out: list[str] = []
-        for link in page.links:
+        for i, link in enumerate(page.links):
+            if i and i % LINKS_PER_CHECK == 0:
+                if deadline is not None:
+                    deadline.check()
+                await asyncio.sleep(0)
             joined = _join(base, link.href)
             if joined is None:
                 continue

@@ -121,7 +121,7 @@ def check_html(html: str) -> None:
     WebsiteSource._extract(page, BASE, found, is_start=True)
     robots = Robots()
     robots.rule = True
-    WebsiteSource._links(page, BASE, ("https", "ada.example"), robots, "ua", set())
+    asyncio.run(WebsiteSource._links(page, BASE, ("https", "ada.example"), robots, "ua", set()))
     payload = {
         "title": page.title,
         "person": found.person or None,
