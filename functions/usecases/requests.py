@@ -244,7 +244,7 @@ def _linkedin(value: Any, max_bytes: int) -> Mapping[str, str] | None:
             raise InvalidArgument(field, "must be the file's text")
         if len(text) > max_bytes:  # before encoding: a 100 MB string is refused at once
             raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
-        total += len(fname) + len(_unicode(text, field).encode("utf-8"))
+        total += len(fname.encode("utf-8")) + len(_unicode(text, field).encode("utf-8"))
         if total > max_bytes:
             raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
     return dict(export)

@@ -111,3 +111,17 @@ def test_a_website_the_fetcher_could_never_request_is_invalid_argument(url: str)
 )
 def test_a_website_the_fetcher_can_request_is_accepted(url: str) -> None:
     assert parse_enrich({"cvId": "c", "website": url}).website == url
+
+
+def test_the_linkedin_limit_counts_file_names_in_utf8_bytes() -> None:
+    """``1 MB in all`` is bytes: a file name of 100 two- and four-byte characters is 300 bytes, not
+    100 (it was counted in characters)."""
+    name = "é" * 50 + "📄" * 50  # 100 characters, 300 bytes
+    assert len(name) == 100 and len(name.encode("utf-8")) == 300
+    limit = 1000
+    fits = {"cvId": "c", "linkedin": {"export": {name: "x" * (limit - 300)}}}
+    assert parse_enrich(fits, limit).linkedin_export == {name: "x" * (limit - 300)}
+    over = {"cvId": "c", "linkedin": {"export": {name: "x" * (limit - 299)}}}
+    with pytest.raises(InvalidArgument) as err:
+        parse_enrich(over, limit)
+    assert err.value.field == "linkedin.export"
