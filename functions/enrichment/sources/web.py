@@ -25,6 +25,9 @@ from .base import Fetched, SourceContext
 
 MAX_BODY = 2_000_000
 MAX_RESULTS = 50
+MAX_NAME_CHARS = 200
+"""The longest name searched for, in characters as given (the request parser's limit): casefold
+may lengthen a name ("ß" folds to "ss"), so it is not measured after folding."""
 # [^<>] rather than [^>]: a title of many "<" without ">" was quadratic.
 _TAGS = re.compile(r"<[^<>]+>")
 
@@ -141,7 +144,7 @@ class WebSearchSource:
         name = normalise_name(inp.name or "")
         if not name:
             raise SourceSkipped(ErrorCode.INVALID_INPUT, "no name given for web search")
-        if len(name) > 200:
+        if len(inp.name or "") > MAX_NAME_CHARS:
             raise SourceFailure(ErrorCode.INVALID_INPUT, "the name is too long to search for")
         return f"{self.provider.name}:{name}"
 

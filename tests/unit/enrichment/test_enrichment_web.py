@@ -9,7 +9,7 @@ from common.settings import EnrichmentSettings
 from enrichment.cache import MemoryCacheStore
 from enrichment.engine import EnrichmentInput
 from enrichment.model import EnrichmentResult
-from enrichment.sources.web import WebSearchSource
+from enrichment.sources.web import MAX_NAME_CHARS, WebSearchSource
 from scripts.devkit.fakes import fake_brave
 from tests.support.clock import FakeClock
 from tests.unit.enrichment.helpers import error_of, make_engine
@@ -87,3 +87,25 @@ def test_same_name_differently_spaced_hits_the_cache(
         again = engine.enrich(EnrichmentInput(sources=("web",), name="  ada   LOVELACE "))
         assert len(url.requests) == 1
     assert again.sources[0].cached is True
+
+
+def test_any_name_the_request_parser_accepts_is_searched() -> None:
+    """The parser takes names of up to 200 characters; the source measured the name after
+    casefold, so "ß" * 150 (folded: 300 characters) was refused as too long."""
+    from usecases.requests import parse_enrich
+
+    names = ["ß" * 150, "ß" * MAX_NAME_CHARS, "ΐ" * MAX_NAME_CHARS]  # ΐ folds to 3 characters
+    with fake_brave() as url:
+        for name in names:
+            assert parse_enrich({"cvId": "c", "name": name}).name == name
+            report = search(url, name=name).sources[0]
+            assert report.status == "success", (name[:3], report.error)
+        asked = [r.query["q"] for r in url.requests]
+    assert asked == [[f'"{name}"'] for name in names]
+
+
+def test_a_name_longer_than_the_parser_takes_is_refused() -> None:
+    with fake_brave() as url:
+        report = search(url, name="a" * (MAX_NAME_CHARS + 1)).sources[0]
+        assert url.requests == []
+    assert (report.status, error_of(report).code) == ("failed", "invalid_input")
