@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -24,6 +25,40 @@ class Write:
     path: str
     data: Mapping[str, Any] = field(default_factory=dict)
     merge: bool = True
+
+
+def document_size(path: str, data: Mapping[str, Any]) -> int:
+    """Bytes of a document as Firestore counts them against its 1 MiB limit: its name (each
+    collection and document id's UTF-8 bytes plus 1, and 16), its fields (each name's bytes plus
+    1, and its value's size) and 32."""
+    name = sum(_text_size(part) for part in path.split("/") if part) + 16
+    return name + _fields_size(data) + 32
+
+
+def _text_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass")) + 1
+
+
+def _fields_size(data: Mapping[Any, Any]) -> int:
+    return sum(_text_size(str(k)) + _value_size(v) for k, v in data.items())
+
+
+def _value_size(value: Any) -> int:
+    """A field value's size: strings their UTF-8 bytes plus 1, numbers, timestamps and
+    increments 8, booleans and null 1, maps and arrays the sum of what they hold."""
+    if isinstance(value, str):
+        return _text_size(value)
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, int | float | datetime | Inc):
+        return 8
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, Mapping):
+        return _fields_size(value)
+    if isinstance(value, list | tuple):
+        return sum(_value_size(v) for v in value)
+    return _text_size(str(value))
 
 
 Filter = tuple[str, str, Any]

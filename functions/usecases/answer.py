@@ -1,5 +1,6 @@
-"""The enrichment answer (contract 2.1): bounded (lists and strings capped, under 900 KB,
-``truncated: true`` when cut), trimmed for a preview, and its result document
+"""The enrichment answer (contract 2.1): bounded (lists and strings capped, the whole answer as
+the callable protocol sends it and the stored document each under 900 KB, ``truncated: true``
+when cut), trimmed for a preview, and its result document
 (``cvs/{cvId}/externalData/latest``), which rides in the call's record batch (one commit for
 both). A result too big is not attached at all, and a batch that fails is committed again
 without it (``usecases.hooks.record``): a result never takes the call's audit, usage and metrics
@@ -15,14 +16,14 @@ from common.clock import iso
 from common.errors import CallFacts
 from common.logs import error_ref, log
 from common.vocab import Access, Fn, Outcome, ResultStatus, Tier
-from enrichment.bounds import bound_result_json, compact_json
+from enrichment.bounds import MAX_RESULT_BYTES, bound_result_json, compact_json, json_size
 from enrichment.model import EnrichmentResult, SourceReport
 from gating.decision import Decision
 from gating.preview import trim_preview
 from gating.ratelimit import RateDecision
 from gating.rollout import RolloutConfig
 from recording.recorder import SourceOutcome
-from stores.base import Write
+from stores.base import Write, document_size
 from stores.errors import StoreError
 from stores.schema import result_path
 from usecases.app import App
@@ -31,11 +32,8 @@ from usecases.encoded import Encoded
 from usecases.hooks import Served
 from usecases.requests import EnrichRequest
 
-STORED_MAX_BYTES = 1_000_000
-"""Firestore's document limit (1 MiB) with room for the field names."""
-REPORT_MAX_BYTES = 1_024
-"""What one source's report can take in the stored document, at most: a few short fields and an
-error message of our own (a host name at most), well under this."""
+STORED_MAX_BYTES = MAX_RESULT_BYTES
+"""The stored result stays under this (contract 2.1), as Firestore counts a document's bytes."""
 NOT_SAVED = "The result could not be saved; it is shown here only. Please retry later to keep it."
 _OUTCOMES = {ResultStatus.SUCCESS: Outcome.SUCCESS, ResultStatus.PARTIAL: Outcome.PARTIAL}
 
@@ -51,24 +49,32 @@ def served(
 ) -> Served:
     """The answer, what is recorded about it, and the result document that rides with the
     records (``unsaved``: the answer to give if it could not be stored)."""
-    data, truncated, text = bound_result_json(dict(result.data))
-    if decision.access is Access.PREVIEW:
-        data = trim_preview(data)
-        text = compact_json(data)
     body: dict[str, Any] = {
         "requestId": ctx.request_id,
         "status": result.status.value,
         "access": decision.access.value,
-        "enrichedData": Encoded(data, text),
+        "enrichedData": None,  # bounded below, in what the rest leaves of the 900 KB
         "sources": [s.to_dict() for s in result.sources],
         "usage": _usage(decision, rate),
         "messages": _messages(decision, cfg),
         "durationMs": round(ctx.elapsed_ms()),
     }
+    doc = {
+        "requestId": ctx.request_id,
+        "userId": ctx.caller.uid,
+        "at": ctx.now,
+        "access": decision.access.value,
+        "status": result.status.value,
+        "enrichedDataJson": "",
+        "sources": body["sources"],
+    }
+    budget = _data_budget(body, result_path(req.cv_id), doc)
+    data, truncated, text = _bounded(dict(result.data), decision.access, budget)
+    body["enrichedData"] = Encoded(data, text)
     if truncated:
         body["truncated"] = True
     unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
-    stored = _result_write(ctx, req, decision, result, text, body)
+    stored = _result_write(ctx, req, {**doc, "enrichedDataJson": text})
     log(
         "INFO",
         "enrichment served",
@@ -94,6 +100,35 @@ def served(
     )
 
 
+def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> int:
+    """Bytes the data's JSON may take so that the answer and its document stay under
+    ``MAX_RESULT_BYTES``: what is left once the rest of the longer answer (with ``notSaved`` and
+    ``truncated``), as the callable protocol sends it (``{"result": ...}`` and a newline), and
+    the rest of the document are counted. The data's JSON is ASCII: its length is its size, in
+    the answer and in the document alike."""
+    rest = {
+        **body,
+        "enrichedData": None,
+        "messages": {**body["messages"], "notSaved": NOT_SAVED},
+        "truncated": True,
+    }
+    answer = json_size({"result": rest}) - len("null") + len("\n")
+    return MAX_RESULT_BYTES - 1 - max(answer, document_size(path, doc))
+
+
+def _bounded(data: dict[str, Any], access: Access, budget: int) -> tuple[dict[str, Any], bool, str]:
+    """``data`` bounded to ``budget`` bytes of JSON, trimmed for a preview: ``(data, cut,
+    its JSON)``. A preview's locks could outweigh what it cut: it is bounded again then."""
+    data, truncated, text = bound_result_json(data, max_bytes=budget)
+    if access is Access.PREVIEW:
+        data = trim_preview(data)
+        text = compact_json(data)
+        if len(text) > budget:
+            data, cut, text = bound_result_json(data, max_bytes=budget)
+            truncated = truncated or cut
+    return data, truncated, text
+
+
 def _messages(decision: Decision, cfg: RolloutConfig) -> dict[str, str]:
     if decision.access is Access.PREVIEW:
         return cfg.message_set(("preview", "gate", "upgrade"))
@@ -111,33 +146,17 @@ def _usage(decision: Decision, rate: RateDecision | None) -> dict[str, Any]:
     }
 
 
-def _result_write(
-    ctx: CallContext,
-    req: EnrichRequest,
-    decision: Decision,
-    result: EnrichmentResult,
-    text: str,
-    body: Mapping[str, Any],
-) -> Write | None:
-    """The write of ``cvs/{cvId}/externalData/latest`` holding ``text``, the answer's data as
-    ``compact_json``; None (logged) when it is too large."""
-    # One JSON string, not a map: a map is encoded and indexed value by value (most of a cache
-    # hit's time, and a user with hundreds of repositories would pass Firestore's 40,000 index
-    # entries per document). ASCII-escaped, so its length is its size in bytes.
-    size = len(text) + REPORT_MAX_BYTES * len(result.sources)
-    if size > STORED_MAX_BYTES:
+def _result_write(ctx: CallContext, req: EnrichRequest, doc: Mapping[str, Any]) -> Write | None:
+    """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large.
+    The data is one JSON string, not a map: a map is encoded and indexed value by value (most of
+    a cache hit's time, and a user with hundreds of repositories would pass Firestore's 40,000
+    index entries per document)."""
+    path = result_path(req.cv_id)
+    size = document_size(path, doc)
+    if size >= STORED_MAX_BYTES:
         log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)
         return None
-    doc = {
-        "requestId": ctx.request_id,
-        "userId": ctx.caller.uid,
-        "at": ctx.now,
-        "access": decision.access.value,
-        "status": result.status.value,
-        "enrichedDataJson": text,
-        "sources": body["sources"],
-    }
-    return Write(result_path(req.cv_id), doc, merge=False)
+    return Write(path, doc, merge=False)
 
 
 def store_alone(app: App, ctx: CallContext, served: Served) -> Served:
