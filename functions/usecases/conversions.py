@@ -13,11 +13,14 @@ from common.logs import log
 from gating.entitlements import is_premium, paying_before, rollout_groups
 from gating.rollout import in_cohort
 from stores.base import Inc, Write
+from stores.errors import ConfigConflict, Contended
 from stores.schema import conversion_path, usage_path
 from usecases.app import App
 
 FUNNEL_WINDOW = timedelta(days=7)
 """A preview or gate this recent before the upgrade makes it a funnel conversion."""
+_ATTEMPTS = 3
+"""Tries at creating the conversion document when its transaction is aborted (``Contended``)."""
 
 
 def subscription_changed(
@@ -32,8 +35,9 @@ def subscription_changed(
     A renewal or a recovery from ``past_due`` is not a conversion: only a user who was not a
     paying subscriber before (free tier, canceled, no subscription, or one that lapsed past the
     grace days: ``paying_before``) converts. The trigger may
-    be delivered more than once: ``event_id`` names the conversion document, so a redelivery
-    finds it and records nothing.
+    be delivered more than once: ``event_id`` names the conversion document, which is created
+    only if absent (``compare_and_set`` from version 0) in one atomic write with its aggregate
+    counts, so a redelivery records nothing, even one that overlaps the first delivery.
     """
     now = app.now()
     if not app.settings.conversion_tracking:
@@ -48,7 +52,7 @@ def subscription_changed(
     conv_doc = conversion_path(uid, conv_id)
     cfg = app.config.current()
     got = app.store.get_many([usage_path(uid), conv_doc])
-    if got[conv_doc] is not None:
+    if got[conv_doc] is not None:  # a redelivery (this read alone finds a version-less doc)
         log("INFO", "conversion already recorded (trigger redelivered)", uid=uid)
         return False
     funnel_at = (got[usage_path(uid)] or {}).get("lastFunnelAt")
@@ -60,14 +64,32 @@ def subscription_changed(
         "c": {"conversions": Inc(1), **({"convertedAfterFunnel": Inc(1)} if preceded else {})},
         "cohort": {"in" if gated else "out": {"conversions": Inc(1)}},
     }
-    conv: dict[str, Any] = {"uid": uid, "at": now, "precededByFunnel": preceded}
+    # ``version`` 1: the document is created once, never replaced (create-if-absent below).
+    conv: dict[str, Any] = {"uid": uid, "at": now, "precededByFunnel": preceded, "version": 1}
     if preceded:
         conv["funnelAt"] = funnel_at
     writes = [
-        Write(conv_doc, conv, merge=False),
         Write(usage_path(uid), {"uid": uid, "convertedAt": now}),
         *app.recorder.aggregate_writes(now, counters),
     ]
-    app.store.commit(writes)
+    if not _create_once(app, conv_doc, conv, writes):
+        log("INFO", "conversion already recorded (trigger redelivered)", uid=uid)
+        return False
     log("INFO", "conversion recorded", uid=uid, precededByFunnel=preceded)
     return True
+
+
+def _create_once(app: App, path: str, doc: dict[str, Any], writes: list[Write]) -> bool:
+    """Create ``path`` with ``writes``, atomically, unless it exists: False when another delivery
+    created it first. A transaction aborted before anything landed (``Contended``: two racing
+    ones can both be aborted) is made again, so the race never loses the conversion."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            app.store.compare_and_set(path, 0, doc, writes)
+            return True
+        except Contended:
+            if attempt == _ATTEMPTS:
+                raise
+        except ConfigConflict:
+            return False
+    return False  # not reached: the last attempt returns or raises
