@@ -436,7 +436,7 @@ def detectSuspiciousActivity(event: scheduler_fn.ScheduledEvent) -> None:  # noq
 
     a = app()
     ttl = timedelta(days=SETTINGS.event_ttl_days)
-    detect(a.store, utcnow(), a.recorder.aggregate_writes, ttl=ttl)
+    detect(a.store, utcnow(), a.recorder.aggregate_writes, a.recorder.hash, ttl=ttl)
 
 
 @_callable(Fn.EXPORT, timeout_sec=120, secrets=_SALT)

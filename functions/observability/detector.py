@@ -15,11 +15,18 @@ Four rules, each counted in fixed windows aligned to the epoch (a 10-minute wind
 
 A rule fires when its count reaches its threshold (``>=``); thresholds live in ``Thresholds``.
 Each finding is recorded once per (rule, subject, window): its audit entry has a deterministic
-id and is created with ``compare_and_set(path, 0, ...)`` (create-if-absent), together with the
+id, the keyed hash (``Recorder.hash``, HMAC under ``EXTERNAL_DATA_HASH_SALT``) of the rule,
+subject and window, so nobody without the key can tell from an id whose finding it is, and is
+created with ``compare_and_set(path, 0, ...)`` (create-if-absent), together with the
 aggregate increment ``sec.suspiciousActivity``, in one atomic write. A later run that finds the
 same subject in the same window (the window is still open, or it overlapped the previous run's
 scan) loses that race and records nothing. Fixed windows can split a burst across a boundary;
 the next window catches it if it goes on.
+
+A user is one subject whether their entries carry the uid or, after an erasure (contract 2.5),
+its keyed hash: the rules count them together and the finding's id is the same before and after,
+so an erasure neither splits a count nor records a finding twice. A finding names the raw uid
+while an entry still does, else the hash (``uidHashed: true``).
 
 Each new finding is logged at WARNING with ``kind`` and ``event`` ``suspicious_activity`` (the
 log-based metric ``external_data_suspicious_activity`` and its alert count these lines).
@@ -27,10 +34,9 @@ log-based metric ``external_data_suspicious_activity`` and its alert count these
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +59,8 @@ SCAN_LIMIT = 20_000
 
 AggregateWrites = Callable[[datetime, Mapping[str, Any]], list[Write]]
 """``recording.recorder.Recorder.aggregate_writes``: counters into the minute/hour/day buckets."""
+KeyedHash = Callable[[str], str | None]
+"""``recording.recorder.Recorder.hash``: HMAC-SHA256 under the salt (None for an empty value)."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +100,17 @@ class Finding:
     threshold: int
     window_start: datetime
     window_end: datetime
+    subject_ref: str | None = None
+    """A uid subject as counted: its keyed hash (``find`` with ``keyed``); None: ``subject``."""
+    subject_hashed: bool = False
+    """A uid subject whose entries all carry the keyed hash (the user was erased)."""
 
-    @property
-    def entry_id(self) -> str:
-        """The audit entry's id: the same for the same rule, subject and window."""
-        key = f"{self.rule}|{self.subject_kind}|{self.subject}|{self.window_start.isoformat()}"
-        return f"{SUSPICIOUS}_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    def entry_id(self, keyed: KeyedHash) -> str:
+        """The audit entry's id: the same for the same rule, subject and window, and the keyed
+        hash of them (a bare digest of a uid could be recomputed by anyone who knows it)."""
+        subject = self.subject_ref or self.subject
+        key = f"{self.rule}|{self.subject_kind}|{subject}|{self.window_start.isoformat()}"
+        return f"{SUSPICIOUS}_{keyed(key)}"
 
 
 @dataclass
@@ -152,33 +165,52 @@ class _Entry:
     at: datetime
     type: str
     uid: str | None
+    """The user as counted: the keyed hash of the uid (the uid itself without ``keyed``)."""
     ip: str | None
     reason: str
+    raw_uid: str | None
+    """The uid as the entry names it, unless the entry carries its hash only (erased)."""
 
 
-def _entries(docs: Sequence[Mapping[str, Any]]) -> list[_Entry]:
+def _entries(docs: Sequence[Mapping[str, Any]], keyed: KeyedHash | None) -> list[_Entry]:
     out = []
     for i, d in enumerate(docs):
         at = _when(d)
         if at is None or d.get("type") == SUSPICIOUS:
             continue
         uid, ip = d.get("uid"), d.get("ipHash")
+        uid = uid if isinstance(uid, str) and uid else None
+        raw = None if d.get("uidHashed") is True else uid
+        ref = (keyed(raw) if keyed else raw) if raw else uid
         out.append(
             _Entry(
                 str(i),
                 at,
                 str(d.get("type")),
-                uid if isinstance(uid, str) and uid else None,
+                ref,
                 ip if isinstance(ip, str) and ip else None,
                 str(d.get("reason") or ""),
+                raw,
             )
         )
     return out
 
 
-def find(docs: Sequence[Mapping[str, Any]], th: Thresholds = DEFAULT) -> list[Finding]:
-    """Pure: every rule over the audit entries (any order; ``suspicious_activity`` ignored)."""
-    es = _entries(docs)
+def _named(f: Finding, raw: Mapping[str, str]) -> Finding:
+    """A uid finding as recorded: counted by ``subject_ref``, naming the raw uid if seen."""
+    if f.subject_kind != "uid":
+        return f
+    uid = raw.get(f.subject)
+    return replace(f, subject=uid or f.subject, subject_ref=f.subject, subject_hashed=not uid)
+
+
+def find(
+    docs: Sequence[Mapping[str, Any]], th: Thresholds = DEFAULT, keyed: KeyedHash | None = None
+) -> list[Finding]:
+    """Pure: every rule over the audit entries (any order; ``suspicious_activity`` ignored).
+    With ``keyed``, a user counts as one subject whether entries carry the uid or its hash."""
+    es = _entries(docs, keyed)
+    raw = {e.uid: e.raw_uid for e in es if e.uid and e.raw_uid}
     limited = [(e.at, "all", e.n) for e in es if e.type == "rate_limit_exceeded"]
     shared = [(e.at, e.ip, e.uid) for e in es if e.ip and e.uid]
     probing = [
@@ -187,7 +219,7 @@ def find(docs: Sequence[Mapping[str, Any]], th: Thresholds = DEFAULT) -> list[Fi
         if e.uid and e.type == "unauthorized_access" and e.reason != GATE_REASON
     ]
     refused = [(e.at, e.uid, e.n) for e in es if e.uid and e.type in REFUSALS]
-    return [
+    found = [
         *_counted(
             "rate_limit_burst", "all", th.rate_limit_burst, th.rate_limit_burst_window, limited
         ),
@@ -197,6 +229,7 @@ def find(docs: Sequence[Mapping[str, Any]], th: Thresholds = DEFAULT) -> list[Fi
             "repeated_refusals", "uid", th.repeated_refusals, th.repeated_refusals_window, refused
         ),
     ]
+    return [_named(f, raw) for f in found]
 
 
 def scan_start(now: datetime, th: Thresholds = DEFAULT) -> datetime:
@@ -229,6 +262,8 @@ def finding_doc(f: Finding, now: datetime, ttl: timedelta) -> dict[str, Any]:
     }
     if f.subject_kind == "uid":
         doc["uid"] = f.subject
+        if f.subject_hashed:
+            doc["uidHashed"] = True
     if f.subject_kind == "ipHash":
         doc["ipHash"] = f.subject
     return doc
@@ -245,12 +280,14 @@ def record(
     now: datetime,
     aggregate: AggregateWrites,
     ttl: timedelta,
+    keyed: KeyedHash,
 ) -> bool:
     """Create the finding's audit entry with its aggregate count, once; False if it exists."""
     counters = {"sec": {"suspiciousActivity": Inc(1)}}
+    entry_id = f.entry_id(keyed)
     try:
         store.compare_and_set(
-            audit_path(f.entry_id), 0, finding_doc(f, now, ttl), aggregate(now, counters)
+            audit_path(entry_id), 0, finding_doc(f, now, ttl), aggregate(now, counters)
         )
     except ConfigConflict:
         return False
@@ -266,7 +303,7 @@ def record(
         count=f.count,
         threshold=f.threshold,
         window={"start": f.window_start, "end": f.window_end},
-        auditId=f.entry_id,
+        auditId=entry_id,
     )
     return True
 
@@ -275,6 +312,7 @@ def detect(
     store: DocumentStore,
     now: datetime,
     aggregate: AggregateWrites,
+    keyed: KeyedHash,
     *,
     thresholds: Thresholds = DEFAULT,
     ttl: timedelta = timedelta(days=400),
@@ -290,9 +328,9 @@ def detect(
     )
     entries = [doc for _, doc in rows]
     report = DetectionReport(scanned=len(entries), truncated=len(entries) >= SCAN_LIMIT)
-    report.findings = find(entries, thresholds)
+    report.findings = find(entries, thresholds, keyed)
     for f in report.findings:
-        if record(store, f, now, aggregate, ttl):
+        if record(store, f, now, aggregate, ttl, keyed):
             report.recorded.append(f)
     log(
         "WARNING" if report.truncated else "INFO",

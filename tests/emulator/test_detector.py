@@ -48,11 +48,11 @@ def test_cv_probing_through_the_callable_is_found_once_and_counted(store: Any) -
     recorder = Recorder(load_settings({}))
     now = datetime.now(UTC)
     counted_before = suspicious_today(store, now)
-    first = detect(store, now, recorder.aggregate_writes)
+    first = detect(store, now, recorder.aggregate_writes, recorder.hash)
     mine = [f for f in first.recorded if f.subject == prober.uid]
     assert [f.rule for f in mine] == ["cv_probing"] and mine[0].count == DEFAULT.cv_probing
     assert not any(f.subject == victim.uid for f in first.findings)
-    second = detect(store, datetime.now(UTC), recorder.aggregate_writes)
+    second = detect(store, datetime.now(UTC), recorder.aggregate_writes, recorder.hash)
     assert not any(f.subject == prober.uid for f in second.recorded)
     assert any(f.subject == prober.uid for f in second.findings)  # seen again, not recorded
     entries = findings_of(store, prober.uid)

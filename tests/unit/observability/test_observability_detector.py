@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from analytics.metrics import num, read_buckets, total
+from common.settings import load_settings
 from common.vocab import Fn, Outcome, Tier
 from observability.detector import (
     DEFAULT,
@@ -24,6 +25,7 @@ from observability.detector import (
     window_of,
 )
 from recording.recorder import CallRecord, Recorder, Switches
+from stores.base import Write
 from stores.memory import MemoryStore
 from stores.schema import AUDIT
 
@@ -65,7 +67,7 @@ def refuse(
 
 
 def run(store: MemoryStore, recorder: Recorder, **kw: Any) -> list[Finding]:
-    return detect(store, NOW, recorder.aggregate_writes, **kw).recorded
+    return detect(store, NOW, recorder.aggregate_writes, recorder.hash, **kw).recorded
 
 
 def rules(found: list[Finding]) -> list[str]:
@@ -198,7 +200,7 @@ def test_a_finding_is_recorded_once_per_subject_and_window(
         refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=T0 + timedelta(minutes=i))
     first = run(store, recorder)
     refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=T0 + timedelta(minutes=6))
-    second = detect(store, NOW, recorder.aggregate_writes)
+    second = detect(store, NOW, recorder.aggregate_writes, recorder.hash)
     assert len(first) == 1 and second.recorded == []
     assert [f.count for f in second.findings] == [DEFAULT.cv_probing + 1]  # seen, not recorded
     entries = findings_in_audit(store)
@@ -223,7 +225,7 @@ def test_the_same_subject_in_the_next_window_is_a_new_finding(
     later = T0 + timedelta(hours=1, minutes=7)
     for i in range(DEFAULT.cv_probing):
         refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=later - timedelta(minutes=i + 1))
-    again = detect(store, later, recorder.aggregate_writes)
+    again = detect(store, later, recorder.aggregate_writes, recorder.hash)
     assert [f.window_start for f in again.recorded] == [T0 + timedelta(hours=1)]
     assert len(findings_in_audit(store)) == 2
 
@@ -251,3 +253,52 @@ def test_a_new_finding_is_logged_at_warning_with_its_rule(
     assert fields["rule"] == "cv_probing" and fields["event"] == SUSPICIOUS
     assert fields["count"] == DEFAULT.cv_probing
     assert lines[0].labels == {"function": "detectSuspiciousActivity", "outcome": "finding"}  # type: ignore[attr-defined]
+
+
+# -- finding ids and erased users ----------------------------------------------------------------
+
+
+def test_a_finding_id_is_the_keyed_hash_not_a_digest_anyone_can_recompute(
+    store: MemoryStore, recorder: Recorder
+) -> None:
+    """Contract 2.5 keeps audit entries with the uid replaced by its salted hash: an id that is
+    the bare sha256 of ``rule|uid|<uid>|window`` names the user to anyone who can guess it."""
+    import hashlib
+
+    for i in range(DEFAULT.cv_probing):
+        refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=T0 + timedelta(minutes=i))
+    (found,) = run(store, recorder)
+    (path,) = [p for p, d in store.query(AUDIT, [("type", "==", SUSPICIOUS)])]
+    key = f"cv_probing|uid|prober|{T0.isoformat()}"
+    keyed = recorder.hash(f"cv_probing|uid|{recorder.hash('prober')}|{T0.isoformat()}")
+    assert path == f"{AUDIT}/{SUSPICIOUS}_{keyed}"
+    assert hashlib.sha256(key.encode()).hexdigest()[:32] not in path
+    other = Recorder(load_settings({"EXTERNAL_DATA_HASH_SALT": "another-salt"}), rng=lambda n: 0)
+    assert found.entry_id(other.hash) != found.entry_id(recorder.hash)
+
+
+def hash_in_audit(store: MemoryStore, uid: str, hashed: str | None) -> None:
+    """What an erasure does to the user's audit entries (``usecases.data_rights``)."""
+    for path, _ in store.query(AUDIT, [("uid", "==", uid)]):
+        store.commit([Write(path, {"uid": hashed, "uidHashed": True})])
+
+
+def test_an_erased_users_entries_count_with_their_earlier_ones_and_find_the_same_finding(
+    store: MemoryStore, recorder: Recorder
+) -> None:
+    """After an erasure the user's entries carry the keyed hash (``uidHashed``); entries made
+    since carry the uid again. They are one subject, and the finding recorded before the
+    erasure is the one found after it (not recorded twice)."""
+    for i in range(DEFAULT.cv_probing - 2):
+        refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=T0 + timedelta(minutes=i))
+    hashed = recorder.hash("prober")
+    hash_in_audit(store, "prober", hashed)
+    for i in range(2):
+        refuse(store, recorder, Outcome.NOT_FOUND, "prober", at=T0 + timedelta(minutes=5 + i))
+    (found,) = run(store, recorder)
+    assert found.subject == "prober" and found.count == DEFAULT.cv_probing  # named while seen
+    hash_in_audit(store, "prober", hashed)
+    again = detect(store, NOW, recorder.aggregate_writes, recorder.hash)
+    assert again.recorded == [] and [f.subject for f in again.findings] == [hashed]
+    assert again.findings[0].subject_hashed is True
+    assert len(findings_in_audit(store)) == 1
