@@ -55,7 +55,7 @@ from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import AUDIT, USERS, audit_path, user_path
 from stores.userdata import rate_limit_paths
-from usecases import data_rights
+from usecases import data_rights, erasure
 from usecases.app import App
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,13 +455,13 @@ def cmd_export(app: App, args: argparse.Namespace) -> int:
 
 def cmd_delete(app: App, args: argparse.Namespace) -> int:
     """The erasure of ``deleteMyExternalData``; the audit keeps the keyed hash only."""
-    erasure = data_rights.erase_user(app, args.uid)
+    erased = erasure.erase_user(app, args.uid)
     hashed = app.recorder.hash(args.uid) or ""
-    entry = audit_entry(app, args, hashed, "delete", uidHashed=True, deleted=erasure.deleted)
+    entry = audit_entry(app, args, hashed, "delete", uidHashed=True, deleted=erased.deleted)
     app.store.commit([entry])
-    counts = ", ".join(f"{k} {v}" for k, v in erasure.deleted.items() if v) or "nothing found"
+    counts = ", ".join(f"{k} {v}" for k, v in erased.deleted.items() if v) or "nothing found"
     return done(
-        f"erased the records of {args.uid}: {counts}; {erasure.anonymised} audit entries now "
+        f"erased the records of {args.uid}: {counts}; {erased.anonymised} audit entries now "
         f"carry the hash {hashed}",
         entry,
     )

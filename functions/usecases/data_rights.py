@@ -4,16 +4,15 @@ Both act on the caller, or on ``userId`` for an admin (support: recorded in the 
 share one limit of 5 calls per user per hour (scope ``rights``). That counter is keyed by the
 caller's keyed hash: it names nobody and outlives the erasure it admitted.
 
-An erasure deletes what ``stores.userdata`` finds and replaces the uid of the user's audit
-entries by its keyed hash (``Recorder.hash``, HMAC-SHA256 under the salt). The ``users/{uid}``
-trigger and ``scripts/support.py`` run the same code.
+An erasure (``usecases.erasure``) deletes what ``stores.userdata`` finds and replaces the uid of
+the user's audit entries by its keyed hash (``Recorder.hash``, HMAC-SHA256 under the salt). The
+``users/{uid}`` trigger and ``scripts/support.py`` run the same code.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,30 +23,18 @@ from common.vocab import Fn
 from gating.ratelimit import SlidingWindowLimiter
 from stores.base import Write
 from stores.errors import StoreError
-from stores.schema import AUDIT, audit_path, usage_path
-from stores.userdata import audit_entries, audit_entries_by, erasable_paths, user_documents
+from stores.schema import audit_path
+from stores.userdata import user_documents
 from usecases.admission import limit_details, own_tier, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
+from usecases.erasure import Erasure, erase_usage, erase_user
 from usecases.hooks import Served, handle
 from usecases.requests import parse_stats
 
 RIGHTS_PER_HOUR = 5
 RIGHTS_WINDOW = timedelta(hours=1)
 EXPORTED, ERASED = "data_export", "data_erasure"  # audit entry types of the two requests
-_BATCH = 400  # audit rewrites per commit (Firestore takes at most 500 writes in one)
-
-
-@dataclass(frozen=True)
-class Erasure:
-    """What an erasure did: documents deleted per collection, audit entries anonymised."""
-
-    deleted: dict[str, int]
-    anonymised: int
-
-    def answer(self, uid: str) -> dict[str, Any]:
-        """The callable's answer (contract 2.5), with the audit entries that were kept."""
-        return {"userId": uid, "deleted": self.deleted, "anonymised": {AUDIT: self.anonymised}}
 
 
 def run_export(app: App, caller: Caller, raw: Any) -> dict[str, Any]:
@@ -112,30 +99,6 @@ def export_user(app: App, uid: str, now: datetime) -> dict[str, Any]:
     """Everything these functions store about ``uid``, as JSON values (contract 2.5)."""
     docs = user_documents(app.store, uid)
     return {"userId": uid, "generatedAt": iso(now), **{k: plain(v) for k, v in docs.items()}}
-
-
-def erase_user(app: App, uid: str) -> Erasure:
-    """Delete the user's records and anonymise their audit entries (idempotent)."""
-    found = erasable_paths(app.store, uid)
-    app.store.delete_many([p for paths in found.values() for p in paths])
-    hashed = app.recorder.hash(uid)
-    # Every uid an entry keeps becomes the keyed hash: the user it is about, and the user who
-    # made the request (their own export, or an admin's request for someone else).
-    about = [path for path, _ in audit_entries(app.store, uid)]
-    changes: dict[str, dict[str, Any]] = {p: {"uid": hashed, "uidHashed": True} for p in about}
-    for path, _ in audit_entries_by(app.store, uid):
-        changes.setdefault(path, {}).update(by=hashed, byHashed=True)
-    anonymised = list(changes)
-    for start in range(0, len(anonymised), _BATCH):
-        chunk = anonymised[start : start + _BATCH]
-        app.store.commit([Write(p, changes[p]) for p in chunk])
-    return Erasure({name: len(paths) for name, paths in found.items()}, len(about))
-
-
-def erase_usage(app: App, uid: str) -> None:
-    """Delete the user's usage document and events only (what recording one call writes)."""
-    usage = usage_path(uid)
-    app.store.delete_many([*app.store.list_paths(f"{usage}/events"), usage])
 
 
 def user_deleted(app: App, uid: str) -> Erasure:
