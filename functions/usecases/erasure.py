@@ -4,6 +4,7 @@ replaced by its keyed hash (``Recorder.hash``, HMAC-SHA256 under the salt). Run 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +33,11 @@ def erase_user(app: App, uid: str) -> Erasure:
     found = erasable_paths(app.store, uid)
     app.store.delete_many([p for paths in found.values() for p in paths])
     hashed = app.recorder.hash(uid)
-    # Every uid an entry keeps becomes the keyed hash: the user it is about, and the user who
-    # made the request (their own export, or an admin's request for someone else).
-    about = [path for path, _ in audit_entries(app.store, uid)]
-    changes: dict[str, dict[str, Any]] = {p: {"uid": hashed, "uidHashed": True} for p in about}
+    # Every uid an entry keeps becomes the keyed hash: the user it is about (and the subject of
+    # a detector finding about them), and the user who made the request (their own export, or
+    # an admin's request for someone else).
+    about = audit_entries(app.store, uid)
+    changes = {p: _about_hashed(d, uid, hashed) for p, d in about}
     for path, _ in audit_entries_by(app.store, uid):
         changes.setdefault(path, {}).update(by=hashed, byHashed=True)
     anonymised = list(changes)
@@ -43,6 +45,14 @@ def erase_user(app: App, uid: str) -> Erasure:
         chunk = anonymised[start : start + _BATCH]
         app.store.commit([Write(p, changes[p]) for p in chunk])
     return Erasure({name: len(paths) for name, paths in found.items()}, len(about))
+
+
+def _about_hashed(doc: Mapping[str, Any], uid: str, hashed: str | None) -> dict[str, Any]:
+    """The fields of an audit entry about ``uid`` that name them, as the keyed hash."""
+    change: dict[str, Any] = {"uid": hashed, "uidHashed": True}
+    if doc.get("subjectKind") == "uid" and doc.get("subject") == uid:
+        change["subject"] = hashed  # a ``suspicious_activity`` finding (observability.detector)
+    return change
 
 
 def erase_usage(app: App, uid: str) -> None:

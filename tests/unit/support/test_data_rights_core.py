@@ -177,3 +177,28 @@ def test_the_rights_counter_names_nobody(app: App, store: MemoryStore) -> None:
     data_rights.run_export(app, Caller(UID), {})
     counters = [p for p in store.docs if p.startswith("rate_limits/") and "_rights_" in p]
     assert counters and not any(UID in p for p in counters)
+
+
+def test_an_erasure_hashes_the_subject_of_the_detectors_findings_too(
+    app: App, store: MemoryStore, clock: FakeClock
+) -> None:
+    """A ``suspicious_activity`` finding about a user names them in ``subject`` as well as in
+    ``uid``: both become the keyed hash (contract 2.5), and the next run of the detector finds
+    the same finding rather than a second one."""
+    from common.errors import NotFound
+    from observability.detector import DEFAULT, SUSPICIOUS, detect
+
+    for i in range(DEFAULT.cv_probing):
+        with pytest.raises(NotFound):
+            enrich.run(app, Caller(UID), {"cvId": f"cv-someone-{i}"})
+    run = detect(store, clock(), app.recorder.aggregate_writes, app.recorder.hash)
+    assert [f.subject for f in run.recorded] == [UID]
+    data_rights.run_delete(app, Caller(UID), {})
+    assert sorted(traces(store, UID)) == [f"cvs/cv-{UID}", f"users/{UID}"]
+    hashed = app.recorder.hash(UID)
+    (finding,) = [
+        d for _, d in store.query("external_data_security_audit") if d["type"] == SUSPICIOUS
+    ]
+    assert finding["subject"] == hashed and finding["uid"] == hashed
+    again = detect(store, clock(), app.recorder.aggregate_writes, app.recorder.hash)
+    assert again.recorded == [] and [f.subject for f in again.findings] == [hashed]
