@@ -200,10 +200,12 @@ def _seat(app: App, cfg: Any, uid: str) -> bool | None:
     if getattr(cfg, "maxCohortUsers", None) is None:
         return None
     from stores.schema import cohort_member_path
-    from usecases.cohort import phase_key
+    from usecases.cohort import kept_seat_path, phase_key
 
-    path = cohort_member_path(phase_key(cfg), uid)
-    doc = app.store.get_many([path])[path] or {}
+    # An erased user's seat is kept under the keyed hash of the uid (usecases.cohort).
+    paths = [cohort_member_path(phase_key(cfg), uid), kept_seat_path(app, phase_key(cfg), uid)]
+    got = app.store.get_many(paths)
+    doc = next((d for d in got.values() if d and "seat" in d), {})
     return doc["seat"] is True if "seat" in doc else None
 
 

@@ -56,13 +56,14 @@ def idempotency_paths(store: DocumentStore, uid: str) -> list[str]:
     return [p for p in paths if (docs[p] or {}).get("uid", uid) == uid]
 
 
-def cohort_member_paths(store: DocumentStore, uid: str) -> list[str]:
-    """The user's seats in capped cohorts (one per phase that had a cap)."""
-    candidates = [f"{phase}/members/{uid}" for phase in store.list_paths(COHORT_MEMBERS)]
+def cohort_member_docs(store: DocumentStore, member_id: str) -> dict[str, dict[str, Any]]:
+    """The seats in capped cohorts (one per phase that had a cap) under ``member_id``: the uid,
+    or the keyed hash an erasure keeps a seat under (``usecases.cohort``), by path."""
+    candidates = [f"{phase}/members/{member_id}" for phase in store.list_paths(COHORT_MEMBERS)]
     if not candidates:
-        return []
+        return {}
     docs = store.get_many(candidates)
-    return [p for p in candidates if docs[p] is not None]
+    return {p: d for p, d in docs.items() if d is not None}
 
 
 def cv_ids(store: DocumentStore, uid: str) -> list[str]:
@@ -76,7 +77,9 @@ def result_paths(store: DocumentStore, uid: str) -> list[str]:
 
 
 def erasable_paths(store: DocumentStore, uid: str) -> dict[str, list[str]]:
-    """Every document of the user's that an erasure deletes, by collection name."""
+    """Every document of the user's that an erasure deletes, by collection name. Not their
+    seats under ``maxCohortUsers`` (``cohort_member_docs``): the cap counts distinct users for
+    the whole phase, so an erasure keeps the seat under the uid's keyed hash instead."""
     usage = usage_path(uid)
     return {
         USAGE: [usage] if store.get_many([usage])[usage] is not None else [],
@@ -85,7 +88,6 @@ def erasable_paths(store: DocumentStore, uid: str) -> dict[str, list[str]]:
         RATE_LIMITS: rate_limit_paths(store, uid),
         EXTERNAL_DATA: result_paths(store, uid),
         IDEMPOTENCY: idempotency_paths(store, uid),
-        COHORT_MEMBERS: cohort_member_paths(store, uid),
     }
 
 

@@ -1,6 +1,11 @@
 """``maxCohortUsers`` (contract section 3): the first N distinct users that the percentage
 bucket takes into the cohort during a phase get a seat; later ones stay outside for the rest of
-the phase. Seats are drawn with atomic increments, so N is exact under concurrency."""
+the phase. Seats are drawn with atomic increments, so N is exact under concurrency.
+
+A seat is held for the whole phase: an erasure (contract 2.5, ``usecases.erasure``) moves it from
+``members/{uid}`` to ``members/{keyed hash of the uid}`` (``kept_seat_path``) instead of
+deleting it, and a user's first call of a phase (no ``members/{uid}`` yet) looks there before
+drawing. That costs one read on that first call only; later calls read what they read before."""
 
 from __future__ import annotations
 
@@ -35,11 +40,9 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
     member = cohort_member_path(key, uid)
     expire = {"expireAt": now + SEAT_TTL}
     if app.store.increment(member, "calls", 1, expire) == 1:
-        seats = cohort_seats_path(key)
-        taken = app.store.increment(seats, "taken", 1, expire)
-        seat = taken <= (cfg.maxCohortUsers or 0)
-        if not seat:
-            app.store.increment(seats, "taken", -1, {})
+        kept = kept_seat_path(app, key, uid)
+        held = (app.store.get_many([kept])[kept] or {}).get("seat")
+        seat = held if isinstance(held, bool) else _draw(app, cfg, key, expire)
         app.store.commit([Write(member, {"seat": seat})])
     else:
         doc = app.store.get_many([member])[member] or {}
@@ -50,6 +53,21 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
     return seat
 
 
+def _draw(app: App, cfg: RolloutConfig, key: str, expire: dict[str, Any]) -> bool:
+    """Take one of the phase's seats if one is left (atomic: the cap is exact)."""
+    seats = cohort_seats_path(key)
+    taken = app.store.increment(seats, "taken", 1, expire)
+    seat = taken <= (cfg.maxCohortUsers or 0)
+    if not seat:
+        app.store.increment(seats, "taken", -1, {})
+    return seat
+
+
+def kept_seat_path(app: App, key: str, uid: str) -> str:
+    """Where an erasure keeps the user's seat: under the keyed hash of the uid."""
+    return cohort_member_path(key, app.recorder.hash(uid) or uid)
+
+
 def would_have_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
     """``has_seat`` without taking one: the user's seat if decided, else whether one is left."""
     key = phase_key(cfg)
@@ -57,8 +75,9 @@ def would_have_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bo
     if cached is not None:
         return cached
     member, seats = cohort_member_path(key, uid), cohort_seats_path(key)
-    got = app.store.get_many([member, seats])
-    doc = got[member] or {}
+    kept = kept_seat_path(app, key, uid)
+    got = app.store.get_many([member, seats, kept])
+    doc = next((d for d in (got[member], got[kept]) if d and "seat" in d), {})
     if "seat" in doc:
         return doc["seat"] is True
     taken = (got[seats] or {}).get("taken", 0)

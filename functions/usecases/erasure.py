@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from stores.base import Write
-from stores.schema import AUDIT, usage_path
-from stores.userdata import audit_entries, audit_entries_by, erasable_paths
+from stores.schema import AUDIT, COHORT_MEMBERS, usage_path
+from stores.userdata import audit_entries, audit_entries_by, cohort_member_docs, erasable_paths
 from usecases.app import App
 
 _BATCH = 400  # audit rewrites per commit (Firestore takes at most 500 writes in one)
+_SEAT = ("seat", "expireAt")
+"""What a kept seat carries: the decision and its expiry (not the uid's call count)."""
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,13 @@ class Erasure:
 
     deleted: dict[str, int]
     anonymised: int
+    seats_kept: int = 0
+    """Cohort seats moved under the keyed hash (``usecases.cohort``), never given back."""
 
     def answer(self, uid: str) -> dict[str, Any]:
-        """The callable's answer (contract 2.5), with the audit entries that were kept."""
-        return {"userId": uid, "deleted": self.deleted, "anonymised": {AUDIT: self.anonymised}}
+        """The callable's answer (contract 2.5), with the records that were kept, hashed."""
+        kept = {AUDIT: self.anonymised, COHORT_MEMBERS: self.seats_kept}
+        return {"userId": uid, "deleted": self.deleted, "anonymised": kept}
 
 
 def erase_user(app: App, uid: str) -> Erasure:
@@ -33,6 +38,7 @@ def erase_user(app: App, uid: str) -> Erasure:
     found = erasable_paths(app.store, uid)
     app.store.delete_many([p for paths in found.values() for p in paths])
     hashed = app.recorder.hash(uid)
+    seats = keep_seats(app, uid, hashed)
     # Every uid an entry keeps becomes the keyed hash: the user it is about (and the subject of
     # a detector finding about them), and the user who made the request (their own export, or
     # an admin's request for someone else).
@@ -44,7 +50,22 @@ def erase_user(app: App, uid: str) -> Erasure:
     for start in range(0, len(anonymised), _BATCH):
         chunk = anonymised[start : start + _BATCH]
         app.store.commit([Write(p, changes[p]) for p in chunk])
-    return Erasure({name: len(paths) for name, paths in found.items()}, len(about))
+    return Erasure({name: len(paths) for name, paths in found.items()}, len(about), seats)
+
+
+def keep_seats(app: App, uid: str, hashed: str | None) -> int:
+    """Move the user's ``maxCohortUsers`` seats from ``members/{uid}`` to ``members/{hashed}``:
+    the seat stays taken, and the user's next call finds it there (``cohort.has_seat``)."""
+    held = cohort_member_docs(app.store, uid)
+    if not held or not hashed:
+        return 0
+    moves = [
+        Write(f"{path.rpartition('/')[0]}/{hashed}", {k: doc[k] for k in _SEAT if k in doc})
+        for path, doc in held.items()
+    ]
+    app.store.commit(moves)  # kept before the uid's documents go: a crash re-runs the move
+    app.store.delete_many(list(held))
+    return len(held)
 
 
 def _about_hashed(doc: Mapping[str, Any], uid: str, hashed: str | None) -> dict[str, Any]:
