@@ -104,9 +104,11 @@ def audit_entries_by(store: DocumentStore, uid: str) -> list[tuple[str, dict[str
     return sorted(rows, key=lambda row: _at(row[1]))
 
 
-def user_documents(store: DocumentStore, uid: str) -> dict[str, Any]:
+def user_documents(store: DocumentStore, uid: str, kept_id: str | None = None) -> dict[str, Any]:
     """The user's records as stored, for an export: the usage document, events, conversions,
-    enrichment results (with their ``cvId``) and audit entries, each list oldest first."""
+    enrichment results (with their ``cvId``) and audit entries, each list oldest first, and
+    beside them whatever else an erasure finds: stored idempotent answers, rate-limit counters
+    and cohort seats (those under ``kept_id`` too, the keyed hash an erasure keeps them under)."""
     usage = usage_path(uid)
 
     def docs(collection: str) -> list[dict[str, Any]]:
@@ -124,4 +126,23 @@ def user_documents(store: DocumentStore, uid: str) -> dict[str, Any]:
         "conversions": docs(f"{usage}/conversions"),
         "results": results,
         "audit": [{"id": p.rpartition("/")[2], **d} for p, d in audit_entries(store, uid)],
+        "idempotency": _named(store, idempotency_paths(store, uid)),
+        "rateLimits": _named(store, rate_limit_paths(store, uid)),
+        "cohort": _seats(store, uid, kept_id),
     }
+
+
+def _named(store: DocumentStore, paths: list[str]) -> list[dict[str, Any]]:
+    """The documents at ``paths`` with their ids, in path order (ids hold the time if any)."""
+    docs = store.get_many(paths) if paths else {}
+    return [{"id": p.rpartition("/")[2], **d} for p, d in docs.items() if d is not None]
+
+
+def _seats(store: DocumentStore, uid: str, kept_id: str | None) -> list[dict[str, Any]]:
+    """The user's cohort seats, one per capped phase, with the phase they belong to."""
+    held = cohort_member_docs(store, uid)
+    if kept_id:
+        held.update(cohort_member_docs(store, kept_id))
+    return [
+        {"phase": p.split("/")[1], "id": p.rpartition("/")[2], **d} for p, d in sorted(held.items())
+    ]

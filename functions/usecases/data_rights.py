@@ -97,7 +97,7 @@ def _authorized_target(app: App, ctx: CallContext, raw: Any) -> str:
 
 def export_user(app: App, uid: str, now: datetime) -> dict[str, Any]:
     """Everything these functions store about ``uid``, as JSON values (contract 2.5)."""
-    docs = user_documents(app.store, uid)
+    docs = user_documents(app.store, uid, app.recorder.hash(uid))
     return {"userId": uid, "generatedAt": iso(now), **{k: plain(v) for k, v in docs.items()}}
 
 

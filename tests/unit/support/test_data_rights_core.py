@@ -85,6 +85,9 @@ def test_export_answers_every_kind_of_record(app: App) -> None:
         "results",
         "conversions",
         "audit",
+        "idempotency",
+        "rateLimits",
+        "cohort",
     }
     assert out["stats"]["totals"]["requests"] == 3
     kinds = [e["type"] for e in out["events"]]
@@ -202,3 +205,40 @@ def test_an_erasure_hashes_the_subject_of_the_detectors_findings_too(
     assert finding["subject"] == hashed and finding["uid"] == hashed
     again = detect(store, clock(), app.recorder.aggregate_writes, app.recorder.hash)
     assert again.recorded == [] and [f.subject for f in again.findings] == [hashed]
+
+
+def test_export_answers_what_an_erasure_deletes_and_keeps(
+    svc: App, store: MemoryStore, clock: FakeClock
+) -> None:
+    """Stored idempotent answers (whole answers, enrichment data included), rate-limit counters
+    and the cohort seat are the user's records too: the export shows each document the erasure
+    then deletes or keeps under the hash (contract 2.5: "everything these functions store")."""
+    from stores.userdata import erasable_paths
+
+    set_config(store, phase="beta", rolloutPercentage=100, fallbackEnabled=True, maxCohortUsers=5)
+    seed_user(store, UID)
+    request = {"cvId": f"cv-{UID}", "mode": "preview", "idempotencyKey": "retry-key-1"}
+    first = enrich.run(svc, Caller(UID), request)
+    out = data_rights.run_export(svc, Caller(UID), {})
+    json.dumps(out)
+    (kept,) = out["idempotency"]
+    assert kept["id"] == f"{UID}_retry-key-1" and kept["state"] == "done"
+    assert json.loads(kept["answer"])["requestId"] == first["requestId"]
+    assert isinstance(kept["at"], str) and kept["at"].endswith("Z")
+    assert all(c["id"].startswith(f"{UID}_") and c["count"] >= 1 for c in out["rateLimits"])
+    (seat,) = out["cohort"]
+    assert seat["seat"] is True and seat["id"] == UID and seat["phase"].startswith("beta_")
+    exported = {
+        name: {d["id"] for d in out[key]}
+        for name, key in (
+            ("rate_limits", "rateLimits"),
+            ("external_data_idempotency", "idempotency"),
+        )
+    }
+    found = erasable_paths(store, UID)
+    for name, ids in exported.items():
+        assert ids == {p.rpartition("/")[2] for p in found[name]} != set()
+    data_rights.run_delete(svc, Caller(UID), {})
+    after = data_rights.run_export(svc, Caller(UID), {})
+    assert [s["id"] for s in after["cohort"]] == [svc.recorder.hash(UID)]  # kept, hashed
+    assert after["idempotency"] == [] and after["cohort"][0]["seat"] is True
