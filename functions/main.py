@@ -35,7 +35,7 @@ from common.vocab import Fn, Outcome
 from rollout_control.evaluator import evaluate
 from usecases import analytics, conversions, data_rights, enrich, stats, track
 from usecases.app import App
-from usecases.context import CallContext, Caller
+from usecases.context import CallContext, Caller, client_address
 from usecases.encoded import AnswerJSON
 from usecases.hooks import record
 
@@ -125,8 +125,7 @@ def client_of(raw: flask.Request | None) -> tuple[str | None, str | None]:
     Google's front end appended (earlier entries are whatever the client sent)."""
     if raw is None:
         return None, None
-    forwarded = [p.strip() for p in raw.headers.get("X-Forwarded-For", "").split(",")]
-    ip = next((p for p in reversed(forwarded) if p), None) or raw.remote_addr
+    ip = client_address(raw.headers.get("X-Forwarded-For"), raw.remote_addr)
     return ip, raw.headers.get("User-Agent")
 
 

@@ -22,6 +22,16 @@ class Caller:
     user_agent: str | None = None
 
 
+def client_address(forwarded: str | None, peer: str | None) -> str | None:
+    """The address the platform's front end saw: the last ``X-Forwarded-For`` entry, the one
+    Google's front end appends (earlier entries are whatever the client sent). A blank last
+    entry is no address: the peer's, never an earlier, client-written entry."""
+    if forwarded is None:
+        return peer
+    last = forwarded.split(",")[-1].strip()
+    return last or peer
+
+
 @dataclass(frozen=True)
 class CallContext:
     """One call: which function, who, when. Built once by ``hooks.handle``."""

@@ -16,6 +16,7 @@ import pytest
 from common.settings import SettingsError, load_settings
 from common.vocab import Fn, Outcome
 from recording.recorder import CallRecord, Recorder, Switches
+from usecases.context import client_address
 
 IP = "198.51.100.7"
 SALT = "s3cret-salt-of-32-characters-xx"
@@ -72,3 +73,22 @@ def test_outside_the_emulator_the_functions_refuse_to_start_without_a_salt() -> 
     with pytest.raises(SettingsError, match="EXTERNAL_DATA_HASH_SALT"):
         load_settings({"EXTERNAL_DATA_HASH_SALT": "short"}, emulator=False)
     assert load_settings({"EXTERNAL_DATA_HASH_SALT": SALT}, emulator=False).hash_salt == SALT
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "peer", "seen"),
+    [
+        ("203.0.113.1, 198.51.100.7", "10.0.0.1", "198.51.100.7"),
+        ("198.51.100.7", "10.0.0.1", "198.51.100.7"),
+        (" 2001:db8::1 ", None, "2001:db8::1"),
+        ("203.0.113.1, ", "10.0.0.1", "10.0.0.1"),
+        ("203.0.113.1,,", None, None),
+        (None, "10.0.0.1", "10.0.0.1"),
+    ],
+)
+def test_the_address_is_the_last_forwarded_entry_never_a_client_written_one(
+    forwarded: str | None, peer: str | None, seen: str | None
+) -> None:
+    # Contract 5: the last X-Forwarded-For entry, "never a client-supplied entry": a blank last
+    # entry used to fall back to the one before it, which the client wrote.
+    assert client_address(forwarded, peer) == seen
