@@ -89,10 +89,11 @@ class InvalidArgument(GatingError):
     code = ErrorCode.INVALID_ARGUMENT
     outcome = Outcome.INVALID
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(
-            f"{field}: {problem}", {"field": field}, facts=CallFacts(reason=f"invalid {field}")
-        )
+    def __init__(self, field: str, problem: str, recorded: str | None = None) -> None:
+        """``recorded``: the field as audits and logs name it, when ``field`` holds a name the
+        client chose (an unknown key, a file name): records never carry request content."""
+        reason = f"invalid {recorded or field}"
+        super().__init__(f"{field}: {problem}", {"field": field}, facts=CallFacts(reason=reason))
         self.field = field
 
 

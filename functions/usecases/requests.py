@@ -49,13 +49,13 @@ def _shown(name: Any) -> str:
     return "(unnamed)"
 
 
-def _unicode(value: str, field: str) -> str:
+def _unicode(value: str, field: str, recorded: str | None = None) -> str:
     """``value`` if it is valid Unicode text: no lone surrogates, which JSON's ``\\ud800``
     escapes can carry but UTF-8, Firestore and every upstream API refuse."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidArgument(field, "must be valid Unicode text") from None
+        raise InvalidArgument(field, "must be valid Unicode text", recorded) from None
     return value
 
 
@@ -105,7 +105,9 @@ def _object(raw: Any, field: str = "data") -> Mapping[str, Any]:
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], prefix: str = "") -> None:
     for key in obj:
         if key not in allowed:
-            raise InvalidArgument(f"{prefix}{_shown(key)}", "is not a known field")
+            raise InvalidArgument(
+                f"{prefix}{_shown(key)}", "is not a known field", f"{prefix}(unknown field)"
+            )
 
 
 def _string(obj: Mapping[str, Any], field: str, max_len: int, prefix: str = "") -> str | None:
@@ -241,10 +243,11 @@ def _linkedin(value: Any, max_bytes: int) -> Mapping[str, str] | None:
         _unicode(fname, "linkedin.export")
         field = f"linkedin.export.{_shown(fname)}"
         if not isinstance(text, str):
-            raise InvalidArgument(field, "must be the file's text")
+            raise InvalidArgument(field, "must be the file's text", "linkedin.export")
         if len(text) > max_bytes:  # before encoding: a 100 MB string is refused at once
             raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
-        total += len(fname.encode("utf-8")) + len(_unicode(text, field).encode("utf-8"))
+        text = _unicode(text, field, "linkedin.export")
+        total += len(fname.encode("utf-8")) + len(text.encode("utf-8"))
         if total > max_bytes:
             raise InvalidArgument("linkedin.export", f"must be at most {max_bytes:,} bytes in all")
     return dict(export)

@@ -34,7 +34,7 @@ from stores.base import Write
 from stores.errors import StoreError
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
-from tests.support.doubles import seed_user, set_config
+from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import analytics, enrich, stats, track
 from usecases.app import App
 from usecases.context import Caller
@@ -385,3 +385,35 @@ def test_an_engine_component_failing_with_content_in_its_message_logs_no_content
     enrich.run(app, Caller("alice"), _enrich_request(upstream))
     assert "cache write failed" in captured.getvalue()
     assert not _leaks(store, captured.getvalue()), "\n".join(_leaks(store, captured.getvalue()))
+
+
+NAMED = "maraQuill.pii-canary.example"
+"""A key a client chose that the error message may show back (letters, dots, no @ or digits)."""
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"cvId": "cv-alice", NAMED: 1},
+        {"cvId": "cv-alice", "options": {NAMED: 1}},
+        {"cvId": "cv-alice", "linkedin": {"export": {NAMED: 3}}},
+        {"cvId": "cv-alice", "linkedin": {"export": {NAMED: "\ud800"}}},
+    ],
+    ids=["unknown-field", "unknown-option", "file-not-text", "file-not-unicode"],
+)
+def test_a_field_name_the_client_chose_reaches_neither_the_audit_nor_the_logs(
+    captured: io.StringIO, request_body: dict[str, Any]
+) -> None:
+    # The answer may name it back to the caller; the audit entry's reason and the log lines are
+    # records, which never carry request content (contract 5).
+    store = MemoryStore()
+    seed_user(store, "alice")
+    set_config(store)
+    app = App(load_settings({}), store, StaticEngine(), now=FakeClock())
+    with pytest.raises(GatingError) as err:
+        enrich.run(app, Caller("alice"), request_body)
+    assert err.value.code.value == "invalid-argument"
+    audits = [d for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
+    assert [a["type"] for a in audits] == ["invalid_request"]
+    assert "canary" not in json.dumps(audits, default=str).lower()
+    assert "canary" not in captured.getvalue().lower() and "invalid" in captured.getvalue()
