@@ -41,6 +41,7 @@ class ConfigSource:
         self._expires: datetime | None = None
         self._last_good: RolloutConfig | None = None
         self._warned: int | None = None
+        self._no_read_until: datetime | None = None
 
     def fresh(self, now: datetime) -> RolloutConfig | None:
         """The cached copy while it is fresh, else ``None`` (the caller reads the document)."""
@@ -99,5 +100,18 @@ class ConfigSource:
         return self.accept(doc, now)
 
     def for_recording(self) -> RolloutConfig:
-        """The config a call's records follow (component switches): the latest seen."""
+        """The config a call's records follow (component switches): the current one, read when
+        the cached copy is stale, so a switch turned on or off reaches the records of refusals
+        made before any config read (an instance answering only refusals) within the TTL too.
+        A failed read is not tried again for a TTL: the latest seen config then (or the
+        defaults, every record on)."""
+        now = self.now()
+        fresh = self.fresh(now)
+        if fresh is not None:
+            return fresh
+        if self._no_read_until is None or now >= self._no_read_until:
+            try:
+                return self.current()
+            except Exception:  # noqa: BLE001 - recording never fails a call; its read may
+                self._no_read_until = now + self.ttl
         return self._cfg or self._last_good or RolloutConfig()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from analytics.metrics import get
-from common.errors import PermissionDenied, Unavailable
+from common.errors import PermissionDenied, Unauthenticated, Unavailable
 from common.settings import load_settings
 from gating.config_source import FAIL_CLOSED, ConfigSource
 from gating.rollout import CONFIG_PATH, Phase
@@ -233,3 +233,26 @@ def test_an_unavailable_answer_is_counted_but_not_timed() -> None:
     fn = summed(store)["fn"]["enrichCVWithExternalData"]
     assert counter(store, "c.unavailable") == 1 and fn["requests"] == 1 and fn["errors"] == 1
     assert "lat" not in fn and get(summed(store), "cohort.in.lat") is None
+
+
+def test_the_audit_switch_reaches_the_records_of_refusals_within_the_ttl() -> None:
+    # Contract 3: a config change takes effect within 30 s. An instance answering only
+    # refusals (no token: no config read of its own) kept the switch it saw last, forever.
+    store, engine = MemoryStore(), StaticEngine()
+    seed_user(store, "alice")
+    set_config(store, components={"securityAudit": False})
+    clock = FakeClock()
+    app = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
+    enrich.run(app, Caller("alice"), {"cvId": "cv-alice", "mode": "preview"})
+
+    def audits() -> int:
+        return sum(p.startswith("external_data_security_audit/") for p in store.docs)
+
+    with pytest.raises(Unauthenticated):
+        enrich.run(app, Caller(None), {"cvId": "cv-alice"})
+    assert audits() == 0
+    set_config(store, components={"securityAudit": True})
+    clock.advance(seconds=app.settings.config_ttl_seconds + 1)
+    with pytest.raises(Unauthenticated):
+        enrich.run(app, Caller(None), {"cvId": "cv-alice"})
+    assert audits() == 1
