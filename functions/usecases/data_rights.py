@@ -59,7 +59,7 @@ def _export(app: App, ctx: CallContext, raw: Any) -> Served:
     answer = export_user(app, target, ctx.now)
     by = ctx.caller.uid or ""
     audit = rights_audit(app, EXPORTED, target, ctx.now, by=by, reason=_why(ctx, target))
-    return Served(answer, CallFacts(reason=_why(ctx, target)), extra_writes=[audit])
+    return Served(answer, CallFacts(reason=_why(ctx, target)), extra_writes=_if_audited(app, audit))
 
 
 def _delete(app: App, ctx: CallContext, raw: Any) -> Served:
@@ -71,7 +71,15 @@ def _delete(app: App, ctx: CallContext, raw: Any) -> Served:
     audit = rights_audit(
         app, ERASED, target, ctx.now, by=by, reason=_why(ctx, target), counts=erasure.deleted
     )
-    return Served(erasure.answer(target), CallFacts(reason=_why(ctx, target)), extra_writes=[audit])
+    facts = CallFacts(reason=_why(ctx, target))
+    return Served(erasure.answer(target), facts, extra_writes=_if_audited(app, audit))
+
+
+def _if_audited(app: App, audit: Write) -> list[Write]:
+    """The audit entry, unless the security audit is switched off (contract 5's switches:
+    ``EXTERNAL_DATA_AUDIT_ENABLED``, ``components.securityAudit``)."""
+    on = app.settings.audit_enabled and app.config.for_recording().components.securityAudit
+    return [audit] if on else []
 
 
 def _why(ctx: CallContext, target: str) -> str:
@@ -106,13 +114,11 @@ def user_deleted(app: App, uid: str) -> Erasure:
     erasure = erase_user(app, uid)
     by = "onUserSubscriptionWritten (users document deleted)"
     now = app.now()
-    app.store.commit(
-        [
-            rights_audit(
-                app, ERASED, uid, now, by=by, reason="account deleted", counts=erasure.deleted
-            )
-        ]
+    audit = rights_audit(
+        app, ERASED, uid, now, by=by, reason="account deleted", counts=erasure.deleted
     )
+    if writes := _if_audited(app, audit):
+        app.store.commit(writes)
     log("INFO", "user data erased", uidHash=app.recorder.hash(uid), deleted=erasure.deleted)
     return erasure
 

@@ -242,3 +242,24 @@ def test_export_answers_what_an_erasure_deletes_and_keeps(
     after = data_rights.run_export(svc, Caller(UID), {})
     assert [s["id"] for s in after["cohort"]] == [svc.recorder.hash(UID)]  # kept, hashed
     assert after["idempotency"] == [] and after["cohort"][0]["seat"] is True
+
+
+def test_with_the_audit_switched_off_data_rights_requests_write_no_audit_entry(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    # Contract 5: EXTERNAL_DATA_AUDIT_ENABLED (and components.securityAudit) switch the audit
+    # records off; exports, erasures and account deletions still wrote theirs.
+    from common.settings import load_settings
+    from tests.support.doubles import StaticEngine
+
+    set_config(store)
+    seed_user(store, "bo")
+    quiet = App(load_settings({"EXTERNAL_DATA_AUDIT_ENABLED": "false"}), store, StaticEngine())
+    data_rights.run_export(quiet, Caller("bo"), {})
+    data_rights.run_delete(quiet, Caller("bo"), {})
+    data_rights.user_deleted(quiet, "bo")
+    assert not [p for p in store.docs if p.startswith("external_data_security_audit/")]
+    set_config(store, components={"securityAudit": False})
+    switched = App(load_settings({}), store, StaticEngine())
+    data_rights.run_export(switched, Caller("bo"), {})
+    assert not [p for p in store.docs if p.startswith("external_data_security_audit/")]
