@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple, cast
@@ -146,6 +147,14 @@ def _call(use_case: UseCase, req: https_fn.CallableRequest[Any]) -> dict[str, An
         return use_case(app(), caller_of(req), req.data)
     except GatingError as exc:
         raise https_fn.HttpsError(ERROR_TABLE[exc.code], exc.message, exc.details) from None
+    except Exception as exc:  # noqa: BLE001 - outside the use case (the app's start): logged here
+        # The SDK's own "Unhandled error" line is dropped (it would quote the exception's text):
+        # this line names the exception by type and a reference the client is given.
+        ref = uuid.uuid4().hex[:12]
+        logs.log("ERROR", "call failed before its use case", ref=ref, **logs.error_ref(exc))
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.INTERNAL, f"Something went wrong (ref {ref})."
+        ) from None
 
 
 # -- the callables' transport policy: App Check, and refusals the use cases never see ----------

@@ -53,7 +53,7 @@ def _fake_token_services() -> set[str]:
 
 
 def main(scenario: str) -> None:
-    if scenario in ("app_check", "envelope"):
+    if scenario in ("app_check", "envelope", "cold_start_crash"):
         _fake_token_services()
     import main as entry
     from common.settings import load_settings
@@ -79,6 +79,19 @@ def main(scenario: str) -> None:
             response = getattr(entry, fn)(request)
         return {"status": response.status_code, "body": response.get_json(silent=True)}
 
+    if scenario == "cold_start_crash":
+        import stores.firestore
+
+        def broken(project: str) -> Any:
+            raise RuntimeError("credentials of mara.quill@pii-canary.example refused")
+
+        stores.firestore.make_client = broken  # type: ignore[assignment]
+        entry._app = None
+        answer = send(
+            "enrichCVWithExternalData", {"cvId": "cv-alice"}, Authorization="Bearer id-alice"
+        )
+        print(json.dumps({"calls": {"crash": answer}, "audits": []}))
+        return
     calls = _calls(scenario, send)
     audits = [d for p, d in store.docs.items() if p.startswith("external_data_security_audit/")]
     sec = [d.get("sec", {}) for d in buckets(store, "m")]

@@ -191,3 +191,20 @@ def test_the_serving_app_writes_answers_with_the_encoded_data_provider() -> None
     data = out["calls"]["first"]["body"]["result"]["enrichedData"]
     assert [r["name"] for r in data["github"]["repositories"]] == [f"r{i}" for i in range(6)]
     assert len(data["skills"]) == 5 and len(data["projects"]) == 2
+
+
+def test_a_failure_before_the_use_case_is_logged_by_type_and_answered_with_a_reference() -> None:
+    # Contract 5: an exception is logged by type and a reference. One raised while the instance
+    # builds its app (a Firestore client refused) was logged nowhere: the SDK's own line, which
+    # quotes the exception's text, is dropped.
+    out = probe("cold_start_crash")
+    answer = out["calls"]["crash"]
+    assert answer["status"] == 500 and answer["body"]["error"]["status"] == "INTERNAL"
+    message = answer["body"]["error"]["message"]
+    assert message.startswith("Something went wrong (ref ")
+    ref = message.removeprefix("Something went wrong (ref ").removesuffix(").")
+    lines = [json.loads(x) for x in out["_logged"].splitlines() if x.startswith("{")]
+    failed = [x for x in lines if x.get("message") == "call failed before its use case"]
+    assert len(failed) == 1 and failed[0]["ref"] == ref
+    assert failed[0].get("errorType") == "RuntimeError"
+    assert "pii-canary" not in out["_logged"]
