@@ -109,14 +109,21 @@ class Current:
 _DOC_KEYS = set(RolloutConfig().to_doc())
 
 
-def read_current(store: DocumentStore) -> Current:
-    """Read the config document; an invalid one is returned with ``problem`` set."""
+def read_current(store: DocumentStore, *, as_served: bool = False) -> Current:
+    """Read the config document; an invalid one is returned with ``problem`` set. ``as_served``:
+    read as the functions do (``ConfigSource.accept``): nulls and unknown names ignored, so the
+    evaluator judges the config the functions serve, not refuse one they apply."""
     raw = store.get_many([CONFIG_PATH])[CONFIG_PATH]
     version = doc_version(raw)
     extras = {k: v for k, v in (raw or {}).items() if k not in _DOC_KEYS}
     try:
         return Current(raw, version, parse(raw), None, extras)
     except ConfigInvalid as exc:
+        if as_served:
+            try:
+                return Current(raw, version, parse(raw, strict=False), None, extras)
+            except ConfigInvalid:
+                pass
         return Current(raw, version, None, str(exc), extras)
 
 

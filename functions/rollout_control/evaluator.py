@@ -571,7 +571,7 @@ def evaluate(
     config document that does not parse is reported (ERROR) and nothing is done."""
     th = thresholds
     for attempt in (1, 2):
-        cur = changes.read_current(store)
+        cur = changes.read_current(store, as_served=True)
         if cur.cfg is None:
             return _unreadable(now, dry_run, cur, log)
         cfg = cur.cfg

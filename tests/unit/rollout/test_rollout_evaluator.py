@@ -447,3 +447,21 @@ def test_quiet_summary_reads_as_one_paragraph(store: MemoryStore, agg: Any, now:
     assert "\n" not in res.summary
     assert res.summary.startswith("Evaluated at 2026-11-26 12:00:30 UTC (phase premium, 25%")
     assert "No action" in res.summary
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"shadow": None}, {"components": {"premiumGating": True, "newThing": True}}],
+    ids=["null", "unknown-component"],
+)
+def test_the_evaluator_judges_the_config_the_functions_serve(
+    store: MemoryStore, agg: Any, now: datetime, odd: dict[str, Any]
+) -> None:
+    # The functions apply a config with a null or an unknown name (the rest of it); the
+    # evaluator called it unreadable and did nothing through a real incident.
+    _phase(store, "full", now - timedelta(hours=2))
+    store.docs[CONFIG_PATH].update(odd)
+    agg.minutes(now, 10, requests=100, errors=30, failing_users=12)
+    res = evaluate(store, now)
+    assert res.action == "immediate" and res.applied
+    assert store.docs[CONFIG_PATH]["components"]["premiumGating"] is False
