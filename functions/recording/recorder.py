@@ -216,7 +216,11 @@ class Recorder:
             if src:
                 doc["src"] = src
         if rec.gated is not None and rec.fn is Fn.ENRICH:
-            side = _cohort_counters(c, lat if timed else None, fn_error)
+            # The cohorts' latency is the gradual rollback's signal, which no third-party outage
+            # may move (contract 6): a call that waited on a source failing upstream or timing
+            # out is counted but not timed there (the function's own histogram still times it).
+            waited = any(failed_upstream(s.status, s.error_code) for s in rec.sources)
+            side = _cohort_counters(c, lat if timed and not waited else None, fn_error)
             doc["cohort"] = {"in" if rec.gated else "out": side}
         return doc
 

@@ -1,7 +1,8 @@
 """A phase's baseline (contract section 6), recorded when the phase starts, for the gradual
 rules where the users outside the cohort are too few to compare with (phase ``full`` has none):
 
-- ``p95Ms``: the enrichment's p95 over the 7 days before the phase began (hour aggregates);
+- ``p95Ms``: the enrichment's p95 over the 7 days before the phase began (hour aggregates; the
+  cohorts' histograms, which leave out calls that waited on a source failing upstream);
 - ``conversionRate``: the conversion of the gated users in the previous phase
   (``cohort.in.conversions / (previews + gateShown)`` from that phase's start to this one's); in
   beta, which has no gated phase before it, the plan's 10% alert floor.
@@ -49,7 +50,11 @@ def capture(
     ``phaseSince`` bounds the previous phase)."""
     since = cfg.phaseSince or now
     before = total(read_buckets(store, "h", since - LOOKBACK, since))
-    hist = merge([get(before, f"fn.{Fn.ENRICH.value}.lat") or {}])
+    # The cohorts' histograms, as the trigger compares them: calls that waited on a failing
+    # source are not in them. Hours recorded before those existed: every enrichment.
+    hist = merge([get(before, "cohort.in.lat") or {}, get(before, "cohort.out.lat") or {}])
+    if count(hist) < MIN_CALLS:
+        hist = merge([get(before, f"fn.{Fn.ENRICH.value}.lat") or {}])
     p95 = percentile(hist, 0.95) if count(hist) >= MIN_CALLS else None
     out: dict[str, Any] = {
         "phase": cfg.phase.value,
