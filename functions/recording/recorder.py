@@ -21,6 +21,7 @@ from typing import Any
 
 from common.histogram import bucket_of
 from common.settings import Settings
+from common.ttlcache import TTLCache
 from common.vocab import (
     DENIALS,
     ENRICHED,
@@ -41,6 +42,9 @@ from stores.schema import (
     usage_event_path,
     usage_path,
 )
+
+EXPOSURE_WINDOW = timedelta(minutes=30)
+"""How long a user's exposure counts once in the cohorts (the evaluator's guard window)."""
 
 _NAMED = {
     Outcome.RATE_LIMITED: "rateLimited",
@@ -126,6 +130,7 @@ class Recorder:
         # Shards in turn from a random start: each instance spreads its writes evenly, and
         # instances start apart (random choice made the busiest shard take 1.22x the mean).
         self._turn = itertools.count(pick(settings.metric_shards))
+        self._exposed: TTLCache[bool] = TTLCache(EXPOSURE_WINDOW, max_items=100_000)
 
     def hash(self, value: str | None) -> str | None:
         """Keyed hash (HMAC-SHA256 under ``EXTERNAL_DATA_HASH_SALT``) for IPs, user agents and
@@ -221,8 +226,23 @@ class Recorder:
             # out is counted but not timed there (the function's own histogram still times it).
             waited = any(failed_upstream(s.status, s.error_code) for s in rec.sources)
             side = _cohort_counters(c, lat if timed and not waited else None, fn_error)
+            self._once_per_user(rec, side)
             doc["cohort"] = {"in" if rec.gated else "out": side}
         return doc
+
+    def _once_per_user(self, rec: CallRecord, side: dict[str, Any]) -> None:
+        """A user's exposures (previews, gates) count in the cohorts once per
+        ``EXPOSURE_WINDOW`` on this instance: the cohorts' conversion is the gradual rollback's
+        signal, which no single user may move (contract 6), and a free user may ask for full
+        and be refused as often as they like (refusals come before the rate limit). The
+        product's own counters (``c.previews``, ``c.gateShown``) still count every one."""
+        if rec.uid is None or not ("previews" in side or "gateShown" in side):
+            return
+        if self._exposed.get(rec.uid, rec.at):
+            side.pop("previews", None)
+            side.pop("gateShown", None)
+        else:
+            self._exposed.put(rec.uid, True, rec.at)
 
     # -- usage and funnel -------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from common.settings import load_settings
 from common.vocab import ResultStatus, SourceStatus
 from enrichment.model import EnrichmentResult, SourceError, SourceReport
@@ -56,3 +58,44 @@ def test_the_phase_baseline_is_the_cohorts_histogram_where_there_is_one() -> Non
     cfg = parse({"phase": "full", "rolloutPercentage": 100, "phaseSince": since})
     got = baseline.capture(store, cfg, None, since)
     assert got["p95Ms"] is not None and got["p95Ms"] < 400
+
+
+def test_one_users_refusals_count_once_in_the_cohorts_conversion() -> None:
+    # Contract 6: no single user can move the rollback's signals. A free user refused 100
+    # times (refusals come before the rate limit, so they cost nothing) made 100 exposures and
+    # dragged the cohort's conversion under half of its baseline: a gradual rollback.
+    from common.errors import PermissionDenied
+    from gating.rollout import bucket
+    from rollout_control import changes
+    from rollout_control.evaluator import evaluate
+
+    now = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
+    store = MemoryStore()
+    changes.set_fields(
+        store,
+        phase="premium",
+        percentage=25,
+        fallback=True,
+        force=True,
+        by="t",
+        reason="t",
+        now=now - timedelta(hours=2),
+    )
+    agg = Aggregates(store)
+    for k in range(1, 31):  # the cohort's own traffic: 60 previews, 6 conversions (10%)
+        at = now.replace(second=0) - timedelta(minutes=k) + timedelta(seconds=5)
+        side = {"requests": 2, "previews": 2, "conversions": int(k % 5 == 0), "lat_ms": 300}
+        agg.traffic(at, requests=2, cohort_in=side)
+    uid = next(f"u{i}" for i in range(1000) if bucket(f"u{i}") < 25)
+    seed_user(store, uid)
+    clock = FakeClock(now - timedelta(minutes=10))
+    app = App(load_settings({}), store, StaticEngine(), now=clock, rng=lambda n: 0)
+    for _ in range(100):
+        with pytest.raises(PermissionDenied):
+            enrich.run(app, Caller(uid), {"cvId": f"cv-{uid}", "mode": "full"})
+    got = summed(store)
+    assert got["c"]["gateShown"] == 100 and got["cohort"]["in"]["gateShown"] == 1
+    res = evaluate(store, now)
+    assert (
+        res.action != "gradual" and store.docs["config/externalDataRollout"]["phase"] == "premium"
+    )
