@@ -246,9 +246,8 @@ def _answered_by_sdk(
     ip, ua = client_of(request)
     caller = Caller(uid=None, ip=ip, user_agent=ua)
     if response.status_code == 401:
-        _record_refusal(
-            fn, caller, Outcome.UNAUTHENTICATED, _unauthenticated_reason(policy, request)
-        )
+        caller, reason = _refused_by_app_check(policy, request, caller)
+        _record_refusal(fn, caller, Outcome.UNAUTHENTICATED, reason)
         return response
     if request.method != "POST" or (response.status_code != 400 and response.status_code < 500):
         # Not a callable request at all (a GET from a probe or a crawler): the SDK's answer,
@@ -274,6 +273,25 @@ def _answered_by_sdk(
     message = 'data: the request body must be the JSON object {"data": ...} and nothing else'
     invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": "data"}}
     return _error_answer(response, 400, invalid)
+
+
+def _refused_by_app_check(
+    policy: AppCheckPolicy, request: flask.Request, caller: Caller
+) -> tuple[Caller, str]:
+    """Who a 401 refused and why: with App Check enforced, a valid ID token refused for its
+    App Check token is that user's refusal (contract 5: the audit names the uid, if any)."""
+    reason = _unauthenticated_reason(policy, request)
+    if not policy.enforce or "Authorization" not in request.headers:
+        return caller, reason
+    from firebase_functions.private import util as sdk_util
+
+    tokens = sdk_util.on_call_check_tokens(request)
+    uid = (tokens.auth_token or {}).get("uid")
+    if tokens.auth is not sdk_util.OnCallTokenState.VALID or not isinstance(uid, str):
+        return caller, reason
+    missing = "X-Firebase-AppCheck" not in request.headers
+    why = "missing App Check token" if missing else "invalid App Check token"
+    return Caller(uid=uid, ip=caller.ip, user_agent=caller.user_agent), why
 
 
 def _unauthenticated_reason(policy: AppCheckPolicy, request: flask.Request) -> str:

@@ -160,8 +160,12 @@ def test_app_check_on_refuses_calls_without_a_valid_app_token_and_audits_them() 
     out = probe("app_check", "true")
     for case in ("no_app_token", "bad_app_token"):
         assert out["calls"][case]["status"] == 401, out["calls"][case]
-    assert len(_audits(out, reason="missing App Check token")) == 1
-    assert len(_audits(out, reason="invalid ID token or App Check token")) == 1
+    # Contract 5: the audit names the uid, if any: alice's ID token was valid, her App Check
+    # token missing or forged (the entry used to record no uid, and "invalid ID token").
+    missing = _audits(out, reason="missing App Check token")
+    forged = _audits(out, reason="invalid App Check token")
+    assert len(missing) == 1 and missing[0]["uid"] == "alice"
+    assert len(forged) == 1 and forged[0]["uid"] == "alice"
     assert out["engine_calls"] == 1  # only the call with a good token reached the engine
 
 
