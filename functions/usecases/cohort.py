@@ -9,6 +9,7 @@ drawing. That costs one read on that first call only; later calls read what they
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -45,12 +46,28 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
         seat = held if isinstance(held, bool) else _draw(app, cfg, key, expire)
         app.store.commit([Write(member, {"seat": seat})])
     else:
-        doc = app.store.get_many([member])[member] or {}
-        if "seat" not in doc:  # the user's first call is still deciding: outside, this once
-            return False
+        doc = _decided(app, member)
+        if doc is None:
+            # The user's first call is still deciding, or failed before writing its decision
+            # (the seat may be counted): in the cohort for this call, never a free pass.
+            return True
         seat = doc["seat"] is True
     app.cohort_seats.put(f"{key}/{uid}", seat, now)
     return seat
+
+
+UNDECIDED_WAITS_S = (0.05, 0.15, 0.3)
+"""How long a call waits, read after read, for a user's first call to write its seat."""
+
+
+def _decided(app: App, member: str) -> dict[str, Any] | None:
+    """The member document once its first call has decided the seat, or ``None``."""
+    for wait in (0.0, *UNDECIDED_WAITS_S):
+        time.sleep(wait)
+        doc = app.store.get_many([member])[member] or {}
+        if "seat" in doc:
+            return doc
+    return None
 
 
 def _draw(app: App, cfg: RolloutConfig, key: str, expire: dict[str, Any]) -> bool:

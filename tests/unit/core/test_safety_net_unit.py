@@ -231,3 +231,26 @@ def test_a_retry_that_spells_the_same_request_differently_gets_the_first_answer(
     with pytest.raises(InvalidArgument) as err:
         enrich.run(svc, Caller("pat"), {**request, "options": {"timeoutMs": 12000}})
     assert err.value.field == "idempotencyKey"
+
+
+def test_a_call_beside_a_users_undecided_first_call_is_gated_not_free(
+    svc: App, store: MemoryStore
+) -> None:
+    # Contract 3: in the cohort, free + full is permission-denied. A second call made while the
+    # user's first call was still drawing their seat was served as outside: one free full
+    # enrichment. One whose first call died before writing its seat was outside forever.
+    from stores.schema import cohort_member_path
+    from usecases.cohort import phase_key
+
+    seed_user(store, "mal")
+    set_config(store, phase="beta", rolloutPercentage=100, fallbackEnabled=True, maxCohortUsers=5)
+    cfg = svc.config.current()
+    member = cohort_member_path(phase_key(cfg), "mal")
+    store.docs[member] = {"calls": 1}  # a first call that never wrote its decision
+    with pytest.raises(PermissionDenied):
+        enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "full"})
+    assert enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "preview"})["access"] == (
+        "preview"
+    )
+    store.docs[member]["seat"] = False  # decided at last: outside the cohort (seats were gone)
+    assert enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "full"})["access"] == "full"
