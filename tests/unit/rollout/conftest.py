@@ -15,6 +15,18 @@ from recording.recorder import Recorder
 from stores.base import Inc
 from stores.memory import MemoryStore
 
+
+@pytest.fixture(autouse=True)
+def _root_log_level() -> Any:
+    """``rollout.py``'s ``main`` sets the root logger to ERROR for the process (a CLI's choice);
+    a test that runs it must not leave later tests (in other packages) without their WARNINGs."""
+    import logging
+
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
+
+
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 """The injected "now": 30 s into the 12:00 minute, so the last complete minute is 11:59."""
 
