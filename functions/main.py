@@ -38,7 +38,7 @@ from usecases import analytics, conversions, data_rights, enrich, stats, track
 from usecases.app import App
 from usecases.context import CallContext, Caller, client_address
 from usecases.encoded import AnswerJSON
-from usecases.hooks import record
+from usecases.hooks import record, retried
 
 SETTINGS = load_settings()
 logs.configure(SETTINGS.log_level, project_id=SETTINGS.project_id)
@@ -390,10 +390,11 @@ def onUserSubscriptionWritten(  # noqa: N802
     change = event.data
     before = change.before.to_dict() if change.before is not None and change.before.exists else None
     after = change.after.to_dict() if change.after is not None and change.after.exists else None
-    conversions.subscription_changed(app(), event.params["uid"], before, after, event.id)
+    uid = event.params["uid"]
+    retried(conversions.subscription_changed, app(), uid, before, after, event.id)
     if after is None:
         # The account's profile is gone: erase the user's external-data records (contract 2.5).
-        data_rights.user_deleted(app(), event.params["uid"])
+        retried(data_rights.user_deleted, app(), uid)
 
 
 @firestore_fn.on_document_deleted(document="cvs/{cvId}", secrets=_SALT)
@@ -401,7 +402,7 @@ def onCvDeleted(event: firestore_fn.Event[DocumentSnapshot[DocumentReference] | 
     """A deleted CV's enrichment results go with it (``cvs/{cvId}/externalData``; contract 5)."""
     from usecases import cv_deleted
 
-    cv_deleted.run(app(), event.params["cvId"], event.time)
+    retried(cv_deleted.run, app(), event.params["cvId"], event.time)
 
 
 @scheduler_fn.on_schedule(schedule="every 1 minutes", secrets=_SALT)

@@ -17,9 +17,10 @@ batch fails (the body's ``unsaved`` answer is then given).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from common.errors import CallFacts, GatingError, Internal, Unavailable
 from common.logs import error_ref, log
@@ -31,6 +32,8 @@ from stores.errors import StoreError
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.records import record
+
+T = TypeVar("T")
 
 __all__ = ["Body", "Served", "crash_ref", "handle", "record"]
 
@@ -127,3 +130,21 @@ def _log_refusal(app: App, ctx: CallContext, outcome: Outcome, facts: CallFacts)
         reason=facts.reason,
         requestId=ctx.request_id,
     )
+
+
+TRIGGER_WAITS_S = (1.0, 3.0, 9.0)
+"""Waits between a Firestore trigger's tries of a step the store refused (13 s in all, inside
+the function's 60 s): firebase-functions 0.6.0 deploys Firestore triggers with ``retry``
+off and offers no option, so a deletion that fails once would never run again."""
+
+
+def retried(step: Callable[..., T], *args: Any, waits: Sequence[float] = TRIGGER_WAITS_S) -> T:
+    """``step(*args)``, tried again after each of ``waits`` while the store fails; the last
+    failure is raised (logged by the platform). Only for idempotent steps."""
+    for wait in waits:
+        try:
+            return step(*args)
+        except StoreError as exc:
+            log("WARNING", "trigger step failed; trying again", waitS=wait, **error_ref(exc))
+            time.sleep(wait)
+    return step(*args)
