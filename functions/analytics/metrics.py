@@ -10,6 +10,7 @@ never run (the emulator). Rolled documents written before the raw layout (sharde
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,9 @@ def add_into(
     target: dict[str, Any], doc: Mapping[str, Any], skip: frozenset[str] = frozenset()
 ) -> None:
     """Add the numeric leaves of ``doc`` into ``target`` (nested maps add key by key);
-    top-level keys in ``skip`` are left out."""
+    top-level keys in ``skip`` are left out. An odd document cannot break a reader: a leaf
+    that is not a finite number is ignored, and so is one whose place in ``target`` already
+    holds the other kind (a number where maps were summed, or a map where numbers were)."""
     for key, value in doc.items():
         if key in _HEADER or key in skip:
             continue
@@ -35,8 +38,15 @@ def add_into(
             child = target.setdefault(key, {})
             if isinstance(child, dict):
                 add_into(child, value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            target[key] = target.get(key, 0) + value
+        elif _finite(value):
+            held = target.get(key, 0)
+            if _finite(held):
+                target[key] = held + value
+
+
+def _finite(value: object) -> bool:
+    """A number that can be summed and counted: no bool, no NaN, no infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def plain_time(value: object) -> datetime | None:
@@ -126,6 +136,6 @@ def get(doc: Mapping[str, Any], path: str) -> Any:
 
 
 def num(doc: Mapping[str, Any], path: str) -> int:
-    """A nested counter by dotted path, 0 when absent."""
+    """A nested counter by dotted path, 0 when absent or not a finite number."""
     value = get(doc, path)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    return int(value) if _finite(value) else 0

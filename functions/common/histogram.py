@@ -27,7 +27,9 @@ def bucket_of(ms: float) -> int:
 
 
 def merge(histograms: Iterable[Mapping[str, int | float]]) -> dict[int, int]:
-    """Sum histograms stored as ``{"<index>": count}`` maps."""
+    """Sum histograms stored as ``{"<index>": count}`` maps. What no call could have written
+    is dropped: an index that is not a bucket of ``BOUNDS``, a count that is not a finite
+    non-negative number."""
     total: dict[int, int] = {}
     for h in histograms:
         for key, count in (h or {}).items():
@@ -35,8 +37,19 @@ def merge(histograms: Iterable[Mapping[str, int | float]]) -> dict[int, int]:
                 i = int(key)
             except (TypeError, ValueError):
                 continue
-            total[i] = total.get(i, 0) + int(count)
+            n = _count(count)
+            if 0 <= i < len(BOUNDS) and n:
+                total[i] = total.get(i, 0) + n
     return total
+
+
+def _count(value: object) -> int:
+    """A stored bucket count as an int; 0 for anything that is not a finite count."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if not math.isfinite(value) or value < 0:
+        return 0
+    return int(value)
 
 
 def count(hist: Mapping[int, int]) -> int:
@@ -45,7 +58,9 @@ def count(hist: Mapping[int, int]) -> int:
 
 
 def percentile(hist: Mapping[int, int], q: float) -> float:
-    """The q-quantile (0 < q <= 1) in ms, as the geometric middle of its bucket; 0 when empty."""
+    """The q-quantile (0 < q <= 1) in ms, as the geometric middle of its bucket; 0 when empty.
+    Indices that are no bucket of ``BOUNDS`` are left out (``merge`` never makes them)."""
+    hist = {i: n for i, n in hist.items() if 0 <= i < len(BOUNDS)}
     n = count(hist)
     if n == 0:
         return 0.0
