@@ -19,7 +19,7 @@ evidence), logged at WARNING once, when it happens.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +69,9 @@ class BreakerMove:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     reopen: bool = False
     """Open again after a half-open period: the same incident as the first opening."""
+    judged: Breaker | None = None
+    """The stored breaker the move was judged on (``None``: the source had no entry); the
+    move is made only while the config still holds it (``apply_move``)."""
 
 
 def _tally(
@@ -127,7 +130,7 @@ def assess_breakers(
             else None
         )
         if move is not None:
-            moves.append(move)
+            moves.append(replace(move, judged=cfg.breakers.get(source)))
     return moves
 
 
@@ -191,11 +194,16 @@ def apply_move(
     th: BreakerThresholds = BREAKER_DEFAULT,
     current: changes.Current | None = None,
 ) -> changes.ChangeResult:
-    """Record the breaker's new state as a config change with its evidence."""
+    """Record the breaker's new state as a config change with its evidence. The change is
+    judged again on the config it is applied to: when the breaker there is no longer the one
+    the move was judged on (another evaluator run moved it first), nothing is written
+    (``changes.NoChange``), so one incident is never opened, alerted or extended twice."""
     until = now + th.open_for if move.to is BreakerState.OPEN else None
     state = {"state": move.to.value, "since": now, "until": until}
 
-    def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
+    def mutate(doc: dict[str, Any], fresh: RolloutConfig) -> str:
+        if fresh.breakers.get(move.source) != move.judged:
+            raise changes.NoChange(f"breaker {move.source} changed since it was judged")
         breakers = dict(doc.get("breakers") or {})
         breakers[move.source] = state
         doc["breakers"] = breakers

@@ -255,3 +255,39 @@ def test_one_outage_is_one_warning_however_often_its_probes_fail(
         ("INFO", "open", False),
         ("INFO", "closed", False),
     ]
+
+
+class _Overlapped:
+    """The store as one evaluator run sees it while a second run, started just after its
+    config read, completes in between (a scheduler retry, or `rollout.py evaluate` beside the
+    scheduled run)."""
+
+    def __init__(self, inner: MemoryStore, other_run: Any) -> None:
+        self.inner = inner
+        self.other_run = other_run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_many(self, paths: Any) -> Any:
+        out = self.inner.get_many(paths)
+        if CONFIG_PATH in paths and self.other_run is not None:
+            run, self.other_run = self.other_run, None
+            run()
+        return out
+
+
+def test_two_overlapping_runs_open_a_breaker_once(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    logs = _Lines()
+    later = now + timedelta(seconds=5)
+    overlapped = _Overlapped(store, lambda: evaluate(store, now, log=logs))
+    assert evaluate(overlapped, later, log=logs).breakers == ()
+    opened = [s for s, _, f in logs.lines if f.get("kind") == "source_breaker"]
+    assert opened == ["WARNING"]
+    entries = [d for p, d in store.docs.items() if p.startswith(HISTORY_COLLECTION + "/")]
+    assert [d["action"] for d in entries if d["action"].startswith("breaker")] == ["breaker open"]
+    assert parse(store.docs[CONFIG_PATH]).breakers["github"].until == now + timedelta(minutes=5)
