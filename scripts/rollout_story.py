@@ -32,6 +32,7 @@ for _p in (str(ROOT / "functions"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from rollout_control.breakers import PROBES_PER_HALF_OPEN  # noqa: E402
 from scripts.devkit.emulator import Answer, call, require_emulators, seed  # noqa: E402
 from scripts.devkit.emulator import store as make_store  # noqa: E402
 from scripts.devkit.faults import record_service_failures  # noqa: E402
@@ -172,7 +173,10 @@ def _outage_scene(
     store.commit([Write(CONFIG_PATH, {"breakers": breakers})])
     if _wait_for(lambda: _github_report(_both(pat, pat_cv))["status"] == "success") is None:
         raise RuntimeError("the half-open GitHub breaker let no probe call through")
-    ok("a probe call through the half-open breaker succeeds")
+    more = [_github_report(_both(pat, pat_cv))["status"] for _ in range(PROBES_PER_HALF_OPEN - 1)]
+    if more != ["success"] * (PROBES_PER_HALF_OPEN - 1):
+        raise RuntimeError(f"the half-open GitHub breaker's other probe calls: {more}")
+    ok(f"the {PROBES_PER_HALF_OPEN} probe calls through the half-open breaker succeed")
     now = datetime.now(UTC)
     time.sleep(
         (now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now).total_seconds()

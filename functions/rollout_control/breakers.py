@@ -2,9 +2,9 @@
 
 A source whose tries fail with ``upstream`` or ``timeout`` more than 50% of the time over the
 last 5 complete minutes (at least 20 tries) is opened: switched off for 5 minutes. Then it is
-half-open: a few probe calls go through (``usecases.source_switches``), and the breaker closes
-when they succeed, or opens again for 5 minutes when they fail upstream. Upstream outages open
-breakers; they never turn gating off.
+half-open: ``PROBES_PER_HALF_OPEN`` probe calls go through (``usecases.source_switches``), and
+once all of them have reported the breaker closes when they all succeeded, or opens again for 5
+minutes when one failed upstream. Upstream outages open breakers; they never turn gating off.
 
 To open, the figures are the minute aggregates' ``src.<name>.requests`` (tries, skipped
 sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``. To close,
@@ -13,7 +13,10 @@ only the probe calls count: each one drew a ticket on the half-open period's pro
 instance still reading an older config (up to its config cache's age) never passes for a
 probe, whichever minute it fell in. Every change
 is a config change (``changes.apply_change``: compare-and-set plus a history entry with the
-evidence), logged at WARNING once, when it happens.
+evidence), made only if the breaker is still the one judged (so two overlapping evaluator runs
+move it once). One incident alerts once: the first opening is logged at WARNING; reopening after
+failed probes, closing, and an opening within ``same_incident`` (30 minutes) of the evaluator
+closing it (the same outage flapping) are logged at INFO.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class BreakerThresholds:
     min_tries: int = 20
     failure_rate: float = 0.50
     open_for: timedelta = timedelta(minutes=5)
+    same_incident: timedelta = timedelta(minutes=30)
+    """An opening this soon after the evaluator closed the breaker continues that incident:
+    logged at INFO, not alerted again (contract 6: at most once per incident)."""
 
     @property
     def open_minutes(self) -> int:
@@ -152,7 +158,14 @@ def _judge_closed(
         f"last {len(mins)} minutes ({_rate(t) * 100:.0f}% > {th.failure_rate * 100:.0f}%): "
         f"switched off for {th.open_minutes} minutes"
     )
-    return BreakerMove(source, BreakerState.OPEN, text, {**t, "minutes": len(mins)})
+    evidence: dict[str, Any] = {**t, "minutes": len(mins)}
+    # Only the evaluator writes a closed breaker with a time: closed after its probes succeeded.
+    if b.state is BreakerState.CLOSED and b.since is not None:
+        ago = end - floor_to(b.since, "m")
+        if ago <= th.same_incident:
+            text += f" (closed {int(ago.total_seconds() // 60)} min ago: the same incident)"
+            return BreakerMove(source, BreakerState.OPEN, text, evidence, reopen=True)
+    return BreakerMove(source, BreakerState.OPEN, text, evidence)
 
 
 def _judge_half_open(
@@ -162,21 +175,23 @@ def _judge_half_open(
     now: datetime,
     th: BreakerThresholds,
 ) -> BreakerMove | None:
+    """Judged once every ticket has reported: closed when all the probes succeeded, open again
+    when one failed. Tickets drawn that never reported (crashed calls, failed writes) start a
+    new half-open period once ``open_for`` has passed since the period began."""
     answered, failed = num(probe, PROBE_ANSWERED), num(probe, PROBE_FAILED)
     t = {"requests": answered + failed, "successful": answered, "upstreamFailures": failed}
-    if t["requests"] == 0:
+    if t["requests"] < PROBES_PER_HALF_OPEN:
         drawn = num(probe, PROBE_DRAWN)
         began = b.half_open_from
         if drawn >= PROBES_PER_HALF_OPEN and began is not None and now >= began + th.open_for:
-            # every ticket went to a call that never reported (crashed, or its write failed):
-            # a new half-open period, with new tickets, after another wait
             text = (
-                f"{source}: {drawn} probe tickets drawn, no outcome recorded in "
-                f"{th.open_minutes} minutes: probing again after another {th.open_minutes} minutes"
+                f"{source}: {drawn} probe tickets drawn, {t['requests']} outcome(s) recorded in "
+                f"{th.open_minutes} minutes ({answered} answered, {failed} failed upstream): "
+                f"probing again after another {th.open_minutes} minutes"
             )
             return BreakerMove(source, BreakerState.OPEN, text, {**t, "drawn": drawn}, reopen=True)
-        return None  # no probe outcome yet
-    if _rate(t) <= th.failure_rate:
+        return None  # not every probe has reported yet
+    if failed == 0:
         text = f"{source}: probe calls succeeded ({answered} of {t['requests']}): back on"
         return BreakerMove(source, BreakerState.CLOSED, text, dict(t))
     text = (

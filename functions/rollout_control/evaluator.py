@@ -653,8 +653,10 @@ def _move_breakers(
     store: DocumentStore, moves: Sequence[BreakerMove], now: datetime, by: str, log: LogFn
 ) -> tuple[str, ...]:
     """Record each breaker change (fresh reads; a lost race is left to the next run, and a
-    breaker another run moved since this one judged it is left alone) and log it: at WARNING, alerting, when the breaker first opens (once per incident, contract 6);
-    at INFO when failed probes open it again or it closes (the same incident)."""
+    breaker another run moved since this one judged it is left alone) and log it: at WARNING,
+    alerting, when the breaker first opens (once per incident, contract 6); at INFO when failed
+    probes open it again, it opens within 30 minutes of its probes closing it, or it closes
+    (the same incident)."""
     done = []
     for move in moves:
         try:

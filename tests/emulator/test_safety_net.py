@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rollout_control.breakers import PROBES_PER_HALF_OPEN
 from scripts.devkit.emulator import GATED, Answer, User, call, seed
 from scripts.devkit.faults import record_service_failures
 from scripts.devkit.services import Services
@@ -146,6 +147,9 @@ def test_a_github_outage_opens_its_breaker_and_gating_stays_on(
         _wait_for(lambda: _github(_both(premium_user, premium_cv))["status"] == "success")
         <= BOUND_S
     )
+    # all the half-open period's probe calls report before it closes
+    for _ in range(PROBES_PER_HALF_OPEN - 1):
+        assert _github(_both(premium_user, premium_cv))["status"] == "success"
     _next_minute_settled()
     r = cli("evaluate")
     assert r.returncode == 0, (r.stdout, r.stderr)

@@ -91,11 +91,11 @@ def test_half_open_probes_close_the_breaker_or_open_it_again(
 ) -> None:
     _opened(store, agg, now)
     later = now + timedelta(minutes=6)
-    _probes(store, later, calls=2, failedUpstream=2)
-    assert "failed upstream (2 of 2)" in evaluate(store, later).breakers[0]
+    _probes(store, later, calls=3, failedUpstream=3)
+    assert "failed upstream (3 of 3)" in evaluate(store, later).breakers[0]
     assert _state(store, later) is BreakerState.OPEN
     healed = later + timedelta(minutes=6)
-    _probes(store, healed, calls=3, answered=2, failedUpstream=1)
+    _probes(store, healed, calls=3, answered=3)
     assert "back on" in evaluate(store, healed).breakers[0]
     assert _state(store, healed) is BreakerState.CLOSED
 
@@ -109,20 +109,27 @@ def test_only_probe_calls_judge_a_half_open_breaker_not_the_minutes_around_it(
     # and the one after: they are not probes
     _github(agg, later, 2, tries=4, upstream=4)
     assert evaluate(store, later).breakers == ()  # no probe outcome yet: nothing to judge
-    _probes(store, later, calls=1, answered=1)
-    assert "probe calls succeeded (1 of 1): back on" in evaluate(store, later).breakers[0]
+    _probes(store, later, calls=3, answered=3)
+    assert "probe calls succeeded (3 of 3): back on" in evaluate(store, later).breakers[0]
     assert _state(store, later) is BreakerState.CLOSED
 
 
-@pytest.mark.parametrize(("failed", "answered", "to"), [(2, 2, "closed"), (2, 1, "open")])
-def test_half_of_the_probes_failing_is_not_more_than_half(
+@pytest.mark.parametrize(
+    ("failed", "answered", "to"),
+    [(0, 3, "closed"), (1, 2, "open"), (0, 1, "half_open"), (0, 2, "half_open")],
+)
+def test_a_half_open_breaker_is_judged_on_all_its_probes_and_closes_when_all_succeed(
     store: MemoryStore, agg: Any, now: datetime, failed: int, answered: int, to: str
 ) -> None:
+    """Contract 6: switched back on when the probe calls succeed. One answer while the other
+    tickets are out is not enough to close it (a source failing 60% of its calls would close
+    on the first lucky probe, and flap)."""
     _opened(store, agg, now)
     later = now + timedelta(minutes=6)
-    _probes(store, later, failedUpstream=failed, answered=answered)
-    evaluate(store, later)
-    assert parse(store.docs[CONFIG_PATH]).breakers["github"].state.value == to
+    _probes(store, later, calls=PROBES_PER_HALF_OPEN, failedUpstream=failed, answered=answered)
+    moved = evaluate(store, later).breakers
+    assert parse(store.docs[CONFIG_PATH]).breaker("github", later).value == to
+    assert len(moved) == (0 if to == "half_open" else 1)
 
 
 def test_tickets_drawn_without_outcomes_start_a_new_half_open_period_after_a_wait(
@@ -134,11 +141,26 @@ def test_tickets_drawn_without_outcomes_start_a_new_half_open_period_after_a_wai
     _probes(store, half_open, calls=PROBES_PER_HALF_OPEN)  # calls that never reported
     assert evaluate(store, half_open + timedelta(minutes=4)).breakers == ()
     moved = evaluate(store, half_open + timedelta(minutes=5)).breakers
-    assert "no outcome recorded" in moved[0]
+    assert "0 outcome(s) recorded" in moved[0]
     again = parse(store.docs[CONFIG_PATH]).breakers["github"]
     assert again.state is BreakerState.OPEN and again.until is not None
     assert again.until == half_open + timedelta(minutes=10)  # new period, new probe document
     assert breaker_probe_path("github", again.until) not in store.docs
+
+
+def test_tickets_with_some_outcomes_missing_start_a_new_half_open_period_after_a_wait(
+    store: MemoryStore, agg: Any, now: datetime
+) -> None:
+    """Two probes answered, the third never reported: not all probes succeeded, so the breaker
+    does not close; after the wait a new half-open period probes again."""
+    _opened(store, agg, now)
+    half_open = parse(store.docs[CONFIG_PATH]).breakers["github"].until
+    assert half_open is not None
+    _probes(store, half_open, calls=PROBES_PER_HALF_OPEN, answered=2)
+    assert evaluate(store, half_open + timedelta(minutes=4)).breakers == ()
+    moved = evaluate(store, half_open + timedelta(minutes=5)).breakers
+    assert "2 outcome(s) recorded in 5 minutes (2 answered, 0 failed upstream)" in moved[0]
+    assert parse(store.docs[CONFIG_PATH]).breakers["github"].state is BreakerState.OPEN
 
 
 def test_the_operator_switch_is_a_recorded_change(store: MemoryStore, now: datetime) -> None:
@@ -240,10 +262,10 @@ def test_one_outage_is_one_warning_however_often_its_probes_fail(
     at = now
     for _ in range(3):  # three half-open periods whose probes fail: the same incident
         at += timedelta(minutes=6)
-        _probes(store, at, calls=2, failedUpstream=2)
+        _probes(store, at, calls=3, failedUpstream=3)
         evaluate(store, at, log=logs)
     at += timedelta(minutes=6)
-    _probes(store, at, calls=2, answered=2)
+    _probes(store, at, calls=3, answered=3)
     evaluate(store, at, log=logs)
     moves = [
         (s, f["state"], f["alert"]) for s, _, f in logs.lines if f.get("kind") == "source_breaker"
@@ -291,3 +313,42 @@ def test_two_overlapping_runs_open_a_breaker_once(
     entries = [d for p, d in store.docs.items() if p.startswith(HISTORY_COLLECTION + "/")]
     assert [d["action"] for d in entries if d["action"].startswith("breaker")] == ["breaker open"]
     assert parse(store.docs[CONFIG_PATH]).breakers["github"].until == now + timedelta(minutes=5)
+
+
+def _closed_after_an_outage(store: MemoryStore, agg: Any, now: datetime, logs: _Lines) -> datetime:
+    """GitHub's breaker opened at ``now`` and closed by its probes 6 minutes later."""
+    _phase(store, "premium", now - timedelta(hours=2))
+    _github(agg, now, 5, tries=4, upstream=4)
+    evaluate(store, now, log=logs)
+    closed = now + timedelta(minutes=6)
+    _probes(store, closed, calls=3, answered=3)
+    evaluate(store, closed, log=logs)
+    assert _state(store, closed) is BreakerState.CLOSED
+    return closed
+
+
+def _moves(logs: _Lines) -> list[tuple[str, str, bool]]:
+    return [
+        (s, f["state"], f["alert"]) for s, _, f in logs.lines if f.get("kind") == "source_breaker"
+    ]
+
+
+@pytest.mark.parametrize(("after", "alerted"), [(30, False), (31, True)])
+def test_an_opening_within_30_minutes_of_closing_is_the_same_incident(
+    store: MemoryStore, agg: Any, now: datetime, after: int, alerted: bool
+) -> None:
+    """Contract 6: WARNING at most once per incident. A source that fails again soon after
+    its probes closed the breaker is the same outage flapping: the reopening is INFO."""
+    logs = _Lines()
+    closed = _closed_after_an_outage(store, agg, now, logs)
+    again = closed + timedelta(minutes=after)
+    _github(agg, again, 5, tries=4, upstream=4)
+    moved = evaluate(store, again, log=logs).breakers
+    assert _state(store, again) is BreakerState.OPEN
+    assert ("same incident" in moved[0]) is not alerted
+    level = "WARNING" if alerted else "INFO"
+    assert _moves(logs) == [
+        ("WARNING", "open", True),
+        ("INFO", "closed", False),
+        (level, "open", alerted),
+    ]
