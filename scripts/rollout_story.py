@@ -129,10 +129,14 @@ def _github_report(answer: Answer) -> dict[str, Any]:
     return dict(next(s for s in answer.result["sources"] if s["source"] == "github"))
 
 
-def _drive_outage(user: Any, cv: str, calls: int = 24) -> None:
-    """GitHub-and-LinkedIn calls during the outage, then wait for the minute to complete."""
-    say(f"Pat (premium) makes {calls} enrichments with GitHub and LinkedIn…")
-    statuses = [_both(user, cv).result["status"] for _ in range(calls)]
+def _drive_outage(users: list[tuple[Any, str]], calls: int = 24) -> None:
+    """GitHub-and-LinkedIn calls during the outage, spread over ``users`` (a breaker needs
+    failures from 5 distinct users), then wait for the minute to complete."""
+    say(
+        f"Pat and {len(users) - 1} other premium users make {calls} enrichments with GitHub and"
+        " LinkedIn…"
+    )
+    statuses = [_both(*users[i % len(users)]).result["status"] for i in range(calls)]
     ok(
         f"all {calls} answered {', '.join(sorted(set(statuses)))}: LinkedIn served, GitHub failed upstream"
     )
@@ -149,9 +153,10 @@ def _outage_scene(
 ) -> None:
     heading("A GitHub outage: the source's breaker opens, the gate stays on")
     say("GitHub starts answering 500 to everything (the fake's fail_always).")
+    others = [seed(store, f"story-premium-{i}", premium=True) for i in range(4)]
     services.github.behaviour.fail_always = True
     try:
-        _drive_outage(pat, pat_cv)
+        _drive_outage([(pat, pat_cv), *others])
         say("The scheduled evaluator runs every minute; the CLI runs the same logic now:")
         rollout("evaluate")
         took = _wait_for(lambda: _github_report(_both(pat, pat_cv))["status"] == "skipped")

@@ -184,12 +184,31 @@ class Recorder:
         return [Write(raw_shard_path(minute, shard), doc)]
 
     def _minute_only(self, rec: CallRecord) -> dict[str, Any]:
-        """Who failed, per minute (contract section 6: a rollback needs failures from at least
-        five distinct users): ``failedUsers.{keyed hash of the uid}``, minute buckets only."""
-        if rec.fn is not Fn.ENRICH or not _service_failure(rec):
+        """Who failed, per minute (contract section 6: a rollback, and a source's breaker,
+        need failures from at least five distinct users, so no single user moves them):
+        ``failedUsers.{keyed hash of the uid}`` for a failure of the service and
+        ``srcFailedUsers.{source}.{keyed hash}`` for each source whose try failed upstream
+        (answers from the cache and skipped sources are no tries), minute buckets only."""
+        if rec.fn is not Fn.ENRICH:
+            return {}
+        failing = [
+            s.source
+            for s in rec.sources
+            if s.status is not SourceStatus.SKIPPED
+            and not s.cached
+            and failed_upstream(s.status, s.error_code)
+        ]
+        service = _service_failure(rec)
+        if not service and not failing:
             return {}
         who = self.hash(rec.uid) if rec.uid else self.hash(f"ip:{rec.ip}" if rec.ip else "anon")
-        return {"failedUsers": {str(who)[:16]: Inc(1)}}
+        key = str(who)[:16]
+        out: dict[str, Any] = {}
+        if service:
+            out["failedUsers"] = {key: Inc(1)}
+        if failing:
+            out["srcFailedUsers"] = {source: {key: Inc(1)} for source in failing}
+        return out
 
     def _counters(self, rec: CallRecord) -> dict[str, Any]:
         """Counters for one call. ``c`` holds the enrichment product's figures (contract 2.4),

@@ -7,8 +7,10 @@ once all of them have reported the breaker closes when they all succeeded, or op
 minutes when one failed upstream. Upstream outages open breakers; they never turn gating off.
 
 To open, the figures are the minute aggregates' ``src.<name>.requests`` (tries, skipped
-sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``. To close,
-only the probe calls count: each one drew a ticket on the half-open period's probe document
+sources excluded), ``src.<name>.upstreamFailures`` and ``src.<name>.successful``, and the
+failures must come from at least 5 distinct users (``srcFailedUsers.<name>``, minute buckets
+only): no single user, e.g. one whose own website answers 503, switches a source off for all.
+To close, only the probe calls count: each one drew a ticket on the half-open period's probe document
 (``stores.schema.breaker_probe_path``) and records its outcome there, so a try made by an
 instance still reading an older config (up to its config cache's age) never passes for a
 probe, whichever minute it fell in. Every change
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics.metrics import num
+from analytics.metrics import get, num
 from common.vocab import SOURCES
 from gating.rollout import Breaker, BreakerState, RolloutConfig
 from rollout_control import changes
@@ -51,6 +53,9 @@ class BreakerThresholds:
     window_minutes: int = 5
     min_tries: int = 20
     failure_rate: float = 0.50
+    min_failing_users: int = 5
+    """Failed tries from at least this many distinct users (``srcFailedUsers``): one user's
+    own failing target (their website answering 503) never switches a source off for all."""
     open_for: timedelta = timedelta(minutes=5)
     same_incident: timedelta = timedelta(minutes=30)
     """An opening this soon after the evaluator closed the breaker continues that incident:
@@ -92,6 +97,19 @@ def _tally(
     t["requests"] = max(0, t["requests"] - t["cacheHits"])
     t["successful"] = max(0, t["successful"] - t["cacheHits"])
     return t
+
+
+def failing_users(
+    buckets: Mapping[datetime, Mapping[str, Any]], mins: Sequence[datetime], source: str
+) -> int:
+    """Distinct users whose tries of ``source`` failed upstream in these minutes (the keys of
+    the minute buckets' ``srcFailedUsers.<name>``)."""
+    who: set[str] = set()
+    for m in mins:
+        found = get(buckets.get(m, {}), f"srcFailedUsers.{source}")
+        if isinstance(found, Mapping):
+            who.update(found.keys())
+    return len(who)
 
 
 def _rate(t: Mapping[str, int]) -> float:
@@ -151,14 +169,15 @@ def _judge_closed(
     if b.since is not None:  # only minutes after the breaker last closed
         mins = [m for m in mins if m >= floor_to(b.since, "m") + timedelta(minutes=1)]
     t = _tally(buckets, mins, source)
-    if t["requests"] < th.min_tries or _rate(t) <= th.failure_rate:
+    users = failing_users(buckets, mins, source)
+    if t["requests"] < th.min_tries or _rate(t) <= th.failure_rate or users < th.min_failing_users:
         return None
     text = (
         f"{source}: {t['upstreamFailures']} of {t['requests']} tries failed upstream over the "
-        f"last {len(mins)} minutes ({_rate(t) * 100:.0f}% > {th.failure_rate * 100:.0f}%): "
-        f"switched off for {th.open_minutes} minutes"
+        f"last {len(mins)} minutes ({_rate(t) * 100:.0f}% > {th.failure_rate * 100:.0f}%) for "
+        f"{users} distinct users: switched off for {th.open_minutes} minutes"
     )
-    evidence: dict[str, Any] = {**t, "minutes": len(mins)}
+    evidence: dict[str, Any] = {**t, "failingUsers": users, "minutes": len(mins)}
     # Only the evaluator writes a closed breaker with a time: closed after its probes succeeded.
     if b.state is BreakerState.CLOSED and b.since is not None:
         ago = end - floor_to(b.since, "m")

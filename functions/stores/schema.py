@@ -102,7 +102,7 @@ RAW = "raw"
 (docs/architecture.md, "Aggregate documents"). Only the roll-up and the readers' tail read them."""
 RAW_TTL = timedelta(days=3)
 """How long raw minute shards live (the roll-up folds them within minutes)."""
-MINUTE_ONLY = frozenset({"failedUsers"})
+MINUTE_ONLY = frozenset({"failedUsers", "srcFailedUsers"})
 """Counters kept in minute buckets alone (keyed per user: they would grow hour and day docs)."""
 AGGREGATE_HEADER = frozenset({"granularity", "bucketStart", "shard", "expireAt", "rolledAt"})
 """Fields of an aggregate document that are not counters."""

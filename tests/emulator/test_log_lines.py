@@ -131,6 +131,7 @@ def evaluator_lines() -> dict[str, dict[str, Any]]:
         doc["c"] = {"requests": Inc(5), "errors": Inc(5), "failed": Inc(5)}
         doc["failedUsers"] = {f"user{i}": Inc(1) for i in range(5)}
         doc["src"] = {"github": {"requests": Inc(5), "upstreamFailures": Inc(5), "failed": Inc(5)}}
+        doc["srcFailedUsers"] = {"github": {f"user{i}": Inc(1) for i in range(5)}}
         writes.append(Write(f"external_data_metrics/m_{start:%Y-%m-%dT%H:%M}_0", doc))
     mem.commit(writes)
     buf = io.StringIO()

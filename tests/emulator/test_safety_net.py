@@ -108,15 +108,18 @@ def test_a_github_outage_opens_its_breaker_and_gating_stays_on(
 ) -> None:
     free_user, free_cv = seed(store, "breaker-free")
     premium_user, premium_cv = seed(store, "breaker-premium", premium=True)
+    # a breaker needs failed tries from 5 distinct users (contract 6: no single user moves it)
+    callers = [(premium_user, premium_cv)]
+    callers += [seed(store, f"breaker-premium-{i}", premium=True) for i in range(4)]
     _set_config(store)
     assert (
         _wait_for(lambda: _free_full(free_user, free_cv).status == "PERMISSION_DENIED") <= BOUND_S
     )
     services.github.behaviour.fail_always = True
     try:
-        _progress("GitHub fake answering 500; 24 premium calls with GitHub and LinkedIn")
-        for _ in range(24):
-            answer = _both(premium_user, premium_cv)
+        _progress("GitHub fake answering 500; 24 calls of 5 premium users with GitHub and LinkedIn")
+        for i in range(24):
+            answer = _both(*callers[i % len(callers)])
             assert answer.result["status"] == "partial", answer.body
             assert _github(answer)["error"]["code"] == "upstream"
         _next_minute_settled()

@@ -62,10 +62,12 @@ class Aggregates:
         extra: Mapping[str, Any] | None = None,
         failing_users: int | None = None,
         sources: Mapping[str, Mapping[str, int]] | None = None,
+        source_failing_users: int | None = None,
     ) -> None:
         """Enrichment traffic: ``requests`` calls of ``lat_ms``, ``errors`` service failures
         spread over ``failing_users`` distinct users (default 5 when there are errors; the same
-        user names in every minute, so a window counts them once)."""
+        user names in every minute, so a window counts them once), and each source's
+        ``upstreamFailures`` over ``source_failing_users`` (default 5 when it has some)."""
         if successful is None:
             successful = requests - errors - failed
         c = {
@@ -100,8 +102,17 @@ class Aggregates:
         if sources:
             doc["src"] = {name: dict(figures) for name, figures in sources.items()}
         users = (5 if errors else 0) if failing_users is None else failing_users
-        minute_only = {"failedUsers": {f"user{i}": Inc(1) for i in range(users)}} if users else None
-        self.store.commit(self.recorder.aggregate_writes(at, _inc(doc), minute_only))
+        minute_only: dict[str, Any] = {}
+        if users:
+            minute_only["failedUsers"] = {f"user{i}": Inc(1) for i in range(users)}
+        by_source = {}
+        for name, figures in (sources or {}).items():
+            n = 5 if source_failing_users is None else source_failing_users
+            if figures.get("upstreamFailures") and n:
+                by_source[name] = {f"user{i}": Inc(1) for i in range(n)}
+        if by_source:
+            minute_only["srcFailedUsers"] = by_source
+        self.store.commit(self.recorder.aggregate_writes(at, _inc(doc), minute_only or None))
 
 
 def _inc(value: Any) -> Any:

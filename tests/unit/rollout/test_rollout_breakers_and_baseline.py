@@ -70,6 +70,25 @@ def test_the_breaker_stays_closed_just_below_its_thresholds(
     assert _state(store, now) is BreakerState.CLOSED
 
 
+@pytest.mark.parametrize(("users", "opens"), [(4, False), (5, True)])
+def test_a_breaker_needs_failed_tries_from_five_distinct_users(
+    store: MemoryStore, agg: Any, now: datetime, users: int, opens: bool
+) -> None:
+    """Contract 6: no single user moves the evaluator. One user's own failing target (their
+    website answering 503, 20 calls in 5 minutes) must not switch the source off for all."""
+    _phase(store, "premium", now - timedelta(hours=2))
+    for k in range(1, 6):
+        figures = {"requests": 4, "upstreamFailures": 4}
+        agg.traffic(
+            now - timedelta(minutes=k), sources={"github": figures}, source_failing_users=users
+        )
+    moved = evaluate(store, now).breakers
+    assert _state(store, now) is (BreakerState.OPEN if opens else BreakerState.CLOSED)
+    assert len(moved) == int(opens)
+    if opens:
+        assert "for 5 distinct users" in moved[0]
+
+
 def _probes(store: MemoryStore, at: datetime, **outcomes: int) -> None:
     """Probe calls of the half-open period that GitHub's breaker is in at ``at``."""
     b = parse(store.docs[CONFIG_PATH]).breakers["github"]

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from analytics.metrics import read_buckets, rollup_cursor
 from analytics.rollup import SETTLE, roll_up
 from common.settings import Settings
-from common.vocab import Fn, Outcome
-from recording.recorder import CallRecord, Recorder, Switches
+from common.vocab import Fn, Outcome, SourceStatus
+from recording.recorder import CallRecord, Recorder, SourceOutcome, Switches
 from stores.base import DocumentStore, Write
 from stores.memory import MemoryStore
 from stores.schema import METRICS, ROLLUP_PATH
@@ -153,6 +153,25 @@ def test_per_user_failure_keys_stay_in_minute_documents() -> None:
     assert [v["c"]["errors"] for v in hour.values()] == [3]
     stored = [d for p, d in store.docs.items() if p.startswith(f"{METRICS}/h_")]
     assert stored and all("failedUsers" not in d for d in stored)
+
+
+def test_per_user_source_failure_keys_stay_in_minute_documents() -> None:
+    """``srcFailedUsers`` (who failed a source's try, for the breaker's distinct users) is
+    keyed per user like ``failedUsers``: minute documents only, never hours or days."""
+    store = MemoryStore()
+    recorder = Recorder(Settings(project_id="t", hash_salt="s" * 16))
+    failed = SourceOutcome("website", SourceStatus.FAILED, 80.0, False, "upstream")
+    for uid in ("a", "b", "c"):
+        _record(store, recorder, T0, uid=uid, outcome=Outcome.FAILED, sources=(failed,))
+    assert all("srcFailedUsers" not in v for v in read_buckets(store, "h", *EVER).values())
+    roll_up(store, T0 + timedelta(minutes=5))
+    minute = read_buckets(store, "m", *EVER)
+    hour = read_buckets(store, "h", *EVER)
+    assert [len(v["srcFailedUsers"]["website"]) for v in minute.values()] == [3]
+    assert all("srcFailedUsers" not in v for v in hour.values())
+    assert [v["src"]["website"]["upstreamFailures"] for v in hour.values()] == [3]
+    stored = [d for p, d in store.docs.items() if p.startswith((f"{METRICS}/h_", f"{METRICS}/d_"))]
+    assert stored and all("srcFailedUsers" not in d for d in stored)
 
 
 class _RacingStore(MemoryStore):
