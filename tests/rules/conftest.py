@@ -155,15 +155,16 @@ def encode_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: encode_value(value) for key, value in data.items()}
 
 
-def unsigned_jwt(uid: str, *, admin: bool = False) -> str:
-    """An unsigned (``alg: none``) Firebase ID token the emulator accepts for rules."""
+def unsigned_jwt(uid: str, *, admin: bool = False, claims: Mapping[str, Any] | None = None) -> str:
+    """An unsigned (``alg: none``) Firebase ID token the emulator accepts for rules;
+    ``claims``: custom claims of any value (an ``admin`` that is not ``true``)."""
 
     def b64(obj: Mapping[str, Any]) -> str:
         raw = json.dumps(obj, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     issued = int(dt.datetime.now(dt.UTC).timestamp())
-    claims: dict[str, Any] = {
+    token: dict[str, Any] = {
         "iss": f"https://securetoken.google.com/{project_id()}",
         "aud": project_id(),
         "iat": issued,
@@ -174,8 +175,9 @@ def unsigned_jwt(uid: str, *, admin: bool = False) -> str:
         "firebase": {"sign_in_provider": "custom", "identities": {}},
     }
     if admin:
-        claims["admin"] = True
-    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+        token["admin"] = True
+    token.update(claims or {})
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(token)}."
 
 
 def project_id() -> str:
@@ -248,6 +250,23 @@ class Client:
     def list(self, collection: str) -> Result:
         """List a whole collection (no filter: rules must allow reading every doc in it)."""
         return self.request("GET", f"{self.base}/{collection}", params={"pageSize": 50})
+
+    def query_group(self, collection_id: str, field: str, value: Any) -> Result:
+        """A collection-group ``runQuery``: every ``collection_id`` collection in the database,
+        ``where field == value``."""
+        body = {
+            "structuredQuery": {
+                "from": [{"collectionId": collection_id, "allDescendants": True}],
+                "where": {
+                    "fieldFilter": {
+                        "field": {"fieldPath": field},
+                        "op": "EQUAL",
+                        "value": encode_value(value),
+                    }
+                },
+            }
+        }
+        return self.request("POST", f"{self.base}:runQuery", json=body)
 
     def query_equal(self, collection: str, field: str, value: Any) -> Result:
         """``runQuery`` on ``collection`` with ``where field == value`` (rules can prove it)."""
@@ -329,12 +348,14 @@ class Emulator:
         auth = None if uid is None else f"Bearer {unsigned_jwt(uid, admin=role == ADMIN)}"
         return Client(self.http, self.documents_url, auth, role)
 
-    def client_for(self, uid: str, *, admin: bool = False) -> Client:
-        """A signed-in client with an arbitrary uid."""
+    def client_for(
+        self, uid: str, *, admin: bool = False, claims: Mapping[str, Any] | None = None
+    ) -> Client:
+        """A signed-in client with an arbitrary uid (and custom ``claims``)."""
         return Client(
             self.http,
             self.documents_url,
-            f"Bearer {unsigned_jwt(uid, admin=admin)}",
+            f"Bearer {unsigned_jwt(uid, admin=admin, claims=claims)}",
             uid,
         )
 
