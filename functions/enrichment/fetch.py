@@ -34,6 +34,9 @@ from .net import UrlGuard
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_BACKOFF_S = 5.0
+MAX_RETRY_AFTER_S = 86_400.0
+"""The longest ``Retry-After`` taken as given (a day): a larger one ("999999999999") is clamped
+to it, so that no caller adding it to a time overflows."""
 CPU_MARGIN_S = 0.05
 """CPU work of a source stops this long before the deadline (``Deadline.check``)."""
 ACCEPT_ENCODING = "gzip, deflate"
@@ -122,17 +125,19 @@ class FetchResponse:
 def retry_after_seconds(
     headers: httpx.Headers, now: Callable[[], float] = time.time
 ) -> float | None:
-    """``Retry-After`` (seconds or HTTP date) as seconds from now, if present and valid."""
+    """``Retry-After`` (seconds or HTTP date) as seconds from now, if present and valid, at most
+    ``MAX_RETRY_AFTER_S``."""
     raw = headers.get("retry-after")
     if not raw:
         return None
     raw = raw.strip()
     if raw.isascii() and raw.isdigit():
-        return float(raw[:12])  # more digits than that is "never" anyway
+        return min(MAX_RETRY_AFTER_S, float(raw[:12]))  # more digits than that is "never" anyway
     try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - now())
+        wait = parsedate_to_datetime(raw).timestamp() - now()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return max(0.0, min(MAX_RETRY_AFTER_S, wait))
 
 
 class _Decoder:
