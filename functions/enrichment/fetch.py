@@ -1,6 +1,7 @@
 """GET with a deadline, bounded bodies, retries and (for user URLs) SSRF-checked redirects.
 
-Retries: 5xx, 429 and connection errors, exponential backoff with full jitter, never past the
+Retries: 5xx, 429 and connection errors (a caller may narrow that with ``retry``: GitHub does not
+retry a 429 without ``Retry-After``), exponential backoff with full jitter, never past the
 request's deadline; a ``Retry-After`` is honoured when it fits, otherwise the last answer is
 returned at once for the source to map (``quota``, ``upstream``).
 
@@ -267,13 +268,15 @@ class Fetcher:
         max_bytes: int = 5_000_000,
         guard: UrlGuard | None = None,
         max_redirects: int = 0,
+        retry: Callable[[FetchResponse], bool] | None = None,
     ) -> FetchResponse:
         """GET ``url``. With ``guard``, each hop's host is checked and the connection pinned to
-        the checked address; redirects are followed by hand up to ``max_redirects``."""
+        the checked address; redirects are followed by hand up to ``max_redirects``. ``retry``
+        says whether an answer of a ``RETRY_STATUSES`` status is tried again (default: yes)."""
         current = url
         for hop in range(max_redirects + 1):
             try:
-                resp = await self._hop(current, headers, max_bytes, guard)
+                resp = await self._hop(current, headers, max_bytes, guard, retry)
             except _BadUrl:
                 if hop == 0:  # the URL a source was given: its input, not an upstream failure
                     raise SourceFailure(
@@ -298,6 +301,7 @@ class Fetcher:
         headers: Mapping[str, str] | None,
         max_bytes: int,
         guard: UrlGuard | None,
+        retry: Callable[[FetchResponse], bool] | None = None,
     ) -> FetchResponse:
         """One request of ``get``: ``current`` checked and pinned with ``guard``, if any."""
         try:
@@ -331,7 +335,9 @@ class Fetcher:
             **(headers or {}),
             **extra,
         }
-        return await self._get_with_retry(request_url, merged, extensions, max_bytes, current)
+        return await self._get_with_retry(
+            request_url, merged, extensions, max_bytes, current, retry
+        )
 
     async def _get_with_retry(
         self,
@@ -340,6 +346,7 @@ class Fetcher:
         extensions: Mapping[str, str],
         max_bytes: int,
         logical_url: str,
+        retry: Callable[[FetchResponse], bool] | None = None,
     ) -> FetchResponse:
         last: FetchResponse | None = None
         host = "the service"
@@ -353,7 +360,9 @@ class Fetcher:
                 raise SourceFailure(ErrorCode.TIMEOUT, f"{host} did not answer in time") from None
             except httpx.TransportError:
                 pass  # connection refused / reset: retried like a 5xx
-            if last is not None and last.status not in RETRY_STATUSES:
+            if last is not None and (
+                last.status not in RETRY_STATUSES or (retry is not None and not retry(last))
+            ):
                 return last
             if attempt == self._attempts - 1:
                 break

@@ -9,6 +9,11 @@ Upstream values are not trusted to have GitHub's types: text fields that are not
 null, counts that are not finite non-negative numbers (``"12"``, ``Infinity``, ``NaN``,
 ``1e400``, 10**30) become 0 or are clamped, and a repository name that could not be a path is
 not used to build a URL.
+
+Rate limits are ``quota``, never ``upstream`` (which would feed the source's breaker): a 429, or
+a 403 with ``X-RateLimit-Remaining: 0``, a ``Retry-After``, or a message speaking of a rate
+limit (the secondary rate limit, sent without headers). A 429 without ``Retry-After`` is not
+retried.
 """
 
 from __future__ import annotations
@@ -106,6 +111,26 @@ def quota_message(resp: FetchResponse, now: datetime) -> str:
     return f"GitHub rate limit reached; resets at {reset_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
+def _says_rate_limit(resp: FetchResponse) -> bool:
+    """Whether the JSON body's ``message`` speaks of a rate limit (GitHub's secondary rate
+    limit: a 403 or 429 with no rate-limit headers, "You have exceeded a secondary rate
+    limit...")."""
+    if len(resp.body) > MAX_SMALL_BODY:
+        return False
+    try:
+        body = json.loads(resp.body)
+    except (ValueError, RecursionError):
+        return False
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, str) and "rate limit" in message.lower()
+
+
+def retryable(resp: FetchResponse) -> bool:
+    """Whether a 5xx or 429 answer is worth retrying: not a 429 without ``Retry-After``
+    (GitHub asks to wait at least a minute then, which no enrichment's deadline holds)."""
+    return not (resp.status == 429 and retry_after_seconds(resp.headers) is None)
+
+
 def check(resp: FetchResponse, now: datetime, what: str = "GitHub user") -> None:
     """Raise the contract error for a non-success answer."""
     if resp.status in (200, 304):
@@ -114,7 +139,11 @@ def check(resp: FetchResponse, now: datetime, what: str = "GitHub user") -> None
         raise SourceFailure(ErrorCode.NOT_FOUND, f"{what} not found")
     if resp.status == 429 or (
         resp.status == 403
-        and (resp.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in resp.headers)
+        and (
+            resp.headers.get("x-ratelimit-remaining") == "0"
+            or "retry-after" in resp.headers
+            or _says_rate_limit(resp)
+        )
     ):
         raise SourceFailure(ErrorCode.QUOTA, quota_message(resp, now))
     if resp.status == 401:
@@ -207,7 +236,7 @@ class GitHubSource:
         headers = self._headers(ctx)
         if etag:
             headers["If-None-Match"] = etag
-        resp = await ctx.fetcher.get(url, headers=headers, max_bytes=max_bytes)
+        resp = await ctx.fetcher.get(url, headers=headers, max_bytes=max_bytes, retry=retryable)
         check(resp, ctx.now(), what)
         return resp
 
