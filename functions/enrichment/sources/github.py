@@ -1,9 +1,10 @@
 """GitHub: profile, all public repositories (paginated), languages; conditional requests.
 
 API calls are bounded: 1 profile + at most ``github_max_pages`` repository pages + at most
-``github_language_repos`` language calls. Revalidating a stale entry sends the profile and page
-URLs with ``If-None-Match``; if all answer 304 the cached payload is reused (304s do not count
-against GitHub's rate limit).
+``github_language_repos`` language calls. Pages are followed by ``rel="next"`` only within the
+API's origin and never to a page already read; each repository counts once (by full name, else
+URL). Revalidating a stale entry sends the profile and page URLs with ``If-None-Match``; if
+all answer 304 the cached payload is reused (304s do not count against GitHub's rate limit).
 
 Upstream values are not trusted to have GitHub's types: text fields that are not strings become
 null, counts that are not finite non-negative numbers (``"12"``, ``Infinity``, ``NaN``,
@@ -23,7 +24,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
@@ -195,6 +196,37 @@ def _repo(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _page_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A page URL as compared for loops: path and query parameters in any order."""
+    try:
+        parts = urlsplit(url)
+        return parts.path.rstrip("/"), tuple(sorted(parse_qsl(parts.query)))
+    except ValueError:
+        return url, ()
+
+
+def _repos_of(pages: list[FetchResponse]) -> list[dict[str, Any]]:
+    """The repositories of the pages, each once (by ``fullName``, else ``url``): a page served
+    twice, or a repository moving between pages while they were read, counts it once."""
+    repos: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for resp in pages:
+        body = resp.json()
+        if not isinstance(body, list):
+            raise SourceFailure(ErrorCode.UPSTREAM, "GitHub sent an unexpected repository list")
+        for raw in body[:PER_PAGE]:
+            if not isinstance(raw, dict):
+                continue
+            repo = _repo(raw)
+            ident = repo["fullName"] or repo["url"]
+            if ident is not None:
+                if ident.lower() in seen:
+                    continue
+                seen.add(ident.lower())
+            repos.append(repo)
+    return repos
+
+
 def _recency(repo: dict[str, Any]) -> str:
     return str(repo.get("pushedAt") or repo.get("updatedAt") or "")
 
@@ -282,20 +314,11 @@ class GitHubSource:
             urls = [_with_page(first_url, p) for p in range(2, min(last_page, max_pages) + 1)]
             pages += await gather_all(*(self._get(ctx, u) for u in urls))
         else:
-            nxt = links.get("next")
-            while nxt and len(pages) < max_pages and _same_origin(nxt, origin):
-                resp = await self._get(ctx, nxt)
-                pages.append(resp)
-                nxt = parse_link_header(resp.headers.get("link")).get("next")
-        repos: list[dict[str, Any]] = []
+            pages += await self._follow_next(ctx, first_url, links.get("next"), origin)
         for resp in pages[1:]:
             if resp.headers.get("etag"):
                 validators[resp.url] = resp.headers["etag"]
-        for resp in pages:
-            body = resp.json()
-            if not isinstance(body, list):
-                raise SourceFailure(ErrorCode.UPSTREAM, "GitHub sent an unexpected repository list")
-            repos += [_repo(r) for r in body[:PER_PAGE] if isinstance(r, dict)]
+        repos = _repos_of(pages)
         repos.sort(key=lambda r: (r["stars"], _recency(r)), reverse=True)
         languages = await self._languages(ctx, repos)
         own = [r for r in repos if not r["fork"]]
@@ -317,6 +340,23 @@ class GitHubSource:
             ),
             json.dumps(validators, sort_keys=True) or None,
         )
+
+    async def _follow_next(
+        self, ctx: SourceContext, first_url: str, nxt: str | None, origin: tuple[str, str]
+    ) -> list[FetchResponse]:
+        """The pages after the first, one ``rel="next"`` after another, up to the page limit:
+        never to another origin, and never to a page already read (a ``next`` that loops back
+        ends the list)."""
+        pages: list[FetchResponse] = []
+        seen = {_page_key(first_url)}
+        while nxt and len(pages) + 1 < ctx.settings.github_max_pages:
+            if not _same_origin(nxt, origin) or _page_key(nxt) in seen:
+                break
+            seen.add(_page_key(nxt))
+            resp = await self._get(ctx, nxt)
+            pages.append(resp)
+            nxt = parse_link_header(resp.headers.get("link")).get("next")
+        return pages
 
     async def _languages(
         self, ctx: SourceContext, repos: list[dict[str, Any]]
