@@ -57,6 +57,30 @@ async def gather_all(*aws: Awaitable[T]) -> list[T]:
     return [t.result() for t in tasks]
 
 
+async def gather_within(timeout: float, *aws: Awaitable[T]) -> list[T | None]:
+    """Like ``gather_all``, but for at most ``timeout`` seconds: what has not finished by then
+    is cancelled and gives ``None`` (best-effort work that must not cost its caller the deadline).
+    A failure cancels the siblings and is raised as itself."""
+    tasks = [asyncio.ensure_future(_as_coroutine(a)) for a in aws]
+    if not tasks:
+        return []
+    try:
+        done, pending = await asyncio.wait(
+            tasks, timeout=max(0.0, timeout), return_when=asyncio.FIRST_EXCEPTION
+        )
+    finally:
+        # Also when we are cancelled ourselves: no orphan requests.
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in done:
+        if (exc := task.exception()) is not None:
+            raise exc
+    return [t.result() if t in done else None for t in tasks]
+
+
 async def _as_coroutine(aw: Awaitable[T]) -> T:
     return await aw
 

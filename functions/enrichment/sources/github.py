@@ -1,7 +1,8 @@
 """GitHub: profile, all public repositories (paginated), languages; conditional requests.
 
 API calls are bounded: 1 profile + at most ``github_max_pages`` repository pages + at most
-``github_language_repos`` language calls. Pages are followed by ``rel="next"`` only within the
+``github_language_repos`` language calls. The language calls are best effort: they end
+``LANGUAGES_RESERVE_S`` before the deadline, and the answers gathered by then are used. Pages are followed by ``rel="next"`` only within the
 API's origin and never to a page already read; each repository counts once (by full name, else
 URL). Revalidating a stale entry sends the profile and page URLs with ``If-None-Match``; if
 all answer 304 the cached payload is reused (304s do not count against GitHub's rate limit).
@@ -29,7 +30,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 from ..bounds import bound_payload, trim_for_redaction
 from ..cache import CacheEntry
 from ..errors import ErrorCode, SourceFailure, SourceSkipped
-from ..fetch import FetchResponse, gather_all, retry_after_seconds
+from ..fetch import FetchResponse, gather_all, gather_within, retry_after_seconds
 from ..model import EnrichmentInput
 from ..redact import redact_async
 from .base import Fetched, SourceContext
@@ -44,6 +45,9 @@ MAX_BODY = 2_000_000
 MAX_SMALL_BODY = 256 * 1024
 """Bytes of a profile or a languages answer."""
 PER_PAGE = 100
+LANGUAGES_RESERVE_S = 0.3
+"""The language calls (best effort) end this long before the enrichment's deadline, leaving the
+time to redact and answer with the profile and repositories already fetched."""
 MAX_COUNT = 2**53
 
 
@@ -385,8 +389,11 @@ class GitHubSource:
             return body if isinstance(body, dict) else {}
 
         usable = [r for r in top if _FULL_NAME.match(r.get("fullName") or "")]
-        for counts in await gather_all(*(one(r) for r in usable)):
-            for lang, n in list(counts.items())[:200]:
+        budget = ctx.fetcher.deadline.remaining() - LANGUAGES_RESERVE_S
+        if budget <= 0:
+            usable = []  # no time left for best effort: the main-language counts stand
+        for counts in await gather_within(budget, *(one(r) for r in usable)):
+            for lang, n in list((counts or {}).items())[:200]:
                 if isinstance(lang, str) and len(lang) <= 100 and isinstance(n, int | float):
                     s = stats.setdefault(lang, {"name": lang, "repos": 0, "bytes": 0})
                     s["bytes"] = min(MAX_COUNT, s["bytes"] + _count(n))
