@@ -3,7 +3,10 @@
 Column names are LinkedIn's, e.g. ``Positions.csv``: ``Company Name,Title,Description,Location,
 Started On,Finished On``. Quoted multi-line fields, a UTF-8 BOM and CRLF line ends are handled.
 A file that cannot be read is reported in ``malformedFiles`` and the others still count; the
-source fails (``invalid_input``) only when no known file could be read.
+source fails (``invalid_input``) only when no known file could be read. File names are matched
+case-insensitively, folders ignored; two different texts under names of one file
+(``Profile.csv``, ``profile.csv``) make it malformed, whatever their order (the cache key does
+not depend on the order either).
 
 Odd files are malformed, never a crash: NUL bytes, text that is not valid Unicode (lone
 surrogates), fields over the csv module's limit, more than ``MAX_COLUMNS`` columns. At most
@@ -252,21 +255,38 @@ def _canonical_name(name: str) -> str | None:
     return None
 
 
-def parse_export(files: Mapping[str, str]) -> dict[str, Any]:
-    """The ``linkedin`` section from the export's files (not redacted yet)."""
-    out: dict[str, Any] = {"profile": None, **{s: [] for s in LIST_SECTIONS}}
-    parsed: list[str] = []
-    malformed: list[dict[str, str]] = []
+def _by_known_file(files: Mapping[str, str]) -> tuple[dict[str, list[object]], list[str]]:
+    """The texts given for each known file (in FILES order; several when more than one name
+    maps to it, such as ``Profile.csv`` and ``profile.csv``) and the names of the others
+    (sorted). Independent of the mapping's order, like the cache key."""
+    texts: dict[str, list[object]] = {}
     ignored: list[str] = []
-    truncated = False
-    for name, text in files.items():
+    for name, text in sorted(files.items(), key=lambda item: str(item[0])):
         known = _canonical_name(name) if isinstance(name, str) else None
         if known is None:
             if len(ignored) < 50:
                 ignored.append(str(name).encode("utf-8", "replace").decode("utf-8")[:200])
             continue
+        if text not in texts.setdefault(known, []):
+            texts[known].append(text)
+    return {f: texts[f] for f in FILES if f in texts}, ignored
+
+
+def parse_export(files: Mapping[str, str]) -> dict[str, Any]:
+    """The ``linkedin`` section from the export's files (not redacted yet). Two different texts
+    under names of the same file (``Profile.csv``, ``profile.csv``) make that file malformed:
+    which one the user meant cannot be told."""
+    out: dict[str, Any] = {"profile": None, **{s: [] for s in LIST_SECTIONS}}
+    parsed: list[str] = []
+    malformed: list[dict[str, str]] = []
+    truncated = False
+    known_files, ignored = _by_known_file(files)
+    for known, texts in known_files.items():
         spec = FILES[known]
+        text = texts[0]
         try:
+            if len(texts) > 1:
+                raise MalformedCsv(f"{len(texts)} different files are named {known}")
             if not isinstance(text, str):
                 raise MalformedCsv("not text")
             rows = parse_csv(text, spec.required)
