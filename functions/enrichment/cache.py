@@ -166,7 +166,7 @@ class StoreCacheStore:
                 return None
             etag = doc.get("etag")
             return CacheEntry(payload, fetched, expire, etag if isinstance(etag, str) else None)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, RecursionError):
             log.warning("unreadable cache document ignored", extra={"json_fields": {"key": key}})
             return None
 

@@ -238,6 +238,7 @@ class Engine:
             cached = self._read_cache(plans, inp)
         else:
             plans, cached, start, deadline = taken
+        cached = self._usable(plans, cached)
         settled = self._settle(plans, inp, cached)
         if len(settled) == len(plans):
             return self._result([settled[name] for name, _ in plans], start)
@@ -301,6 +302,29 @@ class Engine:
             return self.cache.get_many(keys)
         except Exception as exc:  # noqa: BLE001 - a cache that is down costs freshness only
             return self._cache_failed(plans, keys, exc)()
+
+    def _usable(
+        self, plans: list[_Plan], cached: dict[str, CacheEntry | None]
+    ) -> dict[str, CacheEntry | None]:
+        """The entries their source can use; any other is a miss, fresh or stale (a stale one
+        revalidated by a 304 would be served as it is). An entry is usable when its source can
+        count it and the merge can read it: a document of another shape (an older version's,
+        or a hand-edited one) was a crash of every call until its TTL ran out."""
+        now = self.now()
+        out = dict(cached)
+        for name, step in plans:
+            entry = cached.get(step.key) if isinstance(step, _Todo) else None
+            if entry is None or not isinstance(step, _Todo):
+                continue
+            try:
+                step.source.count(entry.payload)
+                merge({name: entry.payload})
+                entry.is_fresh(now)
+            except Exception as exc:  # noqa: BLE001 - an unusable entry is a miss
+                fields = {"source": name, **error_ref(exc)}
+                log.warning("unusable cache entry ignored", extra={"json_fields": fields})
+                out[step.key] = None
+        return out
 
     def _settle(
         self, plans: list[_Plan], inp: EnrichmentInput, cached: dict[str, CacheEntry | None]
