@@ -239,7 +239,7 @@ class Engine:
         else:
             plans, cached, start, deadline = taken
         cached = self._usable(plans, cached)
-        settled = self._settle(plans, inp, cached)
+        settled = self._settle(plans, inp, cached, start)
         if len(settled) == len(plans):
             return self._result([settled[name] for name, _ in plans], start)
         run = self._fetch_rest(plans, inp, cached, settled, deadline, start)
@@ -327,11 +327,18 @@ class Engine:
         return out
 
     def _settle(
-        self, plans: list[_Plan], inp: EnrichmentInput, cached: dict[str, CacheEntry | None]
+        self,
+        plans: list[_Plan],
+        inp: EnrichmentInput,
+        cached: dict[str, CacheEntry | None],
+        start: float,
     ) -> dict[str, _Outcome]:
-        """The outcomes known without the network: the early ones and fresh cache entries."""
+        """The outcomes known without the network: the early ones and fresh cache entries (whose
+        duration is the cache look-up's: from the enrichment's start, or its read ahead's, to
+        the entry in hand)."""
         settled: dict[str, _Outcome] = {}
         now = self.now()
+        read_ms = _elapsed_ms(start)
         for name, step in plans:
             if isinstance(step, _Outcome):
                 settled[name] = step
@@ -339,7 +346,7 @@ class Engine:
             entry = None if inp.force_refresh else cached.get(step.key)
             if entry is not None and entry.is_fresh(now):
                 count = step.source.count(entry.payload)
-                report = SourceReport(name, SourceStatus.SUCCESS, count, 0, True)
+                report = SourceReport(name, SourceStatus.SUCCESS, count, read_ms, True)
                 settled[name] = _Outcome(report, entry.payload)
         return settled
 
