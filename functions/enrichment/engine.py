@@ -475,6 +475,7 @@ class Engine:
                 source.count(fetched.payload),
                 _elapsed_ms(start),
                 fetched.revalidated,
+                revalidated=fetched.revalidated,
             ),
             fetched.payload,
             write,

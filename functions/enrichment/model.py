@@ -56,9 +56,13 @@ class SourceReport:
     duration_ms: int
     """Wall time spent on this source, cache look-up included."""
     cached: bool
-    """True when the answer came from the cache (fresh, or revalidated by a 304)."""
+    """True when the answer's data is the cached copy (fresh, or revalidated by a 304)."""
     error: SourceError | None = None
     """Set unless ``status == "success"``."""
+    revalidated: bool = False
+    """The cached copy was revalidated: the source was asked (conditional requests answered
+    304), so for the records this was a try of the source, not a cache hit. Not in the
+    answer (contract 2.1's shape)."""
 
     @property
     def failed_upstream(self) -> bool:

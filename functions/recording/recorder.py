@@ -75,6 +75,8 @@ class SourceOutcome:
     status: SourceStatus
     duration_ms: float
     cached: bool
+    """Answered from the cache without asking the source (no try: ``cacheHits``); a copy
+    revalidated by a 304 asked it, and is not cached here."""
     error_code: str | None = None
 
 

@@ -173,8 +173,10 @@ def store_alone(app: App, ctx: CallContext, served: Served) -> Served:
 
 
 def source_outcome(s: SourceReport) -> SourceOutcome:
-    """What the records keep of one source's report."""
+    """What the records keep of one source's report: a revalidation asked the source, so it
+    is a try, not a cache hit (the breakers judge tries)."""
     code = s.error.code if s.error else None
     if s.error is not None and s.error.crashed:
         code = "internal"  # ours: a failure of the service, never counted as upstream
-    return SourceOutcome(s.source, s.status, float(s.duration_ms), bool(s.cached), code)
+    hit = bool(s.cached) and not s.revalidated
+    return SourceOutcome(s.source, s.status, float(s.duration_ms), hit, code)
