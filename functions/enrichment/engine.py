@@ -24,6 +24,7 @@ import httpx
 
 from common.logs import error_ref
 from common.settings import EnrichmentSettings
+from common.ttlcache import TTLCache
 from common.vocab import ResultStatus, SourceStatus
 
 from .cache import CacheEntry, CacheStore, cache_key
@@ -197,6 +198,7 @@ class Engine:
         # Loading the CA bundle costs ~20 ms; do it once per engine, not once per enrichment
         # (it was most of a cache hit's time).
         self._ssl = ssl.create_default_context()
+        self._usable_seen: TTLCache[bool] = TTLCache(timedelta(minutes=10), max_items=10_000)
 
     def read_ahead(self, inp: EnrichmentInput) -> ReadAhead:
         """Plan ``inp``'s sources and send the read of their cache entries; pass the result to
@@ -316,10 +318,16 @@ class Engine:
             entry = cached.get(step.key) if isinstance(step, _Todo) else None
             if entry is None or not isinstance(step, _Todo):
                 continue
+            # Checked once per entry version on this instance: the check runs the merge, which
+            # a warm call (a cache hit) would otherwise pay twice.
+            seen = f"{step.key}|{entry.fetched_at.isoformat()}|{entry.etag}"
+            if self._usable_seen.get(seen, now):
+                continue
             try:
                 step.source.count(entry.payload)
                 merge({name: entry.payload})
                 entry.is_fresh(now)
+                self._usable_seen.put(seen, True, now)
             except Exception as exc:  # noqa: BLE001 - an unusable entry is a miss
                 fields = {"source": name, **error_ref(exc)}
                 log.warning("unusable cache entry ignored", extra={"json_fields": fields})

@@ -97,3 +97,29 @@ def test_a_stored_document_that_is_unusable_is_a_miss_of_its_key_alone(text: str
         engine = make_engine(cache=cache, sources={"github": GitHubSource()}, github_api_url=url)
         result = engine.enrich(EnrichmentInput(sources=("github",), github="octocat"))
     assert (result.sources[0].status, result.sources[0].cached) == ("success", False)
+
+
+def test_an_entry_is_checked_once_per_version_not_on_every_hit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The check runs the merge; a warm call (a cache hit) must not pay for it every time.
+    import enrichment.engine as engine_module
+
+    calls: list[int] = []
+    real = engine_module.merge
+
+    def counting(data: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        return real(data)
+
+    monkeypatch.setattr(engine_module, "merge", counting)
+    cache = MemoryCacheStore()
+    engine = make_engine(cache=cache, sources={"linkedin": LinkedInSource()})
+    inp = EnrichmentInput(sources=("linkedin",), linkedin_export={"Skills.csv": "Name\nGo\n"})
+    engine.enrich(inp)  # fetched: the result's merge
+    calls.clear()
+    assert engine.enrich(inp).sources[0].cached
+    assert len(calls) == 2  # first hit: the check and the result
+    calls.clear()
+    assert engine.enrich(inp).sources[0].cached
+    assert len(calls) == 1  # later hits of the same entry: the result only
