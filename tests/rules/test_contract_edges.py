@@ -70,7 +70,7 @@ def test_a_collection_group_query_is_refused_even_for_ones_own_documents(
     assert owner.query_equal(f"{parent}/{group}", field, value).allowed  # control
 
 
-SERVER_ONLY = {
+SERVER_ONLY: dict[str, dict[str, Any]] = {
     "external_data_idempotency/alice_retry-key-0001": {
         "state": "done",
         "answer": '{"requestId":"r1"}',

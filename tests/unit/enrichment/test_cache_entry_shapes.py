@@ -104,9 +104,9 @@ def test_an_entry_is_checked_once_per_version_not_on_every_hit(
 ) -> None:
     # The check runs the merge; a warm call (a cache hit) must not pay for it every time.
     import enrichment.engine as engine_module
+    from enrichment.merge import merge as real
 
     calls: list[int] = []
-    real = engine_module.merge
 
     def counting(data: dict[str, Any]) -> dict[str, Any]:
         calls.append(1)
