@@ -2,8 +2,11 @@
 
 The window: ``W`` is the phase's monitoring window (beta 48 h, premium 72 h, full 7 days,
 ``plan.PLAN``). The metrics sum the hour buckets (``external_data_metrics`` granularity ``h``,
-shards added) whose start lies in ``[floor_hour(max(now - W, phaseSince)), now]`` — the current,
-incomplete hour included, so ``status`` shows live numbers. ``phaseSince`` is when the phase was
+shards added) whose start lies in ``[floor_hour(now - W), now]`` — the current, incomplete hour
+included, so ``status`` shows live numbers — and never before ``phaseSince``: when the first hour
+began before the phase did, the window starts at the first full hour after ``phaseSince`` (the
+partial hour's bucket mixes in minutes of the previous phase, whose failures are not this
+phase's; up to 59 minutes at the phase's start are left out instead). ``phaseSince`` is when the phase was
 entered (written by ``changes.apply_change``; ``updatedAt`` for docs written before it existed).
 Every check must pass for ``advance``; a check with no data fails ("no data": nothing held if
 nothing was measured), and so does ``window elapsed`` until ``now - phaseSince >= W``.
@@ -259,6 +262,7 @@ def assess_phase(
     if window is None:
         return PhaseHealth(cfg.phase, None, None, now, since, ())
     start = _window_start(window, since, now)
+    buckets = {at: doc for at, doc in buckets.items() if at >= start}
     checks = beta_checks(total(buckets)) if cfg.phase is Phase.BETA else premium_checks(buckets)
     return PhaseHealth(
         cfg.phase, window, start, now, since, (*checks, _elapsed_check(window, since, now))
@@ -266,10 +270,15 @@ def assess_phase(
 
 
 def _window_start(window: timedelta, since: datetime | None, now: datetime) -> datetime:
-    begin = now - window
-    if since is not None and since > begin:
-        begin = since
-    return floor_to(begin, "h")
+    """The first hour bucket of the window: ``floor_hour(now - W)``, unless that hour began
+    before the phase did; then the first full hour after ``phaseSince`` (an hour bucket that
+    holds minutes of the previous phase would count its failures against this one)."""
+    start = floor_to(now - window, "h")
+    if since is not None and since > start:
+        start = floor_to(since, "h")
+        if start < since:
+            start += timedelta(hours=1)
+    return start
 
 
 def phase_health(
