@@ -5,6 +5,8 @@
     python scripts/rollout.py advance [--force] --reason TEXT
     python scripts/rollout.py rollback immediate|gradual|partial [--component NAME] --reason TEXT
     python scripts/rollout.py restore [--component NAME] --reason TEXT   (alias: enable)
+        (without --component it also undoes the evaluator's gradual steps since the last
+        operator change: phase, percentage and fallback as they were before them)
     python scripts/rollout.py set [--phase P] [--percentage N] [--fallback on|off]
                                   [--groups A,B] [--force] --reason TEXT
     python scripts/rollout.py set-messages KEY=TEXT... --reason TEXT   (KEY= resets to default)
@@ -555,7 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--component", choices=COMPONENTS, help="for partial: the component to turn off")
 
     for name, help_ in (
-        ("restore", "turn every component (or --component NAME) back on"),
+        (
+            "restore",
+            "undo the evaluator's gradual steps since the last operator change and turn every"
+            " component back on (--component NAME: that component only)",
+        ),
         ("enable", "turn --component NAME back on"),
     ):
         p = sub.add_parser(name, parents=[common, change], help=help_)

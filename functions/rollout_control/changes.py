@@ -47,7 +47,7 @@ from gating.rollout import (
 )
 from rollout_control import health, plan
 from stores.base import DocumentStore, Write, doc_version
-from stores.errors import ConfigConflict, Contended
+from stores.errors import ConfigConflict, Contended, StoreError
 
 COHORT_FIELDS = ("phase", "rolloutPercentage", "targetGroups", "fallbackEnabled")
 """Fields that change who is gated (with ``components.premiumGating``)."""
@@ -602,14 +602,25 @@ def restore(
     now: datetime,
     expected_version: int | None = None,
 ) -> ChangeResult:
-    """Turn one component (or every component) back on."""
+    """Turn one component (or every component) back on. Without ``component`` it also undoes
+    the automatic gradual steps taken since the last operator change (``auto_gradual_steps``):
+    phase, percentage and fallback go back to what they were before the first of them, and the
+    history entry names the steps undone. Refused (``Refused``) when the history cannot tell
+    those steps: the operator then puts the rollout back with ``set``."""
     names = [_component(component)] if component else list(COMPONENTS)
+    cur = read_current(store)
+    undo = None if component else auto_gradual_steps(store, cur)
 
     def mutate(doc: dict[str, Any], _cfg: RolloutConfig) -> str:
         comps = doc.setdefault("components", {})
         for n in names:
             comps[n] = True
-        return f"restore: {', '.join(names)} on"
+        text = f"{', '.join(names)} on"
+        if undo is not None:
+            text = f"{_undo_text(doc, undo)}; {text}"
+            doc.update(undo.fields)
+            return text
+        return f"restore: {text}"
 
     return apply_change(
         store,
@@ -618,7 +629,119 @@ def restore(
         by=by,
         reason=reason,
         now=now,
+        evidence=undo.evidence() if undo is not None else None,
         expected_version=expected_version,
+        current=cur,
+    )
+
+
+AUTO_GRADUAL = "auto-rollback gradual"
+"""The history action of the evaluator's gradual step (``evaluator._apply_rollback``)."""
+AUTOMATIC_ACTIONS = ("auto-rollback ", "breaker ")
+"""History actions the evaluator writes (rollbacks, source breakers); anything else is an
+operator's change."""
+UNDONE_FIELDS = ("phase", "rolloutPercentage", "fallbackEnabled")
+"""What a gradual step changes (``plan.gradual_step``), so what ``restore`` puts back."""
+HISTORY_SCAN = 200
+"""History entries ``restore`` reads looking for the last operator change."""
+
+
+@dataclass(frozen=True)
+class AutoSteps:
+    """Automatic gradual steps since the last operator change, and what they replaced."""
+
+    fields: dict[str, Any]
+    """Phase, percentage and fallback before the first of the steps."""
+    steps: list[tuple[str, dict[str, Any]]]
+    """The steps' history entries, oldest first, as (id, entry)."""
+
+    def evidence(self) -> dict[str, Any]:
+        """The restore's history evidence: the entries it undid and what it put back."""
+        return {
+            "restored": dict(self.fields),
+            "undid": [
+                {"historyId": hid, "version": e.get("version"), "summary": e.get("summary")}
+                for hid, e in self.steps
+            ],
+        }
+
+
+def _undo_text(doc: Mapping[str, Any], undo: AutoSteps) -> str:
+    def shown(d: Mapping[str, Any]) -> str:
+        fallback = "on" if d.get("fallbackEnabled") else "off"
+        return f"{d.get('phase')} {d.get('rolloutPercentage')}% (fallback {fallback})"
+
+    versions = ", ".join(f"v{e.get('version')}" for _, e in undo.steps)
+    n = len(undo.steps)
+    return (
+        f"restore: {shown(doc)} -> {shown(undo.fields)}, undoing {n} automatic gradual "
+        f"step{'s' if n > 1 else ''} ({versions})"
+    )
+
+
+def auto_gradual_steps(store: DocumentStore, cur: Current) -> AutoSteps | None:
+    """The evaluator's gradual steps (``auto-rollback gradual``) since the last operator change,
+    read from the history; ``None`` when there are none. Other automatic entries (breakers, the
+    kill switch) in between change none of ``UNDONE_FIELDS`` and are passed over. Raises
+    ``Refused`` when the history cannot be read or does not add up: the steps do not chain
+    from one to the next and to the current config, a step's ``before`` is missing, or no
+    operator change is found within ``HISTORY_SCAN`` entries."""
+    try:
+        rows = store.query(HISTORY_COLLECTION, order_by="at", descending=True, limit=HISTORY_SCAN)
+    except StoreError:
+        raise Refused(_unknown_steps("the config history cannot be read")) from None
+    entries = sorted(
+        ((path.rpartition("/")[2], doc) for path, doc in rows),
+        key=lambda row: _int(row[1].get("version")),
+        reverse=True,
+    )
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for hid, entry in entries:
+        action = str(entry.get("action") or "")
+        if action == AUTO_GRADUAL:
+            steps.append((hid, entry))
+        elif not action.startswith(AUTOMATIC_ACTIONS):
+            break
+    else:
+        if len(rows) >= HISTORY_SCAN and steps:
+            raise Refused(_unknown_steps(f"no operator change in the last {HISTORY_SCAN} entries"))
+    if not steps:
+        return None
+    steps.reverse()
+    return AutoSteps(_chained(steps, cur), steps)
+
+
+def _chained(steps: list[tuple[str, dict[str, Any]]], cur: Current) -> dict[str, Any]:
+    """The fields before the first step, once each step is seen to start where the one before
+    it ended and the last to end at the current config (else ``Refused``)."""
+    now_fields = _fields(_working_copy(cur)) if cur.raw is not None else None
+    ends = [_fields(e.get("before")) for _, e in steps[1:]] + [now_fields]
+    for (hid, entry), end in zip(steps, ends, strict=True):
+        after = _fields(entry.get("after"))
+        if after is None or after != end:
+            raise Refused(_unknown_steps(f"history entry {hid} does not lead to what followed it"))
+    first = _fields(steps[0][1].get("before"))
+    if first is None:
+        raise Refused(_unknown_steps(f"history entry {steps[0][0]} has no usable `before`"))
+    return first
+
+
+def _fields(doc: Any) -> dict[str, Any] | None:
+    if not isinstance(doc, Mapping) or any(k not in doc for k in UNDONE_FIELDS):
+        return None
+    return {k: doc[k] for k in UNDONE_FIELDS}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+def _unknown_steps(why: str) -> str:
+    return (
+        f"refused: restore undoes the automatic gradual steps since the last operator change, "
+        f"but {why}; nothing was changed. Read `history --details`, put the rollout back with "
+        "`set --phase PHASE --percentage N --fallback on|off --reason TEXT` (--force to move "
+        "the phase forward), then `restore --reason TEXT` for the components."
     )
 
 
