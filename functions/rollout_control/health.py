@@ -36,29 +36,56 @@ premium (72 h)
   - premium access control held = ``c.gateShown / (c.gateShown + c.unauthorizedFull)``: of the
     full-enrichment requests by non-premium users inside the gate, the share refused; must be
     100% (vacuously 100% with no such requests).
-full (7 days, shown by ``status``; there is no phase to advance to): the premium checks.
+  - usage data collection ("Analytics: comprehensive usage data collection"): the config's
+    ``components.usageTracking`` is on now, the window's aggregates counted calls
+    (``c.requests``) and the users' usage events (``external_data_usage/*/events``) hold at least
+    one in the window; "no data" without calls.
+  - support tickets ("<5% support tickets related to external data"): not measured, the system
+    has no ticket data; shown, never blocking.
+full (7 days, shown by ``status`` and ``report phase``; there is no phase to advance to): stable
+latency, premium access control and usage data collection as in premium, and
+  - free-user adoption ("User Adoption: >60% of free users engage with external data previews")
+    = distinct free users with a preview or a ``premium_required`` gate / distinct free users who
+    called the enrichment (README's ``previewEngagementRate``, from the usage events); > 60%.
+  - preview->premium conversion ("Conversion Rate: >20%") = distinct users who turned premium in
+    the window within 7 days after a preview or gate / distinct free users with a preview or gate
+    in the window (README's ``conversionRate``, capped at 1); > 20%.
+  - premium subscriptions increase ("Revenue Impact"): not measured (no subscription or revenue
+    baseline; the window's conversions are shown); never blocking.
+
+Beta's plan line "Security: Zero unauthorized access attempts" is read as "unauthorized full
+access granted = 0": gated free users asking for full and being refused (``unauthorizedAttempts``,
+``gateShown``) are the gate working, expected in every phase, so counting them would block every
+phase with a gate; what must never happen is a full answer to a non-premium user inside it.
+
+A check that is "not measured" has ``ok`` true: shown so that nothing in the plan is silently
+left out, but the system cannot hold it, so it does not block ``advance``.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from analytics.admin import free_users, funnel
 from analytics.metrics import get, num, read_buckets, total
 from common.clock import iso
 from common.histogram import count, merge, percentile
 from gating.rollout import Phase, RolloutConfig
 from rollout_control import plan
 from stores.base import DocumentStore
-from stores.schema import floor_to
+from stores.schema import EVENTS, floor_to
 
 ENRICH_LAT = "fn.enrichCVWithExternalData.lat"
 P95_LIMIT_MS = 2500.0
 COMPLETION_MIN = 0.90
 CONVERSION_MIN = 0.10
+ADOPTION_MIN = 0.60
+FULL_CONVERSION_MIN = 0.20
+NOT_MEASURED = "not measured"
 STABLE_FACTOR = 1.20
 MIN_CALLS_PER_HOUR = 20
 MIN_STABLE_HOURS = 3
@@ -72,10 +99,27 @@ class Check:
     threshold: str
     value: str
     ok: bool
+    """Does not block ``advance`` (true for "ok" and "not measured")."""
     status: str
-    """"ok", "FAIL", "no data" or "wait"."""
+    """"ok", "FAIL", "no data", "wait" or "not measured"."""
     numbers: Mapping[str, Any]
     """The raw figures behind ``value`` (kept as evidence)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the users' own usage records say over the window (read by ``phase_health``)."""
+
+    tracking: bool
+    """``components.usageTracking`` in the config now."""
+    events: int
+    """Usage events found in the window (the read stops at the first: presence)."""
+    free_callers: int = 0
+    """Distinct free users who called the enrichment (``analytics.admin.free_users``)."""
+    funnel_users: int = 0
+    """Distinct free users with a preview or gate (``analytics.admin.funnel``)."""
+    converted: int = 0
+    """Distinct users who turned premium within 7 days after a preview or gate."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +164,11 @@ def _check(name: str, threshold: str, value: str, ok: bool | None, **numbers: An
     if ok is None:
         return Check(name, threshold, value or "-", False, "no data", numbers)
     return Check(name, threshold, value, ok, "ok" if ok else "FAIL", numbers)
+
+
+def _not_measured(name: str, threshold: str, why: str, **numbers: Any) -> Check:
+    """A plan metric the system has no data for: shown, never blocking."""
+    return Check(name, threshold, f"{NOT_MEASURED}: {why}", True, NOT_MEASURED, numbers)
 
 
 def _pct(x: float) -> str:
@@ -240,6 +289,62 @@ def premium_checks(buckets: Mapping[datetime, Mapping[str, Any]]) -> list[Check]
     return [stable, access]
 
 
+def usage_check(t: Mapping[str, Any], usage: Usage | None) -> Check:
+    """Usage data collection: tracking on, calls aggregated, usage events recorded."""
+    name, threshold = "usage data collection", "usageTracking on, events + aggregates recorded"
+    calls = num(t, "c.requests")
+    if usage is None or not calls:
+        return _check(name, threshold, "", None, calls=calls)
+    missing = []
+    if not usage.tracking:
+        missing.append("usageTracking off")
+    if not usage.events:
+        missing.append("no usage events in the window")
+    value = "; ".join(missing) if missing else f"on; usage events and {calls} calls recorded"
+    return _check(
+        name,
+        threshold,
+        value,
+        not missing,
+        tracking=usage.tracking,
+        events=usage.events,
+        calls=calls,
+    )
+
+
+def full_checks(buckets: Mapping[datetime, Mapping[str, Any]], usage: Usage | None) -> list[Check]:
+    """The full phase's checks (see the module docstring)."""
+    t = total(buckets)
+    free, engaged, converted = (
+        (usage.free_callers, usage.funnel_users, usage.converted) if usage else (0, 0, 0)
+    )
+    adoption = _check(
+        "free-user adoption",
+        "> 60% (free users with preview/gate / free callers)",
+        f"{_pct(engaged / free)} ({engaged}/{free})" if free else "",
+        engaged / free > ADOPTION_MIN if free else None,
+        engagedFreeUsers=engaged,
+        freeUsers=free,
+    )
+    rate = min(1.0, converted / engaged) if engaged else 0.0
+    conversion = _check(
+        "preview->premium conversion",
+        "> 20% (premium within 7 d of preview/gate / users with one)",
+        f"{_pct(rate)} ({converted}/{engaged})" if engaged else "",
+        rate > FULL_CONVERSION_MIN if engaged else None,
+        convertedUsers=converted,
+        engagedFreeUsers=engaged,
+    )
+    conversions = num(t, "c.conversions")
+    revenue = _not_measured(
+        "premium subscriptions increase",
+        "measurable increase",
+        f"no subscription baseline ({conversions} conversions in the window)",
+        conversions=conversions,
+    )
+    return [*premium_checks(buckets), usage_check(t, usage), adoption, conversion, revenue]
+
+
 def phase_since_of(cfg: RolloutConfig, phase_since: Any) -> datetime | None:
     """When the current phase started: ``phaseSince``, else ``updatedAt``."""
     value = phase_since if isinstance(phase_since, datetime) else cfg.updatedAt
@@ -256,14 +361,29 @@ def assess_phase(
     buckets: Mapping[datetime, Mapping[str, Any]],
     since: datetime | None,
     now: datetime,
+    usage: Usage | None = None,
 ) -> PhaseHealth:
-    """Pure: the current phase's checks from its window's hour buckets."""
+    """Pure: the current phase's checks from its window's hour buckets and (premium, full) the
+    usage records' figures; without ``usage`` the checks that need them read "no data"."""
     window = plan.PLAN[cfg.phase].window
     if window is None:
         return PhaseHealth(cfg.phase, None, None, now, since, ())
     start = _window_start(window, since, now)
     buckets = {at: doc for at, doc in buckets.items() if at >= start}
-    checks = beta_checks(total(buckets)) if cfg.phase is Phase.BETA else premium_checks(buckets)
+    if cfg.phase is Phase.BETA:
+        checks = beta_checks(total(buckets))
+    elif cfg.phase is Phase.PREMIUM:
+        checks = [
+            *premium_checks(buckets),
+            usage_check(total(buckets), usage),
+            _not_measured(
+                "support tickets",
+                "< 5% related to external data",
+                "no support-ticket data in this system",
+            ),
+        ]
+    else:
+        checks = full_checks(buckets, usage)
     return PhaseHealth(
         cfg.phase, window, start, now, since, (*checks, _elapsed_check(window, since, now))
     )
@@ -290,5 +410,27 @@ def phase_health(
     if window is None:
         return assess_phase(cfg, {}, since, now)
     start = _window_start(window, since, now)
-    buckets = read_buckets(store, "h", start, now + timedelta(seconds=1))
-    return assess_phase(cfg, buckets, since, now)
+    end = now + timedelta(seconds=1)
+    buckets = read_buckets(store, "h", start, end)
+    usage = None if cfg.phase is Phase.BETA else read_usage(store, cfg, start, end)
+    return assess_phase(cfg, buckets, since, now, usage)
+
+
+def read_usage(store: DocumentStore, cfg: RolloutConfig, start: datetime, end: datetime) -> Usage:
+    """The usage records' figures over ``[start, end)``: whether any usage event exists and, in
+    full, the distinct users of the adoption and conversion checks (the analytics' own queries,
+    so the figures match ``getExternalDataAnalytics``)."""
+    events = store.query(
+        EVENTS,
+        [("tier", "in", ["free", "premium"]), ("at", ">=", start), ("at", "<", end)],
+        group=True,
+        limit=1,
+    )
+    usage = Usage(cfg.components.usageTracking, len(events))
+    if cfg.phase is not Phase.FULL:
+        return usage
+    engaged, converted = funnel(store, start, end)
+    free = free_users(store, start, end) | engaged
+    return replace(
+        usage, free_callers=len(free), funnel_users=len(engaged), converted=len(converted)
+    )

@@ -11,7 +11,9 @@ import pytest
 from gating.rollout import CONFIG_PATH, HISTORY_COLLECTION, parse
 from rollout_control import changes, health
 from rollout_control.changes import AdvanceBlocked, InvalidChange
+from stores.base import Write
 from stores.memory import MemoryStore
+from stores.schema import usage_event_path
 
 HEALTHY_BETA: dict[str, Any] = {
     "requests": 100,
@@ -130,8 +132,10 @@ def test_force_overrides_and_is_recorded(store: MemoryStore, now: datetime) -> N
 
 def _premium_hours(agg: Any, now: datetime, n: int, lat: float = 800.0) -> None:
     for h in range(n + 1):
-        agg.traffic(
-            now - timedelta(hours=h, minutes=1), requests=40, lat_ms=lat, extra={"gateShown": 3}
+        at = now - timedelta(hours=h, minutes=1)
+        agg.traffic(at, requests=40, lat_ms=lat, extra={"gateShown": 3})
+        agg.store.commit(
+            [Write(usage_event_path(f"u{h}", "e1"), {"uid": f"u{h}", "tier": "free", "at": at})]
         )
 
 
