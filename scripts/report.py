@@ -23,7 +23,9 @@ metrics from ``rollout_control.health`` (what ``advance`` checks).
 
 Output: ``DIR/<kind>.md``, ``DIR/<kind>.html`` (charts embedded as base64, no external
 resources) and ``DIR/<kind>-<chart>.png`` beside them (the Markdown links these). A progress
-line goes to stderr while reading. Exit codes: 0 written, 2 usage error, 3 store unreachable.
+line goes to stderr while reading. Days run from 1970-01-01 to 9998-12-31 (the callable's
+range; a weekly report's week before too); ``--at`` without a zone is UTC. Exit codes: 0
+written, 2 usage error, 3 store unreachable, 69 .venv missing, 70 unexpected error.
 """
 
 from __future__ import annotations
@@ -41,11 +43,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import scripts._venv  # noqa: E402, F401 - first: re-executes under .venv; a crash exits 70
+
 sys.path[:0] = [str(ROOT / "functions")]
 
 from analytics.admin import build_analytics  # noqa: E402
 from analytics.metrics import num, read_buckets  # noqa: E402
 from rollout_control import changes, health, plan  # noqa: E402
+from scripts.devkit import cli  # noqa: E402
 from stores.base import DocumentStore  # noqa: E402
 from stores.errors import StoreError  # noqa: E402
 from stores.schema import AUDIT, HISTORY_COLLECTION  # noqa: E402
@@ -59,6 +65,9 @@ AUDIT_LIMIT_PER_DAY = 20_000
 """Audit entries of one type read per day at most (a report that hits it says so)."""
 ENRICH = "enrichCVWithExternalData"
 OK, USAGE, UNREACHABLE = 0, 2, 3
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+"""The days a report may cover: those ``getExternalDataAnalytics`` accepts (a weekly report
+also reads the 7 days before its period, which must be in this range too)."""
 
 
 def progress(text: str) -> None:
@@ -978,6 +987,22 @@ def gather(store: DocumentStore, kind: str, period: Period, now: datetime, targe
     return r
 
 
+def period_problem(kind: str, period: Period) -> str | None:
+    """Why the period cannot be reported (a usage error), or None."""
+    if period.end < period.start:
+        return "--end is before --start"
+    first = FIRST_DAY + timedelta(days=7) if kind == "weekly" else FIRST_DAY
+    if not (first <= period.start and period.end <= LAST_DAY):
+        return f"the days reported must be between {FIRST_DAY} and {LAST_DAY}" + (
+            f" (a weekly report also reads the 7 days before it: --start {first} at the earliest)"
+            if kind == "weekly"
+            else ""
+        )
+    if (period.end - period.start).days + 1 > 92:
+        return "a report covers at most 92 days (as the callable)"
+    return None
+
+
 def default_period(kind: str, today: date) -> Period:
     """daily: yesterday; weekly and security: the 7 days ending yesterday."""
     end = today - timedelta(days=1)
@@ -1018,16 +1043,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=ROOT / "docs" / "reports",
         help="output folder (default docs/reports)",
     )
-    p.add_argument(
-        "--at", type=datetime.fromisoformat, help="report as of this time (tests, replays)"
-    )
+    p.add_argument("--at", type=cli.parse_iso, help="report as of this UTC time (tests, replays)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    now = (args.at or datetime.now(UTC)).astimezone(UTC)
+    now = args.at or datetime.now(UTC)
     from stores.firestore import FirestoreStore, make_client
 
     try:
@@ -1036,12 +1059,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             period = phase_period(store, now)
         elif args.start:
             period = Period(args.start, args.end or args.start)
-        else:
+        elif now.date() > FIRST_DAY:
             period = default_period(args.kind, now.date())
-        if period.end < period.start:
-            parser.error("--end is before --start")
-        if len(period.days) > 92:
-            parser.error("a report covers at most 92 days (as the callable)")
+        else:
+            parser.error(f"--at must be after {FIRST_DAY} (the report's days end the day before)")
+        problem = period_problem(args.kind, period)
+        if problem:
+            parser.error(problem)
         report = gather(store, args.kind, period, now, target_of(args.project))
     except StoreError as exc:
         print(f"\nreport: the store is unreachable ({exc})", file=sys.stderr)
