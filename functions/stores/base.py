@@ -127,6 +127,23 @@ class DocumentStore(Protocol):
         """
         ...
 
+    def replace_if_unchanged(
+        self,
+        path: str,
+        expected: Mapping[str, Any] | None,
+        data: Mapping[str, Any],
+        extra: Sequence[Write],
+    ) -> None:
+        """Replace ``path`` with ``data`` only if the document still holds exactly ``expected``
+        (as ``get_many`` read it; None: it must be missing), together with ``extra`` writes,
+        atomically: a read-modify-write of a document that writers without a ``version`` (a
+        billing integration) change too.
+
+        Raises ``gating.errors.ConfigConflict`` when the document changed since it was read
+        (``Contended`` when a transaction was aborted though it had not).
+        """
+        ...
+
     def delete_all(self) -> None:
         """Remove everything (tests and the demo only)."""
         ...

@@ -382,6 +382,41 @@ class FirestoreStore:
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StoreError(f"config write failed: {type(exc).__name__}") from exc
 
+    def replace_if_unchanged(
+        self,
+        path: str,
+        expected: Mapping[str, Any] | None,
+        data: Mapping[str, Any],
+        extra: Sequence[Write],
+    ) -> None:
+        """See ``DocumentStore.replace_if_unchanged``: a transaction that reads the document
+        first and compares it with ``expected`` as the client decodes both. An aborted
+        transaction is ``Contended`` when the document has not changed."""
+        ref = self.client.document(path)
+        want = None if expected is None else dict(expected)
+
+        @firestore.transactional
+        def run(txn: Any) -> None:
+            snap = ref.get(transaction=txn)
+            if (snap.to_dict() if snap.exists else None) != want:
+                raise ConfigConflict(f"{path} changed since it was read")
+            txn.set(ref, _to_firestore(dict(data)))
+            for w in extra:
+                txn.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
+
+        try:
+            run(self.client.transaction(max_attempts=1))
+        except ConfigConflict:
+            raise
+        except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
+            if self.get_many([path])[path] == want:
+                raise Contended(
+                    "the transaction lost a lock; the document had not changed"
+                ) from exc
+            raise ConfigConflict(f"{path} changed since it was read") from exc
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"conditional write failed: {type(exc).__name__}") from exc
+
     def _version(self, path: str) -> int:
         """The document's ``version`` as ``compare_and_set`` reads it."""
         return doc_version(self.get_many([path])[path])

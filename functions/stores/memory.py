@@ -152,6 +152,25 @@ class MemoryStore:
                 else:
                     self.docs[w.path] = {k: _resolve(w.data, v) for k, v in w.data.items()}
 
+    def replace_if_unchanged(
+        self,
+        path: str,
+        expected: Mapping[str, Any] | None,
+        data: Mapping[str, Any],
+        extra: Sequence[Write],
+    ) -> None:
+        """See ``DocumentStore.replace_if_unchanged``."""
+        with self._lock:
+            self._enter()
+            if self.docs.get(path) != (None if expected is None else dict(expected)):
+                raise ConfigConflict(f"{path} changed since it was read")
+            self.docs[path] = {k: _resolve(data, v) for k, v in data.items()}
+            for w in extra:
+                if w.merge:
+                    _merge(self.docs.setdefault(w.path, {}), w.data)
+                else:
+                    self.docs[w.path] = {k: _resolve(w.data, v) for k, v in w.data.items()}
+
     def hurried(self, deadline_s: float) -> MemoryStore:
         """See ``DocumentStore.hurried``: memory answers at once; the same store."""
         return self

@@ -132,6 +132,32 @@ def test_compare_and_set_refuses_a_stale_version(store: DocumentStore, col: str)
     }
 
 
+def test_replace_if_unchanged_refuses_a_document_changed_since_it_was_read(
+    store: DocumentStore, col: str
+) -> None:
+    """A writer that keeps no ``version`` (billing) changes the document between the read and
+    the conditional write: the write is refused and nothing of it lands."""
+    path = f"{col}/user"
+    store.commit([Write(path, {"name": "x", "at": T0, "sub": {"tier": "free"}}, merge=False)])
+    read = store.get_many([path])[path]
+    store.commit([Write(path, {"sub": {"tier": "premium"}})])  # merge, no version
+    with pytest.raises(ConfigConflict):
+        store.replace_if_unchanged(path, read, {"name": "y"}, [Write(f"{col}/a1", {"n": 1})])
+    assert store.get_many([path, f"{col}/a1"]) == {
+        path: {"name": "x", "at": T0, "sub": {"tier": "premium"}},
+        f"{col}/a1": None,
+    }
+    again = store.get_many([path])[path]
+    store.replace_if_unchanged(path, again, {"name": "y"}, [Write(f"{col}/a2", {"n": 2})])
+    assert store.get_many([path, f"{col}/a2"]) == {path: {"name": "y"}, f"{col}/a2": {"n": 2}}
+    with pytest.raises(ConfigConflict):
+        store.replace_if_unchanged(f"{col}/absent", {"name": "y"}, {"name": "z"}, [])
+    store.replace_if_unchanged(f"{col}/absent", None, {"name": "new"}, [])
+    with pytest.raises(ConfigConflict):
+        store.replace_if_unchanged(f"{col}/absent", None, {"name": "again"}, [])
+    assert store.get_many([f"{col}/absent"])[f"{col}/absent"] == {"name": "new"}
+
+
 @pytest.mark.parametrize("corrupt", ["7", 7.0, True, None, "abc"])
 def test_a_version_that_is_not_an_integer_reads_as_0(
     store: DocumentStore, col: str, corrupt: object
