@@ -345,10 +345,11 @@ def cmd_set(store: Any, args: argparse.Namespace, now: datetime) -> int:
     )
 
 
-def _reason(text: str) -> str:
-    """``--reason``: some words (a usage error, exit 2, before anything is read)."""
+def reason_argument(text: str) -> str:
+    """``--reason`` (here and in ``support.py``): some words; blank is a usage error (exit 2)
+    before anything is read."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("a reason is required (it is kept in the history)")
+        raise argparse.ArgumentTypeError("a reason is required (it is kept with the change)")
     return text
 
 
@@ -532,7 +533,9 @@ def cmd_source(store: Any, args: argparse.Namespace, now: datetime) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = cli.operator_options()
     change = argparse.ArgumentParser(add_help=False)
-    change.add_argument("--reason", required=True, type=_reason, help="why (kept in history)")
+    change.add_argument(
+        "--reason", required=True, type=reason_argument, help="why (kept in history)"
+    )
     change.add_argument(
         "--expect-version",
         type=int,

@@ -50,7 +50,7 @@ from gating.decision import decide
 from gating.entitlements import is_premium, rollout_groups, was_paying
 from gating.rollout import bucket, in_cohort
 from scripts.devkit import cli
-from scripts.rollout import ago, table, target, ts
+from scripts.rollout import ago, reason_argument, table, target, ts
 from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import AUDIT, USERS, audit_path, user_path
@@ -354,6 +354,10 @@ def _until(text: str) -> datetime:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
+    except OverflowError:  # through 9999-12-31: its end is past the last representable day
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the last date a grant can run through is 9999-12-30"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -479,7 +483,9 @@ class Usage(Exception):
 def build_parser() -> argparse.ArgumentParser:
     common = cli.operator_options()
     change = argparse.ArgumentParser(add_help=False)
-    change.add_argument("--reason", required=True, help="why (kept in the audit)")
+    change.add_argument(
+        "--reason", required=True, type=reason_argument, help="why (kept in the audit)"
+    )
     ap = argparse.ArgumentParser(
         prog="support.py",
         description="Explain a user's access to external data; support changes, audited.",
@@ -507,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("groups", parents=[common], help="add|remove UID GROUP, or list GROUP")
     p.add_argument("action", choices=("add", "remove", "list"))
     p.add_argument("names", nargs="+", metavar="UID GROUP | GROUP")
-    p.add_argument("--reason", help="why (required for add and remove)")
+    p.add_argument("--reason", type=reason_argument, help="why (required for add and remove)")
     p = sub.add_parser(
         "export", parents=[common, change], help="everything stored about a user, as JSON"
     )
