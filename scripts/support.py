@@ -52,7 +52,7 @@ from gating.rollout import bucket, in_cohort
 from scripts.devkit import cli
 from scripts.rollout import ago, reason_argument, table, target, ts
 from stores.base import Write
-from stores.errors import StoreError
+from stores.errors import ConfigConflict, StoreError
 from stores.schema import AUDIT, USERS, audit_path, user_path
 from stores.userdata import rate_limit_paths
 from usecases import data_rights, erasure
@@ -361,48 +361,82 @@ def _until(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+UPDATE_TRIES = 5
+"""Reads of ``users/{uid}`` a change makes when the document keeps changing under it."""
+
+
+def update_user(
+    app: App, uid: str, build: Callable[[dict[str, Any]], tuple[dict[str, Any], Write] | None]
+) -> Write | None:
+    """Replace ``users/{uid}`` with what ``build`` makes of it, with ``build``'s audit entry,
+    only if nothing (billing, another operator) changed the document since it was read; if
+    something did, read it again and let ``build`` decide again (it may refuse, or find nothing
+    to change: None). Returns the audit entry written, or None."""
+    for _ in range(UPDATE_TRIES):
+        user = user_doc(app, uid)
+        built = build(user)
+        if built is None:
+            return None
+        doc, entry = built
+        try:
+            app.store.replace_if_unchanged(user_path(uid), user, doc, [entry])
+        except ConfigConflict:
+            continue
+        return entry
+    raise Refused(
+        f"users/{uid} changed under this change {UPDATE_TRIES} times; nothing was changed "
+        "(run it again)"
+    )
+
+
 def cmd_grant(app: App, args: argparse.Namespace) -> int:
-    """Complimentary premium until ``--until``; a paid subscription is never overwritten."""
-    user = user_doc(app, args.uid)
-    sub = user.get("subscription")
-    sub = dict(sub) if isinstance(sub, Mapping) else None
+    """Complimentary premium until ``--until``; a paid subscription is never overwritten (not
+    even one billing writes while the grant is being made)."""
     if args.until <= args.now:
         raise Refused(f"--until {ts(args.until)} is not in the future")
-    if sub and was_paying(user) and sub.get("complimentary") is not True:
-        raise Refused(
-            "the user has a paid subscription (billing owns it); a grant would overwrite it"
-        )
-    if sub and sub.get("complimentary") is True:
-        sub = sub.get("replaced")  # extending a grant keeps what it replaced
-    grant: dict[str, Any] = {
-        "tier": "premium",
-        "status": "active",
-        "currentPeriodEnd": args.until,
-        "complimentary": True,
-        "grantedBy": args.by,
-        "grantedAt": args.now,
-        "grantReason": args.reason,
-    }
-    if sub:
-        grant["replaced"] = sub
-    entry = audit_entry(app, args, args.uid, "grant", until=args.until)
-    app.store.commit(
-        [Write(user_path(args.uid), {**user, "subscription": grant}, merge=False), entry]
-    )
+
+    def build(user: dict[str, Any]) -> tuple[dict[str, Any], Write]:
+        sub = user.get("subscription")
+        sub = dict(sub) if isinstance(sub, Mapping) else None
+        if sub and was_paying(user) and sub.get("complimentary") is not True:
+            raise Refused(
+                "the user has a paid subscription (billing owns it); a grant would overwrite it"
+            )
+        if sub and sub.get("complimentary") is True:
+            sub = sub.get("replaced")  # extending a grant keeps what it replaced
+        grant: dict[str, Any] = {
+            "tier": "premium",
+            "status": "active",
+            "currentPeriodEnd": args.until,
+            "complimentary": True,
+            "grantedBy": args.by,
+            "grantedAt": args.now,
+            "grantReason": args.reason,
+        }
+        if sub:
+            grant["replaced"] = sub
+        entry = audit_entry(app, args, args.uid, "grant", until=args.until)
+        return {**user, "subscription": grant}, entry
+
+    entry = update_user(app, args.uid, build)
+    assert entry is not None  # noqa: S101 - build always changes something
     return done(f"complimentary premium for {args.uid} until {ts(args.until)}", entry)
 
 
 def cmd_revoke(app: App, args: argparse.Namespace) -> int:
     """End a support grant: the subscription it replaced comes back (or none)."""
-    user = user_doc(app, args.uid)
-    sub = user.get("subscription")
-    if not isinstance(sub, Mapping) or sub.get("complimentary") is not True:
-        raise Refused("the user has no complimentary grant (a paid subscription is billing's)")
-    doc = {k: v for k, v in user.items() if k != "subscription"}
-    if isinstance(sub.get("replaced"), Mapping):
-        doc["subscription"] = dict(sub["replaced"])
-    entry = audit_entry(app, args, args.uid, "revoke", grantedBy=sub.get("grantedBy"))
-    app.store.commit([Write(user_path(args.uid), doc, merge=False), entry])
+
+    def build(user: dict[str, Any]) -> tuple[dict[str, Any], Write]:
+        sub = user.get("subscription")
+        if not isinstance(sub, Mapping) or sub.get("complimentary") is not True:
+            raise Refused("the user has no complimentary grant (a paid subscription is billing's)")
+        doc = {k: v for k, v in user.items() if k != "subscription"}
+        if isinstance(sub.get("replaced"), Mapping):
+            doc["subscription"] = dict(sub["replaced"])
+        return doc, audit_entry(app, args, args.uid, "revoke", grantedBy=sub.get("grantedBy"))
+
+    entry = update_user(app, args.uid, build)
+    assert entry is not None  # noqa: S101 - build always changes something
     ttl = app.settings.entitlement_ttl_seconds
     return done(
         f"revoked the grant of {args.uid} (running instances may trust it up to {ttl} s more)",
@@ -424,16 +458,21 @@ def cmd_groups(app: App, args: argparse.Namespace) -> int:
     if not args.reason:
         raise Usage(f"groups {args.action} needs --reason TEXT")
     uid, group = args.names
-    user = user_doc(app, uid)
-    groups = [g for g in user.get("rolloutGroups") or [] if isinstance(g, str)]
-    new = sorted({*groups, group}) if args.action == "add" else [g for g in groups if g != group]
-    if sorted(new) == sorted(groups):
-        print(
-            f"Nothing changed ({uid} {'is already' if args.action == 'add' else 'is not'} in {group})."
-        )
+
+    def build(user: dict[str, Any]) -> tuple[dict[str, Any], Write] | None:
+        groups = [g for g in user.get("rolloutGroups") or [] if isinstance(g, str)]
+        add = args.action == "add"
+        new = sorted({*groups, group}) if add else [g for g in groups if g != group]
+        if sorted(new) == sorted(groups):
+            return None
+        entry = audit_entry(app, args, uid, f"groups {args.action}", group=group)
+        return {**user, "rolloutGroups": new}, entry
+
+    entry = update_user(app, uid, build)
+    if entry is None:
+        where = "is already" if args.action == "add" else "is not"
+        print(f"Nothing changed ({uid} {where} in {group}).")
         return OK
-    entry = audit_entry(app, args, uid, f"groups {args.action}", group=group)
-    app.store.commit([Write(user_path(uid), {"rolloutGroups": new}), entry])
     if group not in app.config.current().targetGroups:
         print(f"note: {group} is not one of the rollout config's targetGroups")
     return done(f"{args.action} {uid} {'to' if args.action == 'add' else 'from'} {group}", entry)
