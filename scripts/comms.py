@@ -23,8 +23,8 @@ user to ``docs/comms/`` (no Firestore needed).
 Like ``rollout.py``: the emulator whenever FIRESTORE_EMULATOR_HOST is set, ``--project ID`` for a
 real project (Application Default Credentials). Links use ``--app-url`` (or $COMMS_APP_URL).
 
-Exit codes: 0 done, 1 other error (Firestore unreachable, a template error), 2 usage error,
-3 not found (user, template).
+Exit codes: 0 done, 1 other error (Firestore unreachable, a template error, an ``--out`` that
+cannot be written), 2 usage error, 3 not found (user, template).
 """
 
 from __future__ import annotations
@@ -578,9 +578,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: template {getattr(args, 'template', '')}: {exc}", file=sys.stderr)
         return ERROR
     except Exception as exc:
-        if not report_store_failure(exc, args.project):
+        if not reported(exc, args):
             raise
         return ERROR
+
+
+def reported(exc: Exception, args: argparse.Namespace) -> bool:
+    """Say on stderr an error no command handles and that is no bug, and return True: output
+    that cannot be written (``--out``), a store that cannot be used. False for anything else."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        print(f"error: cannot write {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return True
+    # ``samples`` reads no store and has no --project.
+    return report_store_failure(exc, getattr(args, "project", None))
 
 
 if __name__ == "__main__":
