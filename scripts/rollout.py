@@ -323,6 +323,10 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
 
 
+SET_OPTIONS = ("phase", "percentage", "fallback", "groups", "shadow", "max_cohort_users")
+"""What ``set`` sets (``--force`` only allows a forward phase)."""
+
+
 def cmd_set(store: Any, args: argparse.Namespace, now: datetime) -> int:
     groups = None
     if args.groups is not None:
@@ -624,9 +628,28 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace, datetime], int]] = {
 }
 
 
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """A usage error the parser cannot see (exit 2, before the store is opened), or None."""
+    if args.command == "set" and all(getattr(args, name) is None for name in SET_OPTIONS):
+        names = ", ".join("--" + n.replace("_", "-") for n in SET_OPTIONS)
+        return f"set needs something to set: one or more of {names}"
+    if args.command == "set-messages":
+        known = [*FREE_USER_MESSAGES, *PREMIUM_USER_MESSAGES]
+        for pair in args.pairs:
+            key, sep, _ = pair.partition("=")
+            if not sep:
+                return f"expected KEY=TEXT, not {pair!r}"
+            if key.strip() not in known:
+                return f"{key.strip()!r} is not a message key (there are: {', '.join(known)})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    problem = usage_problem(args)
+    if problem:
+        ap.error(problem)
     if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
         ap.error("--limit must be at least 1")
     wall = datetime.now(UTC)

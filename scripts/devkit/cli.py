@@ -68,6 +68,13 @@ def iso_argument(what: str = "ISO time") -> Callable[[str], datetime]:
 parse_iso = iso_argument()
 
 
+def who_argument(text: str) -> str:
+    """``--as``: a name; blank is a usage error (exit 2), as every change records who made it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("who is making the change must be named (--as NAME)")
+    return text
+
+
 def operator_options() -> argparse.ArgumentParser:
     """The parent parser of every subcommand: ``--project``, ``--as`` (who) and ``--at``."""
     common = argparse.ArgumentParser(add_help=False)
@@ -75,6 +82,7 @@ def operator_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--as",
         dest="by",
+        type=who_argument,
         default=os.environ.get("USER") or getpass.getuser(),
         help="who is making the change (default $USER)",
     )
