@@ -166,15 +166,7 @@ deploy-dry-run: setup
 # weekly, security and phase into docs/reports/ (the demo's own output goes to .tools/).
 .PHONY: report
 report: setup
-	$(WITH_EMULATORS) bash -c 'set -euo pipefail; \
-		echo "report: running the demo for its data (output: $(TOOLS)/report-demo.log)"; \
-		$(PY) scripts/demo.py >$(TOOLS)/report-demo.log 2>&1 \
-			|| echo "report: the demo failed (see $(TOOLS)/report-demo.log); reporting on the data it wrote"; \
-		today=$$(date -u +%F); week=$$(date -u -d "6 days ago" +%F); \
-		$(PY) scripts/report.py daily --start $$today --out docs/reports; \
-		$(PY) scripts/report.py weekly --start $$week --end $$today --out docs/reports; \
-		$(PY) scripts/report.py security --start $$today --out docs/reports; \
-		$(PY) scripts/report.py phase --out docs/reports'
+	PY=$(PY) $(WITH_EMULATORS) scripts/sample-reports.sh
 
 # Operator CLIs without thinking about interpreters (issue 12): `make rollout ARGS="status"`,
 # `make support ARGS="explain UID"`. Against the emulator when FIRESTORE_EMULATOR_HOST is set
