@@ -796,9 +796,13 @@ def phase_section(r: Report) -> Section:
     window = ph.get("window") or {}
     text = [f"**{ph.get('verdict', '')}**"]
     if window.get("hours"):
+        since = f"in phase since {ts(ph.get('phaseSince'))}"
+        span = f"{ts(window.get('from'))} to {ts(window.get('to'))}"
+        first, last = window.get("from"), window.get("to")
+        if isinstance(first, datetime) and isinstance(last, datetime) and first > last:
+            span = f"none yet: the first full hour in the phase starts {ts(window.get('from'))}"
         text.append(
-            f"Window: {ts(window.get('from'))} to {ts(window.get('to'))} ({window['hours']:.0f} h "
-            f"window; in phase since {ts(ph.get('phaseSince'))}). The checks are "
+            f"Window: {span} ({window['hours']:.0f} h window; {since}). The checks are "
             "`rollout_control.health`, the ones `advance` applies."
         )
     return Section(

@@ -62,3 +62,20 @@ def test_the_window_start_is_a_full_hour_inside_the_phase() -> None:
     # long in the phase: the window's own first hour, as before
     later = START + timedelta(hours=100)
     assert health._window_start(w, START, later) == datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
+
+
+def test_a_phase_in_its_first_hour_has_no_window_yet_and_the_report_says_so() -> None:
+    from datetime import date
+
+    from scripts.report import Period, Report, phase_section
+
+    since = datetime(2026, 11, 27, 16, 12, tzinfo=UTC)
+    now = datetime(2026, 11, 27, 16, 14, tzinfo=UTC)
+    start = health._window_start(timedelta(hours=72), since, now)
+    assert start == datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
+    window = {"from": start, "to": now, "hours": 72.0}
+    phase = {"phase": "premium", "verdict": "v", "window": window, "phaseSince": since}
+    day = date(2026, 11, 27)
+    report = Report("phase", Period(day, day), now, "test", {}, phase=phase)
+    text = " ".join(str(t) for t in phase_section(report).text)
+    assert "none yet: the first full hour in the phase starts 2026-11-27 17:00 UTC" in text
