@@ -25,7 +25,7 @@ from google.cloud.firestore_v1.types import firestore as firestore_types
 
 from stores import inflight
 from stores.base import Filter, Inc, Write, doc_version
-from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
+from stores.errors import ConfigConflict, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
@@ -253,7 +253,12 @@ class FirestoreStore:
         if not writes:
             return
         try:
-            self._commit(self._request(writes), self._retry)
+            request = self._request(writes)
+            # A batch that increments is not idempotent: sent again after a deadline or an
+            # UNAVAILABLE it may have applied, it would count its call twice. Only ABORTED (which
+            # applied nothing) is retried for it; a batch of plain sets keeps the retries.
+            counts = any(len(w.update_transforms) for w in request.writes)
+            self._commit(request, self._retry_once_applied if counts else self._retry)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("write", exc) from exc
 
@@ -355,32 +360,14 @@ class FirestoreStore:
     def compare_and_set(
         self, path: str, expected_version: int, data: Mapping[str, Any], extra: Sequence[Write]
     ) -> None:
-        """See ``DocumentStore.compare_and_set``: a transaction that reads the version first.
-        An aborted transaction is ``Contended`` when the version has not moved."""
-        ref = self.client.document(path)
-
-        @firestore.transactional
-        def run(txn: Any) -> None:
-            snap = ref.get(transaction=txn)
-            version = doc_version(snap.to_dict()) if snap.exists else 0
-            if version != expected_version:
-                raise ConfigConflict(f"expected version {expected_version}, found {version}")
-            txn.set(ref, _to_firestore(dict(data)))
-            for w in extra:
-                txn.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
-
-        try:
-            run(self.client.transaction(max_attempts=1))
-        except ConfigConflict:
-            raise
-        except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
-            # Aborted (the client reports an aborted commit as ValueError: attempts exhausted).
-            # Whether another change landed is the version's to say, read now.
-            if self._version(path) == expected_version:
-                raise Contended("the transaction lost a lock; no change had landed") from exc
-            raise ConfigConflict("another change landed first") from exc
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise StoreError(f"config write failed: {type(exc).__name__}") from exc
+        """See ``DocumentStore.compare_and_set``: the document read, its version checked, then
+        one Commit conditioned on the document being exactly the one read (its update time, or
+        its absence), within the store's deadline. The condition failing is another change."""
+        doc = self._read_one(path)
+        version = doc_version(self._decode(doc)) if doc is not None else 0
+        if version != expected_version:
+            raise ConfigConflict(f"expected version {expected_version}, found {version}")
+        self._conditional(path, doc, data, extra, "another change landed first")
 
     def replace_if_unchanged(
         self,
@@ -389,37 +376,41 @@ class FirestoreStore:
         data: Mapping[str, Any],
         extra: Sequence[Write],
     ) -> None:
-        """See ``DocumentStore.replace_if_unchanged``: a transaction that reads the document
-        first and compares it with ``expected`` as the client decodes both. An aborted
-        transaction is ``Contended`` when the document has not changed."""
-        ref = self.client.document(path)
+        """See ``DocumentStore.replace_if_unchanged``: the document read and compared with
+        ``expected`` as the client decodes both, then one Commit conditioned on it being
+        exactly the one read, within the store's deadline."""
+        doc = self._read_one(path)
         want = None if expected is None else dict(expected)
+        if self._decode(doc) != want:
+            raise ConfigConflict(f"{path} changed since it was read")
+        self._conditional(path, doc, data, extra, f"{path} changed since it was read")
 
-        @firestore.transactional
-        def run(txn: Any) -> None:
-            snap = ref.get(transaction=txn)
-            if (snap.to_dict() if snap.exists else None) != want:
-                raise ConfigConflict(f"{path} changed since it was read")
-            txn.set(ref, _to_firestore(dict(data)))
-            for w in extra:
-                txn.set(self.client.document(w.path), _to_firestore(w.data), merge=w.merge)
-
+    def _read_one(self, path: str) -> Any:
+        """One document's raw ``Document`` (its update time with it), or ``None``."""
+        request = _GET_REQUEST(name=self._documents + path)
         try:
-            run(self.client.transaction(max_attempts=1))
-        except ConfigConflict:
-            raise
-        except (gexc.Aborted, gexc.Conflict, ValueError) as exc:
-            if self.get_many([path])[path] == want:
-                raise Contended(
-                    "the transaction lost a lock; the document had not changed"
-                ) from exc
-            raise ConfigConflict(f"{path} changed since it was read") from exc
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise StoreError(f"conditional write failed: {type(exc).__name__}") from exc
+            return self._unary(self._rpc.get, request, self._retry, absent_ok=True)
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise _error("read", exc) from exc
 
-    def _version(self, path: str) -> int:
-        """The document's ``version`` as ``compare_and_set`` reads it."""
-        return doc_version(self.get_many([path])[path])
+    def _conditional(
+        self, path: str, doc: Any, data: Mapping[str, Any], extra: Sequence[Write], moved: str
+    ) -> None:
+        """Replace ``path`` with ``data`` (and apply ``extra``) in one Commit whose first write
+        holds only if the document is still ``doc`` (``None``: still absent). Not sent again
+        after a deadline (it may have landed); a failed condition is ``ConfigConflict``."""
+        try:
+            request = self._request([Write(path, dict(data), merge=False), *extra])
+            condition = request.writes[0].current_document
+            if doc is None:
+                condition.exists = False
+            else:
+                condition.update_time.CopyFrom(doc.update_time)
+            self._commit(request, self._retry_once_applied)
+        except (gexc.FailedPrecondition, gexc.AlreadyExists) as exc:
+            raise ConfigConflict(moved) from exc
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise _error("write", exc) from exc
 
     def delete_all(self) -> None:
         """Clear the emulator's database (refuses to run against a real project)."""

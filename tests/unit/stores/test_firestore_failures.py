@@ -166,3 +166,37 @@ def test_not_found_is_an_absent_document_unless_it_is_about_the_database(
             store.start_get_many(["c/d", "c/e"], 1.0)()
     finally:
         server.stop(None)
+
+
+def test_a_batch_that_increments_is_not_sent_again_after_it_may_have_landed(
+    store_at: Callable[[str, float, float], FirestoreStore],
+) -> None:
+    # An UNAVAILABLE after a Commit may come after it applied: a record batch (the raw shard's
+    # increments) sent again would count its call twice. A batch of plain sets may be retried.
+    from stores.base import Inc
+
+    server, host, asked = failing_firestore(lambda _m: (grpc.StatusCode.UNAVAILABLE, "unavailable"))
+    try:
+        store = store_at(host, 2.0, 0.5)
+        _, err = _timed(lambda: store.commit([Write("c/d", {"n": Inc(1)}), Write("c/e", {})]))
+        assert isinstance(err, StoreUnanswered) and asked == ["Commit"]
+        asked.clear()
+        _timed(lambda: store.commit(WRITE))
+        assert len(asked) > 1  # idempotent: retried within the store's retry time
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.parametrize("op", ["compare_and_set", "replace_if_unchanged"])
+def test_a_conditional_write_gives_up_at_the_stores_deadline(
+    black_hole: str, store_at: Callable[[str, float, float], FirestoreStore], op: str
+) -> None:
+    # Both ran a client transaction with its own 60 s timeout and retries: an idempotency claim
+    # against a frozen store outlived the function instead of answering unavailable.
+    store = store_at(black_hole, 1.0, 0.5)
+    if op == "compare_and_set":
+        took, err = _timed(lambda: store.compare_and_set("c/d", 0, {"version": 1}, []))
+    else:
+        took, err = _timed(lambda: store.replace_if_unchanged("c/d", None, {"a": 1}, []))
+    assert took < 4.0, took
+    assert isinstance(err, StoreError)
