@@ -25,7 +25,7 @@ from google.cloud.firestore_v1.types import firestore as firestore_types
 
 from stores import inflight
 from stores.base import Filter, Inc, Write, doc_version
-from stores.errors import ConfigConflict, StoreError, StoreUnanswered
+from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 
 _BATCH_LIMIT = 500
@@ -409,6 +409,12 @@ class FirestoreStore:
             self._commit(request, self._retry_once_applied)
         except (gexc.FailedPrecondition, gexc.AlreadyExists) as exc:
             raise ConfigConflict(moved) from exc
+        except gexc.Aborted as exc:  # a lock held by a transaction: nothing landed
+            raise Contended("the write met a lock; no change had landed") from exc
+        except gexc.RetryError as exc:
+            if isinstance(exc.cause, gexc.Aborted):  # every try met the lock
+                raise Contended("the write met a lock; no change had landed") from exc
+            raise _error("write", exc) from exc
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("write", exc) from exc
 

@@ -1,7 +1,8 @@
 """What only Firestore's transactions do: hold a lock. On the emulator (this suite fails, never
-skips, without it), a compare-and-set aborted while another transaction holds the document
-(its version unmoved) is ``Contended``: nothing had landed, and made again it lands. One against
-a version that moved is a plain ``ConfigConflict``."""
+skips, without it), a compare-and-set (one conditional Commit) that meets the lock of another
+transaction holding the document is aborted, and so is each retry within the store's retry
+time: it is ``Contended``, nothing had landed, and made again once the lock is gone it lands.
+One against a version that moved is a plain ``ConfigConflict``."""
 
 from __future__ import annotations
 
