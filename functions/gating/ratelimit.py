@@ -136,7 +136,10 @@ class SlidingWindowLimiter:
     def give_back(self, window: Window, why: str) -> bool:
         """Return one unit to ``window`` (a refused call, or fair quota); True if it was."""
         try:
-            self.store.increment(window.current_path, "count", -1, {})
+            # With its expiry: a counter deleted meanwhile (an erasure) is recreated by the
+            # increment, and must not stay forever at -1, an extra unit for every later window.
+            expire = {"expireAt": window.end + 2 * self.length}
+            self.store.increment(window.current_path, "count", -1, expire)
         except StoreError as exc:
             # The unit stays taken (fails closed: one call fewer this hour).
             log("ERROR", "rate-limit give-back failed", why=why, errorType=type(exc).__name__)

@@ -111,3 +111,20 @@ def test_a_failed_give_back_keeps_the_unit_and_is_logged(caplog: pytest.LogCaptu
         {"why": "refused", "errorType": "StoreError"},
     ]
     assert SlidingWindowLimiter(MemoryStore(), "enrich", HOUR).give_back(w, "x") is True
+
+
+def test_a_give_back_to_a_deleted_counter_leaves_it_expiring() -> None:
+    # A counter deleted between a call's admission and its fair-quota give-back (an erasure)
+    # is recreated by the increment; it was {count: -1} with no expireAt, kept forever.
+    from datetime import UTC, datetime, timedelta
+
+    from gating.ratelimit import SlidingWindowLimiter
+    from stores.memory import MemoryStore
+
+    store = MemoryStore()
+    limiter = SlidingWindowLimiter(store, "enrich", timedelta(hours=1))
+    window = limiter.window("u", datetime(2026, 11, 27, 10, 30, tzinfo=UTC))
+    assert limiter.admit(window, 3, 0).allowed
+    store.delete_many([window.current_path])
+    assert limiter.give_back(window, "fair quota")
+    assert store.docs[window.current_path]["expireAt"] == window.end + timedelta(hours=2)
