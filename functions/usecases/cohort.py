@@ -48,10 +48,13 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
     else:
         doc = _decided(app, member)
         if doc is None:
-            # The user's first call is still deciding, or failed before writing its decision
-            # (the seat may be counted): in the cohort for this call, never a free pass.
-            return True
-        seat = doc["seat"] is True
+            # The user's first call died, or lost its answer, before writing its decision:
+            # this call decides (a seat the first one counted stays counted: fewer seats, never
+            # more), so the user is not left undecided, waiting, for the whole phase.
+            seat = _draw(app, cfg, key, expire)
+            app.store.commit([Write(member, {"seat": seat})])
+        else:
+            seat = doc["seat"] is True
     app.cohort_seats.put(f"{key}/{uid}", seat, now)
     return seat
 

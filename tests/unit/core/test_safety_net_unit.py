@@ -247,10 +247,9 @@ def test_a_call_beside_a_users_undecided_first_call_is_gated_not_free(
     cfg = svc.config.current()
     member = cohort_member_path(phase_key(cfg), "mal")
     store.docs[member] = {"calls": 1}  # a first call that never wrote its decision
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied):  # a seat was left: in the cohort, gated
         enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "full"})
+    assert store.docs[member]["seat"] is True  # decided now, not left undecided for the phase
     assert enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "preview"})["access"] == (
         "preview"
     )
-    store.docs[member]["seat"] = False  # decided at last: outside the cohort (seats were gone)
-    assert enrich.run(svc, Caller("mal"), {"cvId": "cv-mal", "mode": "full"})["access"] == "full"
