@@ -17,7 +17,7 @@ from gating.rollout import (
     ConfigInvalid,
     Phase,
     RolloutConfig,
-    parse,
+    parse_served,
     turns_gating_off,
 )
 from stores.base import DocumentStore
@@ -54,31 +54,27 @@ class ConfigSource:
         ignored (logged); a document that still does not parse keeps the last good config,
         except that its phase ``off`` or kill switch is obeyed: nobody is gated."""
         try:
-            cfg = parse(doc)
+            cfg, ignored = parse_served(doc)
             self._last_good = cfg
-        except ConfigInvalid as exc:
-            try:
-                cfg = parse(doc, strict=False)
-                self._last_good = cfg
-                if self._warned != cfg.version:  # once per version, not every refresh
-                    self._warned = cfg.version
-                    log(
-                        "WARNING",
-                        "rollout config has nulls or names this version does not know; ignored",
-                        problem=str(exc),
-                        servingVersion=cfg.version,
-                    )
-            except ConfigInvalid as still:
-                cfg = self._last_good or FAIL_CLOSED
-                if turns_gating_off(doc):
-                    cfg = replace(cfg, components=replace(cfg.components, premiumGating=False))
+            if ignored is not None and self._warned != cfg.version:  # once per version
+                self._warned = cfg.version
                 log(
-                    "ERROR",
-                    "rollout config unreadable; serving the last good config",
-                    problem=str(still),
+                    "WARNING",
+                    "rollout config has nulls or names this version does not know; ignored",
+                    problem=ignored,
                     servingVersion=cfg.version,
-                    gating=cfg.gating_active,
                 )
+        except ConfigInvalid as exc:
+            cfg = self._last_good or FAIL_CLOSED
+            if turns_gating_off(doc):
+                cfg = replace(cfg, components=replace(cfg.components, premiumGating=False))
+            log(
+                "ERROR",
+                "rollout config unreadable; serving the last good config",
+                problem=str(exc),
+                servingVersion=cfg.version,
+                gating=cfg.gating_active,
+            )
         self._cfg = cfg
         self._expires = now + self.ttl
         return cfg

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from common.logs import log
 from common.settings import Settings
@@ -111,7 +112,7 @@ class SlidingWindowLimiter:
         ``previous`` is the previous window's final count (read once, cacheable: it is closed).
         """
         w, now = window, window.at
-        expire = {"expireAt": w.end + 2 * self.length}
+        expire = self._expiry(w)
         drawn = self.store.increment(w.current_path, "count", 1, expire)
         budget = limit - weighted(w, previous)
         if drawn <= budget:
@@ -122,12 +123,16 @@ class SlidingWindowLimiter:
         reset = next_available(w, limit, previous, drawn - 1, now)
         return RateDecision(False, limit, 0, reset)
 
+    def _expiry(self, window: Window) -> dict[str, Any]:
+        """A window counter's ``expireAt`` (Firestore TTL): once its window and the next, which
+        weighs it, are over."""
+        return {"expireAt": window.end + 2 * self.length}
+
     def count(self, window: Window) -> bool:
         """Count one unit without deciding (the limits are switched off); True if counted. A
         store that fails here refuses nobody: no limit applies."""
-        expire = {"expireAt": window.end + 2 * self.length}
         try:
-            self.store.increment(window.current_path, "count", 1, expire)
+            self.store.increment(window.current_path, "count", 1, self._expiry(window))
         except StoreError as exc:
             log("ERROR", "rate-limit count failed", errorType=type(exc).__name__)
             return False
@@ -138,8 +143,7 @@ class SlidingWindowLimiter:
         try:
             # With its expiry: a counter deleted meanwhile (an erasure) is recreated by the
             # increment, and must not stay forever at -1, an extra unit for every later window.
-            expire = {"expireAt": window.end + 2 * self.length}
-            self.store.increment(window.current_path, "count", -1, expire)
+            self.store.increment(window.current_path, "count", -1, self._expiry(window))
         except StoreError as exc:
             # The unit stays taken (fails closed: one call fewer this hour).
             log("ERROR", "rate-limit give-back failed", why=why, errorType=type(exc).__name__)

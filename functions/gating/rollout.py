@@ -252,6 +252,17 @@ def parse(doc: Mapping[str, Any] | None, *, strict: bool = True) -> RolloutConfi
     )
 
 
+def parse_served(doc: Mapping[str, Any] | None) -> tuple[RolloutConfig, str | None]:
+    """The config the functions serve from ``doc``, and the strict parse's problem when nulls
+    or unknown names had to be ignored (``None`` when the document is clean). Raises
+    ``ConfigInvalid`` for a document that does not parse even so. The functions
+    (``ConfigSource.accept``) and the evaluator (``changes.read_current``) read it alike."""
+    try:
+        return parse(doc), None
+    except ConfigInvalid as exc:
+        return parse(doc, strict=False), str(exc)
+
+
 def turns_gating_off(doc: Mapping[str, Any] | None) -> bool:
     """Whether a document says nobody is gated (phase ``off`` or the kill switch), read from
     the raw fields: honoured even when the rest of the document does not parse."""

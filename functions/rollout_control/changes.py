@@ -44,6 +44,7 @@ from gating.rollout import (
     Phase,
     RolloutConfig,
     parse,
+    parse_served,
 )
 from rollout_control import health, plan
 from stores.base import DocumentStore, Write, doc_version
@@ -117,13 +118,9 @@ def read_current(store: DocumentStore, *, as_served: bool = False) -> Current:
     version = doc_version(raw)
     extras = {k: v for k, v in (raw or {}).items() if k not in _DOC_KEYS}
     try:
-        return Current(raw, version, parse(raw), None, extras)
+        cfg = parse_served(raw)[0] if as_served else parse(raw)
+        return Current(raw, version, cfg, None, extras)
     except ConfigInvalid as exc:
-        if as_served:
-            try:
-                return Current(raw, version, parse(raw, strict=False), None, extras)
-            except ConfigInvalid:
-                pass
         return Current(raw, version, None, str(exc), extras)
 
 
