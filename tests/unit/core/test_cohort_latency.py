@@ -18,7 +18,7 @@ from stores.memory import MemoryStore
 from tests.support.aggregates import summed
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
-from tests.unit.rollout.conftest import Aggregates
+from tests.unit.rollout.conftest import Aggregates, enter_phase
 from usecases import enrich
 from usecases.app import App
 from usecases.context import Caller
@@ -66,21 +66,11 @@ def test_one_users_refusals_count_once_in_the_cohorts_conversion() -> None:
     # dragged the cohort's conversion under half of its baseline: a gradual rollback.
     from common.errors import PermissionDenied
     from gating.rollout import bucket
-    from rollout_control import changes
     from rollout_control.evaluator import evaluate
 
     now = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
     store = MemoryStore()
-    changes.set_fields(
-        store,
-        phase="premium",
-        percentage=25,
-        fallback=True,
-        force=True,
-        by="t",
-        reason="t",
-        now=now - timedelta(hours=2),
-    )
+    enter_phase(store, "premium", now - timedelta(hours=2))
     agg = Aggregates(store)
     for k in range(1, 31):  # the cohort's own traffic: 60 previews, 6 conversions (10%)
         at = now.replace(second=0) - timedelta(minutes=k) + timedelta(seconds=5)

@@ -16,12 +16,12 @@ from common.vocab import Fn, Outcome, ResultStatus, SourceStatus
 from enrichment.model import EnrichmentResult, SourceError, SourceReport
 from gating.rollout import BreakerState, parse
 from recording.recorder import CallRecord, Recorder, SourceOutcome, Switches
-from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.memory import MemoryStore
 from stores.schema import CONFIG_PATH, RAW
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user
+from tests.unit.rollout.conftest import enter_phase
 from usecases import enrich
 from usecases.app import App
 from usecases.context import Caller
@@ -66,16 +66,7 @@ def test_the_website_breaker_opens_only_on_failures_of_five_distinct_users(
     """20 failed website tries of 35 in 5 minutes: from one user, the breaker stays closed;
     from five, it opens."""
     store = MemoryStore()
-    changes.set_fields(
-        store,
-        phase="premium",
-        percentage=25,
-        fallback=True,
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=NOW - timedelta(hours=2),
-    )
+    enter_phase(store, "premium", NOW - timedelta(hours=2))
     honest = [f"u{i}" for i in range(15)]
     bad = [f"bad{i}" for i in range(failing)]
     for uid in honest + bad:

@@ -27,6 +27,25 @@ def _root_log_level() -> Any:
     logging.getLogger().setLevel(level)
 
 
+def enter_phase(
+    store: MemoryStore, phase: str, at: datetime, *, pct: int | None = None, by: str = "setup"
+) -> None:
+    """Put the config in ``phase`` at ``at`` as an operator would (forced, a history entry by
+    ``by``): the plan's percentage unless ``pct``, the fallback on below full."""
+    from rollout_control import changes
+
+    changes.set_fields(
+        store,
+        phase=phase,
+        percentage=pct if pct is not None else {"beta": 1, "premium": 25, "full": 100}[phase],
+        fallback=phase != "full",
+        force=True,
+        by=by,
+        reason="test setup",
+        now=at,
+    )
+
+
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 """The injected "now": 30 s into the 12:00 minute, so the last complete minute is 11:59."""
 

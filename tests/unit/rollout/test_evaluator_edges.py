@@ -9,35 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from rollout_control import changes
 from rollout_control.evaluator import Trigger, evaluate
 from stores.memory import MemoryStore
+from tests.unit.rollout.conftest import enter_phase
 
 
 def _full(store: MemoryStore, now: datetime) -> None:
-    changes.set_fields(
-        store,
-        phase="full",
-        percentage=100,
-        fallback=False,
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=now - timedelta(hours=2),
-    )
+    enter_phase(store, "full", now - timedelta(hours=2))
 
 
 def _premium(store: MemoryStore, now: datetime) -> None:
-    changes.set_fields(
-        store,
-        phase="premium",
-        percentage=25,
-        fallback=True,
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=now - timedelta(hours=2),
-    )
+    enter_phase(store, "premium", now - timedelta(hours=2))
 
 
 def _trigger(store: MemoryStore, now: datetime, name: str) -> Trigger:

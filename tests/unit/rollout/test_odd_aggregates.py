@@ -13,10 +13,10 @@ import pytest
 
 from analytics.metrics import num, read_buckets
 from common.histogram import BOUNDS, bucket_of, merge, percentile
-from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.memory import MemoryStore
 from stores.schema import METRICS, RAW
+from tests.unit.rollout.conftest import enter_phase
 
 ODD: dict[str, dict[str, Any]] = {
     "c a number beside c maps": {"c": 7},
@@ -31,16 +31,7 @@ ODD: dict[str, dict[str, Any]] = {
 
 
 def _setup(store: MemoryStore, agg: Any, now: datetime, odd: dict[str, Any], first: bool) -> None:
-    changes.set_fields(
-        store,
-        phase="premium",
-        percentage=25,
-        fallback=True,
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=now - timedelta(hours=2),
-    )
+    enter_phase(store, "premium", now - timedelta(hours=2))
     minute = now.replace(second=0) - timedelta(minutes=3)
     doc = {"granularity": RAW, "bucketStart": minute, "shard": 99, **odd}
     if first:  # read before the minute's own shard: the odd leaf is the first of its place

@@ -18,6 +18,7 @@ from rollout_control import changes, health
 from stores.base import Write
 from stores.memory import MemoryStore
 from stores.schema import conversion_path, usage_event_path
+from tests.unit.rollout.conftest import enter_phase
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -32,17 +33,7 @@ def _script(name: str) -> ModuleType:
 
 
 def _enter(store: MemoryStore, phase: str, at: datetime) -> None:
-    pct = {"premium": 25, "full": 100}[phase]
-    changes.set_fields(
-        store,
-        phase=phase,
-        percentage=pct,
-        fallback=phase != "full",
-        force=True,
-        by="op",
-        reason="setup",
-        now=at,
-    )
+    enter_phase(store, phase, at, by="op")
 
 
 def _hours(agg: Any, now: datetime, n: int) -> None:

@@ -14,6 +14,7 @@ from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.errors import StoreError
 from stores.memory import MemoryStore
+from tests.unit.rollout.conftest import enter_phase
 
 BAD_IN = {"requests": 2, "lat_ms": 3000.0}
 OUT = {"requests": 2, "lat_ms": 300.0}
@@ -25,17 +26,7 @@ def _guard(agg: Any, end: datetime, minutes: int = 31) -> None:
 
 
 def _enter(store: MemoryStore, phase: str, at: datetime) -> None:
-    pct = {"beta": 1, "premium": 25, "full": 100}[phase]
-    changes.set_fields(
-        store,
-        phase=phase,
-        percentage=pct,
-        fallback=phase != "full",
-        force=True,
-        by="op",
-        reason="setup",
-        now=at,
-    )
+    enter_phase(store, phase, at, by="op")
 
 
 def _shape(store: MemoryStore) -> tuple[str, int, bool]:

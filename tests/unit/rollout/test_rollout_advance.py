@@ -14,6 +14,7 @@ from rollout_control.changes import AdvanceBlocked, InvalidChange
 from stores.base import Write
 from stores.memory import MemoryStore
 from stores.schema import usage_event_path
+from tests.unit.rollout.conftest import enter_phase
 
 HEALTHY_BETA: dict[str, Any] = {
     "requests": 100,
@@ -25,17 +26,7 @@ HEALTHY_BETA: dict[str, Any] = {
 
 
 def _enter(store: MemoryStore, phase: str, at: datetime) -> None:
-    pct = {"beta": 1, "premium": 25, "full": 100}[phase]
-    changes.set_fields(
-        store,
-        phase=phase,
-        percentage=pct,
-        fallback=phase != "full",
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=at,
-    )
+    enter_phase(store, phase, at)
 
 
 def _hours(agg: Any, now: datetime, n: int, **kw: Any) -> None:

@@ -15,6 +15,7 @@ from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.base import Write
 from stores.memory import MemoryStore
+from tests.unit.rollout.conftest import enter_phase
 
 
 class Logs:
@@ -34,17 +35,7 @@ def logs() -> Logs:
 
 
 def _phase(store: MemoryStore, phase: str, at: datetime, pct: int | None = None) -> None:
-    pct = pct if pct is not None else {"beta": 1, "premium": 25, "full": 100}[phase]
-    changes.set_fields(
-        store,
-        phase=phase,
-        percentage=pct,
-        fallback=phase != "full",
-        force=True,
-        by="setup",
-        reason="test setup",
-        now=at,
-    )
+    enter_phase(store, phase, at, pct=pct)
 
 
 def _history(store: MemoryStore) -> list[dict[str, Any]]:
