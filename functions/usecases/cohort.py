@@ -41,21 +41,23 @@ def has_seat(app: App, cfg: RolloutConfig, uid: str, now: datetime) -> bool:
     member = cohort_member_path(key, uid)
     expire = {"expireAt": now + SEAT_TTL}
     if app.store.increment(member, "calls", 1, expire) == 1:
-        kept = kept_seat_path(app, key, uid)
-        held = (app.store.get_many([kept])[kept] or {}).get("seat")
-        seat = held if isinstance(held, bool) else _draw(app, cfg, key, expire)
-        app.store.commit([Write(member, {"seat": seat})])
+        seat = _decide(app, cfg, key, uid, expire)
     else:
         doc = _decided(app, member)
-        if doc is None:
-            # The user's first call died, or lost its answer, before writing its decision:
-            # this call decides (a seat the first one counted stays counted: fewer seats, never
-            # more), so the user is not left undecided, waiting, for the whole phase.
-            seat = _draw(app, cfg, key, expire)
-            app.store.commit([Write(member, {"seat": seat})])
-        else:
-            seat = doc["seat"] is True
+        # None: the user's first call died, or lost its answer, before writing its decision;
+        # this call decides (a seat the first one counted stays counted: fewer seats, never
+        # more), so the user is not left undecided, waiting, for the whole phase.
+        seat = _decide(app, cfg, key, uid, expire) if doc is None else doc["seat"] is True
     app.cohort_seats.put(f"{key}/{uid}", seat, now)
+    return seat
+
+
+def _decide(app: App, cfg: RolloutConfig, key: str, uid: str, expire: dict[str, Any]) -> bool:
+    """Decide ``uid``'s seat and write it: the seat an erasure kept, else a draw."""
+    kept = kept_seat_path(app, key, uid)
+    held = (app.store.get_many([kept])[kept] or {}).get("seat")
+    seat = held if isinstance(held, bool) else _draw(app, cfg, key, expire)
+    app.store.commit([Write(cohort_member_path(key, uid), {"seat": seat})])
     return seat
 
 
