@@ -123,7 +123,7 @@ class Settings:
     log_level: str = "INFO"
     """Lowest severity written to the log."""
     enforce_app_check: bool = False
-    """App Check on the four callables (a missing or invalid token is refused as
+    """App Check on the six callables (a missing or invalid token is refused as
     ``unauthenticated``), and limited-use tokens consumed by the enrichment (replay protection).
     Off by default so the emulator and the demo work without an App Check provider."""
     enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
@@ -253,7 +253,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_HASH_SALT", "hash_salt", _text, "HMAC key for IP and user-agent hashes in the audit (secret; required outside the emulator)", secret=True),
     Var("EXTERNAL_DATA_EVENT_TTL_DAYS", "event_ttl_days", _int(1, 3650), "lifetime of usage and audit events"),
     Var("EXTERNAL_DATA_LOG_LEVEL", "log_level", _level, "lowest severity written to the log"),
-    Var("EXTERNAL_DATA_ENFORCE_APP_CHECK", "enforce_app_check", _bool, "enforce App Check on the four callables; the enrichment also consumes limited-use tokens (replay protection)"),
+    Var("EXTERNAL_DATA_ENFORCE_APP_CHECK", "enforce_app_check", _bool, "enforce App Check on the six callables; the enrichment also consumes limited-use tokens (replay protection)"),
     Var("EXTERNAL_DATA_GITHUB_API_URL", "enrichment.github_api_url", _url, "GitHub REST base URL"),
     Var("EXTERNAL_DATA_GITHUB_TOKEN", "enrichment.github_token", _text, "optional token (higher API quota; secret)", secret=True),
     Var("EXTERNAL_DATA_GITHUB_MAX_PAGES", "enrichment.github_max_pages", _int(1, 100), "repository pages of 100 read at most"),
