@@ -190,8 +190,18 @@ class AppCheckPolicy(NamedTuple):
     (0.6) has no such option, so ``_consume_app_check`` does it with firebase_admin."""
 
 
+SMALL_BODY_BYTES = 64 * 1024
+"""The largest body the callables other than the enrichment take: their requests are a few
+short fields (a funnel event's metadata is 2 KB at most, 12 KB written with JSON escapes)."""
+ENRICH_BODY_BYTES = 6 * SETTINGS.linkedin_max_bytes + 1024 * 1024
+"""The largest body the enrichment takes: a whole LinkedIn export (its bound is
+``EXTERNAL_DATA_LINKEDIN_MAX_BYTES``) written with JSON escapes of 6 bytes for each of its
+bytes, and room for the rest. Without a limit the SDK parsed any body the platform passes
+(32 MB), twice, before any token was checked: seconds of CPU for a caller with no token."""
+
+
 def _callable(
-    fn: Fn, *, consume_app_check: bool = False, **kwargs: Any
+    fn: Fn, *, consume_app_check: bool = False, max_body: int = SMALL_BODY_BYTES, **kwargs: Any
 ) -> Callable[[Handler], Entry]:
     """``https_fn.on_call(**kwargs)`` with this project's transport policy: App Check enforced
     when ``EXTERNAL_DATA_ENFORCE_APP_CHECK`` is on (and the token consumed where asked), and a
@@ -199,7 +209,9 @@ def _callable(
     expired ID token, a missing App Check token) as ``unauthenticated``; a body that is not the
     protocol's ``{"data": ...}`` (the SDK's 400, or its 500 for JSON that does not parse) as
     ``unauthenticated`` without a valid token, else ``invalid-argument`` naming ``data``
-    (``_answered_by_sdk``). The SDK's verification is untouched; the entry keeps the SDK's
+    (``_answered_by_sdk``). A body over ``max_body`` bytes (``SMALL_BODY_BYTES`` without a
+    valid ID token) is not read (werkzeug refuses it for the SDK, which answers 500) and is
+    answered the same way. The SDK's verification is untouched; the entry keeps the SDK's
     ``__firebase_endpoint__`` (function discovery)."""
     policy = AppCheckPolicy(ENFORCE_APP_CHECK, ENFORCE_APP_CHECK and consume_app_check)
 
@@ -223,6 +235,7 @@ def _callable(
         @functools.wraps(sdk_entry)
         def entry(request: flask.Request) -> flask.Response:
             _answer_json()
+            request.max_content_length = _body_limit(request, max_body)  # past it, not read
             started = _BODY_RAN.set(False)
             try:
                 response = sdk_entry(request)
@@ -235,6 +248,22 @@ def _callable(
         return entry
 
     return decorate
+
+
+def _body_limit(request: flask.Request, largest: int) -> int:
+    """How much of the body may be read: ``largest`` for a caller whose ID token checks out,
+    ``SMALL_BODY_BYTES`` for anyone else. The token is checked here (before the SDK checks it
+    again) only for a body larger than that."""
+    length = request.content_length
+    if largest <= SMALL_BODY_BYTES or (length is not None and length <= SMALL_BODY_BYTES):
+        return largest
+    from firebase_functions.private import util as sdk_util
+
+    signed_in = sdk_util.on_call_check_tokens(request).auth is sdk_util.OnCallTokenState.VALID
+    return largest if signed_in else SMALL_BODY_BYTES
+
+
+_NOT_THE_PROTOCOLS = 'data: the request body must be the JSON object {"data": ...} and nothing else'
 
 
 def _answered_by_sdk(
@@ -254,7 +283,7 @@ def _answered_by_sdk(
         # unrecorded, as before.
         return response
     # 400: the SDK refused the envelope (not JSON, no `data`, other fields); 500: the body did
-    # not parse. Either way it answered before checking any token.
+    # not parse, or was too large to read. Either way it answered before checking any token.
     from firebase_functions.private import util as sdk_util
 
     tokens = sdk_util.on_call_check_tokens(request)
@@ -269,8 +298,11 @@ def _answered_by_sdk(
         unauthenticated = {"status": "UNAUTHENTICATED", "message": "Unauthenticated"}
         return _error_answer(response, 401, unauthenticated)
     uid = (tokens.auth_token or {}).get("uid")
-    _record_refusal(fn, Caller(uid=uid, ip=ip, user_agent=ua), Outcome.INVALID, "invalid data")
-    message = 'data: the request body must be the JSON object {"data": ...} and nothing else'
+    reason, message = "invalid data", _NOT_THE_PROTOCOLS
+    limit = request.max_content_length  # set by the entry: a body past it was not read
+    if limit is not None and (request.content_length or 0) > limit:
+        reason, message = "request too large", "data: the request is too large"
+    _record_refusal(fn, Caller(uid=uid, ip=ip, user_agent=ua), Outcome.INVALID, reason)
     invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": "data"}}
     return _error_answer(response, 400, invalid)
 
@@ -354,6 +386,7 @@ def _consume_app_check(fn: Fn, req: https_fn.CallableRequest[Any]) -> None:
 @_callable(
     Fn.ENRICH,
     consume_app_check=True,
+    max_body=ENRICH_BODY_BYTES,
     timeout_sec=60,
     memory=options.MemoryOption.MB_512,
     secrets=_ENGINE_SECRETS,

@@ -11,6 +11,7 @@ the entry does with the SDK's answers, not the verification).
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import Any
@@ -53,7 +54,7 @@ def _fake_token_services() -> set[str]:
 
 
 def main(scenario: str) -> None:
-    if scenario in ("app_check", "envelope", "cold_start_crash"):
+    if scenario in ("app_check", "envelope", "cold_start_crash", "oversized"):
         _fake_token_services()
     import main as entry
     from common.settings import load_settings
@@ -70,14 +71,29 @@ def main(scenario: str) -> None:
     web = flask.Flask("probe")
 
     def send(
-        fn: str, data: Any = None, body: str | None = None, method: str = "POST", **headers: str
+        fn: str,
+        data: Any = None,
+        body: str | None = None,
+        method: str = "POST",
+        chunked: bool = False,
+        **headers: str,
     ) -> Any:
         raw = body if body is not None else json.dumps({"data": data})
         hdrs = {"Content-Type": "application/json", "X-Forwarded-For": XFF, **headers}
-        with web.test_request_context("/", method=method, data=raw, headers=hdrs):
+        # chunked: no Content-Length, the server says where the body ends (as gunicorn does)
+        sent = {"input_stream": io.BytesIO(raw.encode())} if chunked else {"data": raw}
+        terminated = {"wsgi.input_terminated": True} if chunked else {}
+        with web.test_request_context(
+            "/", method=method, headers=hdrs, environ_overrides=terminated, **sent
+        ):
             request = flask.request._get_current_object()  # type: ignore[attr-defined]
             response = getattr(entry, fn)(request)
-        return {"status": response.status_code, "body": response.get_json(silent=True)}
+            read = getattr(request, "_cached_data", None) is not None  # werkzeug's get_data
+        return {
+            "status": response.status_code,
+            "body": response.get_json(silent=True),
+            "read": read,
+        }
 
     if scenario == "cold_start_crash":
         import stores.firestore
@@ -124,6 +140,8 @@ def _calls(scenario: str, send: Any) -> dict[str, Any]:
     alice = {"Authorization": "Bearer id-alice"}
     if scenario == "envelope":
         return _envelope_calls(send, alice)
+    if scenario == "oversized":
+        return _oversized_calls(send, alice)
     enrich = {"cvId": "cv-alice", "sources": ["github"]}
     return {
         "no_app_token": send("enrichCVWithExternalData", enrich, **alice),
@@ -180,6 +198,25 @@ def _envelope_calls(send: Any, alice: dict[str, str]) -> dict[str, Any]:
         **{"Content-Type": "text/plain"},
     )
     return out
+
+
+def _oversized_calls(send: Any, alice: dict[str, str]) -> dict[str, Any]:
+    """Bodies past what any valid request needs, each one a request the parser would accept
+    (repeated sources are ignored, whitespace is JSON), and the largest valid export."""
+    many = json.dumps({"data": {"cvId": "cv-alice", "sources": ["github"] * 900_000}})
+    padded = '{"data": {"event": "gate_shown"}' + " " * 100_000 + "}"
+    # 1 MB of export (contract 2.1), every byte a control character: 6 bytes of JSON each.
+    export = {"Profile.csv": "\x01" * (1_000_000 - len("Profile.csv"))}
+    largest = json.dumps({"data": {"cvId": "cv-alice", "linkedin": {"export": export}}})
+    return {
+        "enrich/token": send("enrichCVWithExternalData", body=many, **alice),
+        "enrich/no_token": send("enrichCVWithExternalData", body=many),
+        "track/token": send("trackExternalDataUsage", body=padded, **alice),
+        "track/chunked": send("trackExternalDataUsage", body=padded, chunked=True, **alice),
+        "largest_export": send("enrichCVWithExternalData", body=largest, **alice),
+        "largest_export/no_token": send("enrichCVWithExternalData", body=largest),
+        "sizes": {"many": len(many), "padded": len(padded), "largest": len(largest)},
+    }
 
 
 if __name__ == "__main__":
