@@ -21,6 +21,7 @@ import sys
 from datetime import date, datetime
 from typing import IO, Any
 
+import flask
 from google.cloud.logging_v2.handlers import StructuredLogHandler
 
 ROOT = "external_data"
@@ -74,6 +75,28 @@ def _not_sdk_pass(record: logging.LogRecord) -> bool:
     return not record.msg.startswith(SDK_ENVELOPE)
 
 
+def _request_fields(record: logging.LogRecord) -> bool:
+    """Handler filter, run before the library's own: a line's ``httpRequest`` is the request's
+    method and protocol only. The library copies the Flask request's ``User-Agent`` and whole
+    URL (path and query string) into every line written during a call, and both are what the
+    client wrote (contract 5: no request content in logs; the audit keeps the user agent only
+    as a hash). The trace, which ties the line to its request, is read as before."""
+    if not hasattr(record, "http_request"):  # a line's own ``http_request`` wins, as before
+        record.http_request = _request_line()
+    return True
+
+
+def _request_line() -> dict[str, str] | None:
+    """The current Flask request's method and protocol (None outside a request)."""
+    if not flask.has_request_context():
+        return None
+    line = {
+        "requestMethod": flask.request.method,
+        "protocol": flask.request.environ.get("SERVER_PROTOCOL"),
+    }
+    return {k: v for k, v in line.items() if isinstance(v, str)}
+
+
 class _Encoder(json.JSONEncoder):
     """Datetimes as ISO text; anything else unknown by its type name (never its repr)."""
 
@@ -102,6 +125,7 @@ def configure(
             project_id=project_id,
             json_encoder_cls=_Encoder,
         )
+        _handler.filters.insert(0, _request_fields)  # before the library's CloudLoggingFilter
         root.addHandler(_handler)
         root.addFilter(_not_sdk_pass)
     root.setLevel(_LEVELS.get(level.upper(), logging.INFO))
