@@ -292,8 +292,8 @@ def _answered_by_sdk(
     if tokens.auth is not valid or app_refused:
         if tokens.auth is sdk_util.OnCallTokenState.MISSING and not app_refused:
             reason = "no ID token"
-        else:
-            reason = _unauthenticated_reason(policy, request)
+        else:  # a valid ID token refused for its App Check token names its uid, as on a 401
+            caller, reason = _refused_by_app_check(policy, request, caller)
         _record_refusal(fn, caller, Outcome.UNAUTHENTICATED, reason)
         unauthenticated = {"status": "UNAUTHENTICATED", "message": "Unauthenticated"}
         return _error_answer(response, 401, unauthenticated)
@@ -310,8 +310,9 @@ def _answered_by_sdk(
 def _refused_by_app_check(
     policy: AppCheckPolicy, request: flask.Request, caller: Caller
 ) -> tuple[Caller, str]:
-    """Who a 401 refused and why: with App Check enforced, a valid ID token refused for its
-    App Check token is that user's refusal (contract 5: the audit names the uid, if any)."""
+    """Who a token refusal (the SDK's 401, or a bad body without good tokens) refused and why:
+    with App Check enforced, a valid ID token refused for its App Check token is that user's
+    refusal (contract 5: the audit names the uid, if any)."""
     reason = _unauthenticated_reason(policy, request)
     if not policy.enforce or "Authorization" not in request.headers:
         return caller, reason

@@ -54,7 +54,7 @@ def _fake_token_services() -> set[str]:
 
 
 def main(scenario: str) -> None:
-    if scenario in ("app_check", "envelope", "cold_start_crash", "oversized"):
+    if scenario in ("app_check", "app_check_envelope", "envelope", "cold_start_crash", "oversized"):
         _fake_token_services()
     import main as entry
     from common.settings import load_settings
@@ -142,6 +142,17 @@ def _calls(scenario: str, send: Any) -> dict[str, Any]:
         return _envelope_calls(send, alice)
     if scenario == "oversized":
         return _oversized_calls(send, alice)
+    if scenario == "app_check_envelope":
+        bad = json.dumps({"cvId": "cv-alice"})  # no `data`: the SDK answers before any token
+        return {
+            "no_app_token": send("enrichCVWithExternalData", body=bad, **alice),
+            "forged_app_token": send(
+                "enrichCVWithExternalData", body=bad, **alice, **{"X-Firebase-AppCheck": "forged"}
+            ),
+            "no_id_token": send(
+                "enrichCVWithExternalData", body=bad, **{"X-Firebase-AppCheck": "app-1"}
+            ),
+        }
     enrich = {"cvId": "cv-alice", "sources": ["github"]}
     return {
         "no_app_token": send("enrichCVWithExternalData", enrich, **alice),

@@ -169,6 +169,22 @@ def test_app_check_on_refuses_calls_without_a_valid_app_token_and_audits_them() 
     assert out["engine_calls"] == 1  # only the call with a good token reached the engine
 
 
+def test_app_check_on_audits_a_bad_body_of_a_signed_in_caller_with_their_uid() -> None:
+    """The same refusal when the body is not the protocol's as well: the SDK answers the body
+    before any token, and the entry recorded no uid and "invalid ID token or App Check token"
+    for a valid ID token whose App Check token was missing or forged (contract 5: uid if any)."""
+    out = probe("app_check_envelope", "true")
+    for case in ("no_app_token", "forged_app_token", "no_id_token"):
+        assert out["calls"][case]["status"] == 401, (case, out["calls"][case])
+    missing = _audits(out, reason="missing App Check token")
+    forged = _audits(out, reason="invalid App Check token")
+    assert len(missing) == 1 and missing[0]["uid"] == "alice", out["audits"]
+    assert len(forged) == 1 and forged[0]["uid"] == "alice", out["audits"]
+    anonymous = _audits(out, reason="no ID token")
+    assert len(anonymous) == 1 and "uid" not in anonymous[0], out["audits"]
+    assert len(out["audits"]) == 3
+
+
 def test_a_replayed_limited_use_token_is_refused_on_the_enrichment() -> None:
     out = probe("app_check", "true")
     assert out["calls"]["first"]["status"] == 200
