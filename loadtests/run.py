@@ -54,9 +54,7 @@ PROFILES = {
     "short": Profile(
         [(60, 10), (120, 20)], note="the plan's profile, 1 + 2 minutes instead of 5 + 10"
     ),
-    "plan": Profile(
-        [(300, 10), (600, 20)], note="the plan's profile (ROLLOUT-PLAN.md, Load Testing)"
-    ),
+    "plan": Profile([(300, 10), (600, 20)], note="the rollout plan's load-testing profile"),
     "peak5x": Profile(
         [(300, 50), (600, 100)], sample=True, note="the plan's profile at 5x (50 then 100 rps)"
     ),

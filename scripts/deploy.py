@@ -5,7 +5,7 @@
     scripts/deploy.py rollback --project staging --to previous|REF [--only NAME] [--dry-run]
 
 A deploy is: the preflight (every check runs; any failure stops the deploy, all failures are
-listed), then the plan's sequence (ROLLOUT-PLAN.md, "Deployment Sequence"): Firestore rules and
+listed), then the rollout plan's deployment sequence: Firestore rules and
 indexes, then each function alone, each followed by a smoke check (the health endpoint when a
 function ``*Health`` exists; every callable answers an unauthenticated call with
 ``unauthenticated``), then the deployed commit is recorded in Firestore

@@ -9,8 +9,8 @@ One run:
    evaluator's heartbeat (``config/externalDataEvaluator.lastRunAt``; absent: no heartbeat, so
    the absence alert fires);
 2. picks the complete minutes after the export cursor: a minute is complete once ``SETTLE`` has
-   passed since its end (a call is counted in the minute it *started*, but its record is written
-   when it ends; calls are bounded by the enrichment's 60 s timeout). Nothing older than
+   passed since its end (a call is counted in the minute it was answered, and its record is
+   committed as it ends, a store retry or a slow commit later at most). Nothing older than
    ``MAX_AGE`` (24 h: Cloud Monitoring refuses points older than 25 h), at most ``max_minutes``
    per run, oldest first, so a first run or a long pause catches up over a few runs instead of
    one long call;

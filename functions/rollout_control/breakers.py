@@ -16,9 +16,10 @@ instance still reading an older config (up to its config cache's age) never pass
 probe, whichever minute it fell in. Every change
 is a config change (``changes.apply_change``: compare-and-set plus a history entry with the
 evidence), made only if the breaker is still the one judged (so two overlapping evaluator runs
-move it once). One incident alerts once: the first opening is logged at WARNING; reopening after
+move it once). One incident is logged at WARNING once: the first opening; reopening after
 failed probes, closing, and an opening within ``same_incident`` (30 minutes) of the evaluator
-closing it (the same outage flapping) are logged at INFO.
+closing it (the same outage flapping) are logged at INFO. (The breaker alert follows the
+exported breaker-state gauge, which reads 0 while half-open, so a reopening can alert again.)
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ Immediate rollback (the kill switch, ``components.premiumGating = false``) + CRI
 
 One gradual step (``plan.gradual_step``) + CRITICAL alert when, over the last 30 complete minutes,
 the gated cohort (``cohort.in``) does worse than the users outside it (``cohort.out``) over the
-same minutes (a guarded-rollout comparison, not a fixed baseline):
+same minutes, where there are enough of them; otherwise than the baseline recorded when the
+phase started (``rollout_control.baseline``):
 
 - ``cohort-latency``: p95 of ``cohort.in.lat`` > 1.2 x p95 of ``cohort.out.lat``. Needs at least
   50 calls on each side. The histograms' buckets are 5% wide, so this fires when the cohort's
@@ -44,8 +45,9 @@ Never twice for the same incident:
   percentage, groups, fallback or kill switch moves), so after a step it waits for a full fresh
   30-minute window of the new cohort before it can step again.
 
-Nothing acts while gating is inactive (phase off or kill switch on); in phase full there is no
-outside group (the fallback is removed), so only the immediate triggers apply.
+Nothing acts while gating is inactive (phase off or kill switch on). In phase full there is no
+outside group (the fallback is removed): the gradual triggers compare the cohort with the
+baseline recorded when the phase started.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rollout plan as data: phases in order, their settings, and the gradual-rollback ladder.
 
-Phases (ROLLOUT-PLAN.md "Production Rollout Phases"):
+Phases (the rollout plan's production phases):
 
 | phase   | rolloutPercentage | fallbackEnabled | monitoring window before ``advance`` |
 |---------|-------------------|-----------------|--------------------------------------|

@@ -5,7 +5,8 @@ the phase. Seats are drawn with atomic increments, so N is exact under concurren
 A seat is held for the whole phase: an erasure (contract 2.5, ``usecases.erasure``) moves it from
 ``members/{uid}`` to ``members/{keyed hash of the uid}`` (``kept_seat_path``) instead of
 deleting it, and a user's first call of a phase (no ``members/{uid}`` yet) looks there before
-drawing. That costs one read on that first call only; later calls read what they read before."""
+drawing (``_decide``; so does a call that finds the first one died undecided). That costs one
+read on those calls only; later calls read what they read before."""
 
 from __future__ import annotations
 
