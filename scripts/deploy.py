@@ -601,6 +601,15 @@ def execute(
     return done
 
 
+def check_only(pf: Preflight, only: str | None) -> None:
+    """``--only`` names one of the discovered functions (else a failure of the preflight)."""
+    names = [f.name for f in pf.functions]
+    if only and names and only not in names:
+        pf.failed.append(
+            f"--only: {only} is not a function of this source (its functions: {', '.join(names)})"
+        )
+
+
 def deploy(
     t: Target,
     only: str | None,
@@ -611,8 +620,7 @@ def deploy(
 ) -> int:
     """Preflight, then (unless ``dry_run``) the sequence and its record."""
     pf = preflight(t, runner)
-    if only and pf.functions and only not in {f.name for f in pf.functions}:
-        pf.failed.append(f"--only: {only} is not a function of this source")
+    check_only(pf, only)
     say(f"preflight for {t.alias} ({t.project_id}):\n{pf.report()}")
     return _run(
         t,
@@ -736,6 +744,7 @@ def _redeploy(
 ) -> int:
     pf = preflight(old, runner, require_tests=False)
     pf.commit = commit
+    check_only(pf, only)
     say(f"preflight of {commit[:12]} for {old.alias} ({old.project_id}):\n{pf.report()}")
     return _run(
         old,

@@ -340,3 +340,20 @@ def test_the_projects_functions_are_discoverable() -> None:
     assert set(CALLABLES) <= names
     assert all(f.kind == "callable" for f in found if f.name in CALLABLES)
     assert "EXTERNAL_DATA_HASH_SALT" in next(f for f in found if f.name == CALLABLES[0]).secrets
+
+
+# -- a bad day: what an operator meets when something goes wrong --------------------------------
+
+
+def test_a_rollback_of_an_unknown_function_stops(repo: Repo, run: Run) -> None:
+    """``rollback --only`` with a misspelled name deployed nothing, yet said it rolled back
+    (exit 0) and recorded a rollback: the name is checked as for a deploy."""
+    first = git(repo.root, "rev-parse", "HEAD")
+    (repo.root / "README.md").write_text("second\n")
+    repo.commit("second")
+    status, out = run(
+        "rollback", "--project", "staging", "--to", first, "--only", "enrichCV", "--dry-run"
+    )
+    assert status == 1, out
+    assert "--only: enrichCV is not a function of this source" in out
+    assert "trackExternalDataUsage" in out  # the names it could have been
