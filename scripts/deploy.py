@@ -27,7 +27,8 @@ The preflight:
 
 ``--dry-run`` runs the preflight, prints every command the deploy would run, and exits 1 if a
 check failed (a missing secret is named). Exit status: 0 done, 1 preflight failed, 2 a deploy
-command or a smoke check failed (what was deployed so far is printed).
+command or a smoke check failed, or Ctrl-C, part way (what was deployed so far is printed and
+recorded with ``failed``, so ``rollback --to previous`` still finds the version before).
 """
 
 from __future__ import annotations
@@ -573,32 +574,63 @@ def firestore_log(project_id: str) -> DeployLog:
 Say = Callable[[str], None]
 
 
+RULES_STEP = "firestore:rules,firestore:indexes"
+
+
+class Incomplete(DeployError):
+    """The sequence stopped part way; ``deployed`` lists the steps that completed (the rules
+    step, then function names)."""
+
+    def __init__(self, reason: str, deployed: Sequence[str]) -> None:
+        self.reason = reason
+        self.deployed = list(deployed)
+        super().__init__(f"{reason}; deployed so far: {so_far(self.deployed)}")
+
+    @property
+    def functions(self) -> list[str]:
+        """The functions deployed before the sequence stopped."""
+        return [d for d in self.deployed if d != RULES_STEP]
+
+
+def so_far(deployed: Sequence[str]) -> str:
+    """What a stopped sequence changed, in words."""
+    functions = [d for d in deployed if d != RULES_STEP]
+    rules = "the Firestore rules and indexes" if RULES_STEP in deployed else ""
+    if functions and rules:
+        return f"{functions} after {rules}"
+    return str(functions) if functions else rules or "nothing"
+
+
 def execute(
     t: Target, pf: Preflight, only: str | None, runner: Runner, say: Say, smoke_pause_s: float = 3.0
 ) -> list[str]:
     """Run the sequence; each function deploy is followed by its smoke check. Returns the
-    functions deployed; raises ``DeployError`` naming the step that failed."""
+    functions deployed; raises ``Incomplete`` naming the step that failed (or was interrupted)
+    and what was deployed before it."""
     by_name = {f.name: f for f in pf.functions}
     done: list[str] = []
-    for cmd in deploy_commands(t, pf.functions, only):
-        say(f"$ {shlex.join(cmd)}")
-        r = runner(cmd, t.root)
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            raise DeployError(
-                f"`{shlex.join(cmd)}` failed (status {r.returncode}): {' / '.join(tail)}; deployed so far: {done or 'nothing'}"
-            )
-        target = cmd[-1]
-        if target.startswith("functions:"):
-            fn = by_name[target.split(":", 1)[1]]
-            try:
-                say(f"  smoke: {smoke(t.functions_url, fn, pause_s=smoke_pause_s)}")
-            except DeployError as exc:
-                raise DeployError(
-                    f"{exc}; deployed so far: {[*done, fn.name]}; undo with `scripts/deploy.py rollback --project {t.alias} --to previous`"
-                ) from None
-            done.append(fn.name)
-    return done
+    step = ""
+    try:
+        for cmd in deploy_commands(t, pf.functions, only):
+            step = f"`{shlex.join(cmd)}`"
+            say(f"$ {shlex.join(cmd)}")
+            r = runner(cmd, t.root)
+            if r.returncode != 0:
+                tail = " / ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
+                raise Incomplete(f"{step} failed (status {r.returncode}): {tail}", done)
+            target = cmd[-1].removeprefix("functions:")
+            done.append(target)
+            if target in by_name:
+                step = f"the smoke check of {target}"
+                try:
+                    say(
+                        f"  smoke: {smoke(t.functions_url, by_name[target], pause_s=smoke_pause_s)}"
+                    )
+                except DeployError as exc:
+                    raise Incomplete(str(exc), done) from None
+    except KeyboardInterrupt:
+        raise Incomplete(f"interrupted during {step} (its outcome is unknown)", done) from None
+    return [d for d in done if d != RULES_STEP]
 
 
 def check_only(pf: Preflight, only: str | None) -> None:
@@ -674,8 +706,15 @@ def _run(
         return 1
     try:
         done = execute(t, pf, steps.only, steps.runner, say)
-    except DeployError as exc:
+    except Incomplete as exc:
         say(f"{kind} failed: {exc}")
+        path = steps.log().record(
+            t.project_id, pf.commit, kind, exc.functions, only=steps.only, failed=exc.reason
+        )
+        say(f"recorded as {path} (stopped part way)")
+        again = "previous" if kind == "deploy" else pf.commit[:12]
+        verb = "undo" if kind == "deploy" else "retry"
+        say(f"{verb} with `scripts/deploy.py rollback --project {t.alias} --to {again}`")
         return 2
     path = steps.log().record(t.project_id, pf.commit, kind, done, only=steps.only)
     say(finished(", ".join(done), path))

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,9 @@ def test_a_failed_smoke_check_stops_the_sequence_and_says_how_to_undo(
     assert "deployed so far: ['enrichCVWithExternalData', 'trackExternalDataUsage']" in out
     assert "rollback --project staging --to previous" in out
     assert deploy_lines(repo)[-1].endswith("functions:trackExternalDataUsage")
-    assert deploy.DeployLog(store).entries("cv-stage-1") == []
+    (entry,) = deploy.DeployLog(store).entries("cv-stage-1")  # what changed, marked as stopped
+    assert entry["functions"] == ["enrichCVWithExternalData", "trackExternalDataUsage"]
+    assert entry["failed"].startswith("smoke check of trackExternalDataUsage")
 
 
 def test_a_failed_deploy_command_stops_the_sequence(repo: Repo, run: Run) -> None:
@@ -357,3 +360,62 @@ def test_a_rollback_of_an_unknown_function_stops(repo: Repo, run: Run) -> None:
     assert status == 1, out
     assert "--only: enrichCV is not a function of this source" in out
     assert "trackExternalDataUsage" in out  # the names it could have been
+
+
+def test_a_deploy_that_stops_part_way_is_recorded_so_previous_undoes_it(
+    repo: Repo, run: Run, store: MemoryStore
+) -> None:
+    """The printed undo (`rollback --to previous`) must go back to what ran before this deploy:
+    unrecorded, the log still named the commit before as current, and `previous` went back two
+    versions. The report names everything that changed, rules and indexes included."""
+    assert run("--project", "staging")[0] == 0
+    before = git(repo.root, "rev-parse", "HEAD")
+    (repo.root / "README.md").write_text("second\n")
+    second = repo.commit("second")
+    repo.fail_on("functions:trackExternalDataUsage")
+    status, out = run("--project", "staging")
+    assert status == 2, out
+    so_far = "deployed so far: ['enrichCVWithExternalData'] after the Firestore rules and indexes"
+    assert so_far in out
+    assert "undo with `scripts/deploy.py rollback --project staging --to previous`" in out
+    log = deploy.DeployLog(store)
+    newest = log.entries("cv-stage-1")[0]
+    assert newest["commit"] == second and newest["functions"] == ["enrichCVWithExternalData"]
+    assert "functions:trackExternalDataUsage" in newest["failed"]
+    assert log.previous("cv-stage-1") == before
+
+
+def test_a_failure_after_the_rules_says_they_were_deployed(repo: Repo, run: Run) -> None:
+    repo.fail_on("functions:enrichCVWithExternalData")
+    status, out = run("--project", "staging")
+    assert status == 2, out
+    assert "deployed so far: the Firestore rules and indexes" in out
+    assert "--to previous" in out
+
+
+def test_ctrl_c_midway_says_what_was_deployed_and_records_it(
+    repo: Repo, deployed: Deployed, store: MemoryStore
+) -> None:
+    def interrupted(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        if argv[-1] == "functions:trackExternalDataUsage":
+            raise KeyboardInterrupt
+        return deploy.run_command(argv, cwd)
+
+    out: list[str] = []
+    argv = ["--project", "staging", "--firebase", str(repo.firebase)]
+    try:
+        status = deploy.main(
+            [*argv, "--functions-url", deployed.url],
+            root=repo.root,
+            runner=interrupted,
+            log=lambda _project: deploy.DeployLog(store),
+            say=out.append,
+        )
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped: nothing said about what was deployed, nothing recorded")
+    text = "\n".join(out)
+    assert status == 2, text
+    assert "interrupted during `" in text and "functions:trackExternalDataUsage` (" in text
+    assert "deployed so far: ['enrichCVWithExternalData'] after the Firestore rules" in text
+    (entry,) = deploy.DeployLog(store).entries("cv-stage-1")
+    assert entry["functions"] == ["enrichCVWithExternalData"] and "interrupted" in entry["failed"]
