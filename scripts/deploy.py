@@ -386,6 +386,9 @@ class Target:
     """A Firestore emulator for the rules check; without one, a temporary one is started."""
     python: Path | None = None
     """The functions' Python (default: functions/venv of ``root``)."""
+    tools: Path | None = None
+    """The checkout whose ``.tools`` and ``.venv`` (gitignored: ``make setup``) start the
+    temporary Firestore emulator (default ``root``; a rollback's worktree has neither)."""
 
 
 def preflight(t: Target, runner: Runner, *, require_tests: bool = True) -> Preflight:
@@ -431,7 +434,7 @@ def preflight(t: Target, runner: Runner, *, require_tests: bool = True) -> Prefl
 def _rules(t: Target) -> str:
     if t.emulator_host:
         return check_rules(t.root / "firestore.rules", t.emulator_host)
-    with temporary_firestore(t.root) as host:
+    with temporary_firestore(t.tools or t.root) as host:
         return check_rules(t.root / "firestore.rules", host)
 
 
@@ -756,6 +759,7 @@ def rollback(
     old = Target(
         work / "src", t.alias, t.project_id, t.firebase, t.functions_url, t.emulator_host, t.python
     )
+    old.tools = t.tools or t.root  # its rules check uses this checkout's emulator
     try:
         for cmd in steps if not dry_run else steps[:1]:
             say(f"$ {shlex.join(cmd)}")

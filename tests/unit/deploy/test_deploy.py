@@ -419,3 +419,34 @@ def test_ctrl_c_midway_says_what_was_deployed_and_records_it(
     assert "deployed so far: ['enrichCVWithExternalData'] after the Firestore rules" in text
     (entry,) = deploy.DeployLog(store).entries("cv-stage-1")
     assert entry["functions"] == ["enrichCVWithExternalData"] and "interrupted" in entry["failed"]
+
+
+def test_a_rollback_compiles_the_rules_with_this_checkouts_emulator(
+    repo: Repo, run: Run, firestore_host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real rollback runs without FIRESTORE_EMULATOR_HOST: the rules check starts a temporary
+    emulator from a checkout's ``.tools/firestore-launcher.jar`` (and ``.venv``'s Java), which
+    are gitignored, so the fresh worktree of the old commit has neither: the rollback's rules
+    check always failed. This stand-in needs the jar as the real one does."""
+
+    class Emulator:
+        def __init__(self, root: Path) -> None:
+            self.root = root
+
+        def __enter__(self) -> str:
+            if not (self.root / ".tools" / "firestore-launcher.jar").exists():
+                raise deploy.DeployError("rules: no Firestore emulator to compile them on")
+            return firestore_host
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")
+    monkeypatch.setattr(deploy, "temporary_firestore", Emulator)
+    (repo.root / ".tools" / "firestore-launcher.jar").write_text("")  # as `make setup` leaves it
+    first = git(repo.root, "rev-parse", "HEAD")
+    (repo.root / "README.md").write_text("second\n")
+    repo.commit("second")
+    status, out = run("rollback", "--project", "staging", "--to", first, "--dry-run")
+    assert status == 0, out
+    assert "ok    rules: firestore.rules compiles" in out
