@@ -13,10 +13,11 @@ function ``*Health`` exists; every callable answers an unauthenticated call with
 A rollback redeploys an earlier commit the same way from a clean ``git worktree``.
 
 The preflight:
-  env        ``functions/.env`` + ``.env.<project id>`` + ``.env.<alias>`` parse with the
-             functions' own settings code (``common.settings.load_settings``, as the deploy's
-             function discovery runs it: secrets absent); no unknown ``EXTERNAL_DATA_*`` name,
-             no secret and no reserved key in them
+  env        ``functions/.env`` + ``.env.<project id>`` or ``.env.<alias>`` (firebase-tools
+             refuses both) parse with the functions' own settings code
+             (``common.settings.load_settings``, as the deploy's function discovery runs it:
+             secrets absent); no unknown ``EXTERNAL_DATA_*`` name, no secret, and every key one
+             firebase-tools accepts (uppercase, not reserved)
   secrets    every secret the discovered functions declare exists in Secret Manager
              (``firebase functions:secrets:get``: metadata only, the value is never printed)
   rules      ``firestore.rules`` compiles on the Firestore emulator
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -60,8 +62,22 @@ from common.settings import VARIABLES, SettingsError, load_settings  # noqa: E40
 REGION = "us-central1"
 HISTORY = "config/externalDataDeploys/history"
 """One document per deploy or rollback: project, commit, functions, when, who."""
-RESERVED_PREFIXES = ("FIREBASE_", "X_GOOGLE_", "EXT_")
+# firebase-tools' own key rules (lib/functions/env.js: validateKey, RESERVED_KEYS/PREFIXES).
+RESERVED_PREFIXES = ("X_GOOGLE_", "FIREBASE_", "EXT_", "KIT_")
 RESERVED_KEYS = {
+    "FIREBASE_CONFIG",
+    "CLOUD_RUNTIME_CONFIG",
+    "EVENTARC_CLOUD_EVENT_SOURCE",
+    "ENTRY_POINT",
+    "GCP_PROJECT",
+    "GCLOUD_PROJECT",
+    "GOOGLE_CLOUD_PROJECT",
+    "FUNCTION_TRIGGER_TYPE",
+    "FUNCTION_NAME",
+    "FUNCTION_MEMORY_MB",
+    "FUNCTION_TIMEOUT_SEC",
+    "FUNCTION_IDENTITY",
+    "FUNCTION_REGION",
     "FUNCTION_TARGET",
     "FUNCTION_SIGNATURE_TYPE",
     "K_SERVICE",
@@ -69,6 +85,7 @@ RESERVED_KEYS = {
     "PORT",
     "K_CONFIGURATION",
 }
+KEY_FORMAT = re.compile(r"[A-Z_][A-Z0-9_]*")
 ORDER = (
     "enrichCVWithExternalData",
     "trackExternalDataUsage",
@@ -106,27 +123,44 @@ def resolve_project(root: Path, project: str) -> tuple[str, str]:
     return project, project
 
 
+_DOTENV_LINE = re.compile(
+    r"""\s*(?:export)?\s*([\w./]+)\s*=[\f\t\v]*"""
+    r"""(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|[^#\r\n]*)?\s*(?:#.*)?""",
+    re.ASCII,
+)
+"""firebase-tools' LINE_RE (lib/functions/env.js), one line at a time."""
+_ESCAPES = {
+    "\\n": "\n",
+    "\\r": "\r",
+    "\\t": "\t",
+    "\\v": "\v",
+    "\\\\": "\\",
+    "\\'": "'",
+    '\\"': '"',
+}
+
+
 def parse_dotenv(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines as firebase-tools reads them: ``#`` comments, blank lines, optional
-    ``export``, single or double quotes (``\\n`` escapes inside double quotes)."""
+    """``KEY=VALUE`` lines as firebase-tools reads them: ``#`` comments (an unquoted value ends
+    at ``#``), blank lines, optional ``export``, single or double quotes (escapes ``\\n \\r
+    \\t \\v \\\\ \\' \\"`` inside double quotes). Values are one line each here
+    (firebase-tools also reads a quoted value over several lines: its second line fails here as
+    not ``KEY=VALUE``)."""
     out: dict[str, str] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum() or key[0].isdigit():
+        m = _DOTENV_LINE.fullmatch(line)
+        if not m:
             raise DeployError(f"line {n} is not KEY=VALUE: {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            quote, value = value[0], value[1:-1]
-            if quote == '"':
-                value = value.replace("\\n", "\n").replace('\\"', '"')
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key] = value
+        value = (m[2] or "").strip()
+        quoted = re.fullmatch(r"""(["'])(.*)\1""", value, re.S)
+        if quoted:
+            value = quoted[2]
+            if quoted[1] == '"':
+                value = re.sub(r"""\\[nrtv\\'"]""", lambda e: _ESCAPES[e[0]], value)
+        out[m[1]] = value
     return out
 
 
@@ -145,6 +179,11 @@ def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[st
             f"no functions/.env.{alias} (or .env.{project_id}): every project needs its own "
             "settings file (start from functions/.env.example)"
         )
+    if len(specific) > 1:
+        raise DeployError(
+            f"both {' and '.join('functions/' + f.name for f in specific)}: firebase-tools "
+            f"refuses to deploy with both; keep one (functions/.env.{alias})"
+        )
     env: dict[str, str] = {}
     for f in files:
         try:
@@ -153,6 +192,11 @@ def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[st
             raise DeployError(f"functions/{f.name}: {exc}") from None
     known = {v.name for v in VARIABLES}
     for key in env:
+        if not KEY_FORMAT.fullmatch(key):
+            raise DeployError(
+                f"{key}: firebase-tools accepts only uppercase ASCII letters, digits and "
+                "underscores in a key (not starting with a digit)"
+            )
         if key in secret_names:
             raise DeployError(
                 f"{key} is a secret: set it with `firebase functions:secrets:set {key}`, not in a .env file"

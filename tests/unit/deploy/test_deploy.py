@@ -450,3 +450,55 @@ def test_a_rollback_compiles_the_rules_with_this_checkouts_emulator(
     status, out = run("rollback", "--project", "staging", "--to", first, "--dry-run")
     assert status == 0, out
     assert "ok    rules: firestore.rules compiles" in out
+
+
+def test_env_files_for_both_the_project_id_and_its_alias_stop_the_deploy(
+    repo: Repo, run: Run
+) -> None:
+    """firebase-tools (lib/functions/env.js loadUserEnvs) refuses to deploy with both
+    ``.env.<project id>`` and ``.env.<alias>``; the preflight merged them and passed, so the
+    deploy failed at its first function, after the rules had gone out."""
+    (repo.root / "functions" / ".env.cv-stage-1").write_text("EXTERNAL_DATA_LOG_LEVEL=DEBUG\n")
+    repo.commit()
+    _preflight_fails(repo, run, "both functions/.env.cv-stage-1 and functions/.env.staging")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("external_data_log_level=DEBUG", "external_data_log_level: firebase-tools accepts only"),
+        ("GCLOUD_PROJECT=other", "GCLOUD_PROJECT is reserved"),
+        ("FUNCTION_NAME=x", "FUNCTION_NAME is reserved"),
+        ("KIT_X=1", "KIT_X is reserved"),
+    ],
+)
+def test_a_key_firebase_tools_refuses_stops_the_deploy(
+    repo: Repo, run: Run, line: str, expected: str
+) -> None:
+    """Keys as firebase-tools validates them (validateKey): uppercase, none of its reserved
+    keys or prefixes. The preflight passed these; the deploy failed after the rules."""
+    (repo.root / "functions" / ".env.staging").write_text(STAGING_ENV + line + "\n")
+    repo.commit()
+    _preflight_fails(repo, run, expected)
+
+
+def test_values_are_read_as_firebase_tools_reads_them() -> None:
+    """firebase-tools' LINE_RE: an unquoted value ends at ``#``; a quoted value may be followed
+    by a comment; double quotes unescape \\n \\r \\t \\v \\\\ \\' \\"."""
+    text = 'A=x#y\nB="q" # note\nC="t\\tz\\\\"\nD= spaced  \nE=\nF=\'a\' #c\n'
+    assert deploy.parse_dotenv(text) == {
+        "A": "x",
+        "B": "q",
+        "C": "t\tz\\",
+        "D": "spaced",
+        "E": "",
+        "F": "a",
+    }
+
+
+def test_a_quoted_setting_with_a_comment_passes_the_preflight(repo: Repo, run: Run) -> None:
+    env = repo.root / "functions" / ".env.staging"
+    env.write_text(STAGING_ENV + 'EXTERNAL_DATA_GRACE_DAYS="5" # a longer grace\n')
+    repo.commit()
+    status, out = run("--project", "staging", "--dry-run")
+    assert status == 0, out
