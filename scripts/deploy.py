@@ -507,19 +507,36 @@ class temporary_firestore:  # noqa: N801 - used as a context manager, like conte
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        try:
+            return self._wait(self.proc, port)
+        except BaseException:  # not up, or Ctrl-C meanwhile: stop it, no one else will
+            self.__exit__()
+            raise
+
+    @staticmethod
+    def _wait(proc: subprocess.Popen[bytes], port: int) -> str:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DeployError(
+                    f"rules: the temporary Firestore emulator exited (status {proc.returncode}): "
+                    "check Java and .tools/firestore-launcher.jar (`make setup`)"
+                )
             try:
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
                 return f"127.0.0.1:{port}"
             except httpx.TransportError:
                 time.sleep(0.3)
-        raise DeployError("rules: the temporary Firestore emulator did not start")
+        raise DeployError("rules: the temporary Firestore emulator did not start in 60 s")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(15)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # -- the sequence, smoke checks, history -------------------------------------------------------

@@ -5,13 +5,17 @@ alone with a smoke check after it, stops at the first failure, and records what 
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scripts import deploy
@@ -502,3 +506,70 @@ def test_a_quoted_setting_with_a_comment_passes_the_preflight(repo: Repo, run: R
     repo.commit()
     status, out = run("--project", "staging", "--dry-run")
     assert status == 0, out
+
+
+class _Clock:
+    """``deploy.time`` whose clock jumps 20 s a reading and whose sleep returns at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 20
+        return self.now
+
+    def sleep(self, _s: float) -> None:
+        pass
+
+
+def _fake_java(root: Path, body: str) -> Path:
+    """A checkout whose with-emulators.sh names a fake java running ``body``; its pid file."""
+    pid = root / "java.pid"
+    java = root / "java"
+    java.write_text(f"#!/bin/sh\necho $$ > {pid}\n{body}\n")
+    (root / "scripts").mkdir()
+    wrapper = root / "scripts" / "with-emulators.sh"
+    wrapper.write_text(f"#!/bin/sh\necho {java}\n")
+    (root / ".tools").mkdir()
+    (root / ".tools" / "firestore-launcher.jar").write_text("")
+    java.chmod(0o755)
+    wrapper.chmod(0o755)
+    return pid
+
+
+def test_an_emulator_that_does_not_come_up_is_not_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules check's temporary emulator (every real deploy starts one) gave up after 60 s
+    and left the JVM running, holding its port, with no one to stop it."""
+    pid = _fake_java(tmp_path, "exec sleep 60")
+    monkeypatch.setattr(deploy, "time", _Clock())
+    try:
+        with (
+            pytest.raises(deploy.DeployError, match="did not start"),
+            deploy.temporary_firestore(tmp_path),
+        ):
+            pass
+        assert not Path(f"/proc/{pid.read_text().strip()}").exists()  # stopped and reaped
+    finally:
+        if pid.exists() and Path(f"/proc/{pid.read_text().strip()}").exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)
+
+
+def test_an_emulator_that_exits_at_once_is_reported_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Java or jar that cannot start was waited on for the whole 60 s, then "did not start"."""
+    _fake_java(tmp_path, "exit 3")
+    monkeypatch.setattr(deploy, "time", _Clock())
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        time.sleep(0.5)  # long enough for the fake java to have exited
+        raise httpx.ConnectError("refused")
+
+    monkeypatch.setattr(httpx, "get", refused)
+    with (
+        pytest.raises(deploy.DeployError, match=r"exited \(status 3\)"),
+        deploy.temporary_firestore(tmp_path),
+    ):
+        pass
