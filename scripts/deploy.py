@@ -25,11 +25,13 @@ The preflight:
   tree       the working tree is clean, and its commit passed ``make test`` (listed in
              ``.tools/test-passed``, which ``make test`` appends to)
   discovery  the functions import and list themselves as firebase-tools will see them
+  log        the deploy log in Firestore can be read (the deploy is recorded there)
 
 ``--dry-run`` runs the preflight, prints every command the deploy would run, and exits 1 if a
 check failed (a missing secret is named). Exit status: 0 done, 1 preflight failed, 2 a deploy
 command or a smoke check failed, or Ctrl-C, part way (what was deployed so far is printed and
-recorded with ``failed``, so ``rollback --to previous`` still finds the version before).
+recorded with ``failed``, so ``rollback --to previous`` still finds the version before), or the
+record could not be written.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -625,6 +627,33 @@ class DeployLog:
         raise DeployError(f"{project_id} has only ever run {current[:12]}: nothing to roll back to")
 
 
+_T = TypeVar("_T")
+
+
+def use_log(log: Callable[[], DeployLog], use: Callable[[DeployLog], _T], what: str) -> _T:
+    """``use(log())``; a failure of the store (credentials, network, permissions) becomes a
+    ``DeployError`` saying the log could not be ``what`` (read, written)."""
+    try:
+        return use(log())
+    except DeployError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whichever the client raises, the same remedy
+        raise DeployError(
+            f"the deploy log ({HISTORY} in Firestore) could not be {what} "
+            f"({type(exc).__name__}: {exc}; credentials: `gcloud auth application-default login`)"
+        ) from None
+
+
+def check_log(pf: Preflight, project_id: str, log: Callable[[], DeployLog]) -> None:
+    """The deploy log can be read (the deploy is recorded there at the end)."""
+
+    def read() -> str:
+        n = len(use_log(log, lambda history: history.entries(project_id), "read"))
+        return f"{n} deploys of {project_id} on record"
+
+    pf.check("log", read)
+
+
 def firestore_log(project_id: str) -> DeployLog:
     """The deploy log in the project's Firestore (the emulator when FIRESTORE_EMULATOR_HOST is
     set, otherwise Application Default Credentials)."""
@@ -717,6 +746,7 @@ def deploy(
     """Preflight, then (unless ``dry_run``) the sequence and its record."""
     pf = preflight(t, runner)
     check_only(pf, only)
+    check_log(pf, t.project_id, log)
     say(f"preflight for {t.alias} ({t.project_id}):\n{pf.report()}")
     return _run(
         t,
@@ -772,17 +802,37 @@ def _run(
         done = execute(t, pf, steps.only, steps.runner, say)
     except Incomplete as exc:
         say(f"{kind} failed: {exc}")
-        path = steps.log().record(
-            t.project_id, pf.commit, kind, exc.functions, only=steps.only, failed=exc.reason
-        )
-        say(f"recorded as {path} (stopped part way)")
+        path = _record(t, pf.commit, kind, steps, exc.functions, failed=exc.reason)
+        if path:
+            say(f"recorded as {path} (stopped part way)")
         again = "previous" if kind == "deploy" else pf.commit[:12]
         verb = "undo" if kind == "deploy" else "retry"
         say(f"{verb} with `scripts/deploy.py rollback --project {t.alias} --to {again}`")
         return 2
-    path = steps.log().record(t.project_id, pf.commit, kind, done, only=steps.only)
+    path = _record(t, pf.commit, kind, steps, done)
+    if not path:
+        say(f"{kind} of {pf.commit[:12]} to {t.project_id} done: {', '.join(done)}")
+        return 2
     say(finished(", ".join(done), path))
     return 0
+
+
+def _record(
+    t: Target, commit: str, kind: str, steps: Steps, functions: list[str], **extra: str
+) -> str:
+    """Record the deploy or rollback; its path, or "" (and why, said) if it could not be."""
+
+    def write(history: DeployLog) -> str:
+        return history.record(t.project_id, commit, kind, functions, only=steps.only, **extra)
+
+    try:
+        return use_log(steps.log, write, "written")
+    except DeployError as exc:
+        steps.say(
+            f"{kind} of {commit[:12]} NOT recorded: {exc}; until it is, `rollback --to previous` "
+            f"does not know it: name commits with `rollback --to REF`"
+        )
+        return ""
 
 
 def rollback(
@@ -796,7 +846,11 @@ def rollback(
 ) -> int:
     """Redeploy an earlier commit from a clean worktree, smoke checked, and record it."""
     try:
-        wanted = log().previous(t.project_id) if ref == "previous" else ref
+        wanted = (
+            use_log(log, lambda h: h.previous(t.project_id), "read; name a commit with --to REF")
+            if ref == "previous"
+            else ref
+        )
     except DeployError as exc:
         say(f"rollback stopped: {exc}")
         return 1
@@ -849,6 +903,7 @@ def _redeploy(
     pf = preflight(old, runner, require_tests=False)
     pf.commit = commit
     check_only(pf, only)
+    check_log(pf, old.project_id, log)
     say(f"preflight of {commit[:12]} for {old.alias} ({old.project_id}):\n{pf.report()}")
     return _run(
         old,

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -573,3 +574,55 @@ def test_an_emulator_that_exits_at_once_is_reported_at_once(
         deploy.temporary_firestore(tmp_path),
     ):
         pass
+
+
+class _Unreadable(MemoryStore):
+    """A deploy log without credentials: every read fails."""
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("DefaultCredentialsError: no Application Default Credentials")
+
+
+class _Unwritable(MemoryStore):
+    """A deploy log that can be read but not written."""
+
+    def commit(self, writes: Any) -> None:
+        raise RuntimeError("403 Missing or insufficient permissions")
+
+
+def _with_log(repo: Repo, deployed: Deployed, store: MemoryStore, *args: str) -> tuple[int, str]:
+    out: list[str] = []
+    argv = [*args, "--firebase", str(repo.firebase), "--functions-url", deployed.url]
+    status = deploy.main(
+        argv, root=repo.root, log=lambda _p: deploy.DeployLog(store), say=out.append
+    )
+    return status, "\n".join(out)
+
+
+def test_an_unreadable_deploy_log_stops_the_deploy_before_anything_changes(
+    repo: Repo, deployed: Deployed
+) -> None:
+    """The deploy is recorded at the end (for `rollback --to previous`); a log it cannot reach
+    (no credentials) was found only then, after every function had been deployed."""
+    status, out = _with_log(repo, deployed, _Unreadable(), "--project", "staging")
+    assert status == 1, out
+    assert "FAIL  log: the deploy log" in out and "DefaultCredentialsError" in out
+    assert deploy_lines(repo) == []
+
+
+def test_a_deploy_log_that_cannot_be_written_is_reported_not_a_traceback(
+    repo: Repo, deployed: Deployed
+) -> None:
+    status, out = _with_log(repo, deployed, _Unwritable(), "--project", "staging")
+    assert status == 2, out
+    assert "NOT recorded" in out and "403 Missing or insufficient permissions" in out
+    assert "--to previous" in out  # what it means for the next rollback
+
+
+def test_rollback_to_previous_with_an_unreadable_log_says_so(
+    repo: Repo, deployed: Deployed
+) -> None:
+    args = ("rollback", "--project", "staging", "--to", "previous", "--dry-run")
+    status, out = _with_log(repo, deployed, _Unreadable(), *args)
+    assert status == 1, out
+    assert "rollback stopped: the deploy log" in out and "--to REF" in out
