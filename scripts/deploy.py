@@ -116,10 +116,15 @@ def run_command(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[s
 # -- project and env files ---------------------------------------------------------------------
 
 
+def aliases(root: Path) -> dict[str, str]:
+    """``.firebaserc``'s projects: alias -> project id."""
+    rc = root / ".firebaserc"
+    return dict(json.loads(rc.read_text()).get("projects", {})) if rc.exists() else {}
+
+
 def resolve_project(root: Path, project: str) -> tuple[str, str]:
     """(alias, project id) from ``.firebaserc``; an id that is no alias is its own alias."""
-    rc = root / ".firebaserc"
-    projects = json.loads(rc.read_text()).get("projects", {}) if rc.exists() else {}
+    projects = aliases(root)
     if project in projects:
         return project, str(projects[project])
     return project, project
@@ -176,6 +181,13 @@ def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[st
     """The env preflight; returns a one-line description, raises ``DeployError``."""
     files = env_files(root, alias, project_id)
     specific = [f for f in files if f.name != ".env"]
+    known = aliases(root)
+    if not specific and alias == project_id and known and alias not in known.values():
+        raise DeployError(
+            f"{alias} is not an alias of .firebaserc ({', '.join(sorted(known))}) nor a project "
+            f"with a functions/.env.{alias}: a typo? (a new project: add its alias to "
+            ".firebaserc and its settings from functions/.env.example)"
+        )
     if not specific:
         raise DeployError(
             f"no functions/.env.{alias} (or .env.{project_id}): every project needs its own "
@@ -192,7 +204,7 @@ def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[st
             env.update(parse_dotenv(f.read_text()))
         except DeployError as exc:
             raise DeployError(f"functions/{f.name}: {exc}") from None
-    known = {v.name for v in VARIABLES}
+    settings = {v.name for v in VARIABLES}
     for key in env:
         if not KEY_FORMAT.fullmatch(key):
             raise DeployError(
@@ -203,7 +215,7 @@ def check_env(root: Path, alias: str, project_id: str, secret_names: Sequence[st
             raise DeployError(
                 f"{key} is a secret: set it with `firebase functions:secrets:set {key}`, not in a .env file"
             )
-        if key.startswith("EXTERNAL_DATA_") and key not in known:
+        if key.startswith("EXTERNAL_DATA_") and key not in settings:
             raise DeployError(
                 f"{key} is not a setting of the functions (typo?); known: common/settings.py VARIABLES"
             )

@@ -626,3 +626,11 @@ def test_rollback_to_previous_with_an_unreadable_log_says_so(
     status, out = _with_log(repo, deployed, _Unreadable(), *args)
     assert status == 1, out
     assert "rollback stopped: the deploy log" in out and "--to REF" in out
+
+
+def test_a_misspelled_project_alias_is_named_as_such(repo: Repo, run: Run) -> None:
+    """`--project stagign` was taken for a project id; the only failure said to create
+    functions/.env.stagign, a fix for the wrong problem."""
+    status, out = run("--project", "stagign", "--dry-run")
+    assert status == 1, out
+    assert "stagign is not an alias of .firebaserc (default, staging)" in out
