@@ -109,8 +109,12 @@ class DeployError(Exception):
 
 
 def run_command(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing its output (the default runner)."""
-    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    """Run a command, capturing its output (the default runner); a program that cannot be run
+    at all is a ``DeployError``."""
+    try:
+        return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise DeployError(f"cannot run {argv[0]}: {exc.strerror} (run `make setup`)") from None
 
 
 # -- project and env files ---------------------------------------------------------------------
@@ -370,14 +374,17 @@ def discover(
         "GCLOUD_PROJECT": project_id,
         "ADMIN_PORT": "8081",
     }
-    out = subprocess.run(
-        [str(exe), "-c", _DISCOVER],
-        cwd=root / "functions",
-        env=full,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        out = subprocess.run(
+            [str(exe), "-c", _DISCOVER],
+            cwd=root / "functions",
+            env=full,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise DeployError(f"cannot run {exe}: {exc.strerror} (run `make setup`)") from None
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise DeployError(f"function discovery failed (importing functions/main.py): {tail}")
@@ -722,17 +729,14 @@ def execute(
             r = runner(cmd, t.root)
             if r.returncode != 0:
                 tail = " / ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-                raise Incomplete(f"{step} failed (status {r.returncode}): {tail}", done)
+                raise DeployError(f"{step} failed (status {r.returncode}): {tail}")
             target = cmd[-1].removeprefix("functions:")
             done.append(target)
             if target in by_name:
                 step = f"the smoke check of {target}"
-                try:
-                    say(
-                        f"  smoke: {smoke(t.functions_url, by_name[target], pause_s=smoke_pause_s)}"
-                    )
-                except DeployError as exc:
-                    raise Incomplete(str(exc), done) from None
+                say(f"  smoke: {smoke(t.functions_url, by_name[target], pause_s=smoke_pause_s)}")
+    except DeployError as exc:
+        raise Incomplete(str(exc), done) from None
     except KeyboardInterrupt:
         raise Incomplete(f"interrupted during {step} (its outcome is unknown)", done) from None
     return [d for d in done if d != RULES_STEP]

@@ -634,3 +634,51 @@ def test_a_misspelled_project_alias_is_named_as_such(repo: Repo, run: Run) -> No
     status, out = run("--project", "stagign", "--dry-run")
     assert status == 1, out
     assert "stagign is not an alias of .firebaserc (default, staging)" in out
+
+
+def test_a_missing_firebase_cli_fails_the_preflight_with_its_remedy(
+    repo: Repo, deployed: Deployed, store: MemoryStore
+) -> None:
+    """Before `make setup` (no node_modules): the secrets check's CLI call was a traceback."""
+    out: list[str] = []
+    argv = ["--project", "staging", "--firebase", str(repo.root / "no" / "firebase")]
+    status = deploy.main(
+        [*argv, "--functions-url", deployed.url, "--dry-run"],
+        root=repo.root,
+        log=lambda _project: deploy.DeployLog(store),
+        say=out.append,
+    )
+    text = "\n".join(out)
+    assert status == 1, text
+    assert f"FAIL  secrets: cannot run {repo.root / 'no' / 'firebase'}" in text
+    assert "make setup" in text
+
+
+def test_a_missing_functions_venv_fails_discovery_with_its_remedy(repo: Repo) -> None:
+    """Before `make setup` (no functions/venv): discovery was a traceback."""
+    with pytest.raises(deploy.DeployError, match=r"cannot run .*venv.*make setup"):
+        deploy.discover(repo.root, "cv-stage-1", {}, repo.root / "functions/venv/bin/python")
+
+
+def test_a_deploy_command_that_cannot_run_stops_the_sequence_part_way(
+    repo: Repo, deployed: Deployed, store: MemoryStore
+) -> None:
+    """The CLI gone between the preflight and a step (or not executable): a stop part way."""
+
+    def vanished(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        if argv[-1] == "functions:trackExternalDataUsage":
+            argv = [str(repo.root / "gone"), *argv[1:]]
+        return deploy.run_command(argv, cwd)
+
+    out: list[str] = []
+    argv = ["--project", "staging", "--firebase", str(repo.firebase)]
+    status = deploy.main(
+        [*argv, "--functions-url", deployed.url],
+        root=repo.root,
+        runner=vanished,
+        log=lambda _project: deploy.DeployLog(store),
+        say=out.append,
+    )
+    text = "\n".join(out)
+    assert status == 2, text
+    assert "cannot run" in text and "deployed so far: ['enrichCVWithExternalData']" in text
