@@ -28,10 +28,10 @@ The preflight:
   log        the deploy log in Firestore can be read (the deploy is recorded there)
 
 ``--dry-run`` runs the preflight, prints every command the deploy would run, and exits 1 if a
-check failed (a missing secret is named). Exit status: 0 done, 1 preflight failed, 2 a deploy
-command or a smoke check failed, or Ctrl-C, part way (what was deployed so far is printed and
-recorded with ``failed``, so ``rollback --to previous`` still finds the version before), or the
-record could not be written.
+check failed (a missing secret is named). Exit status: 0 done, 1 preflight failed (or a usage
+error), 2 a deploy command or a smoke check failed, or Ctrl-C, part way (what was deployed so
+far is printed and recorded with ``failed``, so ``rollback --to previous`` still finds the
+version before), or the record could not be written.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
@@ -935,11 +935,16 @@ def _redeploy(
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A usage error exits 1 (nothing changed): argparse's 2 means "stopped part way" here."""
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (``rollback`` as an optional first word)."""
-    p = argparse.ArgumentParser(
-        description="Deploy to a Firebase project, checked step by step, and undo."
-    )
+    p = _Parser(description="Deploy to a Firebase project, checked step by step, and undo.")
     p.add_argument("action", nargs="?", choices=["deploy", "rollback"], default="deploy")
     p.add_argument(
         "--project",

@@ -682,3 +682,15 @@ def test_a_deploy_command_that_cannot_run_stops_the_sequence_part_way(
     text = "\n".join(out)
     assert status == 2, text
     assert "cannot run" in text and "deployed so far: ['enrichCVWithExternalData']" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--projct", "staging"], ["rollback", "--project", "staging"], ["--project"]],
+)
+def test_a_usage_error_exits_1_nothing_changed_not_2(argv: list[str]) -> None:
+    """Exit 2 means "stopped part way: something was deployed"; argparse's own 2 for a
+    mistyped option said the same of a command that never started."""
+    with pytest.raises(SystemExit) as stopped:
+        deploy.main(argv, say=lambda _line: None)
+    assert stopped.value.code == 1
