@@ -100,9 +100,10 @@ $(TOOLS)/stamp-java: $(TOOLS)/stamp-venv
 # stores on data they seed, and the functions' delete triggers (a deleted CV's results, a
 # deleted profile's data) would otherwise remove that data between two tests.
 # A pass is recorded (.tools/test-passed, read by scripts/deploy.py's preflight) only when the
-# tree was clean as the run started: otherwise the commit is not what was tested.
+# tree was clean as the run started and HEAD did not move meanwhile: otherwise the commit is not
+# what was tested.
 test: setup
-	@status=0; dirty=$$(git status --porcelain 2>/dev/null | head -c 1); \
+	@status=0; dirty=$$(git status --porcelain 2>/dev/null | head -c 1); head=$$(git rev-parse HEAD); \
 	unit_log=$(TOOLS)/test-unit.log; \
 	echo "make test: the unit tests run beside the emulator suites (they mostly wait); their output follows (live: $$unit_log)"; \
 	$(PY) -m pytest tests/unit -q >$$unit_log 2>&1 & unit=$$!; \
@@ -112,7 +113,7 @@ test: setup
 	unit_status=0; wait $$unit || unit_status=$$?; \
 	echo "---- unit tests (tests/unit) ----"; cat $$unit_log; \
 	if [ $$unit_status != 0 ]; then status=$$unit_status; fi; \
-	if [ $$status = 0 ] && [ -z "$$dirty" ]; then git rev-parse HEAD >> $(TOOLS)/test-passed; fi; \
+	if [ $$status = 0 ] && [ -z "$$dirty" ] && [ "$$(git rev-parse HEAD)" = "$$head" ]; then echo $$head >> $(TOOLS)/test-passed; fi; \
 	exit $$status
 
 test-unit: setup
