@@ -111,6 +111,14 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
             sink.count("increment", writes=[path])
             return int(super().increment(path, field_name, by, extra))
 
+        def start_increment(
+            self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
+        ) -> Callable[[], int]:
+            # Counted as increment's are: one round trip, one write.
+            sink.count("increment", writes=[path])
+            pending: Callable[[], int] = super().start_increment(path, field_name, by, extra)
+            return pending
+
         def commit(self, writes: Sequence[Any]) -> None:
             sink.count("commit", writes=[w.path for w in writes])
             super().commit(writes)

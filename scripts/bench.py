@@ -105,13 +105,16 @@ class CountingStore:
         """The writes of the last ``commit`` (a call's records)."""
         self.last_read: list[str] = []
         """The paths of the last started read (a call's cache read)."""
+        self.ended: dict[str, float] = {}
+        """When each kind of round trip last ended (``perf_counter``): the increment's end
+        is when a call's admission is known, the end of its gate."""
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
         if not callable(attr):
             return attr
-        if name == "start_get_many":
-            return self._started(attr)
+        if name in ("start_get_many", "start_increment"):
+            return self._started(attr, "increment" if name == "start_increment" else name)
 
         def wrapped(*a: Any, **kw: Any) -> Any:
             self.calls[name] += 1
@@ -121,19 +124,20 @@ class CountingStore:
             try:
                 return attr(*a, **kw)
             finally:
-                ended = time.perf_counter()
+                ended = self.ended[name] = time.perf_counter()
                 self.spans.append((started, ended))
                 self.ms[name] = self.ms.get(name, 0.0) + (ended - started) * 1000
 
         return wrapped
 
-    def _started(self, start: Callable[..., Any]) -> Callable[..., Any]:
-        """A read sent now and collected later: one round trip, in flight from the send to
-        the end of its collection."""
+    def _started(self, start: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        """A round trip sent now and collected later (a read, or an increment, counted as
+        ``kind``): in flight from the send to the end of its collection."""
 
         def send(*a: Any, **kw: Any) -> Any:
-            self.calls["start_get_many"] += 1
-            self.last_read = list(a[0])
+            self.calls[kind] += 1
+            if kind == "start_get_many":
+                self.last_read = list(a[0])
             started = time.perf_counter()
             collect = start(*a, **kw)
 
@@ -141,10 +145,9 @@ class CountingStore:
                 try:
                     return collect()
                 finally:
-                    ended = time.perf_counter()
+                    ended = self.ended[kind] = time.perf_counter()
                     self.spans.append((started, ended))
-                    ms = self.ms.get("start_get_many", 0.0)
-                    self.ms["start_get_many"] = ms + (ended - started) * 1000
+                    self.ms[kind] = self.ms.get(kind, 0.0) + (ended - started) * 1000
 
             return collected
 
@@ -161,18 +164,24 @@ class CountingStore:
 
 
 class TimedEngine(Engine):
-    """The real engine (its enrichment cache read included) noting when it was called: the end
-    of the gate, and the round trips made before it."""
+    """The real engine (its enrichment cache read included) noting the round trips made before
+    a call first used it (``from_cache`` while the increment is in flight, or ``enrich``)."""
 
     def __init__(self, settings: EnrichmentSettings, store: CountingStore) -> None:
         super().__init__(settings, StoreCacheStore(store), sources={"linkedin": LinkedInSource()})
-        self.called_at = 0.0
-        self.calls_before: Counter[str] = Counter()
+        self.calls_before: Counter[str] | None = None
         self.store = store
 
+    def _note(self) -> None:
+        if self.calls_before is None:
+            self.calls_before = Counter(self.store.calls)
+
+    def from_cache(self, ahead: ReadAhead | None) -> EnrichmentResult | None:
+        self._note()
+        return super().from_cache(ahead)
+
     def enrich(self, inp: EnrichmentInput, ahead: ReadAhead | None = None) -> EnrichmentResult:
-        self.called_at = time.perf_counter()
-        self.calls_before = Counter(self.store.calls)
+        self._note()
         if ahead is None:  # also the engine of an older commit (bench --before), which has none
             return super().enrich(inp)
         return super().enrich(inp, ahead)
@@ -265,19 +274,21 @@ def bench_hot_path(
         eng.store.calls.clear()
         eng.store.spans.clear()
         eng.store.ms.clear()
+        eng.store.ended.clear()
+        eng.calls_before = None
         uid = last["uid"] = uids[next(turn)]
         started = time.perf_counter()
         out = enrich.run(svc, Caller(uid), warm_request(uid, export))
         ended = time.perf_counter()
         if hit and not all(s["cached"] for s in out["sources"]):
             raise RuntimeError(f"not a cache hit: {out['sources']}")
-        before = sum(eng.calls_before.values())
+        before = sum((eng.calls_before or Counter()).values())
         calls = Counter(eng.store.calls)
         waits = eng.store.waits()
         # The two round trips a warm call waits for in sequence, timed inside the call.
         store_ms = eng.store.ms.get("increment", 0.0) + eng.store.ms.get("commit", 0.0)
         return (
-            (eng.called_at - started) * 1000,
+            (eng.store.ended["increment"] - started) * 1000,
             (ended - started) * 1000,
             before,
             calls,
@@ -912,7 +923,7 @@ def render(results: dict[str, Any], command: str) -> str:
             "| measure | p50 ms | p95 ms |",
             "|---|---|---|",
             f"| one bare Firestore write | {hp['bare_write_ms']['p50']} | {hp['bare_write_ms']['p95']} |",
-            f"| gate, warm instance (decision + rate limit) | {hp['gate_warm_ms']['p50']} | {hp['gate_warm_ms']['p95']} |",
+            f"| gate, warm instance (decision + rate limit; a cache hit's engine runs while the increment is in flight) | {hp['gate_warm_ms']['p50']} | {hp['gate_warm_ms']['p95']} |",
             f"| gate, cold instance | {hp['gate_cold_ms']['p50']} | {hp['gate_cold_ms']['p95']} |",
             f"| whole warm call (gate + cache read + recording) | {hp['gate_plus_recording_warm_ms']['p50']} | {hp['gate_plus_recording_warm_ms']['p95']} |",
             *(

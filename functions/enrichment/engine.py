@@ -147,6 +147,11 @@ def _budget(inp: EnrichmentInput) -> float:
     return max(0.001, inp.timeout_ms / 1000)
 
 
+def _version(step: _Todo, entry: CacheEntry) -> str:
+    """A cache entry's version, as ``Engine._usable`` remembers the ones it checked."""
+    return f"{step.key}|{entry.fetched_at.isoformat()}|{entry.etag}"
+
+
 def _elapsed_ms(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
 
@@ -253,6 +258,30 @@ class Engine:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(_run, run).result()
 
+    def from_cache(self, ahead: ReadAhead | None) -> EnrichmentResult | None:
+        """``enrich``'s result for the read ahead's input when it settles every source without
+        the network
+        (fresh cache entries this instance has already found usable, and outcomes known before
+        any look-up); None otherwise, and on any failure (``enrich`` then runs and reports it).
+        It fetches nothing and writes nothing, so it may run before the call is admitted, while
+        the rate limit's increment is in flight."""
+        try:
+            taken = self._take(ahead, ahead.inp) if ahead is not None else None
+            if ahead is None or taken is None:
+                return None
+            plans, cached, start, _deadline = taken
+            now = self.now()
+            for _name, step in plans:
+                entry = cached.get(step.key) if isinstance(step, _Todo) else None
+                if isinstance(step, _Todo) and (entry is None or not self._seen(step, entry, now)):
+                    return None
+            settled = self._settle(plans, ahead.inp, cached, start)
+            if len(settled) != len(plans):
+                return None
+            return self._result([settled[name] for name, _ in plans], start)
+        except Exception:  # noqa: BLE001 - enrich, run next, answers for any failure
+            return None
+
     def _take(
         self, ahead: ReadAhead, inp: EnrichmentInput
     ) -> tuple[list[_Plan], dict[str, CacheEntry | None], float, Deadline] | None:
@@ -320,19 +349,22 @@ class Engine:
                 continue
             # Checked once per entry version on this instance: the check runs the merge, which
             # a warm call (a cache hit) would otherwise pay twice.
-            seen = f"{step.key}|{entry.fetched_at.isoformat()}|{entry.etag}"
-            if self._usable_seen.get(seen, now):
+            if self._seen(step, entry, now):
                 continue
             try:
                 step.source.count(entry.payload)
                 merge({name: entry.payload})
                 entry.is_fresh(now)
-                self._usable_seen.put(seen, True, now)
+                self._usable_seen.put(_version(step, entry), True, now)
             except Exception as exc:  # noqa: BLE001 - an unusable entry is a miss
                 fields = {"source": name, **error_ref(exc)}
                 log.warning("unusable cache entry ignored", extra={"json_fields": fields})
                 out[step.key] = None
         return out
+
+    def _seen(self, step: _Todo, entry: CacheEntry, now: datetime) -> bool:
+        """Whether this version of the entry was found usable on this instance."""
+        return bool(self._usable_seen.get(_version(step, entry), now))
 
     def _settle(
         self,

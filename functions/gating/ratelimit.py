@@ -10,6 +10,7 @@ cannot slip in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,14 +107,24 @@ class SlidingWindowLimiter:
         """The window for ``uid`` at ``now``."""
         return window_for(self.scope, uid, now, self.length)
 
-    def admit(self, window: Window, limit: int, previous: int) -> RateDecision:
+    def send(self, window: Window) -> Callable[[], int]:
+        """The increment ``admit`` makes, sent now: pass it to ``admit``, which collects it
+        (the caller may work meanwhile, taking nothing it would have to undo)."""
+        return self.store.start_increment(window.current_path, "count", 1, self._expiry(window))
+
+    def admit(
+        self, window: Window, limit: int, previous: int, sent: Callable[[], int] | None = None
+    ) -> RateDecision:
         """Take one unit if the sliding window allows; one round trip (two when refused).
 
         ``previous`` is the previous window's final count (read once, cacheable: it is closed).
+        ``sent``: this window's increment, already sent by ``send``.
         """
         w, now = window, window.at
-        expire = self._expiry(w)
-        drawn = self.store.increment(w.current_path, "count", 1, expire)
+        if sent is not None:
+            drawn = sent()
+        else:
+            drawn = self.store.increment(w.current_path, "count", 1, self._expiry(w))
         budget = limit - weighted(w, previous)
         if drawn <= budget:
             remaining = max(0, math.floor(budget - drawn))

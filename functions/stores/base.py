@@ -100,6 +100,16 @@ class DocumentStore(Protocol):
         """
         ...
 
+    def start_increment(
+        self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
+    ) -> Callable[[], int]:
+        """``increment`` in two halves, as ``start_get_many`` is ``get_many``'s: sent now (the
+        calling thread may work meanwhile), and the returned function waits for the new value
+        or raises ``StoreError``, retried as ``increment`` is. It must be called: an increment
+        never collected may or may not have applied. A store that cannot send without waiting
+        increments when the function is called."""
+        ...
+
     def commit(self, writes: Sequence[Write]) -> None:
         """Apply the writes atomically, in one round trip."""
         ...

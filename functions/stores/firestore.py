@@ -237,6 +237,35 @@ class FirestoreStore:
             response = self._commit(request, self._retry_once_applied)
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise _error("increment", exc) from exc
+        return self._new_value(response)
+
+    def start_increment(
+        self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
+    ) -> Callable[[], int]:
+        """See ``DocumentStore.start_increment``: the Commit is sent now (``stores.inflight``)
+        and collected, retried as ``increment``'s, and decoded by the returned function."""
+        end = time.monotonic() + self._timeout
+        try:
+            request = self._request([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
+            first = inflight.start(
+                self._rpc.commit, request, timeout=self._timeout, metadata=self._rpc.metadata
+            )
+        except (grpc.RpcError, ValueError) as exc:
+            raise _error("increment", exc) from exc
+
+        def collect() -> int:
+            try:
+                response = self._unary(
+                    self._rpc.commit, request, self._retry_once_applied, deadline=end, first=first
+                )
+            except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+                raise _error("increment", exc) from exc
+            return self._new_value(response)
+
+        return collect
+
+    def _new_value(self, response: Any) -> int:
+        """The counter's new value in an increment's ``CommitResponse``."""
         results = list(response.write_results)
         transforms = list(results[0].transform_results) if len(results) == 1 else []
         if len(transforms) != 1:

@@ -89,6 +89,13 @@ class MemoryStore:
             _merge(doc, {field_name: Inc(by), **extra})
             return int(doc[field_name])
 
+    def start_increment(
+        self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
+    ) -> Callable[[], int]:
+        """See ``DocumentStore.start_increment``: in memory, incremented when collected."""
+        kept = dict(extra)
+        return lambda: self.increment(path, field_name, by, kept)
+
     def commit(self, writes: Sequence[Write]) -> None:
         """See ``DocumentStore.commit``."""
         with self._lock:

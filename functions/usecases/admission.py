@@ -4,22 +4,22 @@ unit of the hourly limit. Every refusal is a domain error carrying its record fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.clock import iso
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
-from gating.entitlements import gate_view, tier_of
-from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window, hourly_limit
+from gating.entitlements import gate_view
+from gating.ratelimit import RateDecision, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
 from usecases import cohort
 from usecases.app import App
 from usecases.context import CallContext
+from usecases.limits import closed_count, limit_details
 from usecases.requests import EnrichRequest
 
 CLOSED_WINDOW_SETTLE = timedelta(seconds=90)
@@ -74,49 +74,6 @@ def load(app: App, uid: str, cv_id: str, window: Window, now: datetime) -> Loade
     return Loaded(cfg, user, user_fresh, owner, owner_fresh, previous)
 
 
-def closed_count(app: App, window: Window, doc: Mapping[str, Any] | None, settle: timedelta) -> int:
-    """The previous window's count from its document, cached once it can no longer change
-    (``settle`` after the boundary: calls that began before it may still land there)."""
-    count = int(doc.get("count", 0)) if doc else 0
-    if window.at - window.start > settle:
-        app.closed_windows.put(window.previous_path, count, window.at)
-    return count
-
-
-def take_unit(app: App, limiter: SlidingWindowLimiter, window: Window, limit: int) -> RateDecision:
-    """One unit of a limit whose closed window needs no settling time (one extra call at a
-    boundary is harmless): its count from the instance cache or one read."""
-    previous = app.closed_windows.get(window.previous_path, window.at)
-    if previous is None:
-        doc = app.store.get_many([window.previous_path])[window.previous_path]
-        previous = closed_count(app, window, doc, timedelta(0))
-    return limiter.admit(window, limit, previous)
-
-
-def own_tier(app: App, uid: str, now: datetime) -> str:
-    """The caller's own tier (``free``/``premium``), for a refusal by a limit the same for both
-    tiers (funnel events, data rights): one read unless the instance holds the user."""
-    user = app.users.get(uid, now)
-    if user is None:
-        user = gate_view(app.store.get_many([user_path(uid)])[user_path(uid)])
-    return tier_of(user, now, app.settings.grace_days).value
-
-
-def limit_details(
-    tier: str, rate: RateDecision, now: datetime, scope: str | None = None
-) -> dict[str, Any]:
-    """The ``details`` of a ``resource-exhausted`` answer (contract section 4); ``scope`` names
-    a limit other than the hourly enrichment one (``events``, ``rights``)."""
-    return {
-        **({"scope": scope} if scope else {}),
-        "tier": tier,
-        "limit": rate.limit,
-        "remaining": 0,
-        "resetAt": iso(rate.reset_at),
-        "retryAfterSeconds": rate.retry_after_seconds(now),
-    }
-
-
 def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
     """The CV's owner; a cached owner that is not the caller is re-read before refusing."""
     if loaded.owner == uid or loaded.owner_fresh:
@@ -166,6 +123,7 @@ class Admitted:
     rate: RateDecision | None  # None: rate limiting switched off (unlimited, still counted)
     decision: Decision
     """The decision the limit was taken under (re-decided when a cached "free" was stale)."""
+    early: Any = None  # what ``meanwhile`` gave
     counted: bool = True  # the unit is in the window's count (fair quota gives it back)
 
 
@@ -181,12 +139,16 @@ def admit(
     decision: Decision,
     window: Window,
     facts: CallFacts,
+    meanwhile: Callable[[], Any] = lambda: None,
 ) -> Admitted:
     """One unit of the hourly limit (contract section 4), or ``resource-exhausted``. Limits
-    lifted: counted all the same (every admitted enrichment counts), never refused."""
+    lifted: counted all the same (every admitted enrichment counts), never refused. While the
+    increment is in flight, ``meanwhile`` runs (``Admitted.early``: it must take nothing)."""
     if not loaded.cfg.components.rateLimiting:
-        return Admitted(None, decision, app.limiter.count(window))
-    rate = app.limiter.admit(window, _limit(app, decision.limit_tier), loaded.previous)
+        return Admitted(None, decision, early=meanwhile(), counted=app.limiter.count(window))
+    sent = app.limiter.send(window)
+    early = meanwhile()
+    rate = app.limiter.admit(window, _limit(app, decision.limit_tier), loaded.previous, sent)
     if not rate.allowed and decision.limit_tier is Tier.FREE and not loaded.user_fresh:
         _reread_user(app, loaded, uid, window.at)
         fresh = _decide(app, loaded, uid, req, window.at)
@@ -194,7 +156,7 @@ def admit(
             decision = fresh
             rate = app.limiter.admit(window, _limit(app, Tier.PREMIUM), loaded.previous)
     if rate.allowed:
-        return Admitted(rate, decision)
+        return Admitted(rate, decision, early=early)
     details = limit_details(decision.limit_tier.value, rate, window.at)
     refused = facts.with_(reason=f"limit {rate.limit}/h", tier=decision.tier, gated=decision.gated)
     raise ResourceExhausted("Hourly enrichment limit reached.", details, facts=refused)

@@ -30,6 +30,11 @@ class Engine(Protocol):
         """Run the sources under the input's deadline (``ahead``: from ``read_ahead``)."""
         ...
 
+    def from_cache(self, ahead: Any) -> EnrichmentResult | None:
+        """``enrich``'s result for ``read_ahead``'s input, if known without fetching or writing
+        anything (every source answered by the cache); None otherwise. Never raises."""
+        ...
+
 
 class App:
     """Settings, store, engine, clock, limiters, caches and the config source of an instance."""

@@ -25,11 +25,11 @@ from stores.base import Write
 from stores.errors import StoreError
 from stores.schema import audit_path
 from stores.userdata import user_documents
-from usecases.admission import limit_details, own_tier, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.erasure import Erasure, erase_usage, erase_user
 from usecases.hooks import Served, handle
+from usecases.limits import limit_details, own_tier, take_unit
 from usecases.requests import parse_stats
 
 RIGHTS_PER_HOUR = 5

@@ -3,8 +3,9 @@ token, request, idempotent replay, CV owner, access decision, rate limit, engine
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
 instance is warm), one atomic increment with the engine's cache read beside it (started before
-the increment, dropped if the call is refused), then one commit: the call's records with its
-result document (an idempotent call stores its result first, alone).
+the increment, dropped if the call is refused; a call the cache answers whole is enriched while
+the increment is in flight), then one commit: the call's records with its result document (an
+idempotent call stores its result first, alone).
 Fair quota: an admitted call that fails through no fault of the user (a failure of the service,
 or every tried source failing upstream) gives its unit back.
 """
@@ -12,7 +13,7 @@ or every tried source failing upstream) gives its unit back.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.errors import CallFacts, Internal, NotFound
 from common.logs import error_ref, log
@@ -72,8 +73,13 @@ def _admit_and_serve(app: App, ctx: CallContext, req: EnrichRequest) -> Served:
     if admission.owner(app, loaded, req.cv_id, uid) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
-    ahead = _read_ahead(app, req)
-    admitted = admission.admit(app, uid, loaded, req, decision, window, facts)
+    read = _read_ahead(app, req)
+    # While the increment is in flight: the enrichment, if the cache answers every source
+    # (nothing fetched, nothing written; dropped if the call is refused).
+    admitted = admission.admit(
+        app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
+    )
+    ahead = _Ahead(read, admitted.early)
     if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
@@ -88,7 +94,7 @@ def _serve(
     admitted: tuple[Decision, RateDecision | None, Window | None],
     cfg: RolloutConfig,
     facts: CallFacts,
-    ahead: Any,
+    ahead: _Ahead,
 ) -> Served:
     """Run the engine, give the unit back if the failure was not the user's, shape the answer."""
     decision, rate, window = admitted
@@ -129,6 +135,14 @@ def _give_back(app: App, window: Window | None, rate: RateDecision | None) -> Ra
     return RateDecision(rate.allowed, rate.limit, remaining, window.end)
 
 
+class _Ahead(NamedTuple):
+    """The engine's cache read (``Engine.read_ahead``; None if it failed), and the enrichment of
+    every requested source if the cache answered them all before the call was admitted."""
+
+    read: Any
+    result: EnrichmentResult | None
+
+
 def _read_ahead(app: App, req: EnrichRequest) -> Any:
     """The engine's cache read, started now so that it overlaps the increment (one round
     trip's wait instead of two). A failure here is left to the engine's own run to report."""
@@ -156,18 +170,20 @@ def _run_engine(
     req: EnrichRequest,
     cfg: RolloutConfig,
     facts: CallFacts,
-    ahead: Any,
+    ahead: _Ahead,
 ) -> EnrichmentResult:
-    """The engine on the sources not switched off (``ahead``: its cache read, started for all
-    the requested sources before the increment; the engine takes what it needs of it). A
-    probe of a half-open breaker skips the cache, so that it reaches the source."""
+    """The engine on the sources not switched off (``ahead.read``: its cache read, started for
+    all the requested sources before the increment; the engine takes what it needs of it). A
+    probe of a half-open breaker skips the cache, so that it reaches the source. The result
+    the cache gave before admission stands when every requested source runs and none probes."""
     plan = plan_sources(app, cfg, req.sources, ctx.now)
     enabled = tuple(s for s in req.sources if s not in plan.disabled)
     inp = _input(req, enabled)
     if plan.probes:
         inp = replace(inp, force_refresh=True)
+    known = ahead.result if enabled == req.sources and not plan.probes else None
     try:
-        result = app.engine.enrich(inp, ahead) if enabled else None
+        result = app.engine.enrich(inp, ahead.read) if enabled and known is None else known
     except Exception as exc:  # noqa: BLE001 - any engine crash is an internal error
         labels = {"function": Fn.ENRICH.value, "outcome": "internal", "phase": cfg.phase.value}
         log(

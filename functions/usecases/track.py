@@ -9,10 +9,10 @@ from typing import Any
 
 from common.errors import CallFacts, ResourceExhausted
 from common.vocab import Fn
-from usecases.admission import limit_details, own_tier, take_unit
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
+from usecases.limits import limit_details, own_tier, take_unit
 from usecases.requests import parse_track
 
 

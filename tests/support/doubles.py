@@ -31,6 +31,10 @@ class StaticEngine:
     def read_ahead(self, inp: Any) -> None:
         self.read_aheads.append(inp)
 
+    def from_cache(self, ahead: Any) -> None:
+        """No cache: every call runs ``enrich``."""
+        return None
+
     def enrich(self, inp: Any, ahead: Any = None) -> EnrichmentResult:
         self.calls.append(inp)
         if self.delay_s:

@@ -1,6 +1,6 @@
-"""Issue 11: an admitted call's cache read is sent before its rate-limit increment and collected
-after it (the two round trips are in flight together: one wait, not two); a refused call's read
-ahead is dropped, never served."""
+"""Issue 11: an admitted call's cache read and its rate-limit increment are in flight together
+(one wait, not two), and a call the cache answers whole is enriched while the increment is in
+flight; a refused call's read ahead, and anything the cache gave it, is dropped, never served."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ REQUEST = {"cvId": "cv-pat", "sources": ["linkedin"], "linkedin": {"export": SKI
 
 
 class Ordered(MemoryStore):
-    """Notes, in order, when the cache read is sent, when the rate limit's increment is made,
-    and when the cache read is collected."""
+    """Notes, in order, when the cache read and the rate limit's increment are sent and when
+    each is collected."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,25 +53,119 @@ class Ordered(MemoryStore):
             self.events.append(f"increment {by:+d}")
         return super().increment(path, field_name, by, extra)
 
+    def start_increment(
+        self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
+    ) -> Callable[[], int]:
+        self.events.append(f"increment {by:+d} sent")
 
-def test_the_cache_read_is_in_flight_during_the_increment(clock: FakeClock) -> None:
-    store = Ordered()
-    seed_user(store, "pat", premium=True)
-    set_config(store)
-    engine = Engine(
+        def collect() -> int:
+            self.events.append(f"increment {by:+d} collected")
+            return MemoryStore.increment(self, path, field_name, by, extra)
+
+        return collect
+
+
+class CountedEngine(Engine):
+    """The real engine, counting the calls that had to run ``enrich``."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.runs = 0
+
+    def enrich(self, *a: Any, **kw: Any) -> Any:
+        self.runs += 1
+        return super().enrich(*a, **kw)
+
+
+def _real(store: MemoryStore, clock: FakeClock, env: Mapping[str, str] | None = None) -> App:
+    engine = CountedEngine(
         load_settings({}).enrichment,
         StoreCacheStore(store),
         now=clock,
         sources={"linkedin": LinkedInSource()},
     )
-    app = App(load_settings({}), store, engine, now=clock, rng=lambda n: 0)
+    return App(load_settings(dict(env or {})), store, engine, now=clock, rng=lambda n: 0)
+
+
+def test_the_cache_read_is_in_flight_during_the_increment(clock: FakeClock) -> None:
+    store = Ordered()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    app = _real(store, clock)
+    both_in_flight = ["cache read sent", "increment +1 sent", "cache read collected"]
     first = enrich.run(app, Caller("pat"), REQUEST)  # fills the cache, warms the instance
     assert first["sources"][0]["cached"] is False
+    # A miss: the engine, which must not fetch before the call is admitted, runs afterwards.
+    assert store.events == [*both_in_flight, "increment +1 collected", "cache read collected"]
+    enrich.run(app, Caller("pat"), REQUEST)  # the entry checked usable on this instance
     store.events.clear()
-    second = enrich.run(app, Caller("pat"), REQUEST)
-    assert second["sources"][0]["cached"] is True
-    assert second["enrichedData"] == first["enrichedData"]
-    assert store.events == ["cache read sent", "increment +1", "cache read collected"]
+    third = enrich.run(app, Caller("pat"), REQUEST)
+    assert third["sources"][0]["cached"] is True
+    assert third["enrichedData"] == first["enrichedData"]
+    assert store.events == [*both_in_flight, "increment +1 collected"]
+
+
+def test_a_call_the_cache_answers_whole_is_enriched_before_its_admission_is_known(
+    clock: FakeClock,
+) -> None:
+    store = MemoryStore()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    app = _real(store, clock)
+    engine = app.engine
+    assert isinstance(engine, CountedEngine)
+    first = enrich.run(app, Caller("pat"), REQUEST)  # a miss: fetched, then cached
+    second = enrich.run(app, Caller("pat"), REQUEST)  # a hit this instance checks is usable
+    assert engine.runs == 2
+    third = enrich.run(app, Caller("pat"), REQUEST)
+    assert engine.runs == 2  # answered from what the cache gave while the increment was out
+    assert third["status"] == second["status"] == first["status"] == "success"
+    assert third["sources"] == second["sources"]
+    assert third["enrichedData"] == second["enrichedData"] == first["enrichedData"]
+    assert third["usage"]["remaining"] == second["usage"]["remaining"] - 1
+    forced = enrich.run(app, Caller("pat"), {**REQUEST, "options": {"forceRefresh": True}})
+    assert engine.runs == 3 and forced["sources"][0]["cached"] is False
+
+
+def test_a_refused_call_the_cache_could_answer_is_refused_and_records_no_enrichment(
+    clock: FakeClock,
+) -> None:
+    store = MemoryStore()
+    seed_user(store, "pat")
+    set_config(store)
+    app = _real(store, clock, {"EXTERNAL_DATA_RATE_LIMIT_FREE_HOURLY": "2"})
+    engine = app.engine
+    assert isinstance(engine, CountedEngine)
+    preview = {**REQUEST, "mode": "preview"}
+    enrich.run(app, Caller("pat"), preview)  # a miss
+    enrich.run(app, Caller("pat"), preview)  # a hit, checked usable: the next is answered early
+    result_docs = {p: d for p, d in store.docs.items() if "/externalData/" in p}
+    with pytest.raises(ResourceExhausted):
+        enrich.run(app, Caller("pat"), preview)
+    assert engine.runs == 2
+    assert {p: d for p, d in store.docs.items() if "/externalData/" in p} == result_docs
+    outcomes = [
+        d["outcome"]
+        for p, d in store.docs.items()
+        if p.startswith("external_data_usage/pat/events/")
+    ]
+    assert sorted(outcomes) == ["rate_limited", "success", "success"]
+
+
+def test_a_source_switched_off_is_not_served_from_what_the_cache_gave_early(
+    clock: FakeClock,
+) -> None:
+    store = MemoryStore()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    app = _real(store, clock)
+    enrich.run(app, Caller("pat"), REQUEST)  # fills the cache
+    set_config(store, sources={"linkedin": {"enabled": False}}, version=2)
+    clock.advance(seconds=app.settings.config_ttl_seconds + 1)
+    off = enrich.run(app, Caller("pat"), REQUEST)
+    assert off["sources"][0]["status"] == "skipped"
+    assert off["sources"][0]["error"]["code"] == "disabled"
+    assert "linkedin" not in (off.get("enrichedData") or {})
 
 
 def test_a_refused_call_reads_ahead_but_never_runs_the_engine(

@@ -45,6 +45,9 @@ class Replay:
     def read_ahead(self, inp: EnrichmentInput) -> None:
         return None
 
+    def from_cache(self, ahead: object) -> None:
+        return None
+
     def enrich(self, inp: EnrichmentInput, ahead: object = None) -> EnrichmentResult:
         return self.result
 

@@ -5,6 +5,7 @@ the store is failing."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -185,6 +186,34 @@ def test_a_batch_that_increments_is_not_sent_again_after_it_may_have_landed(
         assert len(asked) > 1  # idempotent: retried within the store's retry time
     finally:
         server.stop(None)
+
+
+def _refuse(code: grpc.StatusCode, _method: str) -> tuple[grpc.StatusCode, str]:
+    return code, "refused"
+
+
+def test_a_started_increment_is_retried_as_an_increment_is(
+    store_at: Callable[[str, float, float], FirestoreStore], black_hole: str
+) -> None:
+    # The rate limit's increment is sent before the call's other work and collected after it:
+    # an UNAVAILABLE (it may have applied) is not sent again, an ABORTED (it did not) is, and a
+    # store that never answers is given up at the store's deadline, counted from the send.
+    for code, retried in ((grpc.StatusCode.UNAVAILABLE, False), (grpc.StatusCode.ABORTED, True)):
+        server, host, asked = failing_firestore(functools.partial(_refuse, code))
+        try:
+            store = store_at(host, 2.0, 0.5)
+            collect = store.start_increment("c/d", "count", 1, {})
+            _, err = _timed(collect)
+            assert "increment failed" in str(err)
+            assert asked[0] == "Commit" and (len(asked) > 1) is retried, (code, asked)
+        finally:
+            server.stop(None)
+    store = store_at(black_hole, 1.0, 0.5)
+    collect = store.start_increment("c/d", "count", 1, {})
+    time.sleep(0.5)
+    took, err = _timed(collect)
+    assert took < 1.5, took
+    assert isinstance(err, StoreUnanswered)
 
 
 @pytest.mark.parametrize("op", ["compare_and_set", "replace_if_unchanged"])

@@ -103,6 +103,18 @@ def test_increment_returns_each_caller_a_distinct_value(store: DocumentStore, co
     assert doc is not None and doc["count"] == 79 and doc["expireAt"] == T0
 
 
+def test_a_started_increment_applies_once_and_answers_its_own_value(
+    store: DocumentStore, col: str
+) -> None:
+    path = f"{col}/started"
+    first = store.start_increment(path, "count", 1, {"expireAt": T0})
+    second = store.start_increment(path, "count", 1, {"expireAt": T0})
+    assert sorted([second(), first()]) == [1, 2]  # collected in either order, each its own
+    assert store.increment(path, "count", 1, {}) == 3
+    doc = store.get_many([path])[path]
+    assert doc is not None and doc["count"] == 3 and doc["expireAt"] == T0
+
+
 def test_query_filters_orders_and_limits(store: DocumentStore, col: str) -> None:
     store.commit(
         [
