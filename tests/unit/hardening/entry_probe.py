@@ -23,6 +23,8 @@ CALLABLES = (
     "trackExternalDataUsage",
     "getUserExternalDataUsageStats",
     "getExternalDataAnalytics",
+    "exportMyExternalData",
+    "deleteMyExternalData",
 )
 XFF = "203.0.113.1, 198.51.100.7"
 """A client-written first entry, then the one the platform's front end appended."""

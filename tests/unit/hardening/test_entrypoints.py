@@ -22,6 +22,8 @@ CALLABLES = (
     "trackExternalDataUsage",
     "getUserExternalDataUsageStats",
     "getExternalDataAnalytics",
+    "exportMyExternalData",
+    "deleteMyExternalData",
 )
 
 
@@ -149,7 +151,7 @@ def test_app_check_is_off_by_default() -> None:
     assert out["policies"] == {fn: {"enforce": False, "consume": False} for fn in CALLABLES}
 
 
-def test_app_check_on_enforces_on_all_four_and_consumes_on_the_enrichment_only() -> None:
+def test_app_check_on_enforces_on_every_callable_and_consumes_on_the_enrichment_only() -> None:
     out = probe("app_check", "true")
     assert out["policies"] == {
         fn: {"enforce": True, "consume": fn == "enrichCVWithExternalData"} for fn in CALLABLES
