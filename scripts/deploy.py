@@ -121,9 +121,20 @@ def run_command(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[s
 
 
 def aliases(root: Path) -> dict[str, str]:
-    """``.firebaserc``'s projects: alias -> project id."""
+    """``.firebaserc``'s projects: alias -> project id (``DeployError`` if it cannot be read)."""
     rc = root / ".firebaserc"
-    return dict(json.loads(rc.read_text()).get("projects", {})) if rc.exists() else {}
+    if not rc.exists():
+        return {}
+    try:
+        projects = json.loads(rc.read_text()).get("projects", {})
+        if not isinstance(projects, dict) or not all(isinstance(v, str) for v in projects.values()):
+            raise ValueError('"projects" is not an object of alias: project id')
+    except (ValueError, AttributeError, UnicodeDecodeError) as exc:
+        raise DeployError(
+            f".firebaserc cannot be read ({exc}): it must be JSON like "
+            '{"projects": {"staging": "<project id>"}}'
+        ) from None
+    return dict(projects)
 
 
 def resolve_project(root: Path, project: str) -> tuple[str, str]:
@@ -973,7 +984,11 @@ def main(argv: Sequence[str] | None = None, *, root: Path = ROOT, runner: Runner
          log: Callable[[str], DeployLog] = firestore_log, say: Say = print) -> int:  # fmt: skip
     """The CLI; ``root``, ``runner``, ``log`` and ``say`` are replaceable for tests."""
     args = parse(argv)
-    alias, project_id = resolve_project(root, args.project)
+    try:
+        alias, project_id = resolve_project(root, args.project)
+    except DeployError as exc:
+        say(f"deploy stopped: {exc}")
+        return 1
     t = Target(
         root, alias, project_id, tuple(shlex.split(args.firebase)),
         args.functions_url or f"https://{REGION}-{project_id}.cloudfunctions.net",

@@ -636,6 +636,17 @@ def test_a_misspelled_project_alias_is_named_as_such(repo: Repo, run: Run) -> No
     assert "stagign is not an alias of .firebaserc (default, staging)" in out
 
 
+@pytest.mark.parametrize("text", ["{not json", '{"projects": ["staging"]}', "[]"])
+def test_a_malformed_firebaserc_stops_with_a_message_not_a_traceback(
+    repo: Repo, run: Run, text: str
+) -> None:
+    (repo.root / ".firebaserc").write_text(text)
+    repo.commit()
+    status, out = run("--project", "staging", "--dry-run")
+    assert status == 1, out
+    assert "deploy stopped: .firebaserc cannot be read" in out
+
+
 def test_a_missing_firebase_cli_fails_the_preflight_with_its_remedy(
     repo: Repo, deployed: Deployed, store: MemoryStore
 ) -> None:
