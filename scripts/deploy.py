@@ -42,6 +42,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -1000,5 +1001,17 @@ def main(argv: Sequence[str] | None = None, *, root: Path = ROOT, runner: Runner
     return deploy(t, args.only, args.dry_run, runner, history, say)
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (a cancelled CI job, ``kill``) stops a run as Ctrl-C does: what was deployed is
+    said and recorded, and a rollback's worktree is removed (the default handler exits at once,
+    skipping both)."""
+
+    def stop(_signum: int, _frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -705,3 +705,21 @@ def test_a_usage_error_exits_1_nothing_changed_not_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         deploy.main(argv, say=lambda _line: None)
     assert stopped.value.code == 1
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does() -> None:
+    """The default SIGTERM handler exits at once: a rollback's worktree stayed, and a deploy
+    stopped part way was neither reported nor recorded. ``stop_on_sigterm`` (installed by the
+    script's entry) turns it into the KeyboardInterrupt those paths handle."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        deploy.stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            _terminate_self()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(1)  # the handler runs between bytecodes, well before this ends
