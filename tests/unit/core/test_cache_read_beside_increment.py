@@ -87,6 +87,14 @@ def _real(store: MemoryStore, clock: FakeClock, env: Mapping[str, str] | None = 
     return App(load_settings(dict(env or {})), store, engine, now=clock, rng=lambda n: 0)
 
 
+def _premium_pat(clock: FakeClock) -> tuple[App, MemoryStore]:
+    """A premium user ``pat`` with the gated config, and an app on the real engine."""
+    store = MemoryStore()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    return _real(store, clock), store
+
+
 def test_the_cache_read_is_in_flight_during_the_increment(clock: FakeClock) -> None:
     store = Ordered()
     seed_user(store, "pat", premium=True)
@@ -108,10 +116,7 @@ def test_the_cache_read_is_in_flight_during_the_increment(clock: FakeClock) -> N
 def test_a_call_the_cache_answers_whole_is_enriched_before_its_admission_is_known(
     clock: FakeClock,
 ) -> None:
-    store = MemoryStore()
-    seed_user(store, "pat", premium=True)
-    set_config(store)
-    app = _real(store, clock)
+    app, _store = _premium_pat(clock)
     engine = app.engine
     assert isinstance(engine, CountedEngine)
     first = enrich.run(app, Caller("pat"), REQUEST)  # a miss: fetched, then cached
@@ -155,10 +160,7 @@ def test_a_refused_call_the_cache_could_answer_is_refused_and_records_no_enrichm
 def test_a_source_switched_off_is_not_served_from_what_the_cache_gave_early(
     clock: FakeClock,
 ) -> None:
-    store = MemoryStore()
-    seed_user(store, "pat", premium=True)
-    set_config(store)
-    app = _real(store, clock)
+    app, store = _premium_pat(clock)
     enrich.run(app, Caller("pat"), REQUEST)  # fills the cache
     set_config(store, sources={"linkedin": {"enabled": False}}, version=2)
     clock.advance(seconds=app.settings.config_ttl_seconds + 1)
