@@ -7,297 +7,50 @@
 // through tests/emulator/test_sdk_client.py. Users sign up through the SDK (e-mail/password or
 // anonymously) and create their own profiles and CVs through it, as the rules allow; what only
 // the server may write (a premium subscription, the admin claim, the rollout config) is written
-// with the emulators' owner credentials, which bypass the rules like the Admin SDK.
+// with the emulators' owner credentials, which bypass the rules like the Admin SDK. The clients
+// and those helpers are in helpers.mjs, shared with rights.test.mjs.
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 
-import { deleteApp, initializeApp } from "firebase/app";
-import {
-  connectAuthEmulator,
-  createUserWithEmailAndPassword,
-  getAuth,
-  signInAnonymously,
-} from "firebase/auth";
+import { createUserWithEmailAndPassword, signInAnonymously } from "firebase/auth";
 import {
   collection,
-  connectFirestoreEmulator,
   deleteDoc,
   doc,
   getDoc,
   getDocs,
-  getFirestore,
   limit,
   query,
   setDoc,
-  setLogLevel,
-  terminate,
   updateDoc,
 } from "firebase/firestore";
-import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
 
-// ------------------------------------------------------------------------------- environment
+import {
+  FNS,
+  ISO_UTC,
+  LINKEDIN_EXPORT,
+  assertCounts,
+  assertUsage,
+  closeClients,
+  containsLocked,
+  createCv,
+  ensureGatedConfig,
+  fullRequest,
+  lists,
+  newClient,
+  previewRequest,
+  rejectsWith,
+  serverWrite,
+  setClaims,
+  signUp,
+  sleep,
+  today,
+} from "./helpers.mjs";
 
-const missing = ["FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "FUNCTIONS_BASE_URL"]
-  .filter((name) => !process.env[name]);
-if (missing.length) {
-  throw new Error(`${missing.join(", ")} not set: run under scripts/with-emulators.sh (make test does)`);
-}
-const FIRESTORE_HOST = process.env.FIRESTORE_EMULATOR_HOST;
-const AUTH_HOST = process.env.FIREBASE_AUTH_EMULATOR_HOST;
-const FUNCTIONS_URL = new URL(process.env.FUNCTIONS_BASE_URL); // http://host:port/PROJECT/REGION
-const [PROJECT, REGION] = FUNCTIONS_URL.pathname.split("/").filter(Boolean);
-assert.ok(PROJECT && REGION, `FUNCTIONS_BASE_URL has no project/region: ${FUNCTIONS_URL}`);
-const CALL_TIMEOUT_MS = 60_000;
-
-const FNS = [
-  "enrichCVWithExternalData",
-  "trackExternalDataUsage",
-  "getUserExternalDataUsageStats",
-  "getExternalDataAnalytics",
-];
-
-// The files of a LinkedIn "copy of your data" export (7 skills, 2 positions, 2 projects, ...).
-const EXPORT_DIR = new URL("../fixtures/linkedin/complete/", import.meta.url);
-const LINKEDIN_EXPORT = Object.fromEntries(
-  readdirSync(EXPORT_DIR).sort().map((name) => [name, readFileSync(new URL(name, EXPORT_DIR), "utf8")]),
-);
-
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const today = () => new Date().toISOString().slice(0, 10);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-setLogLevel("silent"); // expected permission-denied reads would otherwise be logged as errors
-
-// ------------------------------------------------------------------------------- clients
-
-const apps = [];
-
-/** A client app of its own (own auth state, functions and Firestore instances). */
-function newClient() {
-  const app = initializeApp({ projectId: PROJECT, apiKey: "demo-api-key" }, `sdk-${randomUUID()}`);
-  apps.push(app);
-  const auth = getAuth(app);
-  connectAuthEmulator(auth, `http://${AUTH_HOST}`, { disableWarnings: true });
-  const functions = getFunctions(app, REGION);
-  connectFunctionsEmulator(functions, FUNCTIONS_URL.hostname, Number(FUNCTIONS_URL.port));
-  const db = getFirestore(app);
-  const [fsHost, fsPort] = FIRESTORE_HOST.split(":");
-  connectFirestoreEmulator(db, fsHost, Number(fsPort));
-  return {
-    app,
-    auth,
-    db,
-    uid: null,
-    email: null,
-    /** `httpsCallable(functions, name)(data)`, answering `result.data`. */
-    async call(name, data) {
-      const result = await httpsCallable(functions, name, { timeout: CALL_TIMEOUT_MS })(data);
-      return result.data;
-    },
-  };
-}
-
-/** Emulator REST call with the owner credentials (bypasses rules, like the Admin SDK). */
-async function owner(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    headers: { Authorization: "Bearer owner", "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok && response.status !== 404) {
-    throw new Error(`${method} ${url}: HTTP ${response.status} ${text.slice(0, 300)}`);
-  }
-  return response.status === 404 ? null : JSON.parse(text || "null");
-}
-
-function encode(value) {
-  if (value === null) return { nullValue: null };
-  if (typeof value === "boolean") return { booleanValue: value };
-  if (typeof value === "string") return { stringValue: value };
-  if (typeof value === "number") {
-    return Number.isInteger(value) ? { integerValue: String(value) } : { doubleValue: value };
-  }
-  if (value instanceof Date) return { timestampValue: value.toISOString() };
-  if (Array.isArray(value)) return { arrayValue: { values: value.map(encode) } };
-  return { mapValue: { fields: Object.fromEntries(Object.entries(value).map(([k, v]) => [k, encode(v)])) } };
-}
-
-function decode(value) {
-  if ("nullValue" in value) return null;
-  if ("booleanValue" in value) return value.booleanValue;
-  if ("stringValue" in value) return value.stringValue;
-  if ("integerValue" in value) return Number(value.integerValue);
-  if ("doubleValue" in value) return value.doubleValue;
-  if ("timestampValue" in value) return value.timestampValue;
-  if ("arrayValue" in value) return (value.arrayValue.values ?? []).map(decode);
-  if ("mapValue" in value) {
-    return Object.fromEntries(Object.entries(value.mapValue.fields ?? {}).map(([k, v]) => [k, decode(v)]));
-  }
-  return value;
-}
-
-const documentUrl = (path) =>
-  `http://${FIRESTORE_HOST}/v1/projects/${PROJECT}/databases/(default)/documents/${path}`;
-
-/** Server-side write of `fields` into the document at `path` (merged: only these fields). */
-async function serverWrite(path, fields) {
-  const mask = Object.keys(fields).map((k) => `updateMask.fieldPaths=${encodeURIComponent(k)}`).join("&");
-  await owner("PATCH", `${documentUrl(path)}?${mask}`, { fields: encode(fields).mapValue.fields });
-}
-
-async function serverRead(path) {
-  const body = await owner("GET", documentUrl(path));
-  return body && decode({ mapValue: { fields: body.fields ?? {} } });
-}
-
-/** Sets custom claims on the Auth emulator (as the Admin SDK's setCustomUserClaims does). */
-async function setClaims(uid, claims) {
-  await owner("POST", `http://${AUTH_HOST}/identitytoolkit.googleapis.com/v1/projects/${PROJECT}/accounts:update`, {
-    localId: uid,
-    customAttributes: JSON.stringify(claims),
-  });
-}
-
-/**
- * A user signed up through the SDK with e-mail and password, who writes their own profile.
- * `premium`: the server then writes `users/{uid}.subscription`; `admin`: the custom claim
- * `admin: true` is set and the ID token refreshed so it carries it.
- */
-async function signUp(label, { premium = false, admin = false } = {}) {
-  const client = newClient();
-  const email = `sdk-${label}-${randomUUID().slice(0, 8)}@example.test`;
-  const { user } = await createUserWithEmailAndPassword(client.auth, email, `pw-${randomUUID()}`);
-  client.uid = user.uid;
-  client.email = email;
-  await setDoc(doc(client.db, "users", user.uid), { displayName: `SDK ${label}` });
-  if (premium) {
-    await serverWrite(`users/${user.uid}`, { subscription: { tier: "premium", status: "active" } });
-  }
-  if (admin) {
-    await setClaims(user.uid, { admin: true });
-    await user.getIdToken(true);
-    const { claims } = await user.getIdTokenResult();
-    assert.equal(claims.admin, true, "the refreshed ID token carries the admin claim");
-  }
-  return client;
-}
-
-/** The user creates their own CV through the SDK (contract 5: allowed with userId == uid). */
-async function createCv(client, cvId = `sdk-cv-${randomUUID()}`) {
-  await setDoc(doc(client.db, "cvs", cvId), { userId: client.uid, title: "My CV" });
-  return cvId;
-}
-
-/** Asserts that `promise` rejects with the SDK error `code`, then runs `check(err)`. */
-async function rejectsWith(promise, code, check = () => {}) {
-  let error;
-  try {
-    const value = await promise;
-    assert.fail(`expected ${code}, got an answer: ${JSON.stringify(value).slice(0, 300)}`);
-  } catch (e) {
-    if (e instanceof assert.AssertionError) throw e;
-    error = e;
-  }
-  assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
-  if (code.startsWith("functions/")) {
-    // Contract 2: short, human messages; no stack traces, e-mail addresses or Firestore paths.
-    for (const leak of ["Traceback", "File \"", "@example.test", "users/", "cvs/", "external_data_", "rate_limits"]) {
-      assert.ok(!error.message.includes(leak), `message carries ${leak}: ${error.message}`);
-    }
-    assert.ok(error.message.length > 0 && error.message.length <= 300, `message: ${error.message}`);
-  }
-  check(error);
-  return error;
-}
-
-const previewRequest = (cvId) => ({ cvId, mode: "preview", sources: ["linkedin"], linkedin: { export: LINKEDIN_EXPORT } });
-const fullRequest = (cvId) => ({ cvId, mode: "full", sources: ["linkedin"], linkedin: { export: LINKEDIN_EXPORT } });
-
-/** Every array anywhere under `value`, with its path. */
-function* lists(value, path = "") {
-  if (Array.isArray(value)) {
-    yield [path, value];
-    for (const [i, item] of value.entries()) yield* lists(item, `${path}[${i}]`);
-  } else if (value && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) yield* lists(v, `${path}.${k}`);
-  }
-}
-
-function containsLocked(value) {
-  if (Array.isArray(value)) return value.some(containsLocked);
-  if (value && typeof value === "object") {
-    return value.locked === true || Object.values(value).some(containsLocked);
-  }
-  return false;
-}
-
-function assertUsage(usage, { tier, limit: expectedLimit, remaining }) {
-  assert.equal(usage.tier, tier);
-  assert.equal(usage.limit, expectedLimit);
-  assert.equal(usage.remaining, remaining);
-  assert.match(usage.resetAt, ISO_UTC);
-}
-
-function assertCounts(object, keys, where) {
-  for (const key of keys) {
-    assert.equal(typeof object[key], "number", `${where}.${key} is a number: ${JSON.stringify(object)}`);
-    assert.ok(Number.isFinite(object[key]) && object[key] >= 0, `${where}.${key} = ${object[key]}`);
-  }
-}
-
-// ------------------------------------------------------------------------------- set-up
-
-const GATED = {
-  phase: "full",
-  rolloutPercentage: 100,
-  targetGroups: ["beta-testers", "internal-team", "trusted-advisors"],
-  fallbackEnabled: false,
-  components: { premiumGating: true, usageTracking: true, rateLimiting: true, securityAudit: true },
-};
-
-function isGated(config) {
-  return (
-    config?.phase === "full" &&
-    config.fallbackEnabled === false &&
-    !config.shadow &&
-    ["premiumGating", "usageTracking", "rateLimiting", "securityAudit"].every((c) => config.components?.[c] === true) &&
-    Object.values(config.sources ?? {}).every((s) => s?.enabled !== false)
-  );
-}
-
-before(async () => {
-  // Phase "full" without fallback: every user is in the gated cohort (contract 3), so free and
-  // premium differ. make test's session set-up already writes this config; a standalone run
-  // writes it here and waits (at most the contract's 30 s) until the functions see it.
-  const config = await serverRead("config/externalDataRollout");
-  if (isGated(config)) return;
-  await owner("PATCH", documentUrl("config/externalDataRollout"), {
-    fields: encode({ ...GATED, version: Date.now(), updatedAt: new Date(), updatedBy: "sdk-tests" }).mapValue.fields,
-  });
-  const probe = await signUp("config-probe");
-  const cvId = await createCv(probe);
-  const deadline = Date.now() + 35_000;
-  for (;;) {
-    try {
-      await probe.call("enrichCVWithExternalData", fullRequest(cvId));
-    } catch (e) {
-      if (e.code === "functions/permission-denied") return;
-    }
-    assert.ok(Date.now() < deadline, "the gated rollout config did not take effect within 35 s");
-    await sleep(1000);
-  }
-});
-
-after(async () => {
-  await Promise.allSettled(apps.map(async (app) => {
-    await terminate(getFirestore(app));
-    await deleteApp(app);
-  }));
-});
+before(ensureGatedConfig);
+after(closeClients);
 
 // ------------------------------------------------------------------------------- 2: every callable
 
