@@ -276,3 +276,48 @@ export async function closeClients() {
     await deleteApp(app);
   }));
 }
+
+// ------------------------------------------------------------------------------- server-side reads
+
+/** Every document of the collection at `path` (a sub-collection too), as {id, path, data}. */
+export async function serverList(path) {
+  const found = [];
+  let pageToken = "";
+  do {
+    const page = await owner("GET", `${documentUrl(path)}?pageSize=300${pageToken && `&pageToken=${encodeURIComponent(pageToken)}`}`);
+    for (const d of page?.documents ?? []) found.push(fromRest(d));
+    pageToken = page?.nextPageToken ?? "";
+  } while (pageToken);
+  return found;
+}
+
+/** The documents of collection `collectionId` (under the root) whose `field` equals `value`. */
+export async function serverQuery(collectionId, field, value) {
+  const rows = await owner("POST", `http://${FIRESTORE_HOST}/v1/projects/${PROJECT}/databases/(default)/documents:runQuery`, {
+    structuredQuery: {
+      from: [{ collectionId }],
+      where: { fieldFilter: { field: { fieldPath: field }, op: "EQUAL", value: encode(value) } },
+    },
+  });
+  return (rows ?? []).filter((row) => row.document).map((row) => fromRest(row.document));
+}
+
+function fromRest(d) {
+  const path = d.name.split("/documents/")[1];
+  return { id: path.split("/").at(-1), path, data: decode({ mapValue: { fields: d.fields ?? {} } }) };
+}
+
+/**
+ * Polls `probe` (an async function) until it answers something truthy, which it returns; fails
+ * with `what` after `timeoutMs`. For the Firestore triggers, which the emulator runs after the
+ * write has been answered.
+ */
+export async function eventually(what, probe, { timeoutMs = 15_000, everyMs = 250 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    assert.ok(Date.now() < deadline, `${what}: not seen within ${timeoutMs / 1000} s`);
+    await sleep(everyMs);
+  }
+}
