@@ -16,7 +16,6 @@ from stores.base import DocumentStore
 from stores.schema import (
     AUDIT,
     COHORT_MEMBERS,
-    CVS,
     EXTERNAL_DATA,
     IDEMPOTENCY,
     RATE_LIMITS,
@@ -66,14 +65,18 @@ def cohort_member_docs(store: DocumentStore, member_id: str) -> dict[str, dict[s
     return {p: d for p, d in docs.items() if d is not None}
 
 
-def cv_ids(store: DocumentStore, uid: str) -> list[str]:
-    """The ids of the user's CVs."""
-    return sorted(path.rpartition("/")[2] for path, _ in store.query(CVS, [("userId", "==", uid)]))
+def results(store: DocumentStore, uid: str) -> list[tuple[str, dict[str, Any]]]:
+    """The stored enrichment results made for the user (their ``userId``, whoever owns the CV
+    now: contract 5 lets a CV's owner read a result only while its ``userId`` is theirs), in
+    path order. A CV moved to another user keeps the earlier owner's result, which is theirs to
+    export and erase, never the new owner's. One collection-group query (its single-field index
+    is in ``firestore.indexes.json``)."""
+    return sorted(store.query(EXTERNAL_DATA, [("userId", "==", uid)], group=True))
 
 
 def result_paths(store: DocumentStore, uid: str) -> list[str]:
-    """The stored enrichment results of the user's CVs."""
-    return [p for cv in cv_ids(store, uid) for p in store.list_paths(f"{CVS}/{cv}/{EXTERNAL_DATA}")]
+    """The paths of ``results``."""
+    return [path for path, _ in results(store, uid)]
 
 
 def erasable_paths(store: DocumentStore, uid: str) -> dict[str, list[str]]:
@@ -115,16 +118,14 @@ def user_documents(store: DocumentStore, uid: str, kept_id: str | None = None) -
         rows = [{"id": p.rpartition("/")[2], **d} for p, d in store.query(collection)]
         return sorted(rows, key=_at)
 
-    results = [
-        {"cvId": cv, "id": p.rpartition("/")[2], **d}
-        for cv in cv_ids(store, uid)
-        for p, d in store.query(f"{CVS}/{cv}/{EXTERNAL_DATA}")
+    made = [
+        {"cvId": p.split("/")[1], "id": p.rpartition("/")[2], **d} for p, d in results(store, uid)
     ]
     return {
         "stats": store.get_many([usage])[usage] or {},
         "events": docs(f"{usage}/events"),
         "conversions": docs(f"{usage}/conversions"),
-        "results": results,
+        "results": made,
         "audit": [{"id": p.rpartition("/")[2], **d} for p, d in audit_entries(store, uid)],
         "idempotency": _named(store, idempotency_paths(store, uid)),
         "rateLimits": _named(store, rate_limit_paths(store, uid)),

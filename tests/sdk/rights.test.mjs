@@ -222,7 +222,7 @@ describe("exportMyExternalData (contract 2.5)", () => {
     );
   });
 
-  test("a CV moved to another user: the result stored for the earlier owner stays unreadable to the new one", async () => {
+  test("a CV moved to another user: the result stored for the earlier owner stays theirs, not the new owner's", async () => {
     // The server moves a CV to another user (only the server may change userId, contract 5); the
     // result stored for the earlier owner stays under it, and the rules keep it from the new
     // owner (contract 5: only while the stored result's userId is the caller).
@@ -233,11 +233,15 @@ describe("exportMyExternalData (contract 2.5)", () => {
     await rejectsWith(getDoc(doc(second.db, "cvs", cvId, "externalData", "latest")), "permission-denied");
     const answer = await second.call("exportMyExternalData", { userId: second.uid }); // their own uid: allowed
     assert.equal(answer.userId, second.uid);
-    // Left out, failing against the product (reported): the new owner's export must not carry the
-    // earlier owner's stored result (their uid, requestId and enriched profile), which contract 5
-    // forbids the new owner to read, and the earlier owner's export should hold it (contract 2.5:
-    // everything these functions store about the user). The export picks results by the CV's
-    // current owner, not by the stored result's userId: `second`'s export holds it, `first`'s not.
+    // The new owner's export must not carry the earlier owner's result, which contract 5 forbids
+    // them to read; the earlier owner's holds it (2.5: everything stored about the user), and
+    // their erasure removes it. (Results used to be picked by the CV's current owner.)
+    assert.ok(!JSON.stringify(answer).includes(first.uid), JSON.stringify(answer.results));
+    const theirs = await first.call("exportMyExternalData", {});
+    assert.deepEqual(theirs.results.map((r) => [r.cvId, r.userId]), [[cvId, first.uid]]);
+    const erased = await first.call("deleteMyExternalData", {});
+    assert.equal(erased.deleted.externalData, 1, JSON.stringify(erased.deleted));
+    assert.equal(await serverRead(`cvs/${cvId}/externalData/latest`), null, "the result was erased");
   });
 
   test("refuses a caller without an ID token: functions/unauthenticated", async () => {

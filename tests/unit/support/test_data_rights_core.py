@@ -119,6 +119,26 @@ def test_delete_leaves_only_hashed_audit_entries_and_spares_others(
     assert sorted(traces(store, NEIGHBOUR)) == neighbour_before
 
 
+def test_a_result_follows_the_user_it_was_made_for_not_the_cvs_new_owner(
+    app: App, store: MemoryStore
+) -> None:
+    """The server moves alice's CV to her neighbour: the result stored there is still alice's
+    (its ``userId``; the rules let the new owner read none of it). Export picked results by the
+    CV's current owner: the neighbour's export carried alice's result, hers left it out, and her
+    erasure left it behind."""
+    moved = f"cvs/cv-{UID}"
+    store.docs[moved]["userId"] = NEIGHBOUR
+    theirs = data_rights.run_export(app, Caller(NEIGHBOUR), {})
+    assert [r["cvId"] for r in theirs["results"]] == [f"cv-{NEIGHBOUR}"]
+    assert UID not in set(strings(theirs["results"]))
+    hers = data_rights.run_export(app, Caller(UID), {})
+    assert [(r["cvId"], r["userId"]) for r in hers["results"]] == [(f"cv-{UID}", UID)]
+    out = data_rights.run_delete(app, Caller(UID), {})
+    assert out["deleted"]["externalData"] == 1
+    assert not [p for p in store.docs if p.startswith(f"{moved}/externalData/")]
+    assert any(p.startswith(f"cvs/cv-{NEIGHBOUR}/externalData/") for p in store.docs)
+
+
 def test_an_erasure_hashes_the_requests_the_user_made_too(app: App, store: MemoryStore) -> None:
     """The audit entries of alice's own export and of her request (as an admin) for another
     user name her in ``by``: after her erasure they keep the keyed hash only (contract 2.5)."""
