@@ -73,8 +73,9 @@ ENRICHMENTS = MetricDef(
     INT,
     ("result",),
     "1",
-    "Enrichments admitted past the gate and the limits, by result: successful (c.successful) "
-    "or failed (c.failed: no source succeeded, crash, store unavailable).",
+    "Enrichment calls not refused (denials and limits excluded), by result: successful "
+    "(c.successful) or failed (c.failed: no source succeeded, a crash, or the store unavailable, "
+    "which may answer before the gate).",
 )
 SERVICE_FAILURE_RATE = MetricDef(
     "service_failure_rate",
