@@ -231,13 +231,9 @@ class FirestoreStore:
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         """See ``DocumentStore.increment``: one Commit whose transform result is the new value
-        (``set(merge=True)`` of ``extra`` with the increment, as the client would send it)."""
-        try:
-            request = self._request([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
-            response = self._commit(request, self._retry_once_applied)
-        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-            raise _error("increment", exc) from exc
-        return self._new_value(response)
+        (``set(merge=True)`` of ``extra`` with the increment, as the client would send it):
+        ``start_increment``, collected at once."""
+        return self.start_increment(path, field_name, by, extra)()
 
     def start_increment(
         self, path: str, field_name: str, by: int, extra: Mapping[str, Any]
