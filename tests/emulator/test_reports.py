@@ -7,7 +7,6 @@ Runs under ``scripts/with-emulators.sh``; fails (never skips) without the emulat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from scripts.devkit.emulator import GATED, call, seed
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 ENRICH = "enrichCVWithExternalData"
@@ -27,15 +27,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def report() -> ModuleType:
-    name = "report_cli"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("report", "report_cli", reuse=True)
 
 
 @pytest.fixture(scope="module")

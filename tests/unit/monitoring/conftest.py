@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +9,7 @@ from types import ModuleType
 import pytest
 
 from tests.support.fake_monitoring import FakeMonitoring, running
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "monitoring"
@@ -26,12 +25,4 @@ def fake() -> Iterator[FakeMonitoring]:
 @pytest.fixture(scope="session")
 def cli() -> ModuleType:
     """``scripts/monitoring.py`` imported as a module (its ``main`` takes argv and a stream)."""
-    name = "monitoring_cli"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "monitoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("monitoring", "monitoring_cli", reuse=True)

@@ -6,10 +6,8 @@ verdict is what ``advance`` does."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import random
 import re
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -24,9 +22,9 @@ from rollout_control import changes
 from stores.base import Write
 from stores.memory import MemoryStore
 from stores.schema import CONFIG_PATH
+from tests.support.scripts import load_script
 from usecases.requests import parse_analytics
 
-ROOT = Path(__file__).resolve().parents[3]
 DAY = date(2026, 11, 25)
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,15 +32,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def report() -> ModuleType:
-    name = "report_cli"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("report", "report_cli", reuse=True)
 
 
 def traffic(store: MemoryStore, recorder: Recorder, day: datetime, seed: int = 1) -> None:

@@ -4,7 +4,6 @@ without a zone is UTC (as the other CLIs take it); a crash exits 70, not 1 (refu
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,21 +16,14 @@ from types import ModuleType
 import pytest
 
 from stores.memory import MemoryStore
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def report() -> ModuleType:
-    name = "report_cli"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("report", "report_cli", reuse=True)
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ revenue (full). A metric the system cannot measure is shown as "not measured", n
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,18 +15,12 @@ from rollout_control import changes, health
 from stores.base import Write
 from stores.memory import MemoryStore
 from stores.schema import conversion_path, usage_event_path
+from tests.support.scripts import load_script
 from tests.unit.rollout.conftest import enter_phase
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_cli_m", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"{name}_cli_m"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, f"{name}_cli_m")
 
 
 def _enter(store: MemoryStore, phase: str, at: datetime) -> None:

@@ -14,6 +14,7 @@ from rollout_control import changes
 from rollout_control.evaluator import evaluate
 from stores.errors import StoreError
 from stores.memory import MemoryStore
+from tests.support.scripts import load_script
 from tests.unit.rollout.conftest import enter_phase
 
 BAD_IN = {"requests": 2, "lat_ms": 3000.0}
@@ -160,16 +161,7 @@ def test_cli_restore_after_an_automatic_step(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[3]
-    spec = importlib.util.spec_from_file_location("rollout_cli_r", root / "scripts" / "rollout.py")
-    assert spec is not None and spec.loader is not None
-    cli_mod = importlib.util.module_from_spec(spec)
-    sys.modules["rollout_cli_r"] = cli_mod
-    spec.loader.exec_module(cli_mod)
+    cli_mod = load_script("rollout", "rollout_cli_r")
     monkeypatch.setattr(cli_mod.cli, "make_store", lambda project: store)
     at = datetime.now(now.tzinfo) - timedelta(hours=1)
     _enter(store, "premium", at - timedelta(days=5))

@@ -4,23 +4,15 @@ passed, so it is refused before anything is read or written."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.scripts import load_script
 
 
 def _rollout() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rollout_cli", ROOT / "scripts" / "rollout.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rollout_cli"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("rollout", "rollout_cli")
 
 
 @pytest.mark.parametrize(

@@ -4,25 +4,16 @@ a usage error, exit 2, said before the store is opened, never a refusal (exit 1)
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from stores.memory import MemoryStore
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.scripts import load_script
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_cli", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"{name}_cli"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, f"{name}_cli")
 
 
 @pytest.fixture
