@@ -64,6 +64,12 @@ class Sink:
                     bucket = self.per_second[now]
                 bucket[path] += 1
 
+    def rpc(self, name: str) -> None:
+        """Count one RPC of ``name`` really sent (a batch of several calls' commits is one)."""
+        with self.lock:
+            self._ensure_thread()
+            self.ops[f"rpc.{name}"] += 1
+
     def _loop(self) -> None:
         while True:
             time.sleep(FLUSH_EVERY_S)
@@ -122,6 +128,12 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
         def commit(self, writes: Sequence[Any]) -> None:
             sink.count("commit", writes=[w.path for w in writes])
             super().commit(writes)
+
+        def _send_commit(self, request: Any, timeout: float) -> Any:
+            # Each Commit RPC really sent: one per batch of commits and increments that went
+            # together (``stores.group_commit``), and one per member sent again alone.
+            sink.rpc("Commit")
+            return super()._send_commit(request, timeout)
 
         def query(self, collection: str, *args: Any, **kwargs: Any) -> list[Any]:
             out = list(super().query(collection, *args, **kwargs))

@@ -113,10 +113,21 @@ def cost_section(cost: Cost) -> str:
     rts = {k[3:]: v for k, v in cost.ops.items() if k.startswith("rt.")}
     per_rt = ", ".join(f"{k} {v / max(cost.calls, 1):.2f}" for k, v in sorted(rts.items()))
     usd = cost.usd_per_million(READ_USD_PER_100K, WRITE_USD_PER_100K)
+    commits = cost.ops.get("rpc.Commit", 0)
+    asked = sum(v for k, v in rts.items() if k in ("commit", "increment", "compare_and_set"))
     lines = [
         f"Counted inside the served workers (`loadtests/counting.py`) over {cost.calls} calls:",
         f"- per call: **{cost.per_call('reads'):.2f} document reads, {cost.per_call('writes'):.2f}"
         f" document writes**, {sum(rts.values()) / max(cost.calls, 1):.2f} round trips ({per_rt})",
+        *(
+            [
+                f"- Commit RPCs really sent: {commits / max(cost.calls, 1):.2f} per call, for "
+                f"{asked / max(cost.calls, 1):.2f} commits and increments asked "
+                "(the rest went together: `stores.group_commit`)"
+            ]
+            if commits
+            else []
+        ),
         f"- list-price cost per million enrichments: **${usd:,.2f}** "
         f"(reads ${1e6 * cost.per_call('reads') * READ_USD_PER_100K / 1e5:,.2f}, writes "
         f"${1e6 * cost.per_call('writes') * WRITE_USD_PER_100K / 1e5:,.2f}). {PRICES}.",

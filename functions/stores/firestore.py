@@ -27,6 +27,7 @@ from stores import inflight
 from stores.base import Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
+from stores.group_commit import GroupCommit
 
 _BATCH_LIMIT = 500
 """Firestore's most writes in one Commit."""
@@ -75,6 +76,9 @@ def make_client(project: str | None = None) -> firestore.Client:
 
 
 _API = "/google.firestore.v1.Firestore/"
+COMMITS_IN_FLIGHT = 1
+"""A store's Commits on the wire at once before the next ones wait to go together
+(``stores.group_commit``)."""
 _COMMIT_REQUEST = firestore_types.CommitRequest.pb()
 _COMMIT_RESPONSE = firestore_types.CommitResponse.pb()
 _GET_REQUEST = firestore_types.GetDocumentRequest.pb()
@@ -138,7 +142,12 @@ class FirestoreStore:
     """``DocumentStore`` over a ``google.cloud.firestore.Client``."""
 
     def __init__(
-        self, client: firestore.Client, *, deadline_s: float = 5.0, retry_s: float = 3.0
+        self,
+        client: firestore.Client,
+        *,
+        deadline_s: float = 5.0,
+        retry_s: float = 3.0,
+        commits_in_flight: int = COMMITS_IN_FLIGHT,
     ) -> None:
         self.client = client
         # Every document's full resource name starts with this (what ``client.document(p)``
@@ -159,6 +168,26 @@ class FirestoreStore:
             multiplier=2.0,
             timeout=retry_s,
         )
+        # Commits of concurrent calls sent together (``stores.group_commit``); 0: each alone.
+        self.group: GroupCommit | None = (
+            GroupCommit(self._send_commit, self._new_commit, commits_in_flight)
+            if commits_in_flight
+            else None
+        )
+
+    def _send_commit(self, request: Any, timeout: float) -> inflight.Pending:
+        return inflight.start(
+            self._rpc.commit, request, timeout=timeout, metadata=self._rpc.metadata
+        )
+
+    def _new_commit(self) -> Any:
+        return _COMMIT_REQUEST(database=self._rpc.database)
+
+    def _start_commit(self, request: Any, deadline: float) -> inflight.Pending:
+        """``request`` sent now, or with the next batch of this store's commits."""
+        if self.group is None:
+            return self._send_commit(request, max(0.0, deadline - time.monotonic()))
+        return self.group.start(request, deadline)
 
     def hurried(self, deadline_s: float) -> FirestoreStore:
         """The same store (same client; a subclass stays itself) with ``deadline_s`` per call
@@ -169,6 +198,7 @@ class FirestoreStore:
         quick._timeout = deadline_s  # noqa: SLF001
         quick._retry = None  # noqa: SLF001
         quick._retry_once_applied = None  # noqa: SLF001
+        quick.group = None  # its short deadline would bound a whole batch
         return quick
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -243,9 +273,7 @@ class FirestoreStore:
         end = time.monotonic() + self._timeout
         try:
             request = self._request([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
-            first = inflight.start(
-                self._rpc.commit, request, timeout=self._timeout, metadata=self._rpc.metadata
-            )
+            first = self._start_commit(request, end)
         except (grpc.RpcError, ValueError) as exc:
             raise _error("increment", exc) from exc
 
@@ -315,8 +343,14 @@ class FirestoreStore:
         prefix, emulator token and routing header) but without its wrappers: the generated
         client's retry, timeout and error layers and proto-plus conversions were about 8% of
         the served workers' Python CPU at 100 rps. Errors are mapped as the client maps them,
-        and ``retry`` (within the store's deadline) is the policy the client applied."""
-        return self._unary(self._rpc.commit, request, retry)
+        and ``retry`` (within the store's deadline) is the policy the client applied. The first
+        attempt may ride in a batch with other calls' commits (``stores.group_commit``)."""
+        end = time.monotonic() + self._timeout
+        try:
+            first = self._start_commit(request, end)
+        except grpc.RpcError as exc:
+            raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
+        return self._unary(self._rpc.commit, request, retry, deadline=end, first=first)
 
     def _unary(
         self,
