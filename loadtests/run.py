@@ -58,7 +58,12 @@ PROFILES = {
     "peak5x": Profile(
         [(300, 50), (600, 100)], sample=True, note="the plan's profile at 5x (50 then 100 rps)"
     ),
-    "burst": Profile([(120, 100)], arrival="burst", note="bursts of 100 calls every second"),
+    "burst": Profile(
+        [(60, 50), (120, 100)],
+        arrival="burst",
+        note="1 minute of bursts of 50 (the emulator's JVM warms up), then bursts of 100 calls"
+        " every second: the goal's phase",
+    ),
     "step": Profile(
         [(30, r) for r in (50, 100, 150, 200, 250, 300, 350, 400)],
         step=True,
