@@ -7,13 +7,18 @@ CPU and the client 0.45-0.54 ms, against 0.22-0.61 and 0.07-0.15 ms per write in
 a burst that keeps an instance's request threads busy spends most of the store's work on
 the calls themselves.
 
-How: at most ``in_flight`` Commits of a store are on the wire at once. A commit that finds
-fewer goes out at once, alone, as the same request it would have been (a quiet instance waits
-for nothing). Otherwise it joins the batch waiting to be sent, or starts the next one when that
-batch already writes one of its documents (a document is never written twice in one Commit) or
-would pass Firestore's limits. A waiting batch is sent as soon as a Commit on the wire is
-answered, by whichever thread collects that answer first; a member collecting its own answer
-collects the Commit ahead of it if no one has. Each member gets its own writes' results.
+How: a store has ``in_flight`` batching slots (1). A commit that finds a slot free and nothing
+waiting goes out at once, alone, as the same request it would have been (a quiet instance waits
+for nothing). Otherwise it joins the batch waiting for a slot. One that cannot join it, because
+that batch already writes one of its documents (a document is never written twice in one
+Commit: Firestore's BatchWrite refuses that, and Google's own BulkWriter splits such writes
+the same way) or would pass Firestore's limits, goes out alone at once if fewer than
+``MOST_ON_WIRE`` Commits are on the wire (it could not have gone with that batch anyway, and
+one user's simultaneous calls, which all write that user's rate-limit document, are not made
+to go one at a time), or else starts the next batch. A waiting batch is sent as soon as the
+Commit in the slot is answered, by whichever thread collects that answer first; a member
+collecting its own answer collects the one in the slot if no one has. Each member gets its own
+writes' results.
 
 Failures: a Commit applies all its writes or none. A batch refused with nothing applied (a
 definite error, such as ``INVALID_ARGUMENT`` for one member's document, or ``ABORTED``) is
@@ -35,6 +40,8 @@ import grpc  # type: ignore[import-untyped]
 
 from stores.inflight import Pending
 
+MOST_ON_WIRE = 4
+"""Commits of one store on the wire at once, the batching slots' included."""
 MAX_WRITES = 500
 """Firestore's limit on the writes (field transforms counted as writes) of one Commit."""
 MAX_BYTES = 8 * 1024 * 1024
@@ -77,6 +84,8 @@ class _Member:
 
     def measure(self) -> _Member:
         """Its documents, writes and bytes: only a member that waits needs them."""
+        if self.paths:  # measured already
+            return self
         writes = self.request.writes
         self.paths = frozenset(_written(w) for w in writes)
         self.writes = len(writes) + sum(len(w.update_transforms) for w in writes)
@@ -94,6 +103,7 @@ class _Batch:
         "paths",
         "pending",
         "size",
+        "slot",
         "unsent",
         "writes",
     )
@@ -109,6 +119,7 @@ class _Batch:
         self.answer: Any = None
         self.error: BaseException | None = None
         self.unsent = False  # failed before it was sent: nothing applied
+        self.slot = False  # sent in a batching slot (not alone beside one)
 
     def fits(self, m: _Member) -> bool:
         return (
@@ -117,16 +128,17 @@ class _Batch:
             and self.size + m.size <= MAX_BYTES
         )
 
-    def add(self, m: _Member) -> None:
+    def add(self, m: _Member) -> _Batch:
         m.batch = self
         self.members.append(m)
         self.paths |= m.paths
         self.writes += m.writes
         self.size += m.size
+        return self
 
 
 class GroupCommit:
-    """One store's Commits, at most ``in_flight`` on the wire, the rest sent in batches."""
+    """One store's Commits: ``in_flight`` batching slots, the rest sent in batches."""
 
     def __init__(self, send: Send, new_request: Callable[[], Any], in_flight: int = 1) -> None:
         if in_flight < 1:
@@ -136,6 +148,7 @@ class GroupCommit:
         self._limit = in_flight
         self._lock = threading.Lock()
         self._wire: list[_Batch] = []
+        self._slots = 0  # batches of ``_wire`` in a slot
         self._waiting: deque[_Batch] = deque()
         self.commits = 0
         """Commits sent (batches, whatever their size; a member sent again alone not counted)."""
@@ -149,21 +162,20 @@ class GroupCommit:
         m = _Member(request, deadline)
         with self._lock:
             self.members += 1
-            if len(self._wire) < self._limit and not self._waiting:
-                b = _Batch()
-                b.add(m)
-                self._dispatch(b)
-            else:
-                m.measure()
-                tail = self._waiting[-1] if self._waiting else None
-                if tail is None or not tail.fits(m):
-                    tail = _Batch()
-                    self._waiting.append(tail)
+            if self._slots < self._limit and not self._waiting:
+                self._dispatch(_Batch().add(m), slot=True)
+                return _Ticket(self, m)
+            tail = self._waiting[-1] if self._waiting else None
+            if tail is not None and tail.fits(m.measure()):
                 tail.add(m)
+            elif tail is not None and len(self._wire) < MOST_ON_WIRE:
+                self._dispatch(_Batch().add(m), slot=False)
+            else:
+                self._waiting.append(_Batch().add(m.measure()))
         return _Ticket(self, m)
 
-    def _dispatch(self, b: _Batch) -> None:
-        """Send ``b`` (the lock held)."""
+    def _dispatch(self, b: _Batch, *, slot: bool) -> None:
+        """Send ``b`` (the lock held), in a batching slot or beside them."""
         if len(b.members) == 1:
             request = b.members[0].request
         else:
@@ -172,13 +184,15 @@ class GroupCommit:
                 m.start = len(request.writes)
                 request.MergeFrom(m.request)
         timeout = max(0.0, min(m.deadline for m in b.members) - time.monotonic())
-        self._wire.append(b)
-        self.commits += 1
         try:
             b.pending = self._send(request, timeout)
         except (grpc.RpcError, ValueError) as exc:  # not sent: nothing applied
-            self._wire.remove(b)
             b.error, b.unsent, b.done = exc, True, True
+            return
+        self._wire.append(b)
+        self.commits += 1
+        b.slot = slot
+        self._slots += slot
 
     def _collect(self, b: _Batch) -> None:
         """Wait for ``b``'s answer (once, whoever asks first), then send what waits."""
@@ -193,8 +207,9 @@ class GroupCommit:
                 b.done = True
                 with self._lock:
                     self._wire.remove(b)
-                    while self._waiting and len(self._wire) < self._limit:
-                        self._dispatch(self._waiting.popleft())
+                    self._slots -= b.slot
+                    while self._waiting and self._slots < self._limit:
+                        self._dispatch(self._waiting.popleft(), slot=True)
 
     def _sent(self, b: _Batch) -> None:
         """Return once ``b`` is on the wire (or failed to go), collecting what is ahead."""
@@ -202,10 +217,10 @@ class GroupCommit:
             with self._lock:
                 if b.pending is not None or b.done:
                     return
-                ahead = self._wire[0] if self._wire else None
-                if ahead is None:  # nothing to wait for: send the oldest waiting batch
-                    self._dispatch(self._waiting.popleft())
+                if self._slots < self._limit:  # a slot is free: send the oldest waiting batch
+                    self._dispatch(self._waiting.popleft(), slot=True)
                     continue
+                ahead = next(w for w in self._wire if w.slot)
             self._collect(ahead)
 
 

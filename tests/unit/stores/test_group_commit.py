@@ -15,7 +15,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
-from stores.group_commit import MAX_WRITES, GroupCommit
+from stores.group_commit import MAX_WRITES, MOST_ON_WIRE, GroupCommit
 
 REQUEST = firestore_types.CommitRequest.pb()
 RESPONSE = firestore_types.CommitResponse.pb()
@@ -127,16 +127,61 @@ def test_commits_that_wait_go_together_and_each_gets_its_own_results() -> None:
     assert (g.commits, g.members) == (2, 4)
 
 
-def test_a_document_is_never_written_twice_in_one_commit_and_order_is_kept() -> None:
+def test_a_document_is_never_written_twice_in_one_commit() -> None:
     wire = Wire(auto=True)
     g = group(wire)
     tickets = [g.start(request(d), later()) for d in ("c/a", "c/b", "c/b", "c/d", "c/b")]
+    # c/a in the slot; c/b waits; the second c/b cannot join it and goes alone at once; c/d
+    # joins the waiting batch; the third c/b goes alone too.
+    assert [names(r) for r in wire.sent] == [["c/a"], ["c/b"], ["c/b"]]
     for t in tickets:
         t.result()
     batches = [names(r) for r in wire.sent]
-    assert batches == [["c/a"], ["c/b"], ["c/b", "c/d"], ["c/b"]]
+    assert batches == [["c/a"], ["c/b"], ["c/b"], ["c/b", "c/d"]]
     for b in batches:
         assert len(b) == len(set(b))
+
+
+def test_one_users_simultaneous_commits_are_not_made_to_go_one_at_a_time() -> None:
+    """Every call of one user writes the same rate-limit document: none can go together, so
+    they go alone beside the slot, up to MOST_ON_WIRE Commits on the wire."""
+    wire = Wire()
+    g = group(wire)
+    tickets = [g.start(request("c/limit"), later()) for _ in range(MOST_ON_WIRE + 2)]
+    # The slot's, then (one waiting for the slot) alone until MOST_ON_WIRE are on the wire;
+    # the last waits behind.
+    assert len(wire.sent) == MOST_ON_WIRE
+    done: list[int] = []
+
+    def collect(i: int) -> None:
+        tickets[i].result()
+        done.append(i)
+
+    threads = [threading.Thread(target=collect, args=(i,)) for i in range(len(tickets))]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 5
+    while len(done) < len(tickets) and time.monotonic() < deadline:
+        wire.answer_all()
+        time.sleep(0.005)
+    for th in threads:
+        th.join(5)
+    assert sorted(done) == list(range(len(tickets)))
+    assert len(wire.sent) == len(tickets) and all(len(r.writes) == 1 for r in wire.sent)
+
+
+def test_the_waiting_batch_goes_when_the_slot_is_answered_whatever_else_is_on_the_wire() -> None:
+    wire = Wire()
+    g = group(wire)
+    slot = g.start(request("c/a"), later())
+    waiting = g.start(request("c/b"), later())
+    beside = g.start(request("c/b"), later())  # cannot join: goes alone, beside the slot
+    assert [names(r) for r in wire.sent] == [["c/a"], ["c/b"]]
+    wire.gates[0].set()
+    slot.result()  # the slot answered: the waiting batch goes now, the other still out
+    assert [names(r) for r in wire.sent] == [["c/a"], ["c/b"], ["c/b"]]
+    wire.answer_all()
+    assert results(waiting.result()) == ["c/b"] and results(beside.result()) == ["c/b"]
 
 
 def test_a_batch_stays_within_firestores_limit_on_writes() -> None:
@@ -148,7 +193,8 @@ def test_a_batch_stays_within_firestores_limit_on_writes() -> None:
     for t in tickets:
         t.result()
     sizes = [len(r.writes) + sum(len(w.update_transforms) for w in r.writes) for r in wire.sent]
-    assert sizes == [2, 4 * big, 2 * big] and max(sizes) <= MAX_WRITES
+    # The third could not join the two waiting (500 writes with them): it went alone at once.
+    assert sizes == [2, 2 * big, 4 * big] and max(sizes) <= MAX_WRITES
 
 
 @pytest.mark.parametrize(
