@@ -294,7 +294,11 @@ def test_a_request_that_cannot_be_sent_fails_alone() -> None:
         bad.result()
 
 
-def test_many_threads_each_get_their_own_results_in_fewer_commits() -> None:
+@pytest.mark.parametrize("documents", [300, 10])
+def test_many_threads_each_get_their_own_results_in_fewer_commits(documents: int) -> None:
+    """16 threads of commits of 1-4 documents out of ``documents``: out of 300 they mostly go
+    together (about a fifth as many Commits as members, measured); out of 10 they mostly
+    cannot, and go alone beside the slot."""
     sent: list[Any] = []
     lock = threading.Lock()
 
@@ -319,7 +323,7 @@ def test_many_threads_each_get_their_own_results_in_fewer_commits() -> None:
     def caller(k: int) -> None:
         rnd = random.Random(k)
         for i in range(40):
-            docs = sorted({f"c/{rnd.randrange(30)}" for _ in range(rnd.randint(1, 4))})
+            docs = sorted({f"c/{rnd.randrange(documents)}" for _ in range(rnd.randint(1, 4))})
             ticket = g.start(request(*docs), later())
             if rnd.random() < 0.3:
                 time.sleep(0.001)  # collected a little later, as a started increment is
@@ -331,8 +335,9 @@ def test_many_threads_each_get_their_own_results_in_fewer_commits() -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert not errors and g.members == 16 * 40
-    assert g.commits == len(sent) < g.members / 2  # went together
+    assert not errors and g.members == 16 * 40 and g.commits == len(sent)
+    if documents == 300:
+        assert g.commits < g.members / 2  # went together
     for req in sent:
         assert len(names(req)) == len(set(names(req)))
 
