@@ -123,7 +123,7 @@ def cost_section(cost: Cost) -> str:
             [
                 f"- Commit RPCs really sent: {commits / max(cost.calls, 1):.2f} per call, for "
                 f"{asked / max(cost.calls, 1):.2f} commits and increments asked "
-                "(the rest went together: `stores.group_commit`)"
+                "(`stores.group_commit` sends those asked at the same time together)"
             ]
             if commits
             else []

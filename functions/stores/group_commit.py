@@ -148,7 +148,6 @@ class GroupCommit:
         self._limit = in_flight
         self._lock = threading.Lock()
         self._wire: list[_Batch] = []
-        self._slots = 0  # batches of ``_wire`` in a slot
         self._waiting: deque[_Batch] = deque()
         self.commits = 0
         """Commits sent (batches, whatever their size; a member sent again alone not counted)."""
@@ -162,7 +161,7 @@ class GroupCommit:
         m = _Member(request, deadline)
         with self._lock:
             self.members += 1
-            if self._slots < self._limit and not self._waiting:
+            if self._slot_free() and not self._waiting:
                 self._dispatch(_Batch().add(m), slot=True)
                 return _Ticket(self, m)
             tail = self._waiting[-1] if self._waiting else None
@@ -173,6 +172,10 @@ class GroupCommit:
             else:
                 self._waiting.append(_Batch().add(m.measure()))
         return _Ticket(self, m)
+
+    def _slot_free(self) -> bool:
+        """Whether fewer batches than the slots are on the wire in one (the lock held)."""
+        return sum(w.slot for w in self._wire) < self._limit
 
     def _dispatch(self, b: _Batch, *, slot: bool) -> None:
         """Send ``b`` (the lock held), in a batching slot or beside them."""
@@ -192,7 +195,6 @@ class GroupCommit:
         self._wire.append(b)
         self.commits += 1
         b.slot = slot
-        self._slots += slot
 
     def _collect(self, b: _Batch) -> None:
         """Wait for ``b``'s answer (once, whoever asks first), then send what waits."""
@@ -207,8 +209,7 @@ class GroupCommit:
                 b.done = True
                 with self._lock:
                     self._wire.remove(b)
-                    self._slots -= b.slot
-                    while self._waiting and self._slots < self._limit:
+                    while self._waiting and self._slot_free():
                         self._dispatch(self._waiting.popleft(), slot=True)
 
     def _sent(self, b: _Batch) -> None:
@@ -217,7 +218,7 @@ class GroupCommit:
             with self._lock:
                 if b.pending is not None or b.done:
                     return
-                if self._slots < self._limit:  # a slot is free: send the oldest waiting batch
+                if self._slot_free():  # send the oldest waiting batch
                     self._dispatch(self._waiting.popleft(), slot=True)
                     continue
                 ahead = next(w for w in self._wire if w.slot)
@@ -230,18 +231,21 @@ class _Ticket:
     def __init__(self, group: GroupCommit, member: _Member) -> None:
         self._group = group
         self._member = member
-        self._answer: Callable[[], Any] | None = None
+        self._asked = False
+        self._value: Any = None
+        self._error: Exception | None = None
 
     def result(self) -> Any:
         """Its answer (asked again: the same answer or error, nothing sent again)."""
-        if self._answer is None:
+        if not self._asked:
+            self._asked = True
             try:
-                value = self._result()
-                self._answer = lambda: value
-            except Exception as exc:
-                self._answer = _raiser(exc)
-                raise
-        return self._answer()
+                self._value = self._result()
+            except Exception as exc:  # noqa: BLE001 - kept for the next ask, raised below
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._value
 
     def _result(self) -> Any:
         m, g = self._member, self._group
@@ -256,13 +260,6 @@ class _Ticket:
             # Refused whole: this member's writes go again, alone.
             return g._send(m.request, max(0.0, m.deadline - time.monotonic())).result()  # noqa: SLF001
         raise b.error
-
-
-def _raiser(exc: BaseException) -> Callable[[], Any]:
-    def again() -> Any:
-        raise exc
-
-    return again
 
 
 def _nothing_applied(exc: BaseException) -> bool:
