@@ -89,8 +89,8 @@ def _build_app() -> App:
     global _app
     with _APP_LOCK:
         if _app is None:
-            from enrichment.cache import StoreCacheStore
             from enrichment.engine import Engine
+            from enrichment.held import instance_cache
             from stores.firestore import FirestoreStore, make_client
 
             settings = SETTINGS
@@ -98,7 +98,9 @@ def _build_app() -> App:
             _app = App(
                 settings,
                 store,
-                engine_factory=lambda: Engine(settings.enrichment, StoreCacheStore(store)),
+                engine_factory=lambda: Engine(
+                    settings.enrichment, instance_cache(store, settings.enrichment)
+                ),
             )
             _mark_cold_start()
         return _app

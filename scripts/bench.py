@@ -56,6 +56,17 @@ from enrichment.engine import Engine, EnrichmentInput  # noqa: E402
 from enrichment.model import EnrichmentResult  # noqa: E402
 from enrichment.sources.linkedin import LinkedInSource  # noqa: E402
 from gating.ratelimit import SlidingWindowLimiter  # noqa: E402
+
+try:  # the instance's cache as main.py builds it (an older tree, run by --before, has none)
+    from enrichment.held import instance_cache
+except ImportError:
+
+    def instance_cache(store: Any, settings: Any) -> Any:  # type: ignore[misc]
+        return StoreCacheStore(store)
+
+
+# isort: split
+
 from loadtests.stack import Cores, cpu_seconds, firestore_emulator_pid  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
@@ -164,11 +175,13 @@ class CountingStore:
 
 
 class TimedEngine(Engine):
-    """The real engine (its enrichment cache read included) noting the round trips made before
-    a call first used it (``from_cache`` while the increment is in flight, or ``enrich``)."""
+    """The real engine (its enrichment cache read included, through the instance's cache as
+    ``main.py`` builds it) noting the round trips made before a call first used it
+    (``from_cache`` while the increment is in flight, or ``enrich``)."""
 
     def __init__(self, settings: EnrichmentSettings, store: CountingStore) -> None:
-        super().__init__(settings, StoreCacheStore(store), sources={"linkedin": LinkedInSource()})
+        cache = instance_cache(store, settings)
+        super().__init__(settings, cache, sources={"linkedin": LinkedInSource()})
         self.calls_before: Counter[str] | None = None
         self.store = store
 

@@ -57,6 +57,9 @@ class EnrichmentSettings:
     """Default freshness of a cached source answer."""
     cache_ttl_by_source: Mapping[str, int] = field(default_factory=dict)
     """Per-source overrides (``EXTERNAL_DATA_CACHE_TTL_GITHUB`` ...)."""
+    cache_hold_seconds: int = 60
+    """How long an instance answers a fresh cache entry it read or wrote without reading it
+    again (``enrichment.held``; 0: read on every call)."""
     allow_hosts: tuple[str, ...] = ()
     """``host`` or ``host:port`` entries that may resolve to non-public addresses (tests, local
     development). Empty in production. Cloud metadata endpoints stay refused even when listed."""
@@ -267,6 +270,7 @@ VARIABLES: tuple[Var, ...] = (
         Var(f"EXTERNAL_DATA_CACHE_TTL_{s.upper()}", f"enrichment.cache_ttl_by_source.{s}", _int(0, 30 * _DAY), f"freshness of cached `{s}` answers (default: `EXTERNAL_DATA_CACHE_TTL_SECONDS`)")
         for s in SOURCES
     ),
+    Var("EXTERNAL_DATA_CACHE_HOLD_SECONDS", "enrichment.cache_hold_seconds", _int(0, 3600), "how long an instance answers a fresh cached source answer it read or wrote without reading it again (0: read on every call)"),
     Var("EXTERNAL_DATA_ALLOW_HOSTS", "enrichment.allow_hosts", _hosts, "exact `host[:port]` entries exempt from the SSRF guard (tests only)"),
     Var("EXTERNAL_DATA_WEBSITE_MAX_PAGES", "enrichment.website_max_pages", _int(1, 50), "pages crawled per website"),
     Var("EXTERNAL_DATA_WEBSITE_MAX_PAGE_BYTES", "enrichment.website_max_page_bytes", _int(1024, 10_000_000), "bytes read per page"),

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ class CacheEntry:
     """After this the entry is stale: not served, but its ``etag`` may revalidate it."""
     etag: str | None = None
     """Validator(s) for conditional requests (GitHub: JSON map of URL to ETag)."""
+    stored_chars: int | None = field(default=None, compare=False)
+    """The payload's length as stored JSON, when the store that read it knows it."""
 
     def is_fresh(self, now: datetime) -> bool:
         """True while the entry may be served without asking upstream."""
@@ -165,7 +167,8 @@ class StoreCacheStore:
             if not isinstance(fetched, datetime) or not isinstance(expire, datetime):
                 return None
             etag = doc.get("etag")
-            return CacheEntry(payload, fetched, expire, etag if isinstance(etag, str) else None)
+            etag = etag if isinstance(etag, str) else None
+            return CacheEntry(payload, fetched, expire, etag, stored_chars=len(doc["payload"]))
         except (KeyError, TypeError, ValueError, RecursionError):
             log.warning("unreadable cache document ignored", extra={"json_fields": {"key": key}})
             return None
