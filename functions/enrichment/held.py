@@ -99,15 +99,20 @@ class HeldCacheStore:
     ) -> dict[str, CacheEntry | None]:
         for key, entry in got.items():
             if entry is not None:
-                self._hold(key, entry)
+                self._hold(key, entry, read=True)
         return {k: held[k] if k in held else got.get(k) for k in keys}
 
-    def _hold(self, key: str, entry: CacheEntry) -> None:
-        """Hold ``entry`` while it is fresh, for at most ``hold``; forget any older one."""
+    def _hold(self, key: str, entry: CacheEntry, *, read: bool = False) -> None:
+        """Hold ``entry`` while it is fresh, for at most ``hold``, in place of the one held. A
+        ``read`` entry older than the one held is not: a read sent before this instance's own
+        refresh was written may come back after it."""
         now = self._now()
         until = min(now + self.hold, entry.expire_at)
         weight = _weight(entry)
         with self._lock:
+            held = self._held.get(key)
+            if read and held is not None and held[1].fetched_at > entry.fetched_at:
+                return
             self._forget(key)
             if until <= now or weight > self._budget // 16:
                 return

@@ -14,14 +14,23 @@ from typing import Any
 import pytest
 
 from enrichment.cache import CacheEntry, CacheStore, MemoryCacheStore, StoreCacheStore, cache_key
+from enrichment.held import HeldCacheStore
 from stores.memory import MemoryStore
+from tests.support.clock import FakeClock
 from tests.support.emulated import firestore_emulator
 from tests.unit.enrichment.helpers import T0
+
+
+def _held(shared: CacheStore) -> CacheStore:
+    """What an instance uses: the shared cache behind the entries it holds (at ``T0``, when
+    ``ENTRY`` is fresh)."""
+    return HeldCacheStore(shared, timedelta(seconds=60), FakeClock(T0))
 
 
 def _stores() -> Iterator[Any]:  # pytest.param values (ParameterSet is not public)
     yield pytest.param(lambda: MemoryCacheStore(), id="memory")
     yield pytest.param(lambda: StoreCacheStore(MemoryStore()), id="document-store-memory")
+    yield pytest.param(lambda: _held(StoreCacheStore(MemoryStore())), id="held-memory")
     if firestore_emulator():
 
         def emulator() -> CacheStore:
@@ -30,6 +39,7 @@ def _stores() -> Iterator[Any]:  # pytest.param values (ParameterSet is not publ
             return StoreCacheStore(FirestoreStore(make_client()))
 
         yield pytest.param(emulator, id="document-store-firestore-emulator")
+        yield pytest.param(lambda: _held(emulator()), id="held-firestore-emulator")
 
 
 ENTRY = CacheEntry(

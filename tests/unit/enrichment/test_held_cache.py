@@ -108,6 +108,17 @@ def test_a_put_is_held_once_the_shared_cache_took_it() -> None:
     assert shared.reads == []
 
 
+def test_a_read_sent_before_a_refresh_was_written_does_not_replace_it() -> None:
+    held, shared, _ = _held()
+    MemoryCacheStore.put(shared, KEY_A, _entry(n=1))
+    collect = held.start_get_many([KEY_A], 1.0)  # in flight (collected below)
+    newer = CacheEntry({"n": 2}, T0, T0 + timedelta(hours=1))  # fetched after the entry read
+    held.put(KEY_A, newer)
+    MemoryCacheStore.put(shared, KEY_A, _entry(n=1))  # the read answers the older copy
+    assert collect()[KEY_A] == _entry(n=1), "the caller gets what its read found"
+    assert held.get(KEY_A) == newer and shared.reads == [[KEY_A]]
+
+
 def test_the_held_entries_stay_within_their_budget_least_recently_used_out_first() -> None:
     size = len('{"n":1}')  # each entry's payload as stored JSON
     held, shared, _ = _held(budget_chars=16 * size)  # an entry may be a sixteenth
