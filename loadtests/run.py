@@ -59,10 +59,11 @@ PROFILES = {
         [(300, 50), (600, 100)], sample=True, note="the plan's profile at 5x (50 then 100 rps)"
     ),
     "burst": Profile(
-        [(60, 50), (120, 100)],
+        [(240, 50), (120, 100)],
         arrival="burst",
-        note="1 minute of bursts of 50 (the emulator's JVM warms up), then bursts of 100 calls"
-        " every second: the goal's phase",
+        note="4 minutes of bursts of 50 (the emulator's JVM compiles its code: a third of its"
+        " CPU in a run's third minute, 2% in its fifth), then bursts of 100 calls every second:"
+        " the goal's phase",
     ),
     "step": Profile(
         [(30, r) for r in (50, 100, 150, 200, 250, 300, 350, 400)],
