@@ -24,9 +24,10 @@ from stores.base import DocumentStore
 
 from .cache import CacheEntry, CacheStore, StoreCacheStore
 
-HELD_CHARS = 8_000_000
+HELD_CHARS = 4_000_000
 """Payload characters (as stored JSON) one instance holds at most; least recently used first
-out. An entry over a sixteenth of it is never held."""
+out. An entry over a sixteenth of it is never held. Decoded, JSON of this kind takes several
+times its text in memory: a few tens of MB of the function's 512 MiB at most."""
 
 
 class HeldCacheStore:
