@@ -60,8 +60,9 @@ class CacheStore(Protocol):
         """The entry for ``key`` (fresh or stale), or None."""
         ...
 
-    def put(self, key: str, entry: CacheEntry) -> None:
-        """Store or replace the entry for ``key``."""
+    def put(self, key: str, entry: CacheEntry) -> int | None:
+        """Store or replace the entry for ``key``; the payload's length as stored JSON, when
+        the store encoded it (a store in front, ``enrichment.held``, weighs entries by it)."""
         ...
 
     def get_many(self, keys: list[str]) -> dict[str, CacheEntry | None]:
@@ -107,7 +108,7 @@ class MemoryCacheStore:
         return lambda: self.get_many(keys)
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        """See ``CacheStore.put``."""
+        """See ``CacheStore.put`` (nothing is encoded here)."""
         with self._lock:
             self._entries[key] = entry
 
@@ -173,7 +174,7 @@ class StoreCacheStore:
             log.warning("unreadable cache document ignored", extra={"json_fields": {"key": key}})
             return None
 
-    def put(self, key: str, entry: CacheEntry) -> None:
+    def put(self, key: str, entry: CacheEntry) -> int | None:
         """See ``CacheStore.put``; payloads too large for one document are not cached."""
         text = json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False)
         if len(text) > MAX_PAYLOAD_CHARS:
@@ -181,11 +182,11 @@ class StoreCacheStore:
                 "cache payload too large, not cached",
                 extra={"json_fields": {"key": key, "chars": len(text)}},
             )
-            return
+            return len(text)
         digest = hashlib.sha256(f"{entry.etag}\x00{text}".encode()).hexdigest()
         needed, before = self._claim(key, digest)
         if not needed:
-            return  # the same answer was written here under a minute ago (or is being written)
+            return len(text)  # the same answer was written here under a minute ago (or is being)
         doc = {
             "source": key.split("_", 1)[0],
             "key": key,
@@ -203,6 +204,7 @@ class StoreCacheStore:
                 else:
                     self._written[key] = before
             raise
+        return len(text)
 
     def _claim(self, key: str, digest: str) -> tuple[bool, tuple[str, float] | None]:
         """Claim the write of ``digest`` to ``key``: whether it is needed (not if this instance

@@ -17,8 +17,10 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+from common.clock import Clock, utcnow
 from common.settings import EnrichmentSettings
 from stores.base import DocumentStore
 
@@ -37,7 +39,7 @@ class HeldCacheStore:
         self,
         inner: CacheStore,
         hold: timedelta,
-        now: Callable[[], datetime],
+        now: Clock,
         *,
         budget_chars: int = HELD_CHARS,
     ) -> None:
@@ -70,10 +72,12 @@ class HeldCacheStore:
         pending = self.inner.start_get_many(missing, deadline_s)
         return lambda: self._merge(keys, held, pending())
 
-    def put(self, key: str, entry: CacheEntry) -> None:
-        """See ``CacheStore.put``: held once the store took it."""
-        self.inner.put(key, entry)
-        self._hold(key, entry)
+    def put(self, key: str, entry: CacheEntry) -> int | None:
+        """See ``CacheStore.put``: held once the store took it (weighed by the JSON the store
+        encoded, when it says)."""
+        chars = self.inner.put(key, entry)
+        self._hold(key, entry if chars is None else replace(entry, stored_chars=chars))
+        return chars
 
     def __len__(self) -> int:
         with self._lock:
@@ -129,7 +133,8 @@ class HeldCacheStore:
 
 
 def _weight(entry: CacheEntry) -> int:
-    """The entry's payload in stored characters (counted once, by the store that read it)."""
+    """The entry's payload in stored characters (counted by the store that read or wrote it;
+    encoded here only behind a store that does not say)."""
     if entry.stored_chars is not None:
         return entry.stored_chars
     return len(json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False))
@@ -141,8 +146,4 @@ def instance_cache(store: DocumentStore, settings: EnrichmentSettings) -> CacheS
     shared = StoreCacheStore(store)
     if settings.cache_hold_seconds <= 0:
         return shared
-    return HeldCacheStore(shared, timedelta(seconds=settings.cache_hold_seconds), _utcnow)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return HeldCacheStore(shared, timedelta(seconds=settings.cache_hold_seconds), utcnow)

@@ -4,6 +4,7 @@ stale entries, misses and ``forceRefresh`` still go to the shared cache."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -143,6 +144,27 @@ def test_stored_sizes_are_counted_from_the_documents_read() -> None:
     read = shared.get(KEY_A)
     assert read is not None and read.stored_chars == len('{"text":"' + "x" * 100 + '"}')
     assert read == _entry(text="x" * 100), "the size does not take part in equality"
+
+
+def test_a_put_is_weighed_by_the_json_the_shared_cache_encoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = StoreCacheStore(MemoryStore())
+    held = HeldCacheStore(shared, HOLD, FakeClock(T0))
+    encoded: list[object] = []
+    real = json.dumps
+
+    def dumps(obj: object, **kw: Any) -> str:
+        encoded.append(obj)
+        return real(obj, **kw)
+
+    monkeypatch.setattr(json, "dumps", dumps)
+    assert held.put(KEY_A, _entry(text="x" * 100)) == len('{"text":"' + "x" * 100 + '"}')
+    assert len(encoded) == 1, "the payload is encoded once, by the shared cache"
+    held_entry = held.get(KEY_A)
+    assert held_entry is not None and held_entry.stored_chars == len(
+        real(_entry(text="x" * 100).payload, separators=(",", ":"))
+    )
 
 
 def test_an_instance_holds_for_its_setting_and_not_at_all_at_zero() -> None:
