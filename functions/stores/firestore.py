@@ -271,18 +271,15 @@ class FirestoreStore:
     ) -> Callable[[], int]:
         """See ``DocumentStore.start_increment``: the Commit is sent now (``stores.inflight``)
         and collected, retried as ``increment``'s, and decoded by the returned function."""
-        end = time.monotonic() + self._timeout
         try:
             request = self._request([Write(path, {**extra, field_name: Inc(by)}, merge=True)])
-            first = self._start_commit(request, end)
+            sent = self._sent_commit(request, self._retry_once_applied)
         except (grpc.RpcError, ValueError) as exc:
             raise _error("increment", exc) from exc
 
         def collect() -> int:
             try:
-                response = self._unary(
-                    self._rpc.commit, request, self._retry_once_applied, deadline=end, first=first
-                )
+                response = sent()
             except (gexc.GoogleAPIError, OSError, ValueError) as exc:
                 raise _error("increment", exc) from exc
             return self._new_value(response)
@@ -346,12 +343,18 @@ class FirestoreStore:
         the served workers' Python CPU at 100 rps. Errors are mapped as the client maps them,
         and ``retry`` (within the store's deadline) is the policy the client applied. The first
         attempt may ride in a batch with other calls' commits (``stores.group_commit``)."""
-        end = time.monotonic() + self._timeout
         try:
-            first = self._start_commit(request, end)
+            sent = self._sent_commit(request, retry)
         except grpc.RpcError as exc:
             raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
-        return self._unary(self._rpc.commit, request, retry, deadline=end, first=first)
+        return sent()
+
+    def _sent_commit(self, request: Any, retry: retries.Retry | None) -> Callable[[], Any]:
+        """A raw ``CommitRequest`` sent now (``_start_commit``); the returned function collects
+        its raw ``CommitResponse``, ``retry`` applied within the store's deadline from now."""
+        end = time.monotonic() + self._timeout
+        first = self._start_commit(request, end)
+        return lambda: self._unary(self._rpc.commit, request, retry, deadline=end, first=first)
 
     def _unary(
         self,
