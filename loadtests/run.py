@@ -27,10 +27,13 @@ for _p in (ROOT, ROOT / "functions"):
 
 from common.vocab import SOURCES  # noqa: E402
 from loadtests import check, counting, faults  # noqa: E402
+from loadtests.drain import DrainRecording  # noqa: E402
 from loadtests.seed import seed  # noqa: E402
-from loadtests.stack import ServeConfig, Stack, describe, rss_kb  # noqa: E402
+from loadtests.stack import ServeConfig, Stack, children, cmdline, describe, rss_kb  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
+DRAIN_S = 60
+"""Seconds of CPU samples (``drain.py``) in a burst run's last phase."""
 
 
 @dataclass(frozen=True)
@@ -188,13 +191,28 @@ class RollupLoop:
         return {"runs": self.runs, "minutesWithData": self.minutes, "rawDocsRead": self.raw_docs}
 
 
+def last_phase_third(prof: Profile, seconds: float) -> float:
+    """Seconds from the run's start to a third of the way into its last phase (or to that
+    phase's start, when it is shorter than a recording of ``seconds``)."""
+    *before, (last, _rps) = prof.phases
+    return sum(s for s, _ in before) + (last / 3 if last >= seconds * 1.5 else 0)
+
+
+def drain_pids(stack: Stack) -> dict[str, list[int]]:
+    """The processes ``drain`` samples: gunicorn's master and workers, the emulator, Locust (a
+    child of this process) and this process."""
+    fn = [stack.fn.pid, *stack.worker_pids()] if stack.fn else []
+    emulator = [stack.firestore.proc.pid] if stack.firestore.proc else []
+    locust = [p for p in children(os.getpid()) if b"locust" in cmdline(p)]
+    return {"function": fn, "emulator": emulator, "locust": locust, "harness": [os.getpid()]}
+
+
 class GilRecording:
     """``gil_profile.record`` of every worker for ``seconds``, started a third of the way into
     the profile's last phase (or at once, when that phase is shorter than the recording)."""
 
     def __init__(self, seconds: int, prof: Profile, stack: Stack, out: Path, t0: float) -> None:
-        *before, (last, _rps) = prof.phases
-        begin = sum(s for s, _ in before) + (last / 3 if last >= seconds * 1.5 else 0)
+        begin = last_phase_third(prof, seconds)
         self.files: list[Path] = []
 
         def go() -> None:
@@ -272,6 +290,11 @@ def measure(
     gil = (
         GilRecording(args.gil_profile, prof, stack, paths["gil"], t0) if args.gil_profile else None
     )
+    drain = None
+    if args.arrival == "burst":
+        begin = last_phase_third(prof, DRAIN_S)
+        seconds = min(DRAIN_S, sum(s for s, _ in prof.phases) - begin)
+        drain = DrainRecording(seconds, t0 + begin, lambda: drain_pids(stack))
     cmd = run_locust(args, prof, stack, paths)
     wall = time.time() - t0
     cpu = {
@@ -288,6 +311,7 @@ def measure(
     time.sleep(counting.FLUSH_EVERY_S + 2)
     return {
         "gil_files": gil.finish() if gil else [],
+        "drain": drain.finish() if drain else [],
         "cmd": cmd,
         "t0": t0,
         "wall": wall,
@@ -338,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "html": args.out / f"load-{name}.html",
         "md": args.out / f"load-{name}.md",
         "png": args.out / f"load-{name}-knee.png",
+        "drain_png": args.out / f"load-{name}-drain.png",
         "gil": work / "gil",
     }
     limits = {

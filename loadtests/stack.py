@@ -331,6 +331,14 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
+def cmdline(pid: int) -> bytes:
+    """The command line of ``pid``, NUL-separated (empty when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def firestore_emulator_pid() -> int | None:
     """The Firestore emulator's process: the JVM serving ``FIRESTORE_EMULATOR_HOST``'s port
     (``with-emulators.sh`` starts it through firebase-tools, so it is no child of ours); None

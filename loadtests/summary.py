@@ -256,5 +256,11 @@ def write_summary(
         from loadtests import gil_profile
 
         lines += ["", *gil_profile.markdown(gil_profile.load(m["gil_files"]), args.gil_profile)]
+    if m.get("drain"):
+        from loadtests import drain
+
+        burst = int(prof.phases[-1][1])
+        starts = [(r.t, r.ms) for r in rows]
+        lines += ["", *drain.markdown(m["drain"], starts, burst, paths["drain_png"])]
     lines += ["", *_soak(m["rss"])]
     paths["md"].write_text("\n".join(lines).rstrip() + "\n")

@@ -1,0 +1,266 @@
+"""Where a burst's time goes: the machine's CPU through the second, by process.
+
+In the ``burst`` arrival every user fires at each whole second of the wall clock, so each second
+starts with a queue of N calls' worth of CPU work that the machine's cores drain. The harness
+samples ``/proc`` every 20 ms during the profile's last phase (the machine's busy time and the
+CPU time of the function's gunicorn processes, the Firestore emulator, Locust and the harness
+itself) and folds the samples by their position in the wall-clock second: the page shows how
+busy the cores were at each moment after the burst, and who used them.
+
+From the same samples comes a floor for the burst's latency. If the calls cost the machine C
+core-seconds each and it has K cores, no schedule answers the q-th of N simultaneous calls less
+than ``ceil(q N) C / K`` after they were sent: the first q N answers need that much CPU done.
+C counts the function, the emulator and Locust (the work of a call, as this machine does it);
+the harness's sampling and the other processes are shown, not charged to the calls. The floor
+assumes every call costs the average, so it is an estimate, not a proof, and it says what the
+p95 target asks of C.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GROUPS = ("function", "emulator", "locust", "harness")
+"""The processes sampled; the calls' work is the first three."""
+CALLS = GROUPS[:3]
+BINS = 20
+"""50 ms bins over the second."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading: wall-clock time, the machine's busy CPU seconds since boot (all cores) and
+    each group's CPU seconds so far."""
+
+    t: float
+    busy: float
+    groups: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Samples folded by position in the second: per bin, the wall time covered and the CPU
+    seconds spent (the machine's and each group's)."""
+
+    cores: int
+    wall: tuple[float, ...]
+    busy: tuple[float, ...]
+    groups: dict[str, tuple[float, ...]]
+
+    def share(self, cpu: Sequence[float]) -> list[float]:
+        """``cpu`` per bin as a share of the machine's cores (0..1)."""
+        return [c / (w * self.cores) if w else 0.0 for c, w in zip(cpu, self.wall, strict=True)]
+
+
+def fold(samples: Sequence[Sample], cores: int, bins: int = BINS) -> Fold:
+    """Each interval between consecutive samples goes to the bin of its midpoint."""
+    wall = [0.0] * bins
+    busy = [0.0] * bins
+    groups = [[0.0] * bins for _ in GROUPS]
+    for a, b in itertools.pairwise(samples):
+        dt = b.t - a.t
+        if dt <= 0:
+            continue
+        i = min(bins - 1, int(((a.t + b.t) / 2 % 1.0) * bins))
+        wall[i] += dt
+        busy[i] += b.busy - a.busy
+        for g, (x, y) in enumerate(zip(a.groups, b.groups, strict=True)):
+            groups[g][i] += y - x
+    by_group = {n: tuple(v) for n, v in zip(GROUPS, groups, strict=True)}
+    return Fold(cores, tuple(wall), tuple(busy), by_group)
+
+
+def floor_ms(per_call_ms: float, burst: int, cores: int, q: float = 0.95) -> float:
+    """The earliest the q-quantile answer of ``burst`` simultaneous calls can come, when each
+    costs the machine ``per_call_ms`` of CPU and ``cores`` cores work on them all the time."""
+    return math.ceil(q * burst) * per_call_ms / cores
+
+
+def busy_while_draining(f: Fold) -> tuple[float, int]:
+    """(mean busy share, ms) over the second's opening bins, up to the last bin whose busy share
+    is at least half the busiest bin's: how saturated the cores were while the burst drained."""
+    shares = f.share(f.busy)
+    top = max(shares, default=0.0)
+    if top <= 0:
+        return 0.0, 0
+    last = max(i for i, s in enumerate(shares) if s >= top / 2)
+    opening = shares[: last + 1]
+    return sum(opening) / len(opening), (last + 1) * 1000 // len(shares)
+
+
+# -- sampling --------------------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: Sequence[int], tick: float) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total * tick
+
+
+def _machine_busy(tick: float) -> float:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) * tick
+
+
+def sample_for(pids: dict[str, list[int]], seconds: float, interval: float = 0.01) -> list[Sample]:
+    """Read ``/proc`` every ``interval`` s for ``seconds`` s; ``pids`` maps each of ``GROUPS``
+    to its processes (a process's CPU includes all its threads). Reading a JVM's ``stat`` walks all its
+    threads, so the readings are 20 ms apart, and the harness's own CPU is on the page."""
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    out: list[Sample] = []
+    end = time.time() + seconds
+    while (now := time.time()) < end:
+        out.append(
+            Sample(now, _machine_busy(tick), tuple(_cpu_seconds(pids[g], tick) for g in GROUPS))
+        )
+        time.sleep(max(0.0, interval - (time.time() - now)))
+    return out
+
+
+class DrainRecording:
+    """``sample_for`` in a thread, started a third of the way into the profile's last phase (or
+    at once when that phase is shorter than the recording); ``pids`` is called at the start."""
+
+    def __init__(
+        self,
+        seconds: float,
+        begin: float,
+        pids: Callable[[], dict[str, list[int]]],
+    ) -> None:
+        self.samples: list[Sample] = []
+
+        def go() -> None:
+            time.sleep(max(0.0, begin - time.time()))
+            self.samples = sample_for(pids(), seconds)
+
+        self.thread = threading.Thread(target=go, daemon=True, name="drain-sampler")
+        self.thread.start()
+
+    def finish(self) -> list[Sample]:
+        """The samples once the recording is done."""
+        self.thread.join()
+        return self.samples
+
+
+# -- the page --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """The sampled window's calls: how many started in it, their latencies (ms, sorted) and
+    each group's CPU per call (ms)."""
+
+    calls: int
+    latencies: tuple[float, ...]
+    per_call_ms: dict[str, float]
+
+    @property
+    def call_ms(self) -> float:
+        """The machine's CPU per call: the function, the emulator and Locust."""
+        return sum(self.per_call_ms[g] for g in CALLS)
+
+
+def window(samples: Sequence[Sample], starts_and_ms: Sequence[tuple[float, float]]) -> Window:
+    """The calls that started between the first and last sample, and the CPU each cost."""
+    first, last = samples[0], samples[-1]
+    ms = sorted(m for t, m in starts_and_ms if first.t <= t < last.t)
+    n = max(len(ms), 1)
+    per_call = {g: (last.groups[i] - first.groups[i]) * 1000 / n for i, g in enumerate(GROUPS)}
+    other = (last.busy - first.busy) - sum(
+        b - a for a, b in zip(first.groups, last.groups, strict=True)
+    )
+    per_call["other"] = max(0.0, other) * 1000 / n
+    return Window(len(ms), tuple(ms), per_call)
+
+
+def chart(f: Fold, marks: dict[str, float], path: Path, title: str) -> None:
+    """The cores' busy share through the second, stacked by process, with the latency marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 1000 / len(f.wall)
+    edges = [i * width for i in range(len(f.wall) + 1)]
+    layers = {g: f.share(f.groups[g]) for g in GROUPS}
+    accounted = [sum(v) for v in zip(*layers.values(), strict=True)]
+    layers["other"] = [max(0.0, b - a) for b, a in zip(f.share(f.busy), accounted, strict=True)]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    steps = [v + v[-1:] for v in layers.values()]  # each bin drawn over its whole width
+    ax.stackplot(edges, *steps, labels=list(layers), step="post", alpha=0.85)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    for (label, ms), style in zip(marks.items(), ("--", "-", ":"), strict=False):
+        ax.axvline(ms, color="black", linestyle=style, linewidth=1.2)
+        ax.text(ms + 6, 1.02, f"{label} {ms:.0f} ms", fontsize=8, rotation=90, va="bottom")
+    ax.set_xlim(0, 1000)
+    ax.set_ylim(0, 1.35)
+    ax.set_xlabel("ms after the whole second (every user fires at the whole second)")
+    ax.set_ylabel(f"share of the machine's {f.cores} cores")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(
+    samples: Sequence[Sample],
+    starts_and_ms: Sequence[tuple[float, float]],
+    burst: int,
+    png: Path,
+) -> list[str]:
+    """The page's section: CPU per call by process, the floor against the measured p95, how
+    busy the cores were while each burst drained, and the chart."""
+    if len(samples) < 2:
+        return ["## Where a burst's time goes", "", "No CPU samples were taken."]
+    cores = os.cpu_count() or 1
+    f = fold(samples, cores)
+    w = window(samples, starts_and_ms)
+    from loadtests.report import percentile
+
+    p50, p95 = percentile(w.latencies, 0.5), percentile(w.latencies, 0.95)
+    floor = floor_ms(w.call_ms, burst, cores)
+    busy, until = busy_while_draining(f)
+    seconds = samples[-1].t - samples[0].t
+    chart(f, {"p50": p50, "p95": p95, "floor": floor}, png, f"bursts of {burst}: CPU by process")
+    per = ", ".join(f"{g} {v:.2f}" for g, v in w.per_call_ms.items())
+    lines = [
+        "## Where a burst's time goes (`loadtests/drain.py`)",
+        "",
+        f"`/proc` read every 20 ms for {seconds:.0f} s of the last phase, folded by position in"
+        " the wall-clock second (50 ms bins).",
+        "",
+        f"- calls started in the window: {w.calls}; their p50 {p50:.0f} / p95 {p95:.0f} ms",
+        f"- CPU per call, ms: {per}; **{w.call_ms:.2f}** for the call's work (function,"
+        " emulator, Locust)",
+        f"- the cores were **{busy:.0%}** busy over the second's first {until} ms",
+        f"- floor: the {math.ceil(0.95 * burst)}th of {burst} simultaneous calls needs"
+        f" {math.ceil(0.95 * burst)} x {w.call_ms:.2f} ms / {cores} cores = **{floor:.0f} ms**"
+        f" of CPU first (measured p95 {p95:.0f} ms); a p95 under 250 ms needs at most"
+        f" {250 * cores / math.ceil(0.95 * burst):.2f} ms a call",
+        "",
+        f"![CPU through the second]({png.name})",
+        "",
+        "| ms | busy | " + " | ".join(GROUPS) + " |",
+        "|---|---|" + "---|" * len(GROUPS),
+    ]
+    shares = [f.share(f.busy), *(f.share(f.groups[g]) for g in GROUPS)]
+    width = 1000 // len(f.wall)
+    for i, row in enumerate(zip(*shares, strict=True)):
+        lines.append(
+            f"| {i * width}-{(i + 1) * width} | " + " | ".join(f"{s:.0%}" for s in row) + " |"
+        )
+    return lines
