@@ -172,6 +172,14 @@ class Cost:
     hottest: list[DocRate] = field(default_factory=list)
     by_kind: dict[str, DocRate] = field(default_factory=dict)
     """The hottest document of each kind (aggregate m/h/d shard, rate limit, usage totals...)."""
+    per_worker: list[int] = field(default_factory=list)
+    """Record commits each worker process asked for (one a call), busiest first: how evenly
+    the calls were spread over the workers."""
+
+    def spread(self) -> str:
+        """The workers' shares of the calls, busiest first (``52% / 48%``)."""
+        total = sum(self.per_worker)
+        return " / ".join(f"{n / total:.0%}" for n in self.per_worker) if total else "none"
 
     def per_call(self, key: str) -> float:
         """``ops[key]`` per call."""
@@ -217,8 +225,11 @@ def analyse(directory: str | Path, calls: int, top: int = 8) -> Cost:
     """Merge the workers' files in ``directory``; ``calls`` is how many calls were served."""
     d = Path(directory)
     ops: Counter[str] = Counter()
+    per_worker = []
     for f in d.glob("ops-*.json"):
-        ops.update(json.loads(f.read_text()))
+        mine = json.loads(f.read_text())
+        ops.update(mine)
+        per_worker.append(int(mine.get("rt.commit", 0)))
     per_doc: dict[str, Counter[int]] = defaultdict(Counter)
     for f in d.glob("writes-*.jsonl"):
         with open(f) as lines:
@@ -233,4 +244,4 @@ def analyse(directory: str | Path, calls: int, top: int = 8) -> Cost:
     by_kind: dict[str, DocRate] = {}
     for r in rates:
         by_kind.setdefault(kind_of(r.path), r)
-    return Cost(calls, dict(ops), rates[:top], by_kind)
+    return Cost(calls, dict(ops), rates[:top], by_kind, sorted(per_worker, reverse=True))

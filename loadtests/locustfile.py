@@ -119,11 +119,20 @@ def _close(**_: Any) -> None:
     ROWS.close()
 
 
+_HOSTS = itertools.cycle([h for h in os.environ.get("LOAD_HOSTS", "").split(",") if h] or [None])
+"""The function instances: each new user takes the next, so they hold equal shares of users."""
+
+
 class Caller(FastHttpUser):
     """A signed-in client calling ``enrichCVWithExternalData`` through the callable protocol."""
 
     connection_timeout = 30.0
     network_timeout = 60.0
+
+    def __init__(self, environment: Any) -> None:
+        # Before the base class builds the user's HTTP client for ``self.host``.
+        self.host = next(_HOSTS) or self.host
+        super().__init__(environment)
 
     def on_start(self) -> None:
         # Spread the users' first calls (open) or align them to the next second (burst): Locust

@@ -128,6 +128,8 @@ def cost_section(cost: Cost) -> str:
             if commits
             else []
         ),
+        f"- calls per worker process (record commits): {cost.spread()}"
+        f" ({' / '.join(str(n) for n in cost.per_worker)})",
         f"- list-price cost per million enrichments: **${usd:,.2f}** "
         f"(reads ${1e6 * cost.per_call('reads') * READ_USD_PER_100K / 1e5:,.2f}, writes "
         f"${1e6 * cost.per_call('writes') * WRITE_USD_PER_100K / 1e5:,.2f}). {PRICES}.",

@@ -114,8 +114,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=sorted(PROFILES), default="short")
     p.add_argument("--arrival", choices=sorted(ARRIVALS), help="override the profile's")
     p.add_argument("--name", help="output name (default: the profile, plus -burst)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=8)
+    p.add_argument(
+        "--instances", type=int, default=2, help="function instances (servers), users spread evenly"
+    )
+    p.add_argument("--workers", type=int, default=1, help="gunicorn workers per instance")
+    p.add_argument("--threads", type=int, default=8, help="threads per worker")
     p.add_argument("--delay-ms", type=float, default=20, help="delay of every source fake answer")
     p.add_argument("--fresh", type=float, help="share of premium calls with forceRefresh")
     p.add_argument(
@@ -199,9 +202,9 @@ def last_phase_third(prof: Profile, seconds: float) -> float:
 
 
 def drain_pids(stack: Stack) -> dict[str, list[int]]:
-    """The processes ``drain`` samples: gunicorn's master and workers, the emulator, Locust (a
+    """The processes ``drain`` samples: the instances' gunicorn masters and workers, the emulator, Locust (a
     child of this process) and this process."""
-    fn = [stack.fn.pid, *stack.worker_pids()] if stack.fn else []
+    fn = stack.function_pids()
     emulator = [stack.firestore.proc.pid] if stack.firestore.proc else []
     locust = [p for p in children(os.getpid()) if b"locust" in cmdline(p)]
     return {"function": fn, "emulator": emulator, "locust": locust, "harness": [os.getpid()]}
@@ -245,6 +248,7 @@ def run_locust(
         "LOAD_USERS": str(paths["users"]),
         "LOAD_ROWS": str(paths["rows"]),
         "LOAD_WEBSITE_URL": stack.website_url,
+        "LOAD_HOSTS": ",".join(stack.urls),
     }
     cmd = [
         str(ROOT / ".venv/bin/locust"),
@@ -255,7 +259,7 @@ def run_locust(
         "120",
         "--only-summary",
         "--host",
-        stack.url,
+        stack.urls[0],
         "--loglevel",
         "WARNING",
         "--csv",
@@ -372,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "EXTERNAL_DATA_PEAK_RPS": str(int(max(r for _s, r in prof.phases))),
     }
     cfg = ServeConfig(
+        instances=args.instances,
         workers=args.workers,
         threads=args.threads,
         source_delay_s=args.delay_ms / 1000,

@@ -190,7 +190,13 @@ class ServeConfig:
     """How the function is served and what its sources cost."""
 
     target: str = "enrichCVWithExternalData"
-    workers: int = 2
+    instances: int = 2
+    """Function instances: each its own functions-framework server, as Cloud Functions runs one
+    per instance. Locust spreads its users evenly over them, as Google's front end spreads
+    requests over instances; one server with several workers would leave the spreading to the
+    workers' race for each new connection, which gave one worker 76-92% of the calls."""
+    workers: int = 1
+    """gunicorn workers per instance (functions-framework's default ``WORKERS``: 1)."""
     threads: int = 8
     source_delay_s: float = 0.02
     """Delay of every answer of the source fakes (GitHub, website, search)."""
@@ -205,7 +211,7 @@ class ServeConfig:
 
 
 class Stack:
-    """Everything a run needs; a context manager. ``url`` is the served function's URL."""
+    """Everything a run needs; a context manager. ``urls`` are the function instances' URLs."""
 
     def __init__(self, workdir: Path, cfg: ServeConfig) -> None:
         self.dir = workdir
@@ -215,8 +221,8 @@ class Stack:
         self.auth = AuthEmulator(workdir)
         self.counts_dir = workdir / "counts"
         self.fn_log = workdir / "function.log"
-        self.fn: subprocess.Popen[bytes] | None = None
-        self.url = ""
+        self.fns: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
         self.github: FakeService | None = None
         self._exit = ExitStack()
 
@@ -275,47 +281,53 @@ class Stack:
         return env
 
     def start_function(self) -> None:
-        """Serve the target under gunicorn; waits until it answers."""
-        port = free_port()
+        """Serve the target: ``instances`` functions-framework servers (gunicorn), each on a
+        port of its own, all logging to ``fn_log``; waits until each answers."""
         exe = ROOT / ".venv" / "bin" / "functions-framework"
-        with open(self.fn_log, "a") as log:
-            self.fn = subprocess.Popen(  # noqa: S603 - fixed argv: the venv's functions-framework
-                [
-                    str(exe),
-                    "--source",
-                    str(ROOT / "loadtests" / "served.py"),
-                    "--target",
-                    self.cfg.target,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                cwd=ROOT / "functions",
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.url = f"http://127.0.0.1:{port}"
-        _wait_http(self.url, self.fn, "functions-framework", self.fn_log, 60)
+        for _ in range(self.cfg.instances):
+            port = free_port()
+            with open(self.fn_log, "a") as log:
+                fn = subprocess.Popen(  # noqa: S603 - fixed argv: the venv's functions-framework
+                    [
+                        str(exe),
+                        "--source",
+                        str(ROOT / "loadtests" / "served.py"),
+                        "--target",
+                        self.cfg.target,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    cwd=ROOT / "functions",
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.fns.append(fn)
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for fn, url in zip(self.fns, self.urls, strict=True):
+            _wait_http(url, fn, "functions-framework", self.fn_log, 60)
 
     def stop_function(self) -> None:
-        """Stop gunicorn (workers flush their counts at exit)."""
-        _stop(self.fn)
-        self.fn = None
+        """Stop every instance (workers flush their counts at exit)."""
+        for fn in self.fns:
+            _stop(fn)
+        self.fns = []
+        self.urls = []
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers (children of the master)."""
-        if self.fn is None:
-            return []
-        return children(self.fn.pid)
+        """The gunicorn workers of every instance (children of the masters)."""
+        return [w for fn in self.fns for w in children(fn.pid)]
+
+    def function_pids(self) -> list[int]:
+        """Every instance's master and workers."""
+        return [*(fn.pid for fn in self.fns), *self.worker_pids()]
 
     def function_cpu_seconds(self) -> float:
-        """CPU time of the master and its workers so far."""
-        if self.fn is None:
-            return 0.0
-        return sum(cpu_seconds(p) for p in [self.fn.pid, *self.worker_pids()])
+        """CPU time of the masters and their workers so far."""
+        return sum(cpu_seconds(p) for p in self.function_pids())
 
 
 def children(pid: int) -> list[int]:
@@ -384,6 +396,7 @@ def describe(cfg: ServeConfig) -> dict[str, Any]:
     """The serving setup, for the summary."""
     return {
         "target": cfg.target,
+        "instances": cfg.instances,
         "workers": cfg.workers,
         "threads": cfg.threads,
         "keepaliveS": cfg.keepalive_s,

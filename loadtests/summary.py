@@ -43,7 +43,7 @@ def _header(
         f"- mix: {args.mix}; {m['users']} users ({args.premium_users} premium, {args.free_users} free), "
         "rollout phase full without fallback (free users get previews)",
         f"- served: `{serve['target']}` from `functions/main.py` by functions-framework under gunicorn, "
-        f"{serve['workers']} workers x {serve['threads']} threads (keep-alive {serve['keepaliveS']} s), on loopback beside the Firestore "
+        f"{_instances_text(serve)} (keep-alive {serve['keepaliveS']} s), on loopback beside the Firestore "
         "emulator and the Auth emulator (ID tokens from it); every call asks for "
         f"{_sources_text(args.sources, serve['sourceDelayMs'])}; "
         f"{args.fresh:.0%} of premium calls force a refresh (the rest are cache hits); "
@@ -58,6 +58,15 @@ def _header(
         f"- Locust's own output: `{_rel(Path(str(m['csv_prefix']) + '_stats.csv'))}`, "
         f"`_failures.csv`, `_stats_history.csv`, `{Path(m['html']).name}`",
     ]
+
+
+def _instances_text(serve: dict[str, Any]) -> str:
+    """How many servers, workers and threads served the run."""
+    per = f"{serve['workers']} worker(s) x {serve['threads']} threads"
+    n = serve.get("instances", 1)
+    if n == 1:
+        return per
+    return f"{n} instances (servers) of {per} each, Locust's users spread evenly over them"
 
 
 _SOURCE_TEXT = {

@@ -160,6 +160,11 @@ def test_analyse_merges_the_workers_and_prices_a_call(tmp_path: Path) -> None:
     hottest = cost.by_kind["aggregate raw minute shard"]
     assert (hottest.peak_per_s, hottest.total) == (7, 7)
     assert cost.by_kind["rate-limit window"].peak_per_s == 2
+    assert cost.per_worker == [4, 3]
+    assert cost.spread() == "57% / 43%"
+    assert "calls per worker process (record commits): 57% / 43% (4 / 3)" in report.cost_section(
+        cost
+    )
 
 
 def test_documents_written_once_are_never_counted_as_hot_spots() -> None:
