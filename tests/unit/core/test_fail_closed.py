@@ -7,6 +7,7 @@ that fail on one operation only, so the code path after a successful read is exe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from analytics.metrics import get
 from common.errors import PermissionDenied, Unauthenticated, Unavailable
 from common.settings import load_settings
-from gating.config_source import FAIL_CLOSED, ConfigSource
+from gating.config_source import FAIL_CLOSED, RETRY_AFTER, ConfigSource
 from gating.rollout import CONFIG_PATH, Phase
 from stores.errors import StoreError
 from stores.memory import MemoryStore
@@ -120,6 +121,89 @@ def test_an_unreadable_config_with_no_good_copy_is_unavailable() -> None:
     ok.fail = True
     clock.advance(seconds=11)
     assert good.current().rolloutPercentage == 7
+
+
+class CountsConfigReads(MemoryStore):
+    """Counts the config reads tried; one may be held until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config_reads = 0
+        self.hold = False
+        self.holding = threading.Event()
+        self.go = threading.Event()
+
+    def get_many(self, paths: Any) -> dict[str, dict[str, Any] | None]:
+        if CONFIG_PATH in paths:
+            self.config_reads += 1
+            if self.hold:
+                self.holding.set()
+                self.go.wait(5)
+        return super().get_many(paths)
+
+
+def test_an_outage_costs_one_config_read_per_retry_period_not_one_per_call() -> None:
+    # Each read of an unanswering store waits for its deadline: a call of an outage waited for
+    # one in its admission and one in its recording (16 s instead of 6 through the served
+    # entrypoint). The good copy is served instead, and the store asked again after a pause.
+    clock = FakeClock()
+    store = CountsConfigReads()
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    source = ConfigSource(store, timedelta(seconds=10), clock)
+    assert source.current().rolloutPercentage == 7
+    store.fail = True
+    clock.advance(seconds=11)
+    assert [source.current().rolloutPercentage for _ in range(5)] == [7] * 5
+    assert source.for_recording().rolloutPercentage == 7
+    assert store.config_reads == 2  # the first, then one failed read for all six calls
+    clock.advance(seconds=RETRY_AFTER.total_seconds() - 1)
+    source.current()
+    assert store.config_reads == 2
+    clock.advance(seconds=1)
+    source.current()
+    assert store.config_reads == 3
+    # The store answers again: the next read after the pause takes the new config.
+    store.fail = False
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 9, "version": 4}
+    clock.advance(seconds=RETRY_AFTER.total_seconds())
+    assert source.current().rolloutPercentage == 9
+    assert store.config_reads == 4
+
+
+def test_one_call_reads_a_stale_config_while_the_others_get_the_good_copy() -> None:
+    clock = FakeClock()
+    store = CountsConfigReads()
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    source = ConfigSource(store, timedelta(seconds=10), clock)
+    source.current()
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 9, "version": 4}
+    clock.advance(seconds=11)
+    store.hold = True
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(source.current().rolloutPercentage))
+    reader.start()
+    assert store.holding.wait(5)
+    assert source.current().rolloutPercentage == 7  # not a second read behind the first
+    assert store.config_reads == 2
+    store.go.set()
+    reader.join(5)
+    assert seen == [9]
+    assert source.current().rolloutPercentage == 9
+    assert store.config_reads == 2
+
+
+def test_with_no_good_copy_every_call_reads_the_config() -> None:
+    clock = FakeClock()
+    store = CountsConfigReads()
+    store.fail = True
+    source = ConfigSource(store, timedelta(seconds=10), clock)
+    for _ in range(3):
+        with pytest.raises(Unavailable):
+            source.current()
+    assert store.config_reads == 3
+    store.fail = False
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    assert source.current().rolloutPercentage == 7
 
 
 def _past_due(store: MemoryStore, uid: str, period_end: Any) -> None:
