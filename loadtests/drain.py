@@ -11,7 +11,8 @@ From the same samples comes a floor for the burst's latency. If the calls cost t
 core-seconds each and it has K cores, no schedule answers the q-th of N simultaneous calls less
 than ``ceil(q N) C / K`` after they were sent: the first q N answers need that much CPU done.
 C counts the function, the emulator and Locust (the work of a call, as this machine does it);
-the harness's sampling and the other processes are shown, not charged to the calls. The floor
+the harness (its sampling, the roll-up loop, and the loopback source fakes, which a run asking
+for LinkedIn alone never calls) and the other processes are shown, not charged to the calls. The floor
 assumes every call costs the average, so it is an estimate, not a proof, and it says what the
 p95 target asks of C.
 """
