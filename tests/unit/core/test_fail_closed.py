@@ -107,6 +107,14 @@ def test_an_unparsable_config_keeps_the_last_good_one() -> None:
     assert enrich.run(app, Caller("alice"), {"cvId": "cv-alice"})["access"] == "full"
 
 
+def _with_good_copy(store: MemoryStore, clock: FakeClock) -> ConfigSource:
+    """A config source over ``store`` that has read a good config (rolloutPercentage 7)."""
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    source = ConfigSource(store, timedelta(seconds=10), clock)
+    assert source.current().rolloutPercentage == 7
+    return source
+
+
 def test_an_unreadable_config_with_no_good_copy_is_unavailable() -> None:
     clock = FakeClock()
     store = ConfigReadFails()
@@ -115,9 +123,7 @@ def test_an_unreadable_config_with_no_good_copy_is_unavailable() -> None:
         source.current()
     # Once a good copy was seen, an outage serves it rather than failing.
     ok = MemoryStore()
-    ok.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
-    good = ConfigSource(ok, timedelta(seconds=10), clock)
-    assert good.current().rolloutPercentage == 7
+    good = _with_good_copy(ok, clock)
     ok.fail = True
     clock.advance(seconds=11)
     assert good.current().rolloutPercentage == 7
@@ -148,9 +154,7 @@ def test_an_outage_costs_one_config_read_per_retry_period_not_one_per_call() -> 
     # entrypoint). The good copy is served instead, and the store asked again after a pause.
     clock = FakeClock()
     store = CountsConfigReads()
-    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
-    source = ConfigSource(store, timedelta(seconds=10), clock)
-    assert source.current().rolloutPercentage == 7
+    source = _with_good_copy(store, clock)
     store.fail = True
     clock.advance(seconds=11)
     assert [source.current().rolloutPercentage for _ in range(5)] == [7] * 5
@@ -173,9 +177,7 @@ def test_an_outage_costs_one_config_read_per_retry_period_not_one_per_call() -> 
 def test_one_call_reads_a_stale_config_while_the_others_get_the_good_copy() -> None:
     clock = FakeClock()
     store = CountsConfigReads()
-    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
-    source = ConfigSource(store, timedelta(seconds=10), clock)
-    source.current()
+    source = _with_good_copy(store, clock)
     store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 9, "version": 4}
     clock.advance(seconds=11)
     store.hold = True
