@@ -2,7 +2,7 @@
 
 In the ``burst`` arrival every user fires at each whole second of the wall clock, so each second
 starts with a queue of N calls' worth of CPU work that the machine's cores drain. The harness
-samples ``/proc`` every 20 ms during the profile's last phase (the machine's busy time and the
+samples ``/proc`` every 10 ms during the profile's last phase (the machine's busy time and the
 CPU time of the function's gunicorn processes, the Firestore emulator, Locust and the harness
 itself) and folds the samples by their position in the wall-clock second: the page shows how
 busy the cores were at each moment after the burst, and who used them.
@@ -28,11 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtests.stack import cpu_seconds, machine_busy_seconds
+
 GROUPS = ("function", "emulator", "locust", "harness")
 """The processes sampled; the calls' work is the first three."""
 CALLS = GROUPS[:3]
 BINS = 20
 """50 ms bins over the second."""
+INTERVAL_S = 0.01
+"""Seconds between two readings of ``/proc``."""
 
 
 @dataclass(frozen=True)
@@ -99,33 +103,17 @@ def busy_while_draining(f: Fold) -> tuple[float, int]:
 # -- sampling --------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: Sequence[int], tick: float) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total * tick
-
-
-def _machine_busy(tick: float) -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) * tick
-
-
-def sample_for(pids: dict[str, list[int]], seconds: float, interval: float = 0.01) -> list[Sample]:
+def sample_for(
+    pids: dict[str, list[int]], seconds: float, interval: float = INTERVAL_S
+) -> list[Sample]:
     """Read ``/proc`` every ``interval`` s for ``seconds`` s; ``pids`` maps each of ``GROUPS``
-    to its processes (a process's CPU includes all its threads). Reading a JVM's ``stat`` walks all its
-    threads, so the readings are 20 ms apart, and the harness's own CPU is on the page."""
-    tick = 1 / os.sysconf("SC_CLK_TCK")
+    to its processes (a process's CPU includes all its threads; reading a JVM's ``stat`` walks
+    them all, which is why the harness's own CPU is on the page)."""
     out: list[Sample] = []
     end = time.time() + seconds
     while (now := time.time()) < end:
-        out.append(
-            Sample(now, _machine_busy(tick), tuple(_cpu_seconds(pids[g], tick) for g in GROUPS))
-        )
+        groups = tuple(sum(cpu_seconds(p) for p in pids[g]) for g in GROUPS)
+        out.append(Sample(now, machine_busy_seconds(), groups))
         time.sleep(max(0.0, interval - (time.time() - now)))
     return out
 
@@ -241,7 +229,8 @@ def markdown(
     lines = [
         "## Where a burst's time goes (`loadtests/drain.py`)",
         "",
-        f"`/proc` read every 20 ms for {seconds:.0f} s of the last phase, folded by position in"
+        f"`/proc` read every {INTERVAL_S * 1000:.0f} ms for {seconds:.0f} s of the last phase,"
+        " folded by position in"
         " the wall-clock second (50 ms bins).",
         "",
         f"- calls started in the window: {w.calls}; their p50 {p50:.0f} / p95 {p95:.0f} ms",

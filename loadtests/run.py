@@ -29,7 +29,15 @@ from common.vocab import SOURCES  # noqa: E402
 from loadtests import check, counting, faults  # noqa: E402
 from loadtests.drain import DrainRecording  # noqa: E402
 from loadtests.seed import seed  # noqa: E402
-from loadtests.stack import ServeConfig, Stack, children, cmdline, describe, rss_kb  # noqa: E402
+from loadtests.stack import (  # noqa: E402
+    ServeConfig,
+    Stack,
+    children,
+    cmdline,
+    describe,
+    machine_busy_seconds,
+    rss_kb,
+)
 
 OUT = ROOT / "docs" / "benchmarks"
 DRAIN_S = 60
@@ -327,12 +335,6 @@ def measure(
         "load": load,
         "rollup": rolled,
     }
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every core spent busy since boot (``/proc/stat``: all but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:

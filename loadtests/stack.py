@@ -194,7 +194,7 @@ class ServeConfig:
     """Function instances: each its own functions-framework server, as Cloud Functions runs one
     per instance. Locust spreads its users evenly over them, as Google's front end spreads
     requests over instances; one server with several workers would leave the spreading to the
-    workers' race for each new connection, which gave one worker 76-92% of the calls."""
+    workers' race for each new connection, which gave the busier of two workers 54-94% of the calls in burst runs."""
     workers: int = 1
     """gunicorn workers per instance (functions-framework's default ``WORKERS``: 1)."""
     threads: int = 8
@@ -379,6 +379,12 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int) -> int:

@@ -63,7 +63,7 @@ def _header(
 def _instances_text(serve: dict[str, Any]) -> str:
     """How many servers, workers and threads served the run."""
     per = f"{serve['workers']} worker(s) x {serve['threads']} threads"
-    n = serve.get("instances", 1)
+    n = serve["instances"]
     if n == 1:
         return per
     return f"{n} instances (servers) of {per} each, Locust's users spread evenly over them"
