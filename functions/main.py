@@ -51,7 +51,19 @@ if transport.TOO_LATE:
 if not firebase_admin._apps:  # noqa: SLF001 - re-import in the emulator must not re-init
     firebase_admin.initialize_app()
 
-options.set_global_options(max_instances=50)
+# Calls one instance serves at once, two settings that must agree: Cloud Run's concurrency
+# (firebase deploy reads it from the global options) and the request threads of the gunicorn
+# that functions-framework starts, which it reads from THREADS after importing this module (its
+# CLI builds the app, then the server: on Cloud Functions and in the functions emulator alike).
+# More calls than threads would wait inside the instance, unseen by the platform's autoscaler.
+# Concurrency above 1 takes a whole vCPU (firebase deploy refuses it with the SDK's default,
+# gcf_gen1's fraction); costs in docs/deploy.md.
+os.environ["THREADS"] = str(SETTINGS.request_threads)
+options.set_global_options(
+    max_instances=50,
+    concurrency=SETTINGS.request_threads,
+    cpu=1 if SETTINGS.request_threads > 1 else "gcf_gen1",
+)
 
 SECRETS = {name: params.SecretParam(name) for name in SECRET_NAMES}
 """Tokens and keys, declared as secret params on the functions that read them."""

@@ -126,7 +126,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--instances", type=int, default=2, help="function instances (servers), users spread evenly"
     )
     p.add_argument("--workers", type=int, default=1, help="gunicorn workers per instance")
-    p.add_argument("--threads", type=int, default=8, help="threads per worker")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=ServeConfig.threads,
+        help="threads per worker (default: the product's EXTERNAL_DATA_REQUEST_THREADS default)",
+    )
     p.add_argument("--delay-ms", type=float, default=20, help="delay of every source fake answer")
     p.add_argument("--fresh", type=float, help="share of premium calls with forceRefresh")
     p.add_argument(

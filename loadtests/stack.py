@@ -3,7 +3,8 @@ never takes the emulator suite's machine-wide lock, and other engineers' emulato
 running): the Cloud SDK's Firestore emulator (a process this harness can pause, stop and
 restart), the Auth emulator (firebase-tools, its own config and ports), the loopback source
 fakes with delays, and one function served by functions-framework under gunicorn
-(``WORKERS`` x ``THREADS``, as Cloud Functions 2nd gen serves concurrent requests).
+(``WORKERS`` x ``THREADS``, as Cloud Functions 2nd gen serves concurrent requests; ``main`` sets
+``THREADS`` from the product's ``EXTERNAL_DATA_REQUEST_THREADS``, which a run passes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from common.settings import Settings
 from scripts.devkit.fakes import FakeService, fake_brave, fake_github, fake_website
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +199,10 @@ class ServeConfig:
     workers' race for each new connection, which gave the busier of two workers 54-94% of the calls in burst runs."""
     workers: int = 1
     """gunicorn workers per instance (functions-framework's default ``WORKERS``: 1)."""
-    threads: int = 8
+    threads: int = Settings().request_threads
+    """Request threads per worker: the product's ``EXTERNAL_DATA_REQUEST_THREADS`` (its default
+    unless given), which ``main`` turns into functions-framework's ``THREADS`` and the deployed
+    concurrency, so a run serves as the deployed functions do."""
     source_delay_s: float = 0.02
     """Delay of every answer of the source fakes (GitHub, website, search)."""
     count: bool = True
@@ -265,7 +270,7 @@ class Stack:
             "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}",
             "WORKERS": str(self.cfg.workers),
             "LOADTEST_KEEPALIVE_S": str(self.cfg.keepalive_s),
-            "THREADS": str(self.cfg.threads),
+            "EXTERNAL_DATA_REQUEST_THREADS": str(self.cfg.threads),
             "EXTERNAL_DATA_GITHUB_API_URL": gh,
             "EXTERNAL_DATA_WEB_SEARCH_URL": brave,
             "EXTERNAL_DATA_WEB_SEARCH_API_KEY": "load-test-key",

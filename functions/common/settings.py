@@ -116,6 +116,11 @@ class Settings:
     """How long a positive entitlement / CV owner is trusted from the instance cache."""
     min_instances: tuple[tuple[str, int], ...] = ()
     """Instances kept warm per callable (``(name, count)``; unnamed functions keep none)."""
+    request_threads: int = 16
+    """Calls one instance serves at once: every function's ``concurrency`` and the request
+    threads of functions-framework's gunicorn (``THREADS``), set together by ``main``. A warm
+    enrichment waits on Firestore for most of its time, and the more calls an instance has in
+    flight, the more of their writes ``stores.group_commit`` sends in one commit."""
     peak_rps: int = 20
     """Calls per second the deployment is sized for (the plan's peak is 20): sets the number of
     raw aggregate shards so that no shard takes more than one write every two seconds."""
@@ -252,6 +257,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_CONFIG_TTL_SECONDS", "config_ttl_seconds", _int(0, 30), "how long an instance trusts its copy of the rollout config (max 30)"),
     Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long a positive entitlement / CV owner is cached per instance"),
     Var("EXTERNAL_DATA_MIN_INSTANCES", "min_instances", _instances, "instances kept warm, per callable: `NAME=COUNT` pairs separated by commas (e.g. `enrichCVWithExternalData=1`); each is billed all month, idle (docs/deploy.md); read by `firebase deploy`"),
+    Var("EXTERNAL_DATA_REQUEST_THREADS", "request_threads", _int(1, 1000), "calls one instance serves at once: every function's `concurrency` and functions-framework's request threads (`THREADS`, set from it); read by `firebase deploy` and at an instance's start (docs/deploy.md)"),
     Var("EXTERNAL_DATA_PEAK_RPS", "peak_rps", _int(1, 5000), "calls per second the aggregates are sized for: 2 shards per call per second, so a shard takes at most 1 write every 2 s at this rate"),
     Var("EXTERNAL_DATA_HASH_SALT", "hash_salt", _text, "HMAC key for IP and user-agent hashes in the audit (secret; required outside the emulator)", secret=True),
     Var("EXTERNAL_DATA_EVENT_TTL_DAYS", "event_ttl_days", _int(1, 3650), "lifetime of usage and audit events"),

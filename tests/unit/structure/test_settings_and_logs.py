@@ -53,6 +53,8 @@ def _import_main(
         ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalDat=1"),
         ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalData=101"),
         ("EXTERNAL_DATA_MIN_INSTANCES", "enrichCVWithExternalData"),
+        ("EXTERNAL_DATA_REQUEST_THREADS", "0"),
+        ("EXTERNAL_DATA_REQUEST_THREADS", "1001"),
     ],
 )
 def test_a_bad_value_fails_the_import_of_main_naming_the_variable(name: str, value: str) -> None:
@@ -82,6 +84,33 @@ def test_min_instances_reach_the_deployed_functions_manifest() -> None:
     settings = load_settings({"EXTERNAL_DATA_MIN_INSTANCES": "trackExternalDataUsage=1,"})
     assert settings.min_instances_of("trackExternalDataUsage") == 1
     assert settings.min_instances_of("enrichCVWithExternalData") == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected", "cpu"), [(None, 16, 1), ("24", 24, 1), ("1", 1, "gcf_gen1")]
+)
+def test_one_setting_gives_the_concurrency_deployed_and_the_threads_served(
+    configured: str | None, expected: int, cpu: object
+) -> None:
+    """Every function's ``concurrency`` (read by ``firebase deploy`` at discovery) and the
+    ``THREADS`` functions-framework reads after importing ``main`` are the same number; a
+    ``THREADS`` already in the environment does not make them differ. Concurrency above 1 comes
+    with a whole vCPU, which firebase deploy requires for it."""
+    probe = (
+        "import main, json, os; fs = ('enrichCVWithExternalData', 'getExternalDataAnalytics',"
+        " 'onCvDeleted'); e = [getattr(main, f).__firebase_endpoint__ for f in fs];"
+        " print(json.dumps([[x.concurrency for x in e], os.environ['THREADS'],"
+        " [x.cpu for x in e]]))"
+    )
+    env = {"FUNCTIONS_EMULATOR": "true", "THREADS": "3"}
+    if configured:
+        env["EXTERNAL_DATA_REQUEST_THREADS"] = configured
+    done = _import_main(env, probe)
+    assert done.returncode == 0, done.stderr
+    concurrency, threads, cpus = json.loads(done.stdout.strip().splitlines()[-1])
+    assert concurrency == [expected] * 3
+    assert threads == str(expected)
+    assert cpus == [cpu] * 3
 
 
 def test_good_values_import_and_declare_the_secret_params() -> None:
