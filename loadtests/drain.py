@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.stack import cpu_seconds, machine_busy_seconds
-
 GROUPS = ("function", "emulator", "locust", "harness")
 """The processes sampled; the calls' work is the first three."""
 CALLS = GROUPS[:3]
@@ -103,6 +101,55 @@ def busy_while_draining(f: Fold) -> tuple[float, int]:
 # -- sampling --------------------------------------------------------------------------------
 
 
+class ProcFiles:
+    """The ``stat`` files a sampler reads, opened once and read with ``pread`` from offset 0
+    (``/proc`` writes a file afresh for every read from its start). Read through ``Path``,
+    an open, read and close of each file, one reading of eight processes and the machine cost
+    223 us of this process's CPU, against 40 us this way: at 100 readings a second, 2.2% of a
+    core against 0.4%. ``/proc/stat``: its first line (``cpu``) only."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.groups = {g: [self._open(f"/proc/{p}/stat") for p in pids[g]] for g in GROUPS}
+        self.machine = os.open("/proc/stat", os.O_RDONLY)
+
+    @staticmethod
+    def _open(path: str) -> int | None:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+
+    def cpu(self, fd: int | None) -> float:
+        """utime + stime of the process (0 when it is gone)."""
+        if fd is None:
+            return 0.0
+        try:
+            raw = os.pread(fd, 4096, 0)
+        except OSError:
+            return 0.0
+        fields = raw[raw.rindex(b")") + 2 :].split(b" ", 14)
+        return (int(fields[11]) + int(fields[12])) / self.TICK
+
+    def busy(self) -> float:
+        """CPU seconds every core spent busy since boot (all but idle and iowait)."""
+        raw = os.pread(self.machine, 512, 0)
+        f = [int(x) for x in raw[: raw.index(b"\n")].split()[1:9]]
+        return (sum(f) - f[3] - f[4]) / self.TICK
+
+    def sample(self, now: float) -> Sample:
+        """One reading."""
+        groups = tuple(sum(self.cpu(fd) for fd in self.groups[g]) for g in GROUPS)
+        return Sample(now, self.busy(), groups)
+
+    def close(self) -> None:
+        """Close every file."""
+        for fd in [self.machine, *itertools.chain.from_iterable(self.groups.values())]:
+            if fd is not None:
+                os.close(fd)
+
+
 def sample_for(
     pids: dict[str, list[int]], seconds: float, interval: float = INTERVAL_S
 ) -> list[Sample]:
@@ -110,11 +157,14 @@ def sample_for(
     to its processes (a process's CPU includes all its threads; reading a JVM's ``stat`` walks
     them all, which is why the harness's own CPU is on the page)."""
     out: list[Sample] = []
-    end = time.time() + seconds
-    while (now := time.time()) < end:
-        groups = tuple(sum(cpu_seconds(p) for p in pids[g]) for g in GROUPS)
-        out.append(Sample(now, machine_busy_seconds(), groups))
-        time.sleep(max(0.0, interval - (time.time() - now)))
+    files = ProcFiles(pids)
+    try:
+        end = time.time() + seconds
+        while (now := time.time()) < end:
+            out.append(files.sample(now))
+            time.sleep(max(0.0, interval - (time.time() - now)))
+    finally:
+        files.close()
     return out
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,3 +102,28 @@ def test_sampling_reads_this_process_and_the_machine() -> None:
     assert samples[-1].t > samples[0].t
     assert samples[-1].busy >= samples[0].busy
     assert samples[-1].groups[0] > samples[0].groups[0]
+
+
+def test_kept_open_files_read_what_a_fresh_open_reads_and_a_gone_process_reads_zero() -> None:
+    """``ProcFiles`` reads each file again from its start: the same figures as ``stack``'s
+    readers, which open the file every time; a process that has exited counts 0."""
+    from loadtests.stack import cpu_seconds, machine_busy_seconds
+
+    burn = "sum(range(10 ** 7))"  # a tenth of a second or more, which must not be counted
+    gone = subprocess.Popen([sys.executable, "-c", burn])  # noqa: S603 - this interpreter
+    files = drain.ProcFiles({g: [os.getpid(), gone.pid] for g in drain.GROUPS})
+    try:
+        gone.wait()
+        before = files.sample(time.time())
+        end = time.process_time() + 0.1
+        while time.process_time() < end:
+            pass
+        mine, busy = cpu_seconds(os.getpid()), machine_busy_seconds()
+        after = files.sample(time.time())
+        tick = 1 / drain.ProcFiles.TICK
+        assert after.groups[0] >= before.groups[0] + 0.08  # moved: read afresh, not cached
+        assert abs(after.groups[0] - mine) <= 2 * tick  # gone.pid adds nothing
+        assert abs(after.busy - busy) <= 0.05
+        assert files.cpu(None) == 0.0
+    finally:
+        files.close()
