@@ -28,7 +28,7 @@ from firebase_functions import firestore_fn, https_fn, options, params, schedule
 from firebase_functions.core import Change
 from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
 
-from common import logs
+from common import logs, serving
 from common.clock import utcnow
 from common.errors import CallFacts, ErrorCode, GatingError
 from common.settings import SECRET_NAMES, load_settings
@@ -59,6 +59,8 @@ if not firebase_admin._apps:  # noqa: SLF001 - re-import in the emulator must no
 # Concurrency above 1 takes a whole vCPU (firebase deploy refuses it with the SDK's default,
 # gcf_gen1's fraction); costs in docs/deploy.md.
 os.environ["THREADS"] = str(SETTINGS.request_threads)
+if os.environ.get("FUNCTIONS_EMULATOR") == "true":  # its proxy reuses idle connections
+    serving.keep_alive(serving.EMULATOR_KEEPALIVE_S)
 options.set_global_options(
     max_instances=50,
     concurrency=SETTINGS.request_threads,

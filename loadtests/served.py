@@ -29,18 +29,11 @@ if os.environ.get("LOADTEST_SAMPLE_DIR"):
     os.register_at_fork(after_in_child=_sampler.ensure_started)
 
 if os.environ.get("LOADTEST_KEEPALIVE_S"):
-    # functions-framework builds gunicorn's config from a fixed list (keep-alive: gunicorn's 2 s).
     # A load client that reuses a connection the server has just closed sees a reset that a
-    # browser behind Google's front end never would; a longer keep-alive removes that artefact.
-    from functions_framework._http import gunicorn as _ff_gunicorn
+    # browser behind Google's front end never would (``common.serving``).
+    from common import serving
 
-    _load_config = _ff_gunicorn.GunicornApplication.load_config
-
-    def _with_keepalive(self: _ff_gunicorn.GunicornApplication) -> None:
-        self.options["keepalive"] = int(os.environ["LOADTEST_KEEPALIVE_S"])
-        _load_config(self)  # type: ignore[no-untyped-call]
-
-    _ff_gunicorn.GunicornApplication.load_config = _with_keepalive  # type: ignore[method-assign]
+    serving.keep_alive(int(os.environ["LOADTEST_KEEPALIVE_S"]))
 
 from main import (
     enrichCVWithExternalData,

@@ -113,6 +113,22 @@ def test_one_setting_gives_the_concurrency_deployed_and_the_threads_served(
     assert cpus == [cpu] * 3
 
 
+@pytest.mark.parametrize(("env", "keepalive"), [({"FUNCTIONS_EMULATOR": "true"}, 75), ({}, 2)])
+def test_under_the_functions_emulator_gunicorn_outlasts_its_proxys_idle_connections(
+    env: dict[str, str], keepalive: int
+) -> None:
+    """The server functions-framework builds after importing ``main`` keeps idle connections
+    75 s under the functions emulator (its Node proxy keeps them 5 s and reuses them: a call on
+    one gunicorn had closed after its 2 s failed as ECONNRESET); elsewhere gunicorn's default."""
+    probe = (
+        "import main, flask; from functions_framework._http.gunicorn import GunicornApplication"
+        " as G; print(G(flask.Flask('x'), '127.0.0.1', 0, False).cfg.keepalive)"
+    )
+    done = _import_main({"EXTERNAL_DATA_HASH_SALT": "a-long-enough-secret-salt", **env}, probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(keepalive)
+
+
 def test_good_values_import_and_declare_the_secret_params() -> None:
     done = _import_main({"FUNCTIONS_EMULATOR": "true", "EXTERNAL_DATA_GRACE_DAYS": "5"})
     assert done.returncode == 0, done.stderr
