@@ -377,19 +377,35 @@ def firestore_emulator_pid() -> int | None:
     return None
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+"""Clock ticks a second: the unit of ``/proc``'s CPU times."""
+
+
+def stat_cpu_seconds(raw: bytes) -> float:
+    """utime + stime from the text of a ``/proc/PID/stat`` (fields after the command name,
+    which may hold spaces and parentheses)."""
+    fields = raw[raw.rindex(b")") + 2 :].split(b" ", 14)
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def stat_busy_seconds(raw: bytes) -> float:
+    """CPU seconds every core spent busy since boot from the text of ``/proc/stat`` (its
+    first line, ``cpu``: all but idle and iowait)."""
+    f = [int(x) for x in raw[: raw.index(b"\n")].split()[1:9]]
+    return (sum(f) - f[3] - f[4]) / TICK
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (0 when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_bytes())
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds every core spent busy since boot (``/proc/stat``: all but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds every core spent busy since boot (``/proc/stat``)."""
+    return stat_busy_seconds(Path("/proc/stat").read_bytes())
 
 
 def rss_kb(pid: int) -> int:

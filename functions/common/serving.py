@@ -17,13 +17,13 @@ from functions_framework._http import gunicorn as _ff_gunicorn
 EMULATOR_KEEPALIVE_S = 75
 """Under the functions emulator: longer than Node's 5 s."""
 
-_seconds: int | None = None
+_seconds = 0
+"""Set by ``keep_alive`` before ``_with_keepalive`` is installed."""
 _load_config = _ff_gunicorn.GunicornApplication.load_config
 
 
 def _with_keepalive(self: _ff_gunicorn.GunicornApplication) -> None:
-    if _seconds is not None:
-        self.options["keepalive"] = _seconds
+    self.options["keepalive"] = _seconds
     _load_config(self)  # type: ignore[no-untyped-call]
 
 

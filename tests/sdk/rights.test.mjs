@@ -134,8 +134,10 @@ describe("exportMyExternalData (contract 2.5)", () => {
   let bob;
 
   before(async () => {
-    // One after the other: the functions emulator sometimes drops one of two simultaneous
-    // calls on this 2-core machine ("socket hang up", answered internal before our code runs).
+    // One after the other, since a "socket hang up" failed this hook (answered internal before
+    // our code ran). Its cause was the emulator's proxy reusing an idle connection gunicorn had
+    // closed, now kept open under the emulator (functions/common/serving.py); the hooks stay
+    // sequential until that fix has held over many runs.
     alice = await userWithHistory("export-alice");
     bob = await userWithHistory("export-bob");
   });
@@ -277,8 +279,10 @@ describe("deleteMyExternalData (contract 2.5)", () => {
   let bob;
 
   before(async () => {
-    // One after the other: the functions emulator sometimes drops one of two simultaneous
-    // calls on this 2-core machine ("socket hang up", answered internal before our code runs).
+    // One after the other, since a "socket hang up" failed this hook (answered internal before
+    // our code ran). Its cause was the emulator's proxy reusing an idle connection gunicorn had
+    // closed, now kept open under the emulator (functions/common/serving.py); the hooks stay
+    // sequential until that fix has held over many runs.
     alice = await userWithHistory("erase-alice");
     bob = await userWithHistory("erase-bob");
   });

@@ -107,7 +107,7 @@ def test_sampling_reads_this_process_and_the_machine() -> None:
 def test_kept_open_files_read_what_a_fresh_open_reads_and_a_gone_process_reads_zero() -> None:
     """``ProcFiles`` reads each file again from its start: the same figures as ``stack``'s
     readers, which open the file every time; a process that has exited counts 0."""
-    from loadtests.stack import cpu_seconds, machine_busy_seconds
+    from loadtests.stack import TICK, cpu_seconds, machine_busy_seconds
 
     burn = "sum(range(10 ** 7))"  # a tenth of a second or more, which must not be counted
     gone = subprocess.Popen([sys.executable, "-c", burn])  # noqa: S603 - this interpreter
@@ -120,7 +120,7 @@ def test_kept_open_files_read_what_a_fresh_open_reads_and_a_gone_process_reads_z
             pass
         mine, busy = cpu_seconds(os.getpid()), machine_busy_seconds()
         after = files.sample(time.time())
-        tick = 1 / drain.ProcFiles.TICK
+        tick = 1 / TICK
         assert after.groups[0] >= before.groups[0] + 0.08  # moved: read afresh, not cached
         assert abs(after.groups[0] - mine) <= 2 * tick  # gone.pid adds nothing
         assert abs(after.busy - busy) <= 0.05
