@@ -6,7 +6,12 @@ When the store stops answering, a read waits for the store's deadline. With a go
 hand, one call reads at a time (the others are served the copy meanwhile) and a failed read is
 not tried again for ``RETRY_AFTER``: without that, every call of an outage waited for a config
 read in its admission and another in its recording, 16 s for a call the limiter's deadline
-refuses in 6 (measured through the served entrypoint with the Firestore emulator frozen)."""
+refuses in 6 (measured through the served entrypoint with the Firestore emulator frozen).
+
+The copy served beside a read in flight is never one read 30 s ago or more while the store
+answers: with a TTL near 30 s, the calls then wait for that read, so no call that starts 30 s
+after a change is served the config from before it. Only a store that fails its reads keeps an
+older copy in service (no read could bring the change then)."""
 
 from __future__ import annotations
 
@@ -38,6 +43,12 @@ UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please retry."
 RETRY_AFTER = timedelta(seconds=5)
 """After a failed read, how long the last good copy is served without reading again. With the
 default TTL (10 s) a change still takes effect within 30 s once the store answers."""
+TAKES_EFFECT_WITHIN = timedelta(seconds=30)
+"""Contract section 3. A copy read this long ago is never served while the store answers: a
+call then waits for the read in flight instead (only reachable with a TTL near 30 s)."""
+WAIT_FOR_READ_S = 10.0
+"""How long such a call waits for another call's read (each read has the store's own deadline,
+shorter than this) before it is served the copy after all."""
 
 
 class ConfigSource:
@@ -49,6 +60,7 @@ class ConfigSource:
         self.now = now
         self._cfg: RolloutConfig | None = None
         self._expires: datetime | None = None
+        self._read_at: datetime | None = None
         self._last_good: RolloutConfig | None = None
         self._warned: int | None = None
         self._no_read_until: datetime | None = None
@@ -88,13 +100,15 @@ class ConfigSource:
                 gating=cfg.gating_active,
             )
         self._cfg = cfg
+        self._read_at = now
         self._expires = now + self.ttl
         return cfg
 
     def current(self) -> RolloutConfig:
         """The config, from the cache or one read; ``Unavailable`` only with no good copy. With
         a good copy, a stale cache is read by one call at a time, and not again for
-        ``RETRY_AFTER`` after a failed read: the others are served the good copy meanwhile."""
+        ``RETRY_AFTER`` after a failed read: the others are served the good copy meanwhile,
+        unless it was read ``TAKES_EFFECT_WITHIN`` ago; they then wait for that read."""
         now = self.now()
         cached = self.fresh(now)
         if cached is not None:
@@ -103,13 +117,33 @@ class ConfigSource:
         if last is None:
             return self._read(now)  # nothing to serve instead: every caller reads
         if self._retry_at is not None and now < self._retry_at:
+            return last  # the store failed: no read could bring a change
+        if self._reading.acquire(blocking=False):
+            return self._read_holding(now)
+        if self._read_at is None or now - self._read_at < TAKES_EFFECT_WITHIN:
             return last
-        if not self._reading.acquire(blocking=False):
+        if not self._reading.acquire(timeout=WAIT_FOR_READ_S):
             return last
+        return self._after_wait()
+
+    def _read_holding(self, now: datetime) -> RolloutConfig:
+        """``_read`` by the call holding the reading lock, which it releases."""
         try:
             return self._read(now)
         finally:
             self._reading.release()
+
+    def _after_wait(self) -> RolloutConfig:
+        """A call that waited for another's read, now holding the lock: that read's copy, or
+        the last good one if it failed, or a read of its own if the copy is still stale."""
+        now = self.now()
+        served = self.fresh(now)
+        if served is None and self._retry_at is not None and now < self._retry_at:
+            served = self._last_good
+        if served is None:
+            return self._read_holding(now)
+        self._reading.release()
+        return served
 
     def _read(self, now: datetime) -> RolloutConfig:
         try:

@@ -16,7 +16,7 @@ from gating.entitlements import gate_view
 from gating.ratelimit import RateDecision, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
 from stores.schema import cv_path, user_path
-from usecases import cohort
+from usecases import cohort, held_copies
 from usecases.app import App
 from usecases.context import CallContext
 from usecases.limits import closed_count, limit_details
@@ -39,11 +39,14 @@ class Loaded:
     previous: int
 
 
-def load(app: App, uid: str, cv_id: str, window: Window, now: datetime) -> Loaded:
-    """Cached values where fresh, everything else in one batched read."""
+def load(
+    app: App, uid: str, cv_id: str, window: Window, now: datetime, *, reread: bool = False
+) -> Loaded:
+    """Cached values where fresh, everything else in one batched read (``reread``: the user
+    and the CV read whatever the instance holds)."""
     cfg = app.config.fresh(now)
-    user = app.users.get(uid, now)
-    owner = app.owners.get(cv_id, now)
+    user = None if reread else app.users.get(uid, now)
+    owner = None if reread else app.owners.get(cv_id, now)
     previous = app.closed_windows.get(window.previous_path, now)
     need = [
         path
@@ -65,9 +68,7 @@ def load(app: App, uid: str, cv_id: str, window: Window, now: datetime) -> Loade
     owner_fresh = cv_path(cv_id) in got
     if owner_fresh:
         cv = got[cv_path(cv_id)]
-        owner = cv.get("userId") if cv else None
-        if isinstance(owner, str):
-            app.owners.put(cv_id, owner, now)
+        owner = held_copies.owner_of(app, cv_id, cv, now)
     if previous is None:
         previous = closed_count(app, window, got.get(window.previous_path), CLOSED_WINDOW_SETTLE)
     owner = owner if isinstance(owner, str) else None

@@ -2,12 +2,10 @@
 token, request, idempotent replay, CV owner, access decision, rate limit, engine.
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
-instance is warm), one atomic increment with the engine's cache read beside it (started before
-the increment, dropped if the call is refused; a call the cache answers whole is enriched while
-the increment is in flight), then one commit: the call's records with its result document (an
-idempotent call stores its result first, alone).
-Fair quota: an admitted call that fails through no fault of the user (a failure of the service,
-or every tried source failing upstream) gives its unit back.
+instance is warm), one atomic increment with the engine's cache read and the re-read of the
+held user and CV copies beside it (a call the cache answers whole is enriched while the
+increment is in flight), then one commit: the call's records with its result document (an
+idempotent call stores its result first, alone). Fair quota: ``usecases.fair_quota``.
 """
 
 from __future__ import annotations
@@ -15,15 +13,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from common.errors import CallFacts, Internal, NotFound
+from common.errors import CallFacts, Internal, NotFound, ResourceExhausted
 from common.logs import error_ref, log
-from common.vocab import Fn, SourceErrorCode, SourceStatus
+from common.vocab import Fn
 from enrichment.model import EnrichmentInput, EnrichmentResult
 from gating.decision import Decision
 from gating.ratelimit import RateDecision, Window
 from gating.rollout import RolloutConfig
 from stores.errors import StoreError
-from usecases import admission, answer, idempotency
+from usecases import admission, answer, fair_quota, held_copies, idempotency
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -65,26 +63,53 @@ def _quietly(step: Any, *args: Any) -> None:
         log("ERROR", "idempotency record not written", **error_ref(exc))
 
 
-def _admit_and_serve(app: App, ctx: CallContext, req: EnrichRequest) -> Served:
+def _admit_and_serve(
+    app: App, ctx: CallContext, req: EnrichRequest, *, reread: bool = False
+) -> Served:
     uid = ctx.uid
     facts = CallFacts(cv_id=req.cv_id)
     window = app.limiter.window(uid, ctx.now)
-    loaded = admission.load(app, uid, req.cv_id, window, ctx.now)
+    loaded = admission.load(app, uid, req.cv_id, window, ctx.now, reread=reread)
     if admission.owner(app, loaded, req.cv_id, uid) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
     read = _read_ahead(app, req)
+    held = (loaded, req.cv_id, held_copies.start(app, loaded, uid, req.cv_id))
     # While the increment is in flight: the enrichment, if the cache answers every source
     # (nothing fetched, nothing written; dropped if the call is refused).
-    admitted = admission.admit(
-        app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
-    )
+    try:
+        admitted = admission.admit(
+            app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
+        )
+    except ResourceExhausted:
+        if not _stale(app, ctx, held, None):  # a refusal keeps no unit
+            raise
+        return _admit_and_serve(app, ctx, req, reread=True)
+    if _stale(app, ctx, held, window if admitted.counted else None):
+        return _admit_and_serve(app, ctx, req, reread=True)
     ahead = _Ahead(read, admitted.early)
     if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
     counted = window if admitted.counted else None
     return _serve(app, ctx, req, (decision, admitted.rate, counted), loaded.cfg, facts, ahead)
+
+
+def _stale(app: App, ctx: CallContext, held: tuple[Any, str, Any], unit: Window | None) -> bool:
+    """Whether the user or CV copies the call was decided on (``held``: loaded, CV id, re-read)
+    no longer hold (it is then decided again); the unit in ``unit`` is then given back, and
+    when the re-read fails (``StoreError``: ``unavailable``)."""
+    loaded, cv_id, recheck = held
+    try:
+        if held_copies.hold(app, loaded, ctx.uid, cv_id, recheck, ctx.now):
+            return False
+    except StoreError:
+        if unit is not None:
+            app.limiter.give_back(unit, "store failed")
+        raise
+    if unit is not None:
+        app.limiter.give_back(unit, "decided on a stale copy")
+    return True
 
 
 def _serve(
@@ -102,37 +127,12 @@ def _serve(
     try:
         result = _run_engine(app, ctx, req, cfg, facts, ahead)
     except (Internal, StoreError):  # a service failure after admission: not the user's
-        _give_back(app, window, rate)
+        fair_quota.give_back(app, window, rate)
         raise
     facts = facts.with_(upstream_failure=bool(result.service_failure))
-    if facts.upstream_failure or _none_could_run(result):
-        rate = _give_back(app, window, rate)
+    if facts.upstream_failure or fair_quota.none_could_run(result):
+        rate = fair_quota.give_back(app, window, rate)
     return answer.served(ctx, req, decision, rate, cfg, facts, result)
-
-
-_NOT_THE_USERS = frozenset({SourceErrorCode.DISABLED.value, SourceErrorCode.NOT_CONFIGURED.value})
-"""Why a requested source may not run through no fault of the user: switched off by the
-operator or its breaker, or not configured (no API key)."""
-
-
-def _none_could_run(result: EnrichmentResult) -> bool:
-    """Fair quota (contract 2.1): no requested source ran, each for a reason of ours. An outage
-    that opened every requested source's breaker must not spend the users' quota."""
-    return bool(result.sources) and all(
-        r.status is SourceStatus.SKIPPED and r.error is not None and r.error.code in _NOT_THE_USERS
-        for r in result.sources
-    )
-
-
-def _give_back(app: App, window: Window | None, rate: RateDecision | None) -> RateDecision | None:
-    """Fair quota: the unit this call took, returned; the answer's ``remaining`` shows it, and
-    ``resetAt`` is then the window's end, as for any answer with units left. ``window`` is
-    ``None`` when the call was not counted; ``rate`` is ``None`` when limits are off (counted,
-    unlimited)."""
-    if window is None or not app.limiter.give_back(window, "fair quota") or rate is None:
-        return rate
-    remaining = min(rate.limit, rate.remaining + 1)
-    return RateDecision(rate.allowed, rate.limit, remaining, window.end)
 
 
 class _Ahead(NamedTuple):

@@ -132,6 +132,19 @@ def _cv_id(obj: Mapping[str, Any], required: bool) -> str | None:
     return value
 
 
+def _given(obj: Mapping[str, Any], field: str, default: Any) -> Any:
+    """An optional field's value, ``default`` when it is absent or ``null``: the client SDKs
+    send a field set to ``undefined`` as ``null``, so the two mean the same."""
+    value = obj.get(field)
+    return default if value is None else value
+
+
+def _sources(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The optional ``sources`` (all four when absent or ``null``)."""
+    value = obj.get("sources")
+    return SOURCES if value is None else _source_list(value, "sources")
+
+
 def _source_list(value: Any, field: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise InvalidArgument(field, "must be a list of sources")
@@ -155,10 +168,10 @@ def parse_enrich(raw: Any, linkedin_max_bytes: int = 1_000_000) -> EnrichRequest
     cv_id = _cv_id(obj, required=True)
     if cv_id is None:  # _cv_id raises first when required; this narrows the type
         raise InvalidArgument("cvId", "is required")
-    mode = obj.get("mode", "full")
+    mode = _given(obj, "mode", "full")
     if not isinstance(mode, str) or mode not in MODES:
         raise InvalidArgument("mode", "must be full or preview")
-    sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
+    sources = _sources(obj)
     github = _string(obj, "github", 39)
     if github is not None and not _GITHUB_USER.fullmatch(github):
         raise InvalidArgument("github", "is not a valid GitHub username")
@@ -214,10 +227,10 @@ def _website(value: str | None) -> str | None:
 def _options(raw: Any) -> tuple[bool, int]:
     options = _object(raw, "options")
     _no_unknown(options, {"forceRefresh", "timeoutMs"}, "options.")
-    force = options.get("forceRefresh", False)
+    force = _given(options, "forceRefresh", False)
     if not isinstance(force, bool):
         raise InvalidArgument("options.forceRefresh", "must be true or false")
-    timeout = options.get("timeoutMs", 10000)
+    timeout = _given(options, "timeoutMs", 10000)
     if isinstance(timeout, float) and timeout.is_integer():
         timeout = int(timeout)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1000 <= timeout <= 30000:
@@ -328,10 +341,10 @@ def parse_analytics(raw: Any) -> AnalyticsQuery:
     span = (end - start) + timedelta(days=1)
     if span > timedelta(days=92):
         raise InvalidArgument("endDate", "the period may span at most 92 days")
-    granularity = obj.get("granularity", "day")
+    granularity = _given(obj, "granularity", "day")
     if not isinstance(granularity, str) or granularity not in ("hour", "day"):
         raise InvalidArgument("granularity", "must be hour or day")
     if granularity == "hour" and span > timedelta(days=7):
         raise InvalidArgument("granularity", "hour is allowed for periods of at most 7 days")
-    sources = _source_list(obj["sources"], "sources") if "sources" in obj else SOURCES
+    sources = _sources(obj)
     return AnalyticsQuery(start, end, granularity, sources)

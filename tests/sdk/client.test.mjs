@@ -261,6 +261,45 @@ describe("enrichCVWithExternalData", () => {
     assert.ok(stats.lastUsedAt, "lastUsedAt is set after an enrichment");
   });
 
+  test("a field set to undefined is sent as null by the SDK and means the field is absent", async () => {
+    const user = await signUp("undefined", { premium: true });
+    const cvId = await createCv(user);
+    const out = await user.call("enrichCVWithExternalData", {
+      ...fullRequest(cvId),
+      mode: undefined, // default "full"
+      github: undefined,
+      website: undefined,
+      name: undefined,
+      idempotencyKey: undefined,
+      options: { forceRefresh: undefined, timeoutMs: undefined },
+    });
+    assert.equal(out.access, "full");
+    assert.equal(out.status, "success");
+    const stats = await user.call("getUserExternalDataUsageStats", { userId: undefined });
+    assert.equal(stats.userId, user.uid);
+  });
+
+  test("the next call obeys a CV deleted or a subscription canceled after a warm call", async () => {
+    // The instance keeps copies of the CV's owner and the user's entitlement; neither may
+    // outlive the documents (contract 1: only the owner may enrich; premium is the subscription).
+    const user = await signUp("changes", { premium: true });
+    const cvId = await createCv(user);
+    const kept = await createCv(user);
+    assert.equal((await user.call("enrichCVWithExternalData", fullRequest(cvId))).access, "full");
+    assert.equal((await user.call("enrichCVWithExternalData", fullRequest(kept))).access, "full");
+
+    await deleteDoc(doc(user.db, "cvs", cvId));
+    await rejectsWith(user.call("enrichCVWithExternalData", fullRequest(cvId)), "functions/not-found");
+
+    await serverWrite(`users/${user.uid}`, { subscription: { tier: "premium", status: "canceled" } });
+    await rejectsWith(user.call("enrichCVWithExternalData", fullRequest(kept)), "functions/permission-denied", (e) =>
+      assert.equal(e.details?.reason, "premium_required"),
+    );
+    const preview = await user.call("enrichCVWithExternalData", previewRequest(kept));
+    // The refusals took no unit: 2 of the premium hour's were used, and free counts the same window.
+    assertUsage(preview.usage, { tier: "free", limit: 3, remaining: 0 });
+  });
+
   test("the fourth free enrichment in the hour is functions/resource-exhausted with the limit's details", async () => {
     const user = await signUp("ratelimited");
     const cvId = await createCv(user);

@@ -194,6 +194,62 @@ def test_one_call_reads_a_stale_config_while_the_others_get_the_good_copy() -> N
     assert store.config_reads == 2
 
 
+def _held_read(ttl_s: int, stale_s: int) -> tuple[CountsConfigReads, ConfigSource, list[int]]:
+    """A source with a good copy (7) and a changed document (9), ``stale_s`` after the copy
+    was read with a TTL of ``ttl_s``; one call's read of it is held by the store."""
+    clock = FakeClock()
+    store = CountsConfigReads()
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 7, "version": 3}
+    source = ConfigSource(store, timedelta(seconds=ttl_s), clock)
+    assert source.current().rolloutPercentage == 7
+    store.docs[CONFIG_PATH] = {"phase": "beta", "rolloutPercentage": 9, "version": 4}
+    clock.advance(seconds=stale_s)
+    store.hold = True
+    seen: list[int] = []
+    threading.Thread(target=lambda: seen.append(source.current().rolloutPercentage)).start()
+    assert store.holding.wait(5)
+    return store, source, seen
+
+
+def test_a_copy_read_30_s_ago_is_not_served_beside_a_read_in_flight() -> None:
+    # Contract 3: a change takes effect within 30 s. With the TTL at its maximum the copy is
+    # 30 s old when the read starts; a second call waits for that read instead of taking it.
+    store, source, seen = _held_read(ttl_s=30, stale_s=30)
+    second: list[int] = []
+    waiter = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and second == []  # waiting, not served the copy from before
+    store.go.set()
+    waiter.join(5)
+    assert second == [9] and seen == [9]
+    assert store.config_reads == 2  # it took the read it waited for, not one of its own
+
+
+def test_a_copy_under_30_s_old_is_served_beside_a_read_in_flight() -> None:
+    store, source, _ = _held_read(ttl_s=29, stale_s=29)
+    second: list[int] = []
+    other = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
+    other.start()
+    other.join(0.3)
+    store.go.set()
+    assert not other.is_alive() and second == [7]  # at once: the copy is 29 s old
+
+
+def test_a_call_that_waited_for_a_failed_read_is_served_the_last_good_copy() -> None:
+    store, source, seen = _held_read(ttl_s=30, stale_s=31)
+    store.fail = True
+    second: list[int] = []
+    waiter = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()
+    store.go.set()
+    waiter.join(5)
+    assert seen == [7] and second == [7]
+    assert store.config_reads == 2  # the failed read is not tried again by the waiter
+
+
 def test_with_no_good_copy_every_call_reads_the_config() -> None:
     clock = FakeClock()
     store = CountsConfigReads()

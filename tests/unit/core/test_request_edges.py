@@ -10,7 +10,13 @@ import pytest
 
 from common.errors import InvalidArgument
 from common.vocab import Mode
-from usecases.requests import EnrichRequest, parse_enrich
+from usecases.requests import (
+    EnrichRequest,
+    parse_analytics,
+    parse_enrich,
+    parse_stats,
+    parse_track,
+)
 
 
 def test_a_complete_request_is_parsed_field_by_field() -> None:
@@ -125,3 +131,44 @@ def test_the_linkedin_limit_counts_file_names_in_utf8_bytes() -> None:
     with pytest.raises(InvalidArgument) as err:
         parse_enrich(over, limit)
     assert err.value.field == "linkedin.export"
+
+
+def test_every_optional_field_sent_as_null_means_absent() -> None:
+    # The client SDKs send a field set to ``undefined`` as ``null``:
+    # ``httpsCallable(fn)({cvId, mode: opts.mode})`` must not be refused for it.
+    nulls = {
+        "mode": None,
+        "sources": None,
+        "github": None,
+        "website": None,
+        "linkedin": None,
+        "name": None,
+        "idempotencyKey": None,
+        "options": {"forceRefresh": None, "timeoutMs": None},
+    }
+    assert parse_enrich({"cvId": "cv-1", **nulls}) == parse_enrich({"cvId": "cv-1"})
+    assert parse_enrich({"cvId": "cv-1", "options": None}) == parse_enrich({"cvId": "cv-1"})
+    period = {"startDate": "2026-01-01", "endDate": "2026-01-07"}
+    assert parse_analytics({**period, "granularity": None, "sources": None}) == parse_analytics(
+        period
+    )
+    assert parse_track({"event": "gate_shown", "cvId": None, "source": None, "metadata": None})
+    assert parse_stats({"userId": None}) == parse_stats({})
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"cvId": None}, "cvId"),
+        ({"cvId": "c", "mode": False}, "mode"),
+        ({"cvId": "c", "sources": 0}, "sources"),
+        ({"cvId": "c", "options": {"timeoutMs": False}}, "options.timeoutMs"),
+        ({"cvId": "c", "options": {"forceRefresh": 0}}, "options.forceRefresh"),
+    ],
+)
+def test_a_required_null_or_a_falsy_value_of_the_wrong_type_is_still_refused(
+    raw: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_enrich(raw)
+    assert err.value.field == field
