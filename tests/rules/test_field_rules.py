@@ -132,6 +132,14 @@ class TestUsersFields:
         """Known profile fields must have the right type and size."""
         assert owner.update("users/alice", {field: value}).denied
 
+    def test_known_profile_fields_may_be_null(self, db: Any, owner: Any) -> None:
+        """A profile saved from the Auth user (``photoURL: user.photoURL`` is null for an
+        account without a photo) is accepted: null is an unknown value, not a wrong type."""
+        nulls = ["displayName", "email", "photoURL", "locale", "headline", "createdAt", "updatedAt"]
+        db.remove("users/alice")
+        assert owner.create("users/alice", dict.fromkeys(nulls)).allowed
+        assert owner.update("users/alice", {"displayName": "Alice", "photoURL": None}).allowed
+
     def test_profile_has_at_most_40_keys(self, db: Any, owner: Any) -> None:
         """A profile is not a general-purpose store: 40 keys at most (server keys included)."""
         db.remove("users/alice")
@@ -161,6 +169,12 @@ class TestCvsFields:
     def test_cv_needs_string_user_id(self, owner: Any, data: dict[str, Any]) -> None:
         """A CV without a (string) userId is refused."""
         assert owner.create("cvs/cv-bad", data).denied
+
+    def test_known_cv_fields_may_be_null(self, db: Any, owner: Any) -> None:
+        """Null for a known optional field is an unknown value, accepted like an absent one."""
+        keys = ["title", "name", "summary", "skills", "experience", "education", "createdAt"]
+        assert owner.create("cvs/cv-nulls", {"userId": "alice", **dict.fromkeys(keys)}).allowed
+        assert db.exists("cvs/cv-nulls")
 
     def test_owner_cannot_change_user_id(self, owner: Any) -> None:
         """Handing a CV to someone else is refused."""
