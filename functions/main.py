@@ -39,6 +39,7 @@ from usecases.app import App
 from usecases.context import CallContext, Caller, client_address
 from usecases.encoded import AnswerJSON
 from usecases.hooks import record, retried
+from usecases.requests import too_deep_field
 
 SETTINGS = load_settings()
 logs.configure(SETTINGS.log_level, project_id=SETTINGS.project_id)
@@ -314,12 +315,14 @@ def _answered_by_sdk(
         unauthenticated = {"status": "UNAUTHENTICATED", "message": "Unauthenticated"}
         return _error_answer(response, 401, unauthenticated)
     uid = (tokens.auth_token or {}).get("uid")
-    reason, message = "invalid data", _NOT_THE_PROTOCOLS
+    reason, message, field = "invalid data", _NOT_THE_PROTOCOLS, "data"
     limit = request.max_content_length  # set by the entry: a body past it was not read
     if limit is not None and (request.content_length or 0) > limit:
         reason, message = "request too large", "data: the request is too large"
+    elif (deep := too_deep_field(request.get_data(cache=True))) is not None:
+        reason, message, field = "nested too deeply", f"{deep}: is nested too deeply", deep
     _record_refusal(fn, Caller(uid=uid, ip=ip, user_agent=ua), Outcome.INVALID, reason)
-    invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": "data"}}
+    invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": field}}
     return _error_answer(response, 400, invalid)
 
 

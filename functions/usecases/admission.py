@@ -158,6 +158,6 @@ def admit(
             rate = app.limiter.admit(window, _limit(app, Tier.PREMIUM), loaded.previous)
     if rate.allowed:
         return Admitted(rate, decision, early=early)
-    details = limit_details(decision.limit_tier.value, rate, window.at)
+    details = limit_details(decision.tier.value, rate, window.at)  # the caller's own, as `usage`
     refused = facts.with_(reason=f"limit {rate.limit}/h", tier=decision.tier, gated=decision.gated)
     raise ResourceExhausted("Hourly enrichment limit reached.", details, facts=refused)

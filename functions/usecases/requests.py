@@ -348,3 +348,41 @@ def parse_analytics(raw: Any) -> AnalyticsQuery:
         raise InvalidArgument("granularity", "hour is allowed for periods of at most 7 days")
     sources = _sources(obj)
     return AnalyticsQuery(start, end, granularity, sources)
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:]')
+"""A JSON text's strings (whole, so that brackets inside them do not count) and structure."""
+
+
+def too_deep_field(body: bytes) -> str | None:
+    """The field of a callable body ``{"data": {...}}`` whose value is nested too deeply for
+    the JSON parser (``data`` itself when the nesting is not under a field of it), or None
+    when the body parses or fails for another reason. Contract 2.1: a deeply nested value is
+    ``invalid-argument`` naming the field. Walks the text without recursion."""
+    try:
+        json.loads(body)
+        return None
+    except RecursionError:
+        pass
+    except ValueError:
+        return None
+    depth, deepest, key, last = 0, 0, None, None
+    field = None
+    for token in _JSON_TOKENS.finditer(body):
+        mark = token.group()[:1]
+        if mark in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest, field = depth, key
+        elif mark in b"]}":
+            depth -= 1
+        elif mark == b":":
+            key = last if depth == 2 else key
+        else:
+            last = token.group()
+    if field is None:
+        return "data"
+    try:
+        return _shown(json.loads(field))
+    except ValueError:
+        return "(unnamed)"

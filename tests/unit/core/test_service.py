@@ -568,6 +568,21 @@ def test_stats_report_the_limit_a_shadowed_call_took(svc: App, store: MemoryStor
     assert (hourly["limit"], hourly["used"], hourly["remaining"]) == (100, 6, 94)
 
 
+def test_an_ungated_free_users_refusal_names_their_own_tier_and_the_limit_that_applied(
+    svc: App, store: MemoryStore
+) -> None:
+    # As the answer's ``usage`` does (contract 2.1): ``tier`` the caller's own, ``limit`` the
+    # one that applied (premium-sized while the gate does not apply to them).
+    seed_user(store, "fay")
+    set_config(store, shadow=True)
+    usage, _ = _hourly_after(svc, store, "fay", 100)
+    assert (usage["tier"], usage["limit"], usage["remaining"]) == ("free", 100, 0)
+    with pytest.raises(ResourceExhausted) as err:
+        enrich.run(svc, Caller("fay"), {"cvId": "cv-fay"})
+    details = err.value.details or {}
+    assert (details["tier"], details["limit"], details["remaining"]) == ("free", 100, 0)
+
+
 def test_stats_report_the_limit_of_a_user_left_outside_by_the_cohort_cap(
     svc: App, store: MemoryStore
 ) -> None:

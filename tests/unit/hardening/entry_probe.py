@@ -56,7 +56,8 @@ def _fake_token_services() -> set[str]:
 
 
 def main(scenario: str) -> None:
-    if scenario in ("app_check", "app_check_envelope", "envelope", "cold_start_crash", "oversized"):
+    faked = ("app_check", "app_check_envelope", "envelope", "cold_start_crash", "oversized", "deep")
+    if scenario in faked:
         _fake_token_services()
     import main as entry
     from common.settings import load_settings
@@ -144,6 +145,25 @@ def _calls(scenario: str, send: Any) -> dict[str, Any]:
         return _envelope_calls(send, alice)
     if scenario == "oversized":
         return _oversized_calls(send, alice)
+    if scenario == "deep":
+        deep = "[" * 5000 + "]" * 5000  # past the JSON parser's recursion; the JS SDK sends it
+        return {
+            "name": send(
+                "enrichCVWithExternalData",
+                body=f'{{"data": {{"cvId": "cv-alice", "name": {deep}}}}}',
+                **alice,
+            ),
+            "options": send(
+                "enrichCVWithExternalData",
+                body=f'{{"data": {{"cvId": "cv-alice", "options": {{"timeoutMs": {deep}}}}}}}',
+                **alice,
+            ),
+            "data": send("trackExternalDataUsage", body=f'{{"data": {deep}}}', **alice),
+            "metadata/no_token": send(
+                "trackExternalDataUsage",
+                body=f'{{"data": {{"event": "gate_shown", "metadata": {deep}}}}}',
+            ),
+        }
     if scenario == "app_check_envelope":
         bad = json.dumps({"cvId": "cv-alice"})  # no `data`: the SDK answers before any token
         return {

@@ -107,6 +107,22 @@ def test_a_body_that_is_not_the_protocols_is_invalid_argument_naming_data() -> N
     assert {a["uid"] for a in audits} == {"alice"}  # the token checked out: the caller is known
 
 
+def test_a_value_nested_past_the_json_parser_is_invalid_argument_naming_its_field() -> None:
+    # Contract 2.1: "huge or deeply nested values" are invalid-argument naming the field. The
+    # SDK's parse of such a body fails (RecursionError) before any field is seen.
+    out = probe("deep")
+    for case, field in (("name", "name"), ("options", "options"), ("data", "data")):
+        answer = out["calls"][case]
+        assert answer["status"] == 400, (case, answer)
+        error = answer["body"]["error"]
+        assert error["status"] == "INVALID_ARGUMENT", case
+        assert error["details"] == {"field": field}, case
+        assert error["message"] == f"{field}: is nested too deeply", case
+    assert out["calls"]["metadata/no_token"]["status"] == 401  # the token is checked first
+    assert len(_audits(out, type="invalid_request", reason="nested too deeply")) == 3
+    assert out["engine_calls"] == 0
+
+
 def test_without_a_valid_token_a_bad_body_is_unauthenticated_first() -> None:
     """Contract 2.1's order: no token is ``unauthenticated`` before any check of the request."""
     out = probe("envelope")
