@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.logs import log
-from gating.entitlements import is_premium, paying_before, rollout_groups
-from gating.rollout import in_cohort
+from common.vocab import Mode
+from gating.entitlements import is_premium, paying_before
 from stores.base import Inc, Write
 from stores.errors import ConfigConflict, Contended
 from stores.schema import conversion_path, usage_path
 from usecases.app import App
+from usecases.cohort import decide_seated, would_have_seat
 
 FUNNEL_WINDOW = timedelta(days=7)
 """A preview or gate this recent before the upgrade makes it a funnel conversion."""
@@ -57,9 +58,10 @@ def subscription_changed(
         return False
     funnel_at = (got[usage_path(uid)] or {}).get("lastFunnelAt")
     preceded = isinstance(funnel_at, datetime) and now - funnel_at <= FUNNEL_WINDOW
-    gated = cfg.gating_active and (
-        in_cohort(cfg, uid, False, rollout_groups(after)) or not cfg.fallbackEnabled
-    )
+    # Was the user, as a free user, in the gated cohort: the bucket, the groups and, under
+    # ``maxCohortUsers``, a seat (a bucket user left without one was served ungated).
+    as_free = {"rolloutGroups": (after or {}).get("rolloutGroups")}
+    gated = decide_seated(app, cfg, as_free, uid, Mode.FULL, now, would_have_seat).gated
     counters: dict[str, Any] = {
         "c": {"conversions": Inc(1), **({"convertedAfterFunnel": Inc(1)} if preceded else {})},
         "cohort": {"in" if gated else "out": {"conversions": Inc(1)}},

@@ -12,6 +12,7 @@ import pytest
 from common.settings import load_settings
 from stores.memory import MemoryStore
 from stores.schema import usage_path
+from tests.support.aggregates import counter
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
 from usecases import conversions, enrich
@@ -49,3 +50,19 @@ def test_with_conversion_tracking_off_too_nothing_of_the_user_is_written() -> No
     seed_user(store, "fay")
     enrich.run(app, Caller("fay"), {"cvId": "cv-fay", "mode": "preview"})
     assert usage_path("fay") not in store.docs
+
+
+def test_a_conversion_of_a_bucket_user_left_without_a_seat_counts_outside_the_cohort() -> None:
+    # Contract 6's gradual rollback compares the gated cohort's conversion with the users'
+    # outside it: a user the bucket takes in but ``maxCohortUsers`` left without a seat was
+    # served ungated, so their conversion is an outside one.
+    store, clock = MemoryStore(), FakeClock()
+    app = App(load_settings({}), store, StaticEngine(), now=clock, rng=lambda n: 0)
+    set_config(store, phase="beta", rolloutPercentage=100, fallbackEnabled=True, maxCohortUsers=1)
+    for uid in ("first", "second"):
+        seed_user(store, uid)
+        enrich.run(app, Caller(uid), {"cvId": f"cv-{uid}", "mode": "preview"})
+    assert conversions.subscription_changed(app, "first", {}, PREMIUM, "evt-first") is True
+    assert conversions.subscription_changed(app, "second", {}, PREMIUM, "evt-second") is True
+    assert counter(store, "cohort.in.conversions") == 1  # the seated user
+    assert counter(store, "cohort.out.conversions") == 1  # the one the cap left outside
