@@ -113,8 +113,8 @@ class Settings:
     config_ttl_seconds: int = 10
     """How long an instance trusts its copy of the rollout config (under the 30 s bound)."""
     entitlement_ttl_seconds: int = 60
-    """How long an instance keeps a user's entitlement and a CV's owner to decide warm calls on;
-    never answered on alone (``usecases.held_copies``)."""
+    """How long an instance trusts a user's entitlement copy, and keeps a CV's owner to decide
+    warm calls on (never answered on alone: ``usecases.held_copies``)."""
     min_instances: tuple[tuple[str, int], ...] = ()
     """Instances kept warm per callable (``(name, count)``; unnamed functions keep none)."""
     request_threads: int = 16
@@ -256,7 +256,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("EXTERNAL_DATA_CONVERSION_TRACKING", "conversion_tracking", _bool, "record conversions from the subscription trigger (with usage records off, a preview or gate still writes `lastFunnelAt` alone, which a conversion reads)"),
     Var("EXTERNAL_DATA_UPGRADE_URL", "upgrade_url", _text, "`details.upgradeUrl` of the premium gate"),
     Var("EXTERNAL_DATA_CONFIG_TTL_SECONDS", "config_ttl_seconds", _int(0, 30), "how long an instance trusts its copy of the rollout config (max 30)"),
-    Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long an instance keeps a user's entitlement and a CV's owner to decide warm calls on (each such call reads both again beside its increment: a change counts at once)"),
+    Var("EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS", "entitlement_ttl_seconds", _int(0, 3600), "how long an instance trusts a user's entitlement copy (a cached free is re-read before any refusal) and keeps a CV's owner to decide warm calls on (the CV is read again beside each such call's increment)"),
     Var("EXTERNAL_DATA_MIN_INSTANCES", "min_instances", _instances, "instances kept warm, per callable: `NAME=COUNT` pairs separated by commas (e.g. `enrichCVWithExternalData=1`); each is billed all month, idle (docs/deploy.md); read by `firebase deploy`"),
     Var("EXTERNAL_DATA_REQUEST_THREADS", "request_threads", _int(1, 1000), "calls one instance serves at once: every function's `concurrency` and functions-framework's request threads (`THREADS`, set from it); read by `firebase deploy` and at an instance's start (docs/deploy.md)"),
     Var("EXTERNAL_DATA_PEAK_RPS", "peak_rps", _int(1, 5000), "calls per second the aggregates are sized for: 2 shards per call per second, so a shard takes at most 1 write every 2 s at this rate"),

@@ -3,7 +3,7 @@ token, request, idempotent replay, CV owner, access decision, rate limit, engine
 
 The hot path (docs/architecture.md): at most one batched read before the gate (none when the
 instance is warm), one atomic increment with the engine's cache read and the re-read of the
-held user and CV copies beside it (a call the cache answers whole is enriched while the
+held CV owner beside it (a call the cache answers whole is enriched while the
 increment is in flight), then one commit: the call's records with its result document (an
 idempotent call stores its result first, alone). Fair quota: ``usecases.fair_quota``.
 """
@@ -74,7 +74,7 @@ def _admit_and_serve(
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
     read = _read_ahead(app, req)
-    held = (loaded, req.cv_id, held_copies.start(app, loaded, uid, req.cv_id))
+    held = (req.cv_id, held_copies.start(app, loaded, req.cv_id))
     # While the increment is in flight: the enrichment, if the cache answers every source
     # (nothing fetched, nothing written; dropped if the call is refused).
     try:
@@ -95,13 +95,13 @@ def _admit_and_serve(
     return _serve(app, ctx, req, (decision, admitted.rate, counted), loaded.cfg, facts, ahead)
 
 
-def _stale(app: App, ctx: CallContext, held: tuple[Any, str, Any], unit: Window | None) -> bool:
-    """Whether the user or CV copies the call was decided on (``held``: loaded, CV id, re-read)
-    no longer hold (it is then decided again); the unit in ``unit`` is then given back, and
-    when the re-read fails (``StoreError``: ``unavailable``)."""
-    loaded, cv_id, recheck = held
+def _stale(app: App, ctx: CallContext, held: tuple[str, Any], unit: Window | None) -> bool:
+    """Whether the CV owner copy the call was decided on (``held``: CV id, its re-read) no
+    longer holds (the call is then decided again); the unit in ``unit`` is then given back,
+    and when the re-read fails (``StoreError``: ``unavailable``)."""
+    cv_id, recheck = held
     try:
-        if held_copies.hold(app, loaded, ctx.uid, cv_id, recheck, ctx.now):
+        if held_copies.hold(app, ctx.uid, cv_id, recheck, ctx.now):
             return False
     except StoreError:
         if unit is not None:

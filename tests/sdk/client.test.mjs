@@ -37,11 +37,13 @@ import {
   containsLocked,
   createCv,
   ensureGatedConfig,
+  eventually,
   fullRequest,
   lists,
   newClient,
   previewRequest,
   rejectsWith,
+  serverRead,
   serverWrite,
   setClaims,
   signUp,
@@ -279,25 +281,20 @@ describe("enrichCVWithExternalData", () => {
     assert.equal(stats.userId, user.uid);
   });
 
-  test("the next call obeys a CV deleted or a subscription canceled after a warm call", async () => {
-    // The instance keeps copies of the CV's owner and the user's entitlement; neither may
-    // outlive the documents (contract 1: only the owner may enrich; premium is the subscription).
-    const user = await signUp("changes", { premium: true });
+  test("the next call after a CV's deletion is functions/not-found, and writes nothing under it", async () => {
+    // The instance keeps a copy of the CV's owner; it may not outlive the CV (contract 2.1:
+    // only the owner may enrich it; a missing CV is not-found).
+    const user = await signUp("cv-deleted", { premium: true });
     const cvId = await createCv(user);
-    const kept = await createCv(user);
     assert.equal((await user.call("enrichCVWithExternalData", fullRequest(cvId))).access, "full");
-    assert.equal((await user.call("enrichCVWithExternalData", fullRequest(kept))).access, "full");
-
     await deleteDoc(doc(user.db, "cvs", cvId));
     await rejectsWith(user.call("enrichCVWithExternalData", fullRequest(cvId)), "functions/not-found");
-
-    await serverWrite(`users/${user.uid}`, { subscription: { tier: "premium", status: "canceled" } });
-    await rejectsWith(user.call("enrichCVWithExternalData", fullRequest(kept)), "functions/permission-denied", (e) =>
-      assert.equal(e.details?.reason, "premium_required"),
-    );
-    const preview = await user.call("enrichCVWithExternalData", previewRequest(kept));
-    // The refusals took no unit: 2 of the premium hour's were used, and free counts the same window.
-    assertUsage(preview.usage, { tier: "free", limit: 3, remaining: 0 });
+    // The deletion trigger removes the first result; the refused call wrote no new one.
+    const result = `cvs/${cvId}/externalData/latest`;
+    await eventually("the deleted CV's result removed", async () => (await serverRead(result)) === null);
+    const again = await user.call("enrichCVWithExternalData", fullRequest(await createCv(user)));
+    // The refusal took no unit: 1 of the premium hour's was used before this call.
+    assertUsage(again.usage, { tier: "premium", limit: 100, remaining: 98 });
   });
 
   test("the fourth free enrichment in the hour is functions/resource-exhausted with the limit's details", async () => {
