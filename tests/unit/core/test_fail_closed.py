@@ -211,14 +211,20 @@ def _held_read(ttl_s: int, stale_s: int) -> tuple[CountsConfigReads, ConfigSourc
     return store, source, seen
 
 
+def _second_call(source: ConfigSource) -> tuple[threading.Thread, list[int]]:
+    """Another call asking ``source`` for the config, on a thread of its own, given 0.3 s."""
+    second: list[int] = []
+    call = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
+    call.start()
+    call.join(0.3)
+    return call, second
+
+
 def test_a_copy_read_30_s_ago_is_not_served_beside_a_read_in_flight() -> None:
     # Contract 3: a change takes effect within 30 s. With the TTL at its maximum the copy is
     # 30 s old when the read starts; a second call waits for that read instead of taking it.
     store, source, seen = _held_read(ttl_s=30, stale_s=30)
-    second: list[int] = []
-    waiter = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
-    waiter.start()
-    waiter.join(0.3)
+    waiter, second = _second_call(source)
     assert waiter.is_alive() and second == []  # waiting, not served the copy from before
     store.go.set()
     waiter.join(5)
@@ -228,10 +234,7 @@ def test_a_copy_read_30_s_ago_is_not_served_beside_a_read_in_flight() -> None:
 
 def test_a_copy_under_30_s_old_is_served_beside_a_read_in_flight() -> None:
     store, source, _ = _held_read(ttl_s=29, stale_s=29)
-    second: list[int] = []
-    other = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
-    other.start()
-    other.join(0.3)
+    other, second = _second_call(source)
     store.go.set()
     assert not other.is_alive() and second == [7]  # at once: the copy is 29 s old
 
@@ -239,10 +242,7 @@ def test_a_copy_under_30_s_old_is_served_beside_a_read_in_flight() -> None:
 def test_a_call_that_waited_for_a_failed_read_is_served_the_last_good_copy() -> None:
     store, source, seen = _held_read(ttl_s=30, stale_s=31)
     store.fail = True
-    second: list[int] = []
-    waiter = threading.Thread(target=lambda: second.append(source.current().rolloutPercentage))
-    waiter.start()
-    waiter.join(0.3)
+    waiter, second = _second_call(source)
     assert waiter.is_alive()
     store.go.set()
     waiter.join(5)
