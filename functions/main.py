@@ -319,7 +319,7 @@ def _answered_by_sdk(
     limit = request.max_content_length  # set by the entry: a body past it was not read
     if limit is not None and (request.content_length or 0) > limit:
         reason, message = "request too large", "data: the request is too large"
-    elif (deep := too_deep_field(request.get_data(cache=True))) is not None:
+    elif response.status_code >= 500 and (deep := too_deep_field(request.get_data())) is not None:
         reason, message, field = "nested too deeply", f"{deep}: is nested too deeply", deep
     _record_refusal(fn, Caller(uid=uid, ip=ip, user_agent=ua), Outcome.INVALID, reason)
     invalid = {"status": "INVALID_ARGUMENT", "message": message, "details": {"field": field}}

@@ -40,13 +40,13 @@ class Loaded:
 
 
 def load(
-    app: App, uid: str, cv_id: str, window: Window, now: datetime, *, reread: bool = False
+    app: App, uid: str, cv_id: str, window: Window, now: datetime, *, reread_cv: bool = False
 ) -> Loaded:
-    """Cached values where fresh, everything else in one batched read (``reread``: the user
-    and the CV read whatever the instance holds)."""
+    """Cached values where fresh, everything else in one batched read (``reread_cv``: the CV
+    is read whatever owner the instance holds)."""
     cfg = app.config.fresh(now)
-    user = None if reread else app.users.get(uid, now)
-    owner = None if reread else app.owners.get(cv_id, now)
+    user = app.users.get(uid, now)
+    owner = None if reread_cv else app.owners.get(cv_id, now)
     previous = app.closed_windows.get(window.previous_path, now)
     need = [
         path
@@ -75,13 +75,16 @@ def load(
     return Loaded(cfg, user, user_fresh, owner, owner_fresh, previous)
 
 
-def owner(app: App, loaded: Loaded, cv_id: str, uid: str) -> str | None:
-    """The CV's owner; a cached owner that is not the caller is re-read before refusing."""
+def owner(app: App, loaded: Loaded, cv_id: str, uid: str, now: datetime) -> str | None:
+    """The CV's owner; a cached owner that is not the caller is re-read before refusing (and
+    ``loaded`` then holds the read, which needs no re-read beside the increment)."""
     if loaded.owner == uid or loaded.owner_fresh:
         return loaded.owner
-    cv = app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)]
-    found = cv.get("userId") if cv else None
-    return found if isinstance(found, str) else None
+    found = held_copies.owner_of(
+        app, cv_id, app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)], now
+    )
+    loaded.owner, loaded.owner_fresh = (found if isinstance(found, str) else None), True
+    return loaded.owner
 
 
 def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetime) -> Decision:

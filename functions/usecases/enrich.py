@@ -64,13 +64,13 @@ def _quietly(step: Any, *args: Any) -> None:
 
 
 def _admit_and_serve(
-    app: App, ctx: CallContext, req: EnrichRequest, *, reread: bool = False
+    app: App, ctx: CallContext, req: EnrichRequest, *, reread_cv: bool = False
 ) -> Served:
     uid = ctx.uid
     facts = CallFacts(cv_id=req.cv_id)
     window = app.limiter.window(uid, ctx.now)
-    loaded = admission.load(app, uid, req.cv_id, window, ctx.now, reread=reread)
-    if admission.owner(app, loaded, req.cv_id, uid) != uid:
+    loaded = admission.load(app, uid, req.cv_id, window, ctx.now, reread_cv=reread_cv)
+    if admission.owner(app, loaded, req.cv_id, uid, ctx.now) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
     read = _read_ahead(app, req)
@@ -84,9 +84,9 @@ def _admit_and_serve(
     except ResourceExhausted:
         if not _stale(app, ctx, held, None):  # a refusal keeps no unit
             raise
-        return _admit_and_serve(app, ctx, req, reread=True)
+        return _admit_and_serve(app, ctx, req, reread_cv=True)
     if _stale(app, ctx, held, window if admitted.counted else None):
-        return _admit_and_serve(app, ctx, req, reread=True)
+        return _admit_and_serve(app, ctx, req, reread_cv=True)
     ahead = _Ahead(read, admitted.early)
     if admitted.decision is not decision:
         decision = admitted.decision

@@ -120,6 +120,18 @@ def test_a_cv_now_owned_by_someone_else_is_not_found_for_its_old_owner(warm: Any
     assert enrich.run(app, Caller("sam"), {"cvId": "cv-pat"})["access"] == "full"
 
 
+def test_a_held_owner_that_is_not_the_caller_is_read_once_not_again_beside(warm: Any) -> None:
+    store, app, _ = warm
+    seed_user(store, "sam", premium=True)
+    store.docs["cvs/cv-pat"] = {"userId": "sam"}
+    # The instance holds pat as the owner: sam's call reads the CV before refusing, finds sam,
+    # and is decided on that read, which needs no second read beside the increment.
+    assert enrich.run(app, Caller("sam"), {"cvId": "cv-pat"})["access"] == "full"
+    assert "read cvs sent" not in store.events
+    with pytest.raises(NotFound):
+        enrich.run(app, Caller("pat"), {"cvId": "cv-pat"})
+
+
 def test_a_subscription_canceled_is_obeyed_when_the_entitlement_copy_expires(warm: Any) -> None:
     # The user's copy is not read again on every call (about 0.5 ms of machine CPU a call in
     # the load runs): a cancellation counts within EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS.
