@@ -135,17 +135,6 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
             sink.rpc("Commit")
             return super()._send_commit(request, timeout)
 
-        def _send_reads(self, names: Sequence[str], timeout: float) -> Any:
-            # Reads sent alone: one GetDocument a document.
-            for _ in names:
-                sink.rpc("GetDocument")
-            return super()._send_reads(names, timeout)
-
-        def _send_batch_get(self, names: Sequence[str], timeout: float) -> Any:
-            # Reads of several calls sent together (``stores.group_read``): one RPC.
-            sink.rpc("BatchGetDocuments")
-            return super()._send_batch_get(names, timeout)
-
         def query(self, collection: str, *args: Any, **kwargs: Any) -> list[Any]:
             out = list(super().query(collection, *args, **kwargs))
             sink.count("query", reads=max(1, len(out)))

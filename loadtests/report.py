@@ -114,7 +114,6 @@ def cost_section(cost: Cost) -> str:
     per_rt = ", ".join(f"{k} {v / max(cost.calls, 1):.2f}" for k, v in sorted(rts.items()))
     usd = cost.usd_per_million(READ_USD_PER_100K, WRITE_USD_PER_100K)
     commits = cost.ops.get("rpc.Commit", 0)
-    gets, batches = cost.ops.get("rpc.GetDocument", 0), cost.ops.get("rpc.BatchGetDocuments", 0)
     asked = sum(v for k, v in rts.items() if k in ("commit", "increment", "compare_and_set"))
     lines = [
         f"Counted inside the served workers (`loadtests/counting.py`) over {cost.calls} calls:",
@@ -127,16 +126,6 @@ def cost_section(cost: Cost) -> str:
                 "(`stores.group_commit` sends those asked at the same time together)"
             ]
             if commits
-            else []
-        ),
-        *(
-            [
-                f"- read RPCs really sent: {gets / max(cost.calls, 1):.2f} GetDocument and "
-                f"{batches / max(cost.calls, 1):.2f} BatchGetDocuments per call, for "
-                f"{rts.get('get_many', 0) / max(cost.calls, 1):.2f} reads asked "
-                "(`stores.group_read` sends those asked while one is on the wire together)"
-            ]
-            if gets or batches
             else []
         ),
         f"- calls per worker process (record commits): {cost.spread()}"

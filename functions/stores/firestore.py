@@ -28,7 +28,6 @@ from stores.base import Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 from stores.group_commit import GroupCommit
-from stores.group_read import GroupRead, Read
 
 _BATCH_LIMIT = 500
 """Firestore's most writes in one Commit."""
@@ -84,10 +83,6 @@ the wire wait and go together. 1 measured best for bursts: 2 sent 1.10 Commits p
 _COMMIT_REQUEST = firestore_types.CommitRequest.pb()
 _COMMIT_RESPONSE = firestore_types.CommitResponse.pb()
 _GET_REQUEST = firestore_types.GetDocumentRequest.pb()
-_BATCH_GET_REQUEST = firestore_types.BatchGetDocumentsRequest.pb()
-_BATCH_GET_RESPONSE = firestore_types.BatchGetDocumentsResponse.pb()
-READS_IN_FLIGHT = 1
-"""A store's batching slots for reads (``stores.group_read``); 0: each read alone."""
 _DOCUMENT = document_types.Document.pb()
 
 
@@ -128,18 +123,6 @@ class _Rpc:
         )
 
     @functools.cached_property
-    def batch_get(self) -> Any:
-        """The BatchGetDocuments multicallable, its stream read by the thread that collects
-        it (``stores.inflight.single_threaded_stream``: no thread of gRPC's own). Used only for
-        the reads of several calls sent together (``stores.group_read``)."""
-        return inflight.single_threaded_stream(
-            self._channel,
-            _API + "BatchGetDocuments",
-            request_serializer=_BATCH_GET_REQUEST.SerializeToString,
-            response_deserializer=_BATCH_GET_RESPONSE.FromString,
-        )
-
-    @functools.cached_property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """What the client sends with each call."""
         return (
@@ -156,37 +139,6 @@ def _to_firestore(value: Any) -> Any:
     return value
 
 
-class _Collected:
-    """A ``Pending`` whose ``result()`` is ``collect()``, made once (asked again: the same
-    answer, or the same error raised again)."""
-
-    def __init__(self, collect: Callable[[], Any]) -> None:
-        self._collect: Callable[[], Any] | None = collect
-        self._value: Any = None
-        self._error: Exception | None = None
-
-    def result(self) -> Any:
-        if self._collect is not None:
-            collect, self._collect = self._collect, None
-            try:
-                self._value = collect()
-            except Exception as exc:  # noqa: BLE001 - kept, raised below and when asked again
-                self._error = exc
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def _absent_as_none(pending: inflight.Pending) -> Any:
-    """A GetDocument's answer; None for a NOT_FOUND about the document (not the database)."""
-    try:
-        return pending.result()
-    except grpc.RpcError as exc:
-        if exc.code() is grpc.StatusCode.NOT_FOUND and not _no_database(exc):
-            return None
-        raise
-
-
 class FirestoreStore:
     """``DocumentStore`` over a ``google.cloud.firestore.Client``."""
 
@@ -197,7 +149,6 @@ class FirestoreStore:
         deadline_s: float = 5.0,
         retry_s: float = 3.0,
         commits_in_flight: int = COMMITS_IN_FLIGHT,
-        reads_in_flight: int = READS_IN_FLIGHT,
     ) -> None:
         self.client = client
         # Every document's full resource name starts with this (what ``client.document(p)``
@@ -224,12 +175,6 @@ class FirestoreStore:
             if commits_in_flight
             else None
         )
-        # Reads of concurrent calls sent together (``stores.group_read``); None: each alone.
-        self.reads: GroupRead | None = (
-            GroupRead(self._send_reads, self._send_batch_get, reads_in_flight)
-            if reads_in_flight
-            else None
-        )
 
     def _send_commit(self, request: Any, timeout: float) -> inflight.Pending:
         return inflight.start(
@@ -254,7 +199,7 @@ class FirestoreStore:
         quick._timeout = deadline_s  # noqa: SLF001
         quick._retry = None  # noqa: SLF001
         quick._retry_once_applied = None  # noqa: SLF001
-        quick.group = quick.reads = None  # its short deadline would bound a whole batch
+        quick.group = None  # its short deadline would bound a whole batch
         return quick
 
     def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -274,60 +219,40 @@ class FirestoreStore:
     def _reads(
         self, paths: Sequence[str], deadline: float, retry: retries.Retry | None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
-        """Every document read now, alone or with other calls' reads (``stores.group_read``);
-        the function collects and decodes them (a failed read sent again, alone, as ``retry``
-        says, within ``deadline``)."""
-        wanted = list(dict.fromkeys(paths))
-        names = [self._documents + p for p in wanted]
-        try:
-            if self.reads is not None:
-                first = self.reads.start(names, deadline)
-            else:
-                first = self._send_reads(names, max(0.0, deadline - time.monotonic()))
-        except (grpc.RpcError, ValueError) as exc:
-            raise _error("read", exc) from exc
-
-        def again(request: Sequence[str], *, timeout: float, metadata: Any) -> Read:
-            return cast(Read, self._send_reads(request, timeout).result())
+        """Every document's GetDocument sent now; the function collects them in order (a
+        failed one sent again as ``retry`` says, within ``deadline``) and decodes them."""
+        sent = []
+        for path in dict.fromkeys(paths):
+            request = _GET_REQUEST(name=self._documents + path)
+            try:
+                first = inflight.start(
+                    self._rpc.get,
+                    request,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    metadata=self._rpc.metadata,
+                )
+            except (grpc.RpcError, ValueError) as exc:
+                raise _error("read", exc) from exc
+            sent.append((path, request, first))
 
         def collect() -> dict[str, dict[str, Any] | None]:
-            try:
-                docs = self._unary(again, names, retry, deadline=deadline, first=first)
-            except (gexc.GoogleAPIError, OSError, ValueError) as exc:
-                raise _error("read", exc) from exc
-            return {p: self._decode(docs[n]) for p, n in zip(wanted, names, strict=True)}
-
-        return collect
-
-    def _send_reads(self, names: Sequence[str], timeout: float) -> inflight.Pending:
-        """One GetDocument a document, all sent now (``stores.inflight``); ``result()``
-        collects them in order: a ``Read`` (an absent document None), or the first error."""
-        get, metadata = self._rpc.get, self._rpc.metadata
-        sent = [
-            (n, inflight.start(get, _GET_REQUEST(name=n), timeout=timeout, metadata=metadata))
-            for n in names
-        ]
-        return _Collected(lambda: {n: _absent_as_none(pending) for n, pending in sent})
-
-    def _send_batch_get(self, names: Sequence[str], timeout: float) -> inflight.Pending:
-        """One BatchGetDocuments of ``names``, sent now; ``result()`` reads its stream: a
-        ``Read`` of every name (an answer that leaves one out is an error)."""
-        request = _BATCH_GET_REQUEST(database=self._rpc.database, documents=names)
-        stream = self._rpc.batch_get(request, timeout=timeout, metadata=self._rpc.metadata)
-
-        def read() -> Read:
-            out: Read = {}
-            for answer in stream:
-                if answer.HasField("found"):
-                    out[answer.found.name] = answer.found
-                else:
-                    out[answer.missing] = None
-            unanswered = [n for n in names if n not in out]
-            if unanswered:
-                raise ValueError(f"batch read left out {len(unanswered)} document(s)")
+            out = {}
+            for path, request, first in sent:
+                try:
+                    doc = self._unary(
+                        self._rpc.get,
+                        request,
+                        retry,
+                        absent_ok=True,
+                        deadline=deadline,
+                        first=first,
+                    )
+                except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+                    raise _error("read", exc) from exc
+                out[path] = self._decode(doc)
             return out
 
-        return _Collected(read)
+        return collect
 
     def _decode(self, doc: Any) -> dict[str, Any] | None:
         """A raw ``Document``'s fields as the client decodes them."""

@@ -149,7 +149,7 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._wire: list[_Batch] = []
         self._waiting: deque[_Batch] = deque()
-        self.sent = 0
+        self.commits = 0
         """Commits sent (batches, whatever their size; a member sent again alone not counted)."""
         self.members = 0
         """Commits asked for (``start`` calls)."""
@@ -179,33 +179,22 @@ class GroupCommit:
 
     def _dispatch(self, b: _Batch, *, slot: bool) -> None:
         """Send ``b`` (the lock held), in a batching slot or beside them."""
+        if len(b.members) == 1:
+            request = b.members[0].request
+        else:
+            request = self._new_request()
+            for m in b.members:
+                m.start = len(request.writes)
+                request.MergeFrom(m.request)
         timeout = max(0.0, min(m.deadline for m in b.members) - time.monotonic())
         try:
-            b.pending = self._send_batch(b, timeout)
+            b.pending = self._send(request, timeout)
         except (grpc.RpcError, ValueError) as exc:  # not sent: nothing applied
             b.error, b.unsent, b.done = exc, True, True
             return
         self._wire.append(b)
-        self.sent += 1
+        self.commits += 1
         b.slot = slot
-
-    def _send_batch(self, b: _Batch, timeout: float) -> Pending:
-        """One Commit of ``b``'s members' writes: a lone member's own request, unchanged."""
-        if len(b.members) == 1:
-            return self._send(b.members[0].request, timeout)
-        request = self._new_request()
-        for m in b.members:
-            m.start = len(request.writes)
-            request.MergeFrom(m.request)
-        return self._send(request, timeout)
-
-    def _answer(self, b: _Batch, m: _Member) -> Any:
-        """``m``'s own answer in ``b``'s: the results of its writes."""
-        return b.answer if len(b.members) == 1 else _slice(b.answer, m)
-
-    def _alone(self, m: _Member) -> Any:
-        """``m`` sent again by itself (its batch was refused whole), and its answer."""
-        return self._send(m.request, max(0.0, m.deadline - time.monotonic())).result()
 
     def _collect(self, b: _Batch) -> None:
         """Wait for ``b``'s answer (once, whoever asks first), then send what waits."""
@@ -264,9 +253,12 @@ class _Ticket:
         g._sent(b)  # noqa: SLF001
         g._collect(b)  # noqa: SLF001
         if b.error is None:
-            return g._answer(b, m)  # noqa: SLF001
+            if len(b.members) == 1:
+                return b.answer
+            return _slice(b.answer, m)
         if len(b.members) > 1 and (b.unsent or _nothing_applied(b.error)):
-            return g._alone(m)  # noqa: SLF001 - refused whole: this member goes again, alone
+            # Refused whole: this member's writes go again, alone.
+            return g._send(m.request, max(0.0, m.deadline - time.monotonic())).result()  # noqa: SLF001
         raise b.error
 
 

@@ -83,29 +83,6 @@ def start(multicallable: Any, request: Any, *, timeout: float, metadata: Any) ->
     return Deferred(multicallable, request, timeout=timeout, metadata=metadata)
 
 
-def single_threaded_stream(
-    channel: Any, method: str, *, request_serializer: Any, response_deserializer: Any
-) -> Any:
-    """A server-streaming multicallable of ``channel`` whose call is sent when made and whose
-    stream is read by the thread that iterates it, with no thread of gRPC's own: grpcio's
-    ``_SingleThreadedUnaryStreamMultiCallable``, what its experimental channel option
-    ``SingleThreadedUnaryStream`` selects (the client library builds the channel without it).
-    Where grpcio's internals are not as expected, the channel's own ``unary_stream``: the
-    same answers, read through a thread gRPC starts."""
-    made = getattr(_gc, "_SingleThreadedUnaryStreamMultiCallable", None)
-    inner, target = getattr(channel, "_channel", None), getattr(channel, "_target", None)
-    if made is None or inner is None or not isinstance(target, str):
-        return channel.unary_stream(
-            method,
-            request_serializer=request_serializer,
-            response_deserializer=response_deserializer,
-        )
-    encode = _gc._common.encode  # noqa: SLF001
-    return made(
-        inner, encode(method), encode(target), request_serializer, response_deserializer, None
-    )
-
-
 class Deferred:
     """The blocking call, made when collected (what ``start`` gives where ``InFlight`` cannot
     be used): nothing is sent before ``result()``; its deadline counts from the start."""

@@ -154,36 +154,7 @@ def test_concurrent_commits_and_increments_each_apply_once_with_their_own_values
     }
     group = getattr(store, "group", None)
     if group is not None:  # FirestoreStore: the calls went together in fewer Commits
-        assert group.sent < group.members, (group.sent, group.members)
-
-
-def test_concurrent_reads_each_answer_their_own_documents(store: DocumentStore, col: str) -> None:
-    """16 threads, as a busy instance's request threads, each read their own document, a
-    shared one and an absent one, started before an increment and collected after it (as a warm
-    enrichment re-reads its CV). On Firestore most reads go out together as BatchGetDocuments
-    (``stores.group_read``); each answers what a read alone would."""
-    store.commit([Write(f"{col}/shared", {"s": 1}, merge=False)])
-    store.commit([Write(f"{col}/own{t}", {"t": t}, merge=False) for t in range(16)])
-    wrong: list[object] = []
-
-    def calls(t: int) -> None:
-        for i in range(12):
-            paths = [f"{col}/own{t}", f"{col}/shared", f"{col}/absent{t}-{i}"]
-            pending = store.start_get_many(paths, 5.0)
-            store.increment(f"{col}/counter{t % 4}", "n", 1, {})
-            got = pending()
-            if got != {paths[0]: {"t": t}, paths[1]: {"s": 1}, paths[2]: None}:
-                wrong.append(got)
-
-    threads = [threading.Thread(target=calls, args=(t,)) for t in range(16)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    assert not wrong, wrong[:2]
-    reads = getattr(store, "reads", None)
-    if reads is not None:  # FirestoreStore: the reads went together in fewer calls
-        assert reads.members == 16 * 12 and reads.sent < reads.members, (reads.sent, reads.members)
+        assert group.commits < group.members, (group.commits, group.members)
 
 
 def test_query_filters_orders_and_limits(store: DocumentStore, col: str) -> None:
