@@ -73,30 +73,43 @@ def _admit_and_serve(
     if admission.owner(app, loaded, req.cv_id, uid, ctx.now) != uid:
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
-    sent: dict[str, Any] = {"held": None, "read": None}
-
-    def meanwhile() -> EnrichmentResult | None:
-        # Once the increment is on its way (what the others wait beside): the re-read of a held
-        # CV owner, the engine's cache read, and the enrichment if the cache answers every
-        # source (nothing fetched, nothing written; dropped if the call is refused).
-        sent["held"] = held_copies.start(app, loaded, req.cv_id)
-        sent["read"] = _read_ahead(app, req)
-        return app.engine.from_cache(sent["read"])
-
+    read = _read_ahead(app, req)
+    held = (req.cv_id, held_copies.start(app, loaded, req.cv_id))
+    # While the increment is in flight: the enrichment, if the cache answers every source
+    # (nothing fetched, nothing written; dropped if the call is refused).
     try:
-        admitted = admission.admit(app, uid, loaded, req, decision, window, facts, meanwhile)
+        admitted = admission.admit(
+            app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
+        )
     except ResourceExhausted:
-        if not held_copies.stale(app, ctx, req.cv_id, sent["held"], None):  # no unit kept
+        if not _stale(app, ctx, held, None):  # a refusal keeps no unit
             raise
         return _admit_and_serve(app, ctx, req, reread_cv=True)
-    if held_copies.stale(app, ctx, req.cv_id, sent["held"], window if admitted.counted else None):
+    if _stale(app, ctx, held, window if admitted.counted else None):
         return _admit_and_serve(app, ctx, req, reread_cv=True)
-    ahead = _Ahead(sent["read"], admitted.early)
+    ahead = _Ahead(read, admitted.early)
     if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
     counted = window if admitted.counted else None
     return _serve(app, ctx, req, (decision, admitted.rate, counted), loaded.cfg, facts, ahead)
+
+
+def _stale(app: App, ctx: CallContext, held: tuple[str, Any], unit: Window | None) -> bool:
+    """Whether the CV owner copy the call was decided on (``held``: CV id, its re-read) no
+    longer holds (the call is then decided again); the unit in ``unit`` is then given back,
+    and when the re-read fails (``StoreError``: ``unavailable``)."""
+    cv_id, recheck = held
+    try:
+        if held_copies.hold(app, ctx.uid, cv_id, recheck, ctx.now):
+            return False
+    except StoreError:
+        if unit is not None:
+            app.limiter.give_back(unit, "store failed")
+        raise
+    if unit is not None:
+        app.limiter.give_back(unit, "decided on a stale copy")
+    return True
 
 
 def _serve(

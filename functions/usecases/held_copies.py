@@ -8,13 +8,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stores.errors import StoreError
 from stores.schema import cv_path
 from usecases.app import App
 
 if TYPE_CHECKING:
     from usecases.admission import Loaded
-    from usecases.context import CallContext
 
 Recheck = Callable[[], dict[str, dict[str, Any] | None]]
 """A read in flight: collecting it answers what ``get_many`` would."""
@@ -32,40 +30,20 @@ def owner_of(app: App, cv_id: str, cv: Mapping[str, Any] | None, now: datetime) 
 
 def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
     """The CV document, read again when the instance's copy of its owner decided this call;
-    sent just after the increment, so the read costs no round trip of its own (None when this
-    call read the CV; a read that could not be sent fails when collected, since the increment
-    beside it may have taken a unit by then). Who owns a CV is never taken from a copy alone
-    (contract 2.1: only the owner may enrich it, a missing CV is ``not-found``): a CV deleted, or deleted and created
+    sent before the increment, so the read costs no round trip of its own (None when this
+    call read the CV). Who owns a CV is never taken from a copy alone (contract 2.1: only the
+    owner may enrich it, a missing CV is ``not-found``): a CV deleted, or deleted and created
     again by another user, a moment ago counts, and no result is written under it. The user's
     entitlement copy is trusted for ``EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS`` (a cached
     "free" is re-read before any refusal); reading it again on every call too cost about
     0.5 ms of the machine's CPU a call in the load runs and was not taken (docs/architecture.md)."""
-    if loaded.owner_fresh:
-        return None
-    try:
-        return app.store.start_get_many([cv_path(cv_id)])
-    except StoreError as exc:  # not sent: collecting it fails as the read would have
-        failed = exc
-
-        def fail() -> dict[str, dict[str, Any] | None]:
-            raise failed
-
-        return fail
+    return None if loaded.owner_fresh else app.store.start_get_many([cv_path(cv_id)])
 
 
-def stale(app: App, ctx: CallContext, cv_id: str, recheck: Recheck | None, unit: Any) -> bool:
-    """Whether the CV ``start`` read (``recheck``; None: nothing to read) is no longer the
-    caller's; the instance keeps what it says either way. When it is not, the call is decided
-    again on what was read, and the unit in ``unit`` (a ``Window``, None: none taken) is given
-    back; also when the re-read fails, which raises ``StoreError`` (``unavailable``)."""
+def hold(app: App, uid: str, cv_id: str, recheck: Recheck | None, now: datetime) -> bool:
+    """Whether the CV ``start`` read (None: nothing to read) is still the caller's; the
+    instance keeps what it says either way. When it is not, the call gives back any unit it
+    took and is decided again on what was read. Raises ``StoreError``."""
     if recheck is None:
-        return False
-    try:
-        owned = owner_of(app, cv_id, recheck()[cv_path(cv_id)], ctx.now) == ctx.uid
-    except StoreError:
-        if unit is not None:
-            app.limiter.give_back(unit, "store failed")
-        raise
-    if not owned and unit is not None:
-        app.limiter.give_back(unit, "decided on a stale copy")
-    return not owned
+        return True
+    return bool(owner_of(app, cv_id, recheck()[cv_path(cv_id)], now) == uid)

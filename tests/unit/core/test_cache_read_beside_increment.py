@@ -100,8 +100,7 @@ def test_the_cache_read_is_in_flight_during_the_increment(clock: FakeClock) -> N
     seed_user(store, "pat", premium=True)
     set_config(store)
     app = _real(store, clock)
-    # The increment goes first: it decides, and the read waits beside it.
-    both_in_flight = ["increment +1 sent", "cache read sent", "cache read collected"]
+    both_in_flight = ["cache read sent", "increment +1 sent", "cache read collected"]
     first = enrich.run(app, Caller("pat"), REQUEST)  # fills the cache, warms the instance
     assert first["sources"][0]["cached"] is False
     # A miss: the engine, which must not fetch before the call is admitted, runs afterwards.
