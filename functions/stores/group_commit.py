@@ -72,13 +72,15 @@ def _written(write: Any) -> str:
 
 
 class _Member:
-    __slots__ = ("batch", "deadline", "paths", "request", "size", "start", "writes")
+    # No reference to its batch (the ticket holds it): a member and its batch pointing at
+    # each other would keep every Commit's request, answer and gRPC call alive until the
+    # cyclic garbage collector ran (two cycles a call, the most of its collections).
+    __slots__ = ("deadline", "paths", "request", "size", "start", "writes")
 
     def __init__(self, request: Any, deadline: float) -> None:
         self.request = request
         self.deadline = deadline
         self.start = 0
-        self.batch: _Batch
         self.paths: frozenset[str] = frozenset()
         self.writes = self.size = 0
 
@@ -129,7 +131,6 @@ class _Batch:
         )
 
     def add(self, m: _Member) -> _Batch:
-        m.batch = self
         self.members.append(m)
         self.paths |= m.paths
         self.writes += m.writes
@@ -162,16 +163,19 @@ class GroupCommit:
         with self._lock:
             self.members += 1
             if self._slot_free() and not self._waiting:
-                self._dispatch(_Batch().add(m), slot=True)
-                return _Ticket(self, m)
+                b = _Batch().add(m)
+                self._dispatch(b, slot=True)
+                return _Ticket(self, m, b)
             tail = self._waiting[-1] if self._waiting else None
             if tail is not None and tail.fits(m.measure()):
-                tail.add(m)
+                b = tail.add(m)
             elif tail is not None and len(self._wire) < MOST_ON_WIRE:
-                self._dispatch(_Batch().add(m), slot=False)
+                b = _Batch().add(m)
+                self._dispatch(b, slot=False)
             else:
-                self._waiting.append(_Batch().add(m.measure()))
-        return _Ticket(self, m)
+                b = _Batch().add(m.measure())
+                self._waiting.append(b)
+        return _Ticket(self, m, b)
 
     def _slot_free(self) -> bool:
         """Whether fewer batches than the slots are on the wire in one (the lock held)."""
@@ -228,9 +232,10 @@ class GroupCommit:
 class _Ticket:
     """One member's answer (``stores.inflight.Pending``)."""
 
-    def __init__(self, group: GroupCommit, member: _Member) -> None:
+    def __init__(self, group: GroupCommit, member: _Member, batch: _Batch) -> None:
         self._group = group
         self._member = member
+        self._batch = batch
         self._asked = False
         self._value: Any = None
         self._error: Exception | None = None
@@ -248,8 +253,7 @@ class _Ticket:
         return self._value
 
     def _result(self) -> Any:
-        m, g = self._member, self._group
-        b = m.batch
+        m, g, b = self._member, self._group, self._batch
         g._sent(b)  # noqa: SLF001
         g._collect(b)  # noqa: SLF001
         if b.error is None:
