@@ -129,6 +129,22 @@ def test_under_the_functions_emulator_gunicorn_outlasts_its_proxys_idle_connecti
     assert done.stdout.strip().splitlines()[-1] == str(keepalive)
 
 
+def test_importing_main_freezes_what_lives_as_long_as_the_instance() -> None:
+    """``main`` ends with ``gc.freeze()``: what the import made is out of the cyclic
+    collector's full passes, and a full pass then costs a fraction of what it did."""
+    probe = (
+        "import gc, time; n = len(gc.get_objects()); import main; frozen = gc.get_freeze_count()"
+        "; t = time.perf_counter(); gc.collect(); full = time.perf_counter() - t"
+        "; gc.unfreeze(); t = time.perf_counter(); gc.collect(); print(frozen - n, full,"
+        " time.perf_counter() - t)"
+    )
+    done = _import_main({"FUNCTIONS_EMULATOR": "true"}, probe)
+    assert done.returncode == 0, done.stderr
+    frozen, full_frozen, full_unfrozen = done.stdout.split()[-3:]
+    assert int(frozen) > 20_000  # what importing main made, at least
+    assert float(full_frozen) < float(full_unfrozen) / 4
+
+
 def test_good_values_import_and_declare_the_secret_params() -> None:
     done = _import_main({"FUNCTIONS_EMULATOR": "true", "EXTERNAL_DATA_GRACE_DAYS": "5"})
     assert done.returncode == 0, done.stderr
