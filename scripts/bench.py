@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
+import gc
 import itertools
 import json
 import os
@@ -1266,6 +1267,7 @@ def main() -> int:
     parser.add_argument("--pairs-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     require_emulators()
+    gc.freeze()  # what the imports made, out of the collector's full passes, as main.py does
     logs.configure("ERROR")  # per-call INFO lines would drown the report
     os.environ.setdefault("GCLOUD_PROJECT", "demo-cv-enrichment")
     if args.pairs_child:  # the child of --before: REF's side of the paired hot path
