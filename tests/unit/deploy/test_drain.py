@@ -68,6 +68,20 @@ def test_cpu_per_call_counts_the_calls_started_in_the_window() -> None:
     assert w.per_call_ms["harness"] == pytest.approx(100 / 3)
     assert w.per_call_ms["other"] == pytest.approx(1100 / 3)
     assert w.call_ms == pytest.approx(800 / 3)
+    assert w.per_locust_ms == pytest.approx((500 + 250) / 50)
+
+
+def test_the_page_compares_runs_by_the_cpu_per_ms_of_locusts(tmp_path: Path) -> None:
+    def page(locust_s: float) -> str:
+        samples = [
+            Sample(100.0, 10.0, (1.0, 2.0, 3.0, 0.0)),
+            Sample(110.0, 12.0, (1.6, 2.2, 3.0 + locust_s, 0.0)),
+        ]
+        starts = [(100.0 + i / 100, 50.0) for i in range(1000)]
+        return "\n".join(drain.markdown(samples, starts, burst=100, png=tmp_path / "d.png"))
+
+    assert "per ms of Locust's CPU: **16.0**" in page(0.05)  # (0.6 + 0.2) s / 0.05 s
+    assert "per ms of Locust's CPU" not in page(0.0)  # not measured: not stated
 
 
 def test_the_page_states_floor_and_saturation_and_draws_the_chart(tmp_path: Path) -> None:
