@@ -5,6 +5,7 @@ never fails another's. The wire here is a fake that answers raw ``CommitRequest`
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
@@ -345,3 +346,31 @@ def test_many_threads_each_get_their_own_results_in_fewer_commits(documents: int
 def test_in_flight_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Wire().send, lambda: REQUEST(database=DB), 0)
+
+
+class _Answered:
+    """A Commit answered at once (no class made per call: a class is itself a cycle)."""
+
+    def __init__(self, req: Any) -> None:
+        self.req = req
+
+    def result(self) -> Any:
+        answer = RESPONSE()
+        for n in names(self.req):
+            answer.write_results.add().transform_results.add().string_value = n
+        return answer
+
+
+def test_a_finished_commit_leaves_nothing_for_the_cyclic_collector() -> None:
+    """Once answered and dropped, a commit's member, batch, request and answer are freed by
+    reference counting: a cycle would keep them (and the gRPC call's state) until Python's
+    cyclic collector ran, with the GIL held (docs/architecture.md, "Garbage")."""
+    g = GroupCommit(lambda req, timeout: _Answered(req), lambda: REQUEST(database=DB))
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(50):
+            assert results(g.start(request(f"d{i}"), later()).result()) == [f"d{i}"]
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
