@@ -207,7 +207,7 @@ class Window:
         return sum(self.per_call_ms[g] for g in CALLS)
 
     @property
-    def per_locust_ms(self) -> float | None:
+    def per_locust_cpu(self) -> float | None:
         """The function's and the emulator's CPU per ms of Locust's (None if Locust's is 0).
         Locust does the same work for every call, so its CPU a call moves with the machine's
         speed alone (0.48-0.67 ms within one hour here); this ratio compares runs made at
@@ -295,11 +295,11 @@ def markdown(
         " emulator, Locust)",
         *(
             [
-                f"- function and emulator per ms of Locust's CPU: **{w.per_locust_ms:.1f}** (Locust"
-                " does the same work for every call: unlike the milliseconds, this compares runs"
+                f"- function and emulator per ms of Locust's CPU: **{ratio:.1f}** (Locust does"
+                " the same work for every call: unlike the milliseconds, this compares runs"
                 " made while the machine ran at different speeds)"
             ]
-            if w.per_locust_ms is not None
+            if (ratio := w.per_locust_cpu) is not None
             else []
         ),
         f"- the cores were **{busy:.0%}** busy over the second's first {until} ms",

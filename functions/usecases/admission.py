@@ -71,7 +71,6 @@ def load(
         owner = held_copies.owner_of(app, cv_id, cv, now)
     if previous is None:
         previous = closed_count(app, window, got.get(window.previous_path), CLOSED_WINDOW_SETTLE)
-    owner = owner if isinstance(owner, str) else None
     return Loaded(cfg, user, user_fresh, owner, owner_fresh, previous)
 
 
@@ -80,10 +79,8 @@ def owner(app: App, loaded: Loaded, cv_id: str, uid: str, now: datetime) -> str 
     ``loaded`` then holds the read, which needs no re-read beside the increment)."""
     if loaded.owner == uid or loaded.owner_fresh:
         return loaded.owner
-    found = held_copies.owner_of(
-        app, cv_id, app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)], now
-    )
-    loaded.owner, loaded.owner_fresh = (found if isinstance(found, str) else None), True
+    cv = app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)]
+    loaded.owner, loaded.owner_fresh = held_copies.owner_of(app, cv_id, cv, now), True
     return loaded.owner
 
 

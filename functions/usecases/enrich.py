@@ -74,7 +74,7 @@ def _admit_and_serve(
         raise NotFound("CV not found.", facts=facts.with_(reason="CV missing or not the caller's"))
     decision, facts = admission.gate(app, ctx, loaded, req, facts)
     read = _read_ahead(app, req)
-    held = (req.cv_id, held_copies.start(app, loaded, req.cv_id))
+    recheck = held_copies.start(app, loaded, req.cv_id)
     # While the increment is in flight: the enrichment, if the cache answers every source
     # (nothing fetched, nothing written; dropped if the call is refused).
     try:
@@ -82,10 +82,10 @@ def _admit_and_serve(
             app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
         )
     except ResourceExhausted:
-        if not _stale(app, ctx, held, None):  # a refusal keeps no unit
+        if not held_copies.stale(app, ctx, req.cv_id, recheck, None):  # a refusal keeps no unit
             raise
         return _admit_and_serve(app, ctx, req, reread_cv=True)
-    if _stale(app, ctx, held, window if admitted.counted else None):
+    if held_copies.stale(app, ctx, req.cv_id, recheck, window if admitted.counted else None):
         return _admit_and_serve(app, ctx, req, reread_cv=True)
     ahead = _Ahead(read, admitted.early)
     if admitted.decision is not decision:
@@ -93,23 +93,6 @@ def _admit_and_serve(
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
     counted = window if admitted.counted else None
     return _serve(app, ctx, req, (decision, admitted.rate, counted), loaded.cfg, facts, ahead)
-
-
-def _stale(app: App, ctx: CallContext, held: tuple[str, Any], unit: Window | None) -> bool:
-    """Whether the CV owner copy the call was decided on (``held``: CV id, its re-read) no
-    longer holds (the call is then decided again); the unit in ``unit`` is then given back,
-    and when the re-read fails (``StoreError``: ``unavailable``)."""
-    cv_id, recheck = held
-    try:
-        if held_copies.hold(app, ctx.uid, cv_id, recheck, ctx.now):
-            return False
-    except StoreError:
-        if unit is not None:
-            app.limiter.give_back(unit, "store failed")
-        raise
-    if unit is not None:
-        app.limiter.give_back(unit, "decided on a stale copy")
-    return True
 
 
 def _serve(

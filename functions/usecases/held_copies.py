@@ -8,24 +8,28 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from stores.errors import StoreError
 from stores.schema import cv_path
 from usecases.app import App
 
 if TYPE_CHECKING:
+    from gating.ratelimit import Window
     from usecases.admission import Loaded
+    from usecases.context import CallContext
 
 Recheck = Callable[[], dict[str, dict[str, Any] | None]]
 """A read in flight: collecting it answers what ``get_many`` would."""
 
 
-def owner_of(app: App, cv_id: str, cv: Mapping[str, Any] | None, now: datetime) -> Any:
-    """The ``userId`` of a CV document just read, kept by the instance (dropped if none)."""
+def owner_of(app: App, cv_id: str, cv: Mapping[str, Any] | None, now: datetime) -> str | None:
+    """The ``userId`` of a CV document just read (None: no CV, or no string owner), kept by
+    the instance (dropped if none)."""
     found = cv.get("userId") if cv else None
     if isinstance(found, str):
         app.owners.put(cv_id, found, now)
-    else:
-        app.owners.drop(cv_id)
-    return found
+        return found
+    app.owners.drop(cv_id)
+    return None
 
 
 def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
@@ -40,10 +44,21 @@ def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
     return None if loaded.owner_fresh else app.store.start_get_many([cv_path(cv_id)])
 
 
-def hold(app: App, uid: str, cv_id: str, recheck: Recheck | None, now: datetime) -> bool:
-    """Whether the CV ``start`` read (None: nothing to read) is still the caller's; the
-    instance keeps what it says either way. When it is not, the call gives back any unit it
-    took and is decided again on what was read. Raises ``StoreError``."""
+def stale(
+    app: App, ctx: CallContext, cv_id: str, recheck: Recheck | None, unit: Window | None
+) -> bool:
+    """Whether the CV ``start`` read (``recheck``; None: nothing to read) is no longer the
+    caller's; the instance keeps what it says either way. When it is not, the call is decided
+    again on what was read, and the unit in ``unit`` (None: none taken) is given
+    back; also when the re-read fails, which raises ``StoreError`` (``unavailable``)."""
     if recheck is None:
-        return True
-    return bool(owner_of(app, cv_id, recheck()[cv_path(cv_id)], now) == uid)
+        return False
+    try:
+        owned = owner_of(app, cv_id, recheck()[cv_path(cv_id)], ctx.now) == ctx.uid
+    except StoreError:
+        if unit is not None:
+            app.limiter.give_back(unit, "store failed")
+        raise
+    if not owned and unit is not None:
+        app.limiter.give_back(unit, "decided on a stale copy")
+    return not owned

@@ -68,7 +68,7 @@ def test_cpu_per_call_counts_the_calls_started_in_the_window() -> None:
     assert w.per_call_ms["harness"] == pytest.approx(100 / 3)
     assert w.per_call_ms["other"] == pytest.approx(1100 / 3)
     assert w.call_ms == pytest.approx(800 / 3)
-    assert w.per_locust_ms == pytest.approx((500 + 250) / 50)
+    assert w.per_locust_cpu == pytest.approx((500 + 250) / 50)
 
 
 def test_the_page_compares_runs_by_the_cpu_per_ms_of_locusts(tmp_path: Path) -> None:

@@ -131,18 +131,17 @@ def test_under_the_functions_emulator_gunicorn_outlasts_its_proxys_idle_connecti
 
 def test_importing_main_freezes_what_lives_as_long_as_the_instance() -> None:
     """``main`` ends with ``gc.freeze()``: what the import made is out of the cyclic
-    collector's full passes, and a full pass then costs a fraction of what it did."""
+    collector's full passes, which then scan under a quarter of what they would (counted in
+    objects, not timed: ``gc.get_objects()`` lists what a full pass scans)."""
     probe = (
-        "import gc, time; n = len(gc.get_objects()); import main; frozen = gc.get_freeze_count()"
-        "; t = time.perf_counter(); gc.collect(); full = time.perf_counter() - t"
-        "; gc.unfreeze(); t = time.perf_counter(); gc.collect(); print(frozen - n, full,"
-        " time.perf_counter() - t)"
+        "import gc; n = len(gc.get_objects()); import main"
+        "; print(gc.get_freeze_count() - n, gc.get_freeze_count(), len(gc.get_objects()))"
     )
     done = _import_main({"FUNCTIONS_EMULATOR": "true"}, probe)
     assert done.returncode == 0, done.stderr
-    frozen, full_frozen, full_unfrozen = done.stdout.split()[-3:]
-    assert int(frozen) > 20_000  # what importing main made, at least
-    assert float(full_frozen) < float(full_unfrozen) / 4
+    made, frozen, scanned = (int(v) for v in done.stdout.split()[-3:])
+    assert made > 20_000  # what importing main made, at least
+    assert scanned < frozen / 4
 
 
 def test_good_values_import_and_declare_the_secret_params() -> None:
