@@ -16,16 +16,16 @@ from common.clock import iso
 from common.errors import CallFacts
 from common.logs import error_ref, log
 from common.vocab import Access, Fn, Outcome, ResultStatus, Tier
-from enrichment.bounds import MAX_RESULT_BYTES, bound_result_json, compact_json, json_size
+from enrichment.bounds import MAX_RESULT_BYTES, json_size
 from enrichment.model import EnrichmentResult, SourceReport
 from gating.decision import Decision
-from gating.preview import trim_preview
 from gating.ratelimit import RateDecision
 from gating.rollout import RolloutConfig
 from recording.recorder import SourceOutcome
 from stores.base import Write, document_size
 from stores.errors import StoreError
 from stores.schema import result_path
+from usecases import shaping
 from usecases.app import App
 from usecases.context import CallContext
 from usecases.encoded import Encoded
@@ -46,9 +46,11 @@ def served(
     cfg: RolloutConfig,
     facts: CallFacts,
     result: EnrichmentResult,
+    shaped: shaping.Shaped | None = None,
 ) -> Served:
     """The answer, what is recorded about it, and the result document that rides with the
-    records (``unsaved``: the answer to give if it could not be stored)."""
+    records (``unsaved``: the answer to give if it could not be stored). ``shaped``: the data
+    shaped early (``shaping.shape``), used where it is what shaping now would give."""
     body: dict[str, Any] = {
         "requestId": ctx.request_id,
         "status": result.status.value,
@@ -69,7 +71,9 @@ def served(
         "sources": body["sources"],
     }
     budget = _data_budget(body, result_path(req.cv_id), doc)
-    data, truncated, text = _bounded(dict(result.data), decision.access, budget)
+    if shaped is None or not shaping.holds(shaped, result.data, decision.access, budget):
+        shaped = shaping.bounded(result.data, decision.access, budget)
+    data, truncated, text = shaped.data, shaped.truncated, shaped.text
     body["enrichedData"] = Encoded(data, text)
     if truncated:
         body["truncated"] = True
@@ -114,19 +118,6 @@ def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> 
     }
     answer = json_size({"result": rest}) - len("null") + len("\n")
     return MAX_RESULT_BYTES - 1 - max(answer, document_size(path, doc))
-
-
-def _bounded(data: dict[str, Any], access: Access, budget: int) -> tuple[dict[str, Any], bool, str]:
-    """``data`` bounded to ``budget`` bytes of JSON, trimmed for a preview: ``(data, cut,
-    its JSON)``. A preview's locks could outweigh what it cut: it is bounded again then."""
-    data, truncated, text = bound_result_json(data, max_bytes=budget)
-    if access is Access.PREVIEW:
-        data = trim_preview(data)
-        text = compact_json(data)
-        if len(text) > budget:
-            data, cut, text = bound_result_json(data, max_bytes=budget)
-            truncated = truncated or cut
-    return data, truncated, text
 
 
 def _messages(decision: Decision, cfg: RolloutConfig) -> dict[str, str]:

@@ -21,7 +21,7 @@ from gating.decision import Decision
 from gating.ratelimit import RateDecision, Window
 from gating.rollout import RolloutConfig
 from stores.errors import StoreError
-from usecases import admission, answer, fair_quota, held_copies, idempotency
+from usecases import admission, answer, fair_quota, held_copies, idempotency, shaping
 from usecases.app import App
 from usecases.context import CallContext, Caller
 from usecases.hooks import Served, handle
@@ -76,10 +76,10 @@ def _admit_and_serve(
     read = _read_ahead(app, req)
     recheck = held_copies.start(app, loaded, req.cv_id)
     # While the increment is in flight: the enrichment, if the cache answers every source
-    # (nothing fetched, nothing written; dropped if the call is refused).
+    # (nothing fetched, nothing written; dropped if the call is refused), shaped for the answer.
     try:
         admitted = admission.admit(
-            app, uid, loaded, req, decision, window, facts, lambda: app.engine.from_cache(read)
+            app, uid, loaded, req, decision, window, facts, lambda: _early(app, read, decision)
         )
     except ResourceExhausted:
         if not held_copies.stale(app, ctx, req.cv_id, recheck, None):  # a refusal keeps no unit
@@ -87,7 +87,7 @@ def _admit_and_serve(
         return _admit_and_serve(app, ctx, req, reread_cv=True)
     if held_copies.stale(app, ctx, req.cv_id, recheck, window if admitted.counted else None):
         return _admit_and_serve(app, ctx, req, reread_cv=True)
-    ahead = _Ahead(read, admitted.early)
+    ahead = _Ahead(read, *(admitted.early or (None, None)))
     if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
@@ -115,15 +115,30 @@ def _serve(
     facts = facts.with_(upstream_failure=bool(result.service_failure))
     if facts.upstream_failure or fair_quota.none_could_run(result):
         rate = fair_quota.give_back(app, window, rate)
-    return answer.served(ctx, req, decision, rate, cfg, facts, result)
+    return answer.served(ctx, req, decision, rate, cfg, facts, result, ahead.shaped)
 
 
 class _Ahead(NamedTuple):
     """The engine's cache read (``Engine.read_ahead``; None if it failed), and the enrichment of
-    every requested source if the cache answered them all before the call was admitted."""
+    every requested source if the cache answered them all before the call was admitted, with
+    its data shaped for the answer (``shaping.shape``)."""
 
     read: Any
     result: EnrichmentResult | None
+    shaped: shaping.Shaped | None
+
+
+def _early(app: App, read: Any, decision: Decision) -> tuple[EnrichmentResult, Any] | None:
+    """The enrichment if the cache answers every source, and its data shaped for an answer of
+    ``decision``'s access; done while the increment is in flight, so that its time is spent in
+    a wait the call makes anyway. A shaping that fails is left to the answer to do again."""
+    result = app.engine.from_cache(read)
+    if result is None:
+        return None
+    try:
+        return result, shaping.shape(result.data, decision.access)
+    except Exception:  # noqa: BLE001 - shaped again after admission, which answers for it
+        return result, None
 
 
 def _read_ahead(app: App, req: EnrichRequest) -> Any:

@@ -1,6 +1,7 @@
 """Issue 11: an admitted call's cache read and its rate-limit increment are in flight together
-(one wait, not two), and a call the cache answers whole is enriched while the increment is in
-flight; a refused call's read ahead, and anything the cache gave it, is dropped, never served."""
+(one wait, not two), and a call the cache answers whole is enriched, and its data shaped for
+the answer, while the increment is in flight; a refused call's read ahead, and anything the
+cache gave it, is dropped, never served."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from enrichment.sources.linkedin import LinkedInSource
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
-from usecases import enrich
+from usecases import enrich, shaping
 from usecases.app import App
 from usecases.context import Caller
 
@@ -188,3 +189,67 @@ def test_a_refused_call_reads_ahead_but_never_runs_the_engine(
         enrich.run(app, Caller("pat"), preview)
     assert [i.sources for i in engine.read_aheads] == [("linkedin",), ("linkedin",)]
     assert len(engine.calls) == 1
+
+
+class Shapings:
+    """``shaping.shape`` noted in the store's events; every ``shaping.bounded`` counted."""
+
+    def __init__(self, store: Ordered, monkeypatch: pytest.MonkeyPatch, *, fail: bool = False):
+        self.bounded = 0
+        shape, bounded = shaping.shape, shaping.bounded
+
+        def noted_shape(*a: Any) -> Any:
+            store.events.append("shaped")
+            if fail:
+                raise RuntimeError("shaping failed")
+            return shape(*a)
+
+        def counted(*a: Any) -> Any:
+            self.bounded += 1
+            return bounded(*a)
+
+        monkeypatch.setattr(shaping, "shape", noted_shape)
+        monkeypatch.setattr(shaping, "bounded", counted)
+
+
+@pytest.mark.parametrize("premium", [True, False])
+def test_a_cache_hit_is_shaped_for_its_answer_while_the_increment_is_in_flight(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, premium: bool
+) -> None:
+    store = Ordered()
+    seed_user(store, "pat", premium=premium)
+    set_config(store)
+    app = _real(store, clock)
+    request = REQUEST if premium else {**REQUEST, "mode": "preview"}
+    first = enrich.run(app, Caller("pat"), request)  # a miss, shaped after admission
+    enrich.run(app, Caller("pat"), request)  # a hit this instance checks is usable
+    shapings = Shapings(store, monkeypatch)
+    store.events.clear()
+    third = enrich.run(app, Caller("pat"), request)
+    assert third["access"] == ("full" if premium else "preview")
+    assert store.events == [
+        "cache read sent",
+        "increment +1 sent",
+        "cache read collected",
+        "shaped",
+        "increment +1 collected",
+    ]
+    assert shapings.bounded == 1  # the early shaping is the answer's: not shaped again
+    assert third["enrichedData"] == first["enrichedData"]
+    stored = store.docs["cvs/cv-pat/externalData/latest"]["enrichedDataJson"]
+    assert stored == third["enrichedData"].text
+
+
+def test_a_shaping_that_fails_early_is_done_again_for_the_answer(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Ordered()
+    seed_user(store, "pat", premium=True)
+    set_config(store)
+    app = _real(store, clock)
+    first = enrich.run(app, Caller("pat"), REQUEST)
+    enrich.run(app, Caller("pat"), REQUEST)
+    shapings = Shapings(store, monkeypatch, fail=True)
+    third = enrich.run(app, Caller("pat"), REQUEST)
+    assert "shaped" in store.events and shapings.bounded == 1  # after admission, by the answer
+    assert third["status"] == "success" and third["enrichedData"] == first["enrichedData"]

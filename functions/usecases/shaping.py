@@ -1,0 +1,54 @@
+"""A result's data shaped for an enrichment answer (``usecases.answer``): bounded to what the
+answer and its result document leave of the 900 KB, and trimmed for a preview. A cache hit's
+data is shaped while the call's increment is in flight (``usecases.enrich``), before the budget
+is known; ``holds`` says when that shaping is exactly what shaping at the budget would give."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from common.vocab import Access
+from enrichment.bounds import MAX_RESULT_BYTES, bound_result_json, compact_json
+from gating.preview import trim_preview
+
+
+class Shaped(NamedTuple):
+    """A result's data as an answer of ``access`` shows it (``bounded``): bounded, trimmed
+    for a preview, and its JSON. ``least``: the longest JSON a size check passed on while
+    shaping; at any budget of at least ``least`` every check answers as it did, so shaping
+    gives exactly this again (a check that failed fails at any smaller budget too)."""
+
+    of: Mapping[str, Any]
+    access: Access
+    data: dict[str, Any]
+    truncated: bool
+    text: str
+    least: int
+
+
+def shape(data: Mapping[str, Any], access: Access) -> Shaped:
+    """``data`` shaped for an answer of ``access`` before the answer's budget is known (at the
+    largest budget any answer has): a cache hit's, while its increment is in flight."""
+    return bounded(data, access, MAX_RESULT_BYTES - 1)
+
+
+def holds(shaped: Shaped, data: Mapping[str, Any], access: Access, budget: int) -> bool:
+    """Whether ``shaped`` is what shaping ``data`` for ``access`` at ``budget`` gives."""
+    return shaped.of is data and shaped.access is access and shaped.least <= budget
+
+
+def bounded(data: Mapping[str, Any], access: Access, budget: int) -> Shaped:
+    """``data`` bounded to ``budget`` bytes of JSON, trimmed for a preview. A preview's locks
+    could outweigh what it cut: it is bounded again then. The JSON is ASCII (``compact_json``):
+    its length is its size."""
+    out, truncated, text = bound_result_json(dict(data), max_bytes=budget)
+    least = len(text)
+    if access is Access.PREVIEW:
+        out = trim_preview(out)
+        text = compact_json(out)
+        if len(text) > budget:
+            out, cut, text = bound_result_json(out, max_bytes=budget)
+            truncated = truncated or cut
+        least = max(least, len(text))
+    return Shaped(data, access, out, truncated, text, least)
