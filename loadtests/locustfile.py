@@ -93,7 +93,7 @@ def request_body(kind: str, cv: str, fresh: bool) -> dict[str, Any]:
 class _Rows:
     """Every answer as one CSV row (the summary and the checker read these)."""
 
-    FIELDS = ("t", "kind", "ms", "status", "access", "result", "requestId", "uid")
+    FIELDS = ("t", "kind", "ms", "status", "access", "result", "requestId", "uid", "host")
 
     def __init__(self) -> None:
         path = os.environ.get("LOAD_ROWS")
@@ -178,6 +178,7 @@ class Caller(FastHttpUser):
             result.get("status", ""),
             result.get("requestId", ""),
             user.get("uid", ""),
+            self.host,
         )
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ for _p in (ROOT, ROOT / "functions"):
         sys.path.insert(0, str(_p))
 
 from common.vocab import SOURCES  # noqa: E402
-from loadtests import check, counting, faults  # noqa: E402
+from loadtests import check, counting, faults, paired  # noqa: E402
 from loadtests.drain import DrainRecording  # noqa: E402
 from loadtests.seed import seed  # noqa: E402
 from loadtests.stack import (  # noqa: E402
@@ -154,8 +154,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="py-spy --gil of every worker for SECONDS during the last phase (gil_profile.py)",
     )
+    p.add_argument(
+        "--pair",
+        metavar="REF",
+        help="the second instance serves git REF's functions/ (paired.py); needs 2 instances",
+    )
     p.add_argument("--out", type=Path, default=OUT)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.pair and args.instances != 2:
+        p.error("--pair needs --instances 2: one instance for each tree")
+    return args
 
 
 class Sampler:
@@ -297,6 +305,7 @@ def measure(
     client = make_client("demo-cv-enrichment")
     cpu0 = {"firestore": stack.firestore.cpu_seconds(), "function": stack.function_cpu_seconds(),
             "machine": machine_busy_seconds(), "self": own_cpu_seconds()}  # fmt: skip
+    per_instance = stack.instance_cpu_seconds()
     load0 = os.getloadavg()[0]
     t0 = time.time()
     timeline = faults.Timeline(t0)
@@ -326,7 +335,9 @@ def measure(
         sampler.stop.set()
     rolled = rollup.finish()
     time.sleep(counting.FLUSH_EVERY_S + 2)
+    after = stack.instance_cpu_seconds()
     return {
+        "instance_cpu": {url: after[url] - s for url, s in per_instance.items()},
         "gil_files": gil.finish() if gil else [],
         "drain": drain.finish() if drain else [],
         "cmd": cmd,
@@ -382,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         # The aggregates sized for the run's peak, as an operator would for this traffic.
         "EXTERNAL_DATA_PEAK_RPS": str(int(max(r for _s, r in prof.phases))),
     }
+    sides = _pair(args.pair, work) if args.pair else []
     cfg = ServeConfig(
+        trees=tuple(s.functions for s in sides),
         instances=args.instances,
         workers=args.workers,
         threads=args.threads,
@@ -393,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: {name}: stack in {work.relative_to(ROOT)}", flush=True)
     with Stack(work, cfg) as stack:
         m = measure(args, prof, stack, paths)
+        m["sides"] = [replace(s, url=u) for s, u in zip(sides, stack.urls, strict=False)]
         problems, figures = verify(prof, stack, m["client"], paths)
         figures["roll-up during the run (every 60 s)"] = m["rollup"]
         cost = counting.analyse(stack.counts_dir, calls=max(figures["calls"], 1))
@@ -402,6 +416,16 @@ def main(argv: list[str] | None = None) -> int:
     write_summary(args, prof, name, paths, m, cost, problems, figures, describe(cfg))
     print(paths["md"].read_text())
     return 1 if problems else 0
+
+
+def _pair(ref: str, work: Path) -> list[paired.Side]:
+    """The two sides of ``--pair REF``: this tree, then REF's ``functions/`` exported into the
+    run's work directory (their URLs are known once the stack serves them)."""
+    label, functions = paired.export(ref, work / "pair")
+    return [
+        paired.Side(paired.this_tree(), "", ROOT / "functions"),
+        paired.Side(label, "", functions),
+    ]
 
 
 def verify(

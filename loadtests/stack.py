@@ -213,6 +213,9 @@ class ServeConfig:
     """Sample the request threads' stacks (``sampler.py``)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment (EXTERNAL_DATA_* overrides)."""
+    trees: tuple[Path, ...] = ()
+    """The ``functions`` directory each instance serves, in order (``paired.py``); instances
+    beyond them, and every instance when empty, serve this tree's."""
 
 
 class Stack:
@@ -289,7 +292,8 @@ class Stack:
         """Serve the target: ``instances`` functions-framework servers (gunicorn), each on a
         port of its own, all logging to ``fn_log``; waits until each answers."""
         exe = ROOT / ".venv" / "bin" / "functions-framework"
-        for _ in range(self.cfg.instances):
+        for i in range(self.cfg.instances):
+            tree = self.cfg.trees[i] if i < len(self.cfg.trees) else ROOT / "functions"
             port = free_port()
             with open(self.fn_log, "a") as log:
                 fn = subprocess.Popen(  # noqa: S603 - fixed argv: the venv's functions-framework
@@ -304,8 +308,8 @@ class Stack:
                         "--port",
                         str(port),
                     ],
-                    cwd=ROOT / "functions",
-                    env=self.env,
+                    cwd=tree,
+                    env={**self.env, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -333,6 +337,13 @@ class Stack:
     def function_cpu_seconds(self) -> float:
         """CPU time of the masters and their workers so far."""
         return sum(cpu_seconds(p) for p in self.function_pids())
+
+    def instance_cpu_seconds(self) -> dict[str, float]:
+        """CPU time of each instance (its master and workers) so far, by its URL."""
+        return {
+            url: sum(cpu_seconds(p) for p in (fn.pid, *children(fn.pid)))
+            for fn, url in zip(self.fns, self.urls, strict=True)
+        }
 
 
 def children(pid: int) -> list[int]:
