@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,13 +44,9 @@ def test_another_commit_s_functions_are_exported_without_touching_the_tree(
     tmp_path: Path,
 ) -> None:
     label, functions = paired.export("HEAD", tmp_path)
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    assert label == f"HEAD ({head})"
-    assert (functions / "main.py").read_bytes() == subprocess.run(
-        ["git", "show", "HEAD:functions/main.py"], cwd=ROOT, capture_output=True
-    ).stdout
+    assert label == f"HEAD ({paired._git('rev-parse', '--short', 'HEAD')})"
+    committed = paired._git("show", "HEAD:functions/main.py")
+    assert (functions / "main.py").read_text().strip() == committed
     with pytest.raises(SystemExit, match="not a commit"):
         paired.export("no-such-ref-anywhere", tmp_path / "x")
 
