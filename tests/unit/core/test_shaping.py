@@ -15,7 +15,7 @@ from usecases import shaping
 
 # Strings long enough to meet the bounds' string caps (4000, then 1000 ... 20 characters) and
 # lists long enough for a preview's trimming and the list caps' tighter steps.
-strings = st.builds(lambda c, n: c * n, st.sampled_from("aé\"x"), st.integers(0, 5000))
+strings = st.builds(lambda c, n: c * n, st.sampled_from('aé"x'), st.integers(0, 5000))
 leaves = st.none() | st.booleans() | st.integers(-(2**60), 2**60) | strings
 values = st.recursive(
     leaves,
