@@ -150,16 +150,18 @@ clean:
 # (15 min), peak5x (15 min at 50 then 100 rps), burst, step (the knee), faults, soak (10 min),
 # hundred (4 min: 50 then 100 rps, to compare serving settings side by side);
 # ARRIVAL=burst for synchronized bursts instead of open-loop arrivals; GIL_PROFILE=40 samples
-# where the workers' Python CPU goes (py-spy, 40 s in the last phase). Each run writes
+# where the workers' Python CPU goes (py-spy, 40 s in the last phase); PAIR=REF serves git REF's
+# functions/ on the second instance and compares the two trees in one run. Each run writes
 # docs/benchmarks/load-<name>.md (+ Locust CSV/HTML) and fails if the nothing-lost check differs.
 # `make deploy-dry-run DEPLOY_PROJECT=staging` prints what scripts/deploy.py would run.
 .PHONY: load deploy-dry-run
 PROFILE ?= short
 ARRIVAL ?=
 GIL_PROFILE ?=
+PAIR ?=
 DEPLOY_PROJECT ?= staging
 load: setup
-	$(PY) -m loadtests.run --profile $(PROFILE) $(if $(ARRIVAL),--arrival $(ARRIVAL)) $(if $(GIL_PROFILE),--gil-profile $(GIL_PROFILE))
+	$(PY) -m loadtests.run --profile $(PROFILE) $(if $(ARRIVAL),--arrival $(ARRIVAL)) $(if $(GIL_PROFILE),--gil-profile $(GIL_PROFILE)) $(if $(PAIR),--pair $(PAIR))
 
 deploy-dry-run: setup
 	$(PY) scripts/deploy.py --project $(DEPLOY_PROJECT) --dry-run
