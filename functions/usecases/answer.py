@@ -49,8 +49,7 @@ def served(
     shaped: shaping.Shaped | None = None,
 ) -> Served:
     """The answer, what is recorded about it, and the result document that rides with the
-    records (``unsaved``: the answer to give if it could not be stored). ``shaped``: the data
-    shaped early (``shaping.shape``), used where it is what shaping now would give."""
+    records (``unsaved``: the answer if it was not stored; ``shaped``: see ``shaping.at``)."""
     body: dict[str, Any] = {
         "requestId": ctx.request_id,
         "status": result.status.value,
@@ -71,22 +70,16 @@ def served(
         "sources": body["sources"],
     }
     budget = _data_budget(body, result_path(req.cv_id), doc)
-    if shaped is None or not shaping.holds(shaped, result.data, decision.access, budget):
-        shaped = shaping.bounded(result.data, decision.access, budget)
-    data, truncated, text = shaped.data, shaped.truncated, shaped.text
-    body["enrichedData"] = Encoded(data, text)
-    if truncated:
+    shaped = shaping.at(shaped, result.data, decision.access, budget)
+    body["enrichedData"] = Encoded(shaped.data, shaped.text)
+    if shaped.truncated:
         body["truncated"] = True
     unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
-    stored = _result_write(ctx, req, {**doc, "enrichedDataJson": text})
+    stored = _result_write(ctx, req, {**doc, "enrichedDataJson": shaped.text})
     log(
         "INFO",
         "enrichment served",
-        labels={
-            "function": Fn.ENRICH.value,
-            "outcome": result.status.value,
-            "phase": cfg.phase.value,
-        },
+        labels=_labels(result, cfg),
         event="access_granted",
         requestId=ctx.request_id,
         uid=ctx.caller.uid,
@@ -102,6 +95,11 @@ def served(
         result=stored,
         unsaved=unsaved if stored is not None else None,
     )
+
+
+def _labels(result: EnrichmentResult, cfg: RolloutConfig) -> dict[str, str]:
+    """The served line's labels, for the log-based metrics."""
+    return {"function": Fn.ENRICH.value, "outcome": result.status.value, "phase": cfg.phase.value}
 
 
 def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> int:

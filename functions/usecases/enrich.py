@@ -128,7 +128,9 @@ class _Ahead(NamedTuple):
     shaped: shaping.Shaped | None
 
 
-def _early(app: App, read: Any, decision: Decision) -> tuple[EnrichmentResult, Any] | None:
+def _early(
+    app: App, read: Any, decision: Decision
+) -> tuple[EnrichmentResult, shaping.Shaped | None] | None:
     """The enrichment if the cache answers every source, and its data shaped for an answer of
     ``decision``'s access; done while the increment is in flight, so that its time is spent in
     a wait the call makes anyway. A shaping that fails is left to the answer to do again."""

@@ -33,6 +33,14 @@ def shape(data: Mapping[str, Any], access: Access) -> Shaped:
     return bounded(data, access, MAX_RESULT_BYTES - 1)
 
 
+def at(shaped: Shaped | None, data: Mapping[str, Any], access: Access, budget: int) -> Shaped:
+    """``data`` shaped for an answer of ``access`` at ``budget``: ``shaped`` (done early, by
+    ``shape``) where it ``holds``, else shaped now."""
+    if shaped is not None and holds(shaped, data, access, budget):
+        return shaped
+    return bounded(data, access, budget)
+
+
 def holds(shaped: Shaped, data: Mapping[str, Any], access: Access, budget: int) -> bool:
     """Whether ``shaped`` is what shaping ``data`` for ``access`` at ``budget`` gives."""
     return shaped.of is data and shaped.access is access and shaped.least <= budget
