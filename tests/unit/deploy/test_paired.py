@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import paired
+from loadtests import paired, stack
 from loadtests.run import parse
 from loadtests.stack import ServeConfig
 
@@ -59,3 +59,31 @@ def test_a_pair_needs_two_instances_and_each_serves_its_own_tree(
         parse(["--pair", "HEAD~1", "--instances", "3"])
     assert "--pair needs --instances 2" in capsys.readouterr().err
     assert ServeConfig().trees == ()
+
+
+def test_each_instance_serves_its_tree_and_the_rest_serve_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[dict[str, object]] = []
+
+    class Started:
+        pid = 0
+
+        def __init__(self, argv: list[str], **kw: object) -> None:
+            started.append({"argv": argv, **kw})
+
+    monkeypatch.setattr("loadtests.stack.subprocess.Popen", Started)
+    monkeypatch.setattr(stack, "_wait_http", lambda *a, **kw: None)
+    other = tmp_path / "pair" / "functions"
+    s = stack.Stack(
+        tmp_path / "work", stack.ServeConfig(instances=3, trees=(ROOT / "functions", other))
+    )
+    s.env = {"PYTHONPATH": "unused", "KEPT": "1"}
+    s.start_function()
+    served = [(p["cwd"], p["env"]["PYTHONPATH"], p["env"]["KEPT"]) for p in started]  # type: ignore[index]
+    assert served == [
+        (ROOT / "functions", f"{ROOT / 'functions'}:{ROOT}", "1"),
+        (other, f"{other}:{ROOT}", "1"),
+        (ROOT / "functions", f"{ROOT / 'functions'}:{ROOT}", "1"),
+    ]
+    assert len(set(s.urls)) == 3
