@@ -10,26 +10,23 @@ answered). The emulator and Locust serve both trees at once and are not split.""
 
 from __future__ import annotations
 
-import csv
 import io
 import subprocess
 import tarfile
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.report import percentile
+from loadtests.report import Row, split_phases
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Side:
-    """One instance of a paired run: what it serves, where, and its ``functions`` directory."""
+    """One tree of a paired run: what it is, and its ``functions`` directory."""
 
     label: str
-    url: str
     functions: Path
 
 
@@ -70,20 +67,15 @@ def export(ref: str, into: Path) -> tuple[str, Path]:
 
 
 def markdown(
-    rows_path: Path, sides: Sequence[Side], begin: float, cpu_s: Mapping[str, float]
+    rows: Sequence[Row],
+    phases: Sequence[Sequence[float]],
+    start: float,
+    served: Sequence[tuple[Side, str]],
+    cpu_s: Mapping[str, float],
 ) -> list[str]:
-    """The page's section: per side, the answers of the calls started from ``begin`` (the last
-    phase) and the function's CPU per call over the run (``cpu_s``: seconds by side's URL)."""
-    last: dict[str, list[float]] = defaultdict(list)
-    calls: dict[str, int] = defaultdict(int)
-    errors: dict[str, int] = defaultdict(int)
-    with open(rows_path, newline="") as f:
-        for row in csv.DictReader(f):
-            url = row.get("host", "")
-            calls[url] += 1
-            if float(row["t"]) >= begin:
-                last[url].append(float(row["ms"]))
-                errors[url] += row["status"] != "OK"
+    """The page's section: per side (``served``: each side and the URL of its instance), the
+    answers of its calls in the last of ``phases`` (``report.split_phases``) and the function's
+    CPU per call over the run (``cpu_s``: seconds by instance URL)."""
     lines = [
         "## Paired: two trees side by side",
         "",
@@ -97,14 +89,15 @@ def markdown(
         "|---|---|---|---|---|---|---|---|",
     ]
     figures = []
-    for side in sides:
-        ms = sorted(last[side.url])
-        per_call = cpu_s.get(side.url, 0.0) * 1000 / max(calls[side.url], 1)
-        p = [percentile(ms, q) for q in (0.5, 0.95, 0.99)]
-        figures.append((per_call, *p))
+    for side, url in served:
+        own = [r for r in rows if r.host == url]
+        last = split_phases(own, phases, start)[-1]
+        per_call = cpu_s.get(url, 0.0) * 1000 / max(len(own), 1)
+        figures.append((per_call, last.p50, last.p95, last.p99))
         lines.append(
-            f"| {side.label} | {calls[side.url]} | {per_call:.2f} | {len(ms)}"
-            f" | {p[0]:.0f} | {p[1]:.0f} | {p[2]:.0f} | {errors[side.url]} |"
+            f"| {side.label} | {len(own)} | {per_call:.2f} | {last.answers}"
+            f" | {last.p50:.0f} | {last.p95:.0f} | {last.p99:.0f}"
+            f" | {last.answers - last.kinds['OK']} |"
         )
     if len(figures) == 2 and all(figures[0]):
         ratio = [b / a for a, b in zip(figures[0], figures[1], strict=True)]

@@ -31,6 +31,8 @@ class Row:
     kind: str
     ms: float
     status: str
+    host: str = ""
+    """The function instance that answered (``paired.py`` tells two trees apart by it)."""
 
 
 @dataclass
@@ -57,7 +59,8 @@ def read_rows(path: Path) -> list[Row]:
     """The rows CSV of a run."""
     with open(path, newline="") as f:
         return [
-            Row(float(r["t"]), r["kind"], float(r["ms"]), r["status"]) for r in csv.DictReader(f)
+            Row(float(r["t"]), r["kind"], float(r["ms"]), r["status"], r.get("host") or "")
+            for r in csv.DictReader(f)
         ]
 
 

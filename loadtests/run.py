@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: {name}: stack in {work.relative_to(ROOT)}", flush=True)
     with Stack(work, cfg) as stack:
         m = measure(args, prof, stack, paths)
-        m["sides"] = [replace(s, url=u) for s, u in zip(sides, stack.urls, strict=False)]
+        m["served"] = list(zip(sides, stack.urls, strict=True)) if sides else []
         problems, figures = verify(prof, stack, m["client"], paths)
         figures["roll-up during the run (every 60 s)"] = m["rollup"]
         cost = counting.analyse(stack.counts_dir, calls=max(figures["calls"], 1))
@@ -420,12 +420,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pair(ref: str, work: Path) -> list[paired.Side]:
     """The two sides of ``--pair REF``: this tree, then REF's ``functions/`` exported into the
-    run's work directory (their URLs are known once the stack serves them)."""
+    run's work directory."""
     label, functions = paired.export(ref, work / "pair")
-    return [
-        paired.Side(paired.this_tree(), "", ROOT / "functions"),
-        paired.Side(label, "", functions),
-    ]
+    return [paired.Side(paired.this_tree(), ROOT / "functions"), paired.Side(label, functions)]
 
 
 def verify(

@@ -272,9 +272,9 @@ def write_summary(
         starts = [(r.t, r.ms) for r in rows]
         lines += ["", *drain.markdown(m["drain"], starts, burst, paths["drain_png"])]
     lines += ["", *_soak(m["rss"])]
-    if m.get("sides"):
+    if m.get("served"):
         from loadtests import paired
 
-        begin = start + sum(s for s, _ in prof.phases[:-1])
-        lines += ["", *paired.markdown(paths["rows"], m["sides"], begin, m["instance_cpu"])]
+        cpu = m["instance_cpu"]
+        lines += ["", *paired.markdown(rows, prof.phases, start, m["served"], cpu)]
     paths["md"].write_text("\n".join(lines).rstrip() + "\n")

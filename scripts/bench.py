@@ -68,6 +68,7 @@ except ImportError:
 
 # isort: split
 
+from loadtests import paired  # noqa: E402
 from loadtests.stack import Cores, cpu_seconds, firestore_emulator_pid  # noqa: E402
 from scripts.devkit.emulator import GATED, call, require_emulators, seed, store  # noqa: E402
 from scripts.devkit.fakes import fake_brave, fake_github, fake_website  # noqa: E402
@@ -679,15 +680,10 @@ def bench_before(ref: str, n: int, pool: int, warm: int) -> dict[str, Any]:
     beside the same emulator, so that both see the same machine."""
     progress(f"hot path of {ref} (before) and of this tree, paired: {n} calls each")
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", ref, "functions"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        _label, functions = paired.export(ref, Path(tmp))
         sides: dict[str, Side] = {}
         try:
-            sides["before"] = Side(Path(tmp) / "functions", pool, warm)
+            sides["before"] = Side(functions, pool, warm)
             sides["after"] = Side(ROOT / "functions", pool, warm)
             for side in sides.values():
                 side.ready()

@@ -162,12 +162,11 @@ class GroupCommit:
         m = _Member(request, deadline)
         with self._lock:
             self.members += 1
-            if self._slot_free() and not self._waiting:
+            tail = self._waiting[-1] if self._waiting else None
+            if tail is None and self._slot_free():
                 b = _Batch().add(m)
                 self._dispatch(b, slot=True)
-                return _Ticket(self, m, b)
-            tail = self._waiting[-1] if self._waiting else None
-            if tail is not None and tail.fits(m.measure()):
+            elif tail is not None and tail.fits(m.measure()):
                 b = tail.add(m)
             elif tail is not None and len(self._wire) < MOST_ON_WIRE:
                 b = _Batch().add(m)

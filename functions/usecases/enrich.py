@@ -87,7 +87,7 @@ def _admit_and_serve(
         return _admit_and_serve(app, ctx, req, reread_cv=True)
     if held_copies.stale(app, ctx, req.cv_id, recheck, window if admitted.counted else None):
         return _admit_and_serve(app, ctx, req, reread_cv=True)
-    ahead = _Ahead(read, *(admitted.early or (None, None)))
+    ahead: _Ahead = admitted.early
     if admitted.decision is not decision:
         decision = admitted.decision
         facts = facts.with_(tier=decision.tier, gated=decision.gated)
@@ -128,19 +128,18 @@ class _Ahead(NamedTuple):
     shaped: shaping.Shaped | None
 
 
-def _early(
-    app: App, read: Any, decision: Decision
-) -> tuple[EnrichmentResult, shaping.Shaped | None] | None:
-    """The enrichment if the cache answers every source, and its data shaped for an answer of
-    ``decision``'s access; done while the increment is in flight, so that its time is spent in
-    a wait the call makes anyway. A shaping that fails is left to the answer to do again."""
+def _early(app: App, read: Any, decision: Decision) -> _Ahead:
+    """The cache read, the enrichment if the cache answers every source, and its data shaped
+    for an answer of ``decision``'s access; done while the increment is in flight, so that its
+    time is spent in a wait the call makes anyway. A shaping that fails is done again by the
+    answer."""
     result = app.engine.from_cache(read)
     if result is None:
-        return None
+        return _Ahead(read, None, None)
     try:
-        return result, shaping.shape(result.data, decision.access)
+        return _Ahead(read, result, shaping.shape(result.data, decision.access))
     except Exception:  # noqa: BLE001 - shaped again after admission, which answers for it
-        return result, None
+        return _Ahead(read, result, None)
 
 
 def _read_ahead(app: App, req: EnrichRequest) -> Any:

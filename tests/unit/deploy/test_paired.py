@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
 from loadtests import paired, stack
+from loadtests.report import Row, read_rows
 from loadtests.run import parse
 from loadtests.stack import ServeConfig
 
@@ -16,28 +16,28 @@ ROOT = Path(__file__).resolve().parents[3]
 A, B = "http://127.0.0.1:1", "http://127.0.0.1:2"
 
 
-def _rows(path: Path, rows: list[tuple[float, float, str, str]]) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("t", "kind", "ms", "status", "access", "result", "requestId", "uid", "host"))
-        for i, (t, ms, status, host) in enumerate(rows):
-            w.writerow((t, "premium_full", ms, status, "full", "success", f"r{i}", "u", host))
-    return path
-
-
-def test_the_page_compares_the_trees_in_the_last_phase_and_per_call_cpu(tmp_path: Path) -> None:
+def test_the_page_compares_the_trees_in_the_last_phase_and_per_call_cpu() -> None:
     # Before t=100 (earlier phases): counted for CPU per call, not in the last phase's answers.
     rows = [(50.0, 999.0, "OK", A), (50.0, 999.0, "OK", B)]
     rows += [(100.0 + i, 10.0 + i, "OK", A) for i in range(100)]  # A: 10..109 ms
     rows += [(100.0 + i, 20.0 + 2 * i, "OK", B) for i in range(99)]  # B: 20..216 ms
     rows.append((150.0, 5.0, "UNAVAILABLE", B))
-    sides = [paired.Side("this tree", A, ROOT), paired.Side("old (abc)", B, ROOT)]
+    served = [(paired.Side("this tree", ROOT), A), (paired.Side("old (abc)", ROOT), B)]
     cpu = {A: 0.404, B: 0.808}  # seconds: 4.0 and 8.0 ms a call over 101 calls each
-    lines = paired.markdown(_rows(tmp_path / "rows.csv", rows), sides, 100.0, cpu)
+    answers = [Row(t, "premium_full", ms, status, host) for t, ms, status, host in rows]
+    lines = paired.markdown(answers, [(100, 1), (100, 1)], 0.0, served, cpu)
     table = [line for line in lines if line.startswith("| ")]
     assert table[1] == "| this tree | 101 | 4.00 | 100 | 59 | 104 | 108 | 0 |"
     assert table[2] == "| old (abc) | 101 | 8.00 | 100 | 116 | 206 | 214 | 1 |"
     assert table[3] == "| second / first | | 2.00x | | 1.97x | 1.98x | 1.98x | |"
+
+
+def test_the_rows_keep_the_instance_that_answered(tmp_path: Path) -> None:
+    header = "t,kind,ms,status,access,result,requestId,uid"
+    (tmp_path / "new.csv").write_text(f"{header},host\n1.5,free_preview,12.0,OK,,,r1,u,{A}\n")
+    (tmp_path / "old.csv").write_text(f"{header}\n1.5,free_preview,12.0,OK,,,r1,u\n")
+    assert read_rows(tmp_path / "new.csv") == [Row(1.5, "free_preview", 12.0, "OK", A)]
+    assert read_rows(tmp_path / "old.csv") == [Row(1.5, "free_preview", 12.0, "OK", "")]
 
 
 def test_another_commit_s_functions_are_exported_without_touching_the_tree(
