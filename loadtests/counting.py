@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stores.base import Fields
 from stores.schema import created_once
 
 FLUSH_EVERY_S = 5.0
@@ -98,18 +99,23 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
     class CountingFirestoreStore(base):  # type: ignore[misc]
         """``FirestoreStore`` that counts what it does (load tests only)."""
 
-        def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        def get_many(
+            self, paths: Sequence[str], fields: Fields | None = None
+        ) -> dict[str, dict[str, Any] | None]:
             sink.count("get_many", reads=len(paths))
-            return dict(super().get_many(paths))
+            return dict(super().get_many(paths, fields))
 
         def start_get_many(
-            self, paths: Sequence[str], deadline_s: float | None = None
+            self,
+            paths: Sequence[str],
+            deadline_s: float | None = None,
+            fields: Fields | None = None,
         ) -> Callable[[], dict[str, dict[str, Any] | None]]:
             # Counted as get_many's are: one round trip (a GetDocument per document, sent
             # together), one read per document.
             sink.count("get_many", reads=len(paths))
             pending: Callable[[], dict[str, dict[str, Any] | None]] = super().start_get_many(
-                paths, deadline_s
+                paths, deadline_s, fields
             )
             return pending
 

@@ -61,6 +61,19 @@ def _value_size(value: Any) -> int:
     return _text_size(str(value))
 
 
+Fields = Mapping[str, Sequence[str]]
+"""Documents read for some of their fields only: path → the top-level field names wanted. The
+gate reads a client-written document (a user's profile, a CV) for the few fields it decides on:
+the rest, up to a megabyte a client may put there, is neither sent nor decoded."""
+
+
+def only(doc: dict[str, Any] | None, names: Sequence[str] | None) -> dict[str, Any] | None:
+    """``doc`` as a read for ``names`` gives it (``None``: whole)."""
+    if doc is None or names is None:
+        return doc
+    return {k: doc[k] for k in names if k in doc}
+
+
 Filter = tuple[str, str, Any]
 """(field path, operator, value); operators ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in``,
 ``array_contains`` (a list field holding the value)."""
@@ -78,12 +91,16 @@ def doc_version(doc: Mapping[str, Any] | None) -> int:
 class DocumentStore(Protocol):
     """Document reads and writes; every backend failure raises ``gating.errors.StoreError``."""
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """Read several documents in one round trip; missing ones map to ``None``."""
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """Read several documents in one round trip; missing ones map to ``None``. A path
+        ``fields`` names is read for those top-level fields only (a document that has none of
+        them reads as ``{}``, a missing one as ``None``); any other is read whole."""
         ...
 
     def start_get_many(
-        self, paths: Sequence[str], deadline_s: float | None = None
+        self, paths: Sequence[str], deadline_s: float | None = None, fields: Fields | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """``get_many`` in two halves, so the read is in flight while the caller makes another
         round trip: the request is sent now (with no thread of its own: the calling thread

@@ -20,11 +20,12 @@ from google.api_core import retry as retries
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
 from stores import inflight
-from stores.base import Filter, Inc, Write, doc_version
+from stores.base import Fields, Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, Contended, StoreError, StoreUnanswered
 from stores.firestore_writes import Unsupported, write_pb
 from stores.group_commit import GroupCommit
@@ -84,6 +85,14 @@ _COMMIT_REQUEST = firestore_types.CommitRequest.pb()
 _COMMIT_RESPONSE = firestore_types.CommitResponse.pb()
 _GET_REQUEST = firestore_types.GetDocumentRequest.pb()
 _DOCUMENT = document_types.Document.pb()
+
+
+def _field_paths(names: Sequence[str]) -> list[str]:
+    """Top-level field names as a mask's field paths (quoted where a name needs it). A mask
+    naming no field would read the whole document: refused."""
+    if not names:
+        raise ValueError("a read for some fields names none")
+    return [FieldPath(name).to_api_repr() for name in names]
 
 
 class _Rpc:
@@ -202,28 +211,38 @@ class FirestoreStore:
         quick.group = None  # its short deadline would bound a whole batch
         return quick
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
         """See ``DocumentStore.get_many``: one GetDocument per document, all sent at once
-        (``stores.inflight``, no thread), each retried within the store's deadline."""
-        return self._reads(paths, time.monotonic() + self._timeout, self._retry)()
+        (``stores.inflight``, no thread), each retried within the store's deadline; ``fields``
+        as the request's mask (the rest of the document is neither sent nor decoded)."""
+        return self._reads(paths, time.monotonic() + self._timeout, self._retry, fields)()
 
     def start_get_many(
-        self, paths: Sequence[str], deadline_s: float | None = None
+        self, paths: Sequence[str], deadline_s: float | None = None, fields: Fields | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """See ``DocumentStore.start_get_many``: each document's GetDocument is sent now and
         collected by the calling thread when it asks (``stores.inflight``: no thread of its
         own), without retries, within the deadline; collecting decodes them."""
         timeout = self._timeout if deadline_s is None else min(self._timeout, deadline_s)
-        return self._reads(paths, time.monotonic() + timeout, None)
+        return self._reads(paths, time.monotonic() + timeout, None, fields)
 
     def _reads(
-        self, paths: Sequence[str], deadline: float, retry: retries.Retry | None
+        self,
+        paths: Sequence[str],
+        deadline: float,
+        retry: retries.Retry | None,
+        fields: Fields | None = None,
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """Every document's GetDocument sent now; the function collects them in order (a
         failed one sent again as ``retry`` says, within ``deadline``) and decodes them."""
         sent = []
+        masks = fields or {}
         for path in dict.fromkeys(paths):
             request = _GET_REQUEST(name=self._documents + path)
+            if path in masks:
+                request.mask.field_paths.extend(_field_paths(masks[path]))
             try:
                 first = inflight.start(
                     self._rpc.get,

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stores.base import Filter, Inc, Write, doc_version
+from stores.base import Fields, Filter, Inc, Write, doc_version, only
 from stores.errors import ConfigConflict, StoreError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -68,18 +68,24 @@ class MemoryStore:
         if self.fail:
             raise StoreError("memory store is down")
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
         """See ``DocumentStore.get_many``."""
+        masks = fields or {}
         with self._lock:
             self._enter()
-            return {p: copy.deepcopy(self.docs[p]) if p in self.docs else None for p in paths}
+            return {
+                p: copy.deepcopy(only(self.docs.get(p), masks.get(p))) if p in self.docs else None
+                for p in paths
+            }
 
     def start_get_many(
-        self, paths: Sequence[str], deadline_s: float | None = None
+        self, paths: Sequence[str], deadline_s: float | None = None, fields: Fields | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         """See ``DocumentStore.start_get_many``: in memory, the read is made when collected."""
         wanted = list(paths)
-        return lambda: self.get_many(wanted)
+        return lambda: self.get_many(wanted, fields)
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         """See ``DocumentStore.increment``."""

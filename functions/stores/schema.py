@@ -36,6 +36,12 @@ def cv_path(cv_id: str) -> str:
     return f"{CVS}/{cv_id}"
 
 
+CV_FIELDS = ("userId",)
+"""What the service reads of a CV: its owner (``DocumentStore.get_many``'s ``fields``). A CV's
+content, up to a megabyte its owner may write, is never sent to the function nor decoded: a
+warm call re-reads its CV's owner, and reading a whole 800 KB CV cost it about 65 ms of CPU."""
+
+
 def result_path(cv_id: str) -> str:
     """The stored enrichment result of a CV."""
     return f"{CVS}/{cv_id}/{EXTERNAL_DATA}/latest"

@@ -12,10 +12,10 @@ from typing import Any
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
-from gating.entitlements import gate_view
+from gating.entitlements import GATE_FIELDS, gate_view
 from gating.ratelimit import RateDecision, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
-from stores.schema import cv_path, user_path
+from stores.schema import CV_FIELDS, cv_path, user_path
 from usecases import cohort, held_copies
 from usecases.app import App
 from usecases.context import CallContext
@@ -58,7 +58,8 @@ def load(
         )
         if missing
     ]
-    got = app.store.get_many(need) if need else {}
+    fields = {user_path(uid): GATE_FIELDS, cv_path(cv_id): CV_FIELDS}
+    got = app.store.get_many(need, fields) if need else {}
     if cfg is None:
         cfg = app.config.accept(got.get(CONFIG_PATH), now)
     user_fresh = user_path(uid) in got
@@ -79,7 +80,8 @@ def owner(app: App, loaded: Loaded, cv_id: str, uid: str, now: datetime) -> str 
     ``loaded`` then holds the read, which needs no re-read beside the increment)."""
     if loaded.owner == uid or loaded.owner_fresh:
         return loaded.owner
-    cv = app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)]
+    path = cv_path(cv_id)
+    cv = app.store.get_many([path], {path: CV_FIELDS})[path]
     loaded.owner, loaded.owner_fresh = held_copies.owner_of(app, cv_id, cv, now), True
     return loaded.owner
 
@@ -90,7 +92,8 @@ def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetim
 
 def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
     """Never refuse on a cached "free": the user may have just upgraded."""
-    loaded.user = gate_view(app.store.get_many([user_path(uid)])[user_path(uid)])
+    path = user_path(uid)
+    loaded.user = gate_view(app.store.get_many([path], {path: GATE_FIELDS})[path])
     loaded.user_fresh = True
     app.users.put(uid, loaded.user, now)
 

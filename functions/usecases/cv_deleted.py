@@ -17,14 +17,15 @@ from datetime import datetime
 from typing import Any
 
 from common.logs import log
-from stores.schema import EXTERNAL_DATA, cv_path
+from stores.schema import CV_FIELDS, EXTERNAL_DATA, cv_path
 from usecases.app import App
 
 
 def run(app: App, cv_id: str, deleted_at: datetime | None = None) -> int:
     """Delete the results of the CV ``cv_id`` deleted at ``deleted_at`` (the event's time);
     returns how many documents went."""
-    owner = (app.store.get_many([cv_path(cv_id)])[cv_path(cv_id)] or {}).get("userId")
+    path = cv_path(cv_id)
+    owner = (app.store.get_many([path], {path: CV_FIELDS})[path] or {}).get("userId")
     results = app.store.query(f"{cv_path(cv_id)}/{EXTERNAL_DATA}")
     stale = [
         path

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stores.errors import StoreError
-from stores.schema import cv_path
+from stores.schema import CV_FIELDS, cv_path
 from usecases.app import App
 
 if TYPE_CHECKING:
@@ -35,13 +35,16 @@ def owner_of(app: App, cv_id: str, cv: Mapping[str, Any] | None, now: datetime) 
 def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
     """The CV document, read again when the instance's copy of its owner decided this call;
     sent before the increment, so the read costs no round trip of its own (None when this
-    call read the CV). Who owns a CV is never taken from a copy alone (contract 2.1: only the
+    call read the CV); only its owner is read (``CV_FIELDS``). Who owns a CV is never taken from a copy alone (contract 2.1: only the
     owner may enrich it, a missing CV is ``not-found``): a CV deleted, or deleted and created
     again by another user, a moment ago counts, and no result is written under it. The user's
     entitlement copy is trusted for ``EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS`` (a cached
     "free" is re-read before any refusal); reading it again on every call too cost about
     0.5 ms of the machine's CPU a call in the load runs and was not taken (docs/architecture.md)."""
-    return None if loaded.owner_fresh else app.store.start_get_many([cv_path(cv_id)])
+    if loaded.owner_fresh:
+        return None
+    path = cv_path(cv_id)
+    return app.store.start_get_many([path], None, {path: CV_FIELDS})
 
 
 def stale(

@@ -10,7 +10,7 @@ from analytics.stats import user_stats
 from common.clock import iso
 from common.errors import CallFacts, PermissionDenied
 from common.vocab import Fn, Tier
-from gating.entitlements import is_premium
+from gating.entitlements import GATE_FIELDS, is_premium
 from gating.ratelimit import Window, hourly_limit, weighted
 from stores.schema import usage_path, user_path
 from usecases import cohort
@@ -35,7 +35,7 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
     cfg = app.config.current()
     window = app.limiter.window(target, ctx.now)
     paths = [user_path(target), usage_path(target), window.current_path, window.previous_path]
-    got = app.store.get_many(paths)
+    got = app.store.get_many(paths, {paths[0]: GATE_FIELDS})
     user, usage = got[paths[0]] or {}, got[paths[1]] or {}
     current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
     premium = is_premium(user, ctx.now, app.settings.grace_days)

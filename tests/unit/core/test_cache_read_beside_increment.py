@@ -15,6 +15,7 @@ from common.settings import load_settings
 from enrichment.cache import StoreCacheStore
 from enrichment.engine import Engine
 from enrichment.sources.linkedin import LinkedInSource
+from stores.base import Fields
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
@@ -35,12 +36,12 @@ class Ordered(MemoryStore):
         self.events: list[str] = []
 
     def start_get_many(
-        self, paths: Sequence[str], deadline_s: float | None = None
+        self, paths: Sequence[str], deadline_s: float | None = None, fields: Fields | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         cache = any(p.startswith("external_data_cache/") for p in paths)
         if cache:
             self.events.append("cache read sent")
-        pending = super().start_get_many(paths, deadline_s)
+        pending = super().start_get_many(paths, deadline_s, fields)
 
         def collect() -> dict[str, dict[str, Any] | None]:
             if cache:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.settings import load_settings
+from stores.base import Fields
 from stores.errors import Contended
 from stores.memory import MemoryStore
 from tests.support.aggregates import counter
@@ -29,8 +30,10 @@ class MeetAfterReading(MemoryStore):
         super().__init__()
         self.barrier = threading.Barrier(2, timeout=5)
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        got = super().get_many(paths)
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        got = super().get_many(paths, fields)
         if any("/conversions/" in p for p in paths):
             self.barrier.wait()
         return got

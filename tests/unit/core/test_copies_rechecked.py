@@ -13,6 +13,7 @@ import pytest
 
 from common.errors import NotFound, PermissionDenied, ResourceExhausted, Unavailable
 from common.settings import load_settings
+from stores.base import Fields
 from stores.errors import StoreError
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
@@ -34,11 +35,11 @@ class Ordered(MemoryStore):
         self.fail_reads = False
 
     def start_get_many(
-        self, paths: Sequence[str], deadline_s: float | None = None
+        self, paths: Sequence[str], deadline_s: float | None = None, fields: Fields | None = None
     ) -> Callable[[], dict[str, dict[str, Any] | None]]:
         what = ",".join(sorted(p.split("/")[0] for p in paths))
         self.events.append(f"read {what} sent")
-        pending = super().start_get_many(paths, deadline_s)
+        pending = super().start_get_many(paths, deadline_s, fields)
 
         def collect() -> dict[str, dict[str, Any] | None]:
             self.events.append(f"read {what} collected")

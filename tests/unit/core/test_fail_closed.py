@@ -44,10 +44,10 @@ class IncrementFails(MemoryStore):
 class ConfigReadFails(MemoryStore):
     """Every document reads except the rollout config."""
 
-    def get_many(self, paths: Any) -> dict[str, dict[str, Any] | None]:
+    def get_many(self, paths: Any, fields: Any = None) -> dict[str, dict[str, Any] | None]:
         if CONFIG_PATH in paths:
             raise StoreError("config read failed")
-        return super().get_many(paths)
+        return super().get_many(paths, fields)
 
 
 def _app(store: MemoryStore, engine: StaticEngine, env: Mapping[str, str] | None = None) -> App:
@@ -139,13 +139,13 @@ class CountsConfigReads(MemoryStore):
         self.holding = threading.Event()
         self.go = threading.Event()
 
-    def get_many(self, paths: Any) -> dict[str, dict[str, Any] | None]:
+    def get_many(self, paths: Any, fields: Any = None) -> dict[str, dict[str, Any] | None]:
         if CONFIG_PATH in paths:
             self.config_reads += 1
             if self.hold:
                 self.holding.set()
                 self.go.wait(5)
-        return super().get_many(paths)
+        return super().get_many(paths, fields)
 
 
 def test_an_outage_costs_one_config_read_per_retry_period_not_one_per_call() -> None:

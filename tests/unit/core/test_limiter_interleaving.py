@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gating.ratelimit import SlidingWindowLimiter, window_for
+from stores.base import Fields
 from stores.memory import MemoryStore
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -38,9 +39,11 @@ class Interleaving(MemoryStore):
             self._seen.done = True
             self.barrier.wait()
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
         self._meet()
-        return super().get_many(paths)
+        return super().get_many(paths, fields)
 
     def increment(self, path: str, field_name: str, by: int, extra: Mapping[str, Any]) -> int:
         self._meet()

@@ -184,11 +184,11 @@ def test_waiting_retries_back_off_and_do_not_starve_the_first_call() -> None:
             self.idem_reads = 0
             self.count_lock = threading.Lock()
 
-        def get_many(self, paths: Any) -> Any:
+        def get_many(self, paths: Any, fields: Any = None) -> Any:
             if any(p.startswith("external_data_idempotency/") for p in paths):
                 with self.count_lock:
                     self.idem_reads += 1
-            return super().get_many(paths)
+            return super().get_many(paths, fields)
 
     store = Reads()
     engine = StaticEngine()

@@ -518,7 +518,7 @@ def test_an_unexpected_crash_is_internal_recorded_and_never_echoes_input(
     seed_user(store, "alice")
     real = store.get_many
 
-    def explode(paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def explode(paths: Sequence[str], fields: Any = None) -> dict[str, dict[str, Any] | None]:
         raise UnicodeEncodeError("utf-8", "alice@example.com +1 555 0100", 0, 1, "surrogates")
 
     store.get_many = explode  # type: ignore[method-assign]

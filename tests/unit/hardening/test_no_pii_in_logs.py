@@ -30,7 +30,7 @@ from common.settings import EnrichmentSettings, load_settings
 from enrichment.cache import StoreCacheStore
 from enrichment.engine import Engine
 from scripts.devkit.fakes import FIXTURES, fake_brave, fake_github, fake_website
-from stores.base import Write
+from stores.base import Fields, Write
 from stores.errors import StoreError
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
@@ -140,11 +140,13 @@ class FailingStore(MemoryStore):
             raise StoreError(f"commit refused: {[w.data for w in writes]!r}")
         super().commit(writes)
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
         if self.how == "crash":
             # An encoding error's message holds the whole input string (issue 8, "Why" 4).
             raise UnicodeEncodeError("utf-8", f"{EMAIL} {PHONE} {TOKEN}", 0, 1, "bad")
-        return super().get_many(paths)
+        return super().get_many(paths, fields)
 
     def query(self, collection: str, *args: Any, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
         if self.how == "crash":

@@ -310,8 +310,8 @@ class _Overlapped:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def get_many(self, paths: Any) -> Any:
-        out = self.inner.get_many(paths)
+    def get_many(self, paths: Any, fields: Any = None) -> Any:
+        out = self.inner.get_many(paths, fields)
         if CONFIG_PATH in paths and self.other_run is not None:
             run, self.other_run = self.other_run, None
             run()

@@ -49,6 +49,30 @@ def test_get_many_maps_missing_documents_to_none(store: DocumentStore, col: str)
     assert got == {f"{col}/a": {"x": 1}, f"{col}/b": None}
 
 
+def test_a_read_for_some_fields_gets_only_those(store: DocumentStore, col: str) -> None:
+    # The gate reads a client-written document (a CV, a profile) for the fields it decides on.
+    big = {"userId": "u1", "title": "t", "experience": [{"text": "x" * 500}] * 50}
+    store.commit(
+        [
+            Write(f"{col}/cv", big, merge=False),
+            Write(f"{col}/bare", {"title": "no owner"}, merge=False),
+            Write(f"{col}/other", {"userId": "u2", "n": 1}, merge=False),
+        ]
+    )
+    paths = [f"{col}/cv", f"{col}/bare", f"{col}/gone", f"{col}/other"]
+    masks = {p: ("userId",) for p in paths[:3]}
+    want = {
+        f"{col}/cv": {"userId": "u1"},
+        f"{col}/bare": {},  # there, without the field: not missing
+        f"{col}/gone": None,
+        f"{col}/other": {"userId": "u2", "n": 1},  # no mask named: whole
+    }
+    assert store.get_many(paths, masks) == want
+    assert store.start_get_many(paths, None, masks)() == want
+    two = store.get_many([f"{col}/cv"], {f"{col}/cv": ("userId", "title", "absent")})
+    assert two == {f"{col}/cv": {"userId": "u1", "title": "t"}}
+
+
 def test_a_started_read_returns_what_get_many_returns(store: DocumentStore, col: str) -> None:
     when = T0 + timedelta(minutes=5)
     store.commit(

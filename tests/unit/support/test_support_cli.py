@@ -11,7 +11,7 @@ import pytest
 
 from common.settings import load_settings
 from scripts import support
-from stores.base import Write
+from stores.base import Fields, Write
 from stores.memory import MemoryStore
 from tests.support.clock import FakeClock
 from tests.support.doubles import StaticEngine, seed_user, set_config
@@ -30,8 +30,10 @@ class Racy(MemoryStore):
         self.path = ""
         self.hook: Callable[[], object] | None = None
 
-    def get_many(self, paths: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        got = super().get_many(paths)
+    def get_many(
+        self, paths: Sequence[str], fields: Fields | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        got = super().get_many(paths, fields)
         if self.path in paths and self.hook is not None:
             hook, self.hook = self.hook, None
             hook()
