@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 
 from common.logs import error_ref
+from common.memo import IdentityMemo
 from common.settings import EnrichmentSettings
 from common.ttlcache import TTLCache
 from common.vocab import ResultStatus, SourceStatus
@@ -204,6 +205,8 @@ class Engine:
         # (it was most of a cache hit's time).
         self._ssl = ssl.create_default_context()
         self._usable_seen: TTLCache[bool] = TTLCache(timedelta(minutes=10), max_items=10_000)
+        self._merged: IdentityMemo[dict[str, Any]] = IdentityMemo(MERGED_CHARS)
+        """Merged data by the cache entries' payloads it came from (``from_cache``)."""
 
     def read_ahead(self, inp: EnrichmentInput) -> ReadAhead:
         """Plan ``inp``'s sources and send the read of their cache entries; pass the result to
@@ -278,7 +281,8 @@ class Engine:
             settled = self._settle(plans, ahead.inp, cached, start)
             if len(settled) != len(plans):
                 return None
-            return self._result([settled[name] for name, _ in plans], start)
+            outcomes = [settled[name] for name, _ in plans]
+            return self._result(outcomes, start, _stored_chars(plans, cached))
         except Exception:  # noqa: BLE001 - enrich, run next, answers for any failure
             return None
 
@@ -534,7 +538,12 @@ class Engine:
 
         return asyncio.get_running_loop().run_in_executor(_CACHE_POOL, put)
 
-    def _result(self, outcomes: list[_Outcome], start: float) -> EnrichmentResult:
+    def _result(
+        self, outcomes: list[_Outcome], start: float, chars: int | None = None
+    ) -> EnrichmentResult:
+        """The enrichment of these outcomes; ``chars``: what their payloads, all from cache
+        entries, weigh (``_stored_chars``), when the merged data may be kept for the next call
+        given the same payloads (a warm call on entries the instance holds)."""
         data: dict[str, Any] = {}
         for o in outcomes:
             if o.payload is not None:
@@ -551,9 +560,38 @@ class Engine:
                 raise SourcesCrashed("no source succeeded and a source crashed")
         service_failure = bool(tried) and all(r.failed_upstream for r in tried)
         return EnrichmentResult(
-            data=merge(data),
+            data=merge(data) if chars is None else self._merge_kept(data, chars),
             sources=tuple(o.report for o in outcomes),
             status=status,
             service_failure=service_failure,
             duration_ms=_elapsed_ms(start),
         )
+
+    def _merge_kept(self, data: dict[str, Any], chars: int) -> dict[str, Any]:
+        """``merge(data)``, kept by the payloads' identities (``IdentityMemo``): the next call
+        given the same held entries gets the same merged data (read-only) without merging."""
+        payloads, names = tuple(data.values()), tuple(data)
+        merged = self._merged.get(payloads, names)
+        if merged is None:
+            merged = merge(data)
+            self._merged.put(payloads, names, merged, chars)
+        return merged
+
+
+MERGED_CHARS = 1_000_000
+"""Payload characters (as stored JSON) whose merged data one engine keeps at most."""
+
+
+def _stored_chars(plans: list[_Plan], cached: Mapping[str, CacheEntry | None]) -> int | None:
+    """What the payloads the plans take from cache entries weigh, as stored; None when one is
+    not from an entry (or its weight is not known)."""
+    total = 0
+    for _, step in plans:
+        if isinstance(step, _Todo):
+            entry = cached.get(step.key)
+            if entry is None or entry.stored_chars is None:
+                return None
+            total += entry.stored_chars
+        elif step.payload is not None:
+            return None
+    return total

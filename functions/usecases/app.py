@@ -16,6 +16,7 @@ from gating.config_source import ConfigSource
 from gating.ratelimit import SlidingWindowLimiter
 from recording.recorder import Recorder
 from stores.base import DocumentStore
+from usecases.shaping import SHAPED_CHARS, Kept
 
 
 class Engine(Protocol):
@@ -68,6 +69,8 @@ class App:
         """Final counts of closed rate windows by path (they can no longer change)."""
         self.cohort_seats: TTLCache[bool] = TTLCache(timedelta(hours=1))
         """Capped-cohort seats by phase and uid (fixed for the phase once drawn)."""
+        self.shaped: Kept = Kept(SHAPED_CHARS)
+        """A cache hit's data shaped for answers, by the data object and access (``shaping``)."""
 
     @property
     def engine(self) -> Engine:

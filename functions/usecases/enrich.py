@@ -137,7 +137,7 @@ def _early(app: App, read: Any, decision: Decision) -> _Ahead:
     if result is None:
         return _Ahead(read, None, None)
     try:
-        return _Ahead(read, result, shaping.shape(result.data, decision.access))
+        return _Ahead(read, result, shaping.shape(result.data, decision.access, app.shaped))
     except Exception:  # noqa: BLE001 - shaped again after admission, which answers for it
         return _Ahead(read, result, None)
 

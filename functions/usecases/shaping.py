@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from common.memo import IdentityMemo
 from common.vocab import Access
 from enrichment.bounds import MAX_RESULT_BYTES, bound_result_json, compact_json
 from gating.preview import trim_preview
+
+SHAPED_CHARS = 1_000_000
+"""Answer JSON characters of shaped data an instance keeps at most (``App.shaped``)."""
 
 
 class Shaped(NamedTuple):
@@ -27,10 +31,25 @@ class Shaped(NamedTuple):
     least: int
 
 
-def shape(data: Mapping[str, Any], access: Access) -> Shaped:
+Kept = IdentityMemo[Shaped]
+"""Shapings by the data object shaped and the access (``shape``)."""
+
+
+def shape(data: Mapping[str, Any], access: Access, kept: Kept | None = None) -> Shaped:
     """``data`` shaped for an answer of ``access`` before the answer's budget is known (at the
-    largest budget any answer has): a cache hit's, while its increment is in flight."""
-    return bounded(data, access, MAX_RESULT_BYTES - 1)
+    largest budget any answer has): a cache hit's, while its increment is in flight. With
+    ``kept`` (the instance's, ``App.shaped``), the shaping of this very data object for this
+    access is done once and handed out again: a warm call on held cache entries is given the
+    same merged data as the call before it (``Engine.from_cache``). Only an uncut shaping is
+    kept: its JSON's length is then what the data weighs."""
+    if kept is not None:
+        found = kept.get((data,), access)
+        if found is not None:
+            return found
+    shaped = bounded(data, access, MAX_RESULT_BYTES - 1)
+    if kept is not None and not shaped.truncated:
+        kept.put((data,), access, shaped, len(shaped.text))
+    return shaped
 
 
 def at(shaped: Shaped | None, data: Mapping[str, Any], access: Access, budget: int) -> Shaped:

@@ -60,7 +60,7 @@ def test_a_read_for_some_fields_gets_only_those(store: DocumentStore, col: str) 
         ]
     )
     paths = [f"{col}/cv", f"{col}/bare", f"{col}/gone", f"{col}/other"]
-    masks = {p: ("userId",) for p in paths[:3]}
+    masks = dict.fromkeys(paths[:3], ("userId",))
     want = {
         f"{col}/cv": {"userId": "u1"},
         f"{col}/bare": {},  # there, without the field: not missing
