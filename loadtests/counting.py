@@ -21,10 +21,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stores.base import Fields
 from stores.schema import created_once
+
+if TYPE_CHECKING:
+    from stores.base import Fields
 
 FLUSH_EVERY_S = 5.0
 
@@ -103,7 +105,8 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
             self, paths: Sequence[str], fields: Fields | None = None
         ) -> dict[str, dict[str, Any] | None]:
             sink.count("get_many", reads=len(paths))
-            return dict(super().get_many(paths, fields))
+            # ``fields`` only when given: a paired run's other tree may be older than it.
+            return dict(super().get_many(paths, fields) if fields else super().get_many(paths))
 
         def start_get_many(
             self,
@@ -114,8 +117,10 @@ def counting_store_class(base: type[Any], directory: str) -> type[Any]:
             # Counted as get_many's are: one round trip (a GetDocument per document, sent
             # together), one read per document.
             sink.count("get_many", reads=len(paths))
-            pending: Callable[[], dict[str, dict[str, Any] | None]] = super().start_get_many(
-                paths, deadline_s, fields
+            pending: Callable[[], dict[str, dict[str, Any] | None]] = (
+                super().start_get_many(paths, deadline_s, fields)
+                if fields
+                else super().start_get_many(paths, deadline_s)
             )
             return pending
 
