@@ -69,13 +69,13 @@ def served(
         "enrichedDataJson": "",
         "sources": body["sources"],
     }
-    budget = _data_budget(body, result_path(req.cv_id), doc)
+    budget, doc_size = _data_budget(body, result_path(req.cv_id), doc)
     shaped = shaping.at(shaped, result.data, decision.access, budget)
     body["enrichedData"] = Encoded(shaped.data, shaped.text)
     if shaped.truncated:
         body["truncated"] = True
     unsaved = {**body, "messages": {**body["messages"], "notSaved": NOT_SAVED}}
-    stored = _result_write(ctx, req, {**doc, "enrichedDataJson": shaped.text})
+    stored = _result_write(ctx, req, {**doc, "enrichedDataJson": shaped.text}, doc_size)
     log(
         "INFO",
         "enrichment served",
@@ -102,12 +102,12 @@ def _labels(result: EnrichmentResult, cfg: RolloutConfig) -> dict[str, str]:
     return {"function": Fn.ENRICH.value, "outcome": result.status.value, "phase": cfg.phase.value}
 
 
-def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> int:
+def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> tuple[int, int]:
     """Bytes the data's JSON may take so that the answer and its document stay under
     ``MAX_RESULT_BYTES``: what is left once the rest of the longer answer (with ``notSaved`` and
     ``truncated``), as the callable protocol sends it (``{"result": ...}`` and a newline), and
     the rest of the document are counted. The data's JSON is ASCII: its length is its size, in
-    the answer and in the document alike."""
+    the answer and in the document alike. Also the document's size without the data's JSON."""
     rest = {
         **body,
         "enrichedData": None,
@@ -115,7 +115,8 @@ def _data_budget(body: Mapping[str, Any], path: str, doc: Mapping[str, Any]) -> 
         "truncated": True,
     }
     answer = json_size({"result": rest}) - len("null") + len("\n")
-    return MAX_RESULT_BYTES - 1 - max(answer, document_size(path, doc))
+    size = document_size(path, doc)
+    return MAX_RESULT_BYTES - 1 - max(answer, size), size
 
 
 def _messages(decision: Decision, cfg: RolloutConfig) -> dict[str, str]:
@@ -135,13 +136,16 @@ def _usage(decision: Decision, rate: RateDecision | None) -> dict[str, Any]:
     }
 
 
-def _result_write(ctx: CallContext, req: EnrichRequest, doc: Mapping[str, Any]) -> Write | None:
+def _result_write(
+    ctx: CallContext, req: EnrichRequest, doc: Mapping[str, Any], without_data: int
+) -> Write | None:
     """The write of ``cvs/{cvId}/externalData/latest``; None (logged) when it is too large.
     The data is one JSON string, not a map: a map is encoded and indexed value by value (most of
     a cache hit's time, and a user with hundreds of repositories would pass Firestore's 40,000
-    index entries per document)."""
+    index entries per document). ``without_data``: its size with an empty ``enrichedDataJson``;
+    the data's JSON is ASCII, so each of its characters adds one byte."""
     path = result_path(req.cv_id)
-    size = document_size(path, doc)
+    size = without_data + len(doc["enrichedDataJson"])
     if size >= STORED_MAX_BYTES:
         log("ERROR", "result too large to store", requestId=ctx.request_id, bytes=size)
         return None

@@ -9,6 +9,7 @@ the served app's ``AnswerJSON``), the document as Firestore counts it and as JSO
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import flask
@@ -18,8 +19,9 @@ from enrichment.bounds import MAX_RESULT_BYTES, STRING_CAP, compact_json, json_s
 from stores.base import document_size
 from stores.errors import StoreError
 from stores.memory import MemoryStore
+from stores.schema import result_path
 from tests.support.doubles import StaticEngine, seed_user, set_config
-from usecases import enrich
+from usecases import answer, enrich
 from usecases.answer import NOT_SAVED
 from usecases.app import App
 from usecases.context import Caller
@@ -117,3 +119,26 @@ def test_a_document_is_measured_as_firestore_counts_it() -> None:
     """Firestore's own worked example ("Storage size calculations"): 147 bytes."""
     doc = {"type": "Personal", "done": False, "priority": 1, "description": "Learn Cloud Firestore"}
     assert document_size("users/jeff/tasks/my_task_id", doc) == 147
+
+
+@pytest.mark.parametrize("over", [-2, -1, 0, 1])
+def test_the_result_document_is_kept_exactly_when_the_whole_document_fits(over: int) -> None:
+    # ``_result_write`` adds the data's JSON (ASCII) to the size measured without it; the
+    # document is stored exactly when measuring it whole says it fits.
+    path = result_path("cv-pat")
+    doc = {
+        "requestId": "r1",
+        "userId": "pat",
+        "access": "full",
+        "status": "success",
+        "enrichedDataJson": "",
+        "sources": [{"source": "github", "status": "success", "items": 3, "cached": False}],
+    }
+    without = document_size(path, doc)
+    data = compact_json({"k": "v" * (MAX_RESULT_BYTES - without - len('{"k":""}') + over)})
+    whole = {**doc, "enrichedDataJson": data}
+    assert document_size(path, whole) == MAX_RESULT_BYTES + over
+    req = SimpleNamespace(cv_id="cv-pat")
+    ctx = SimpleNamespace(request_id="r1")
+    kept = answer._result_write(ctx, req, whole, without)  # type: ignore[arg-type]
+    assert (kept is not None) == (document_size(path, whole) < MAX_RESULT_BYTES)
