@@ -19,7 +19,8 @@ V = TypeVar("V")
 class IdentityMemo(Generic[V]):
     """Values by the identities of the objects they were derived from (and a hashable tag),
     at most ``budget`` in weight, least recently used first out. The objects are kept with
-    their value: an identity cannot be reused while its value is here."""
+    their value: no other object can take one of their identities while its value is here, so
+    a key of identities found means these very objects."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -34,7 +35,7 @@ class IdentityMemo(Generic[V]):
         key = _key(objects, tag)
         with self._lock:
             item = self._items.get(key)
-            if item is None or any(a is not b for a, b in zip(item[0], objects, strict=True)):
+            if item is None:
                 return None
             self._items.move_to_end(key)
             return item[1]

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.vocab import Tier
+from stores.base import DocumentStore, read_one
+from stores.schema import user_path
 
 GATE_FIELDS = ("subscription", "rolloutGroups")
 """The fields of ``users/{uid}`` the gate reads, all server-written."""
@@ -22,6 +24,11 @@ def gate_view(user_doc: Mapping[str, Any] | None) -> dict[str, Any]:
     if not user_doc:
         return {}
     return {k: user_doc[k] for k in GATE_FIELDS if k in user_doc}
+
+
+def read_gate_view(store: DocumentStore, uid: str) -> dict[str, Any]:
+    """``gate_view`` of ``users/{uid}``, read for ``GATE_FIELDS`` only (one round trip)."""
+    return gate_view(read_one(store, user_path(uid), GATE_FIELDS))
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -67,13 +67,6 @@ gate reads a client-written document (a user's profile, a CV) for the few fields
 the rest, up to a megabyte a client may put there, is neither sent nor decoded."""
 
 
-def only(doc: dict[str, Any] | None, names: Sequence[str] | None) -> dict[str, Any] | None:
-    """``doc`` as a read for ``names`` gives it (``None``: whole)."""
-    if doc is None or names is None:
-        return doc
-    return {k: doc[k] for k in names if k in doc}
-
-
 Filter = tuple[str, str, Any]
 """(field path, operator, value); operators ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in``,
 ``array_contains`` (a list field holding the value)."""
@@ -190,3 +183,9 @@ class DocumentStore(Protocol):
         """Paths of the documents directly in ``collection`` whose id starts with
         ``id_prefix`` (ids only: no document data is read)."""
         ...
+
+
+def read_one(store: DocumentStore, path: str, names: Sequence[str]) -> dict[str, Any] | None:
+    """One document read for the top-level fields ``names`` only (``get_many``'s ``fields``);
+    ``None`` when it does not exist."""
+    return store.get_many([path], {path: names})[path]

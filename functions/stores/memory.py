@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stores.base import Fields, Filter, Inc, Write, doc_version, only
+from stores.base import Fields, Filter, Inc, Write, doc_version
 from stores.errors import ConfigConflict, StoreError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -76,7 +76,7 @@ class MemoryStore:
         with self._lock:
             self._enter()
             return {
-                p: copy.deepcopy(only(self.docs.get(p), masks.get(p))) if p in self.docs else None
+                p: copy.deepcopy(_only(self.docs[p], masks.get(p))) if p in self.docs else None
                 for p in paths
             }
 
@@ -210,3 +210,8 @@ class MemoryStore:
                 if path.rpartition("/")[0] == collection
                 and path.rpartition("/")[2].startswith(id_prefix)
             )
+
+
+def _only(doc: dict[str, Any], names: Sequence[str] | None) -> dict[str, Any]:
+    """``doc`` as a read for the top-level fields ``names`` gives it (``None``: whole)."""
+    return doc if names is None else {k: doc[k] for k in names if k in doc}

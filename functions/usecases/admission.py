@@ -12,9 +12,10 @@ from typing import Any
 from common.errors import CallFacts, PermissionDenied, ResourceExhausted
 from common.vocab import Tier
 from gating.decision import Decision, shadowed
-from gating.entitlements import GATE_FIELDS, gate_view
+from gating.entitlements import GATE_FIELDS, gate_view, read_gate_view
 from gating.ratelimit import RateDecision, Window, hourly_limit
 from gating.rollout import CONFIG_PATH, RolloutConfig
+from stores.base import read_one
 from stores.schema import CV_FIELDS, cv_path, user_path
 from usecases import cohort, held_copies
 from usecases.app import App
@@ -80,8 +81,7 @@ def owner(app: App, loaded: Loaded, cv_id: str, uid: str, now: datetime) -> str 
     ``loaded`` then holds the read, which needs no re-read beside the increment)."""
     if loaded.owner == uid or loaded.owner_fresh:
         return loaded.owner
-    path = cv_path(cv_id)
-    cv = app.store.get_many([path], {path: CV_FIELDS})[path]
+    cv = read_one(app.store, cv_path(cv_id), CV_FIELDS)
     loaded.owner, loaded.owner_fresh = held_copies.owner_of(app, cv_id, cv, now), True
     return loaded.owner
 
@@ -92,8 +92,7 @@ def _decide(app: App, loaded: Loaded, uid: str, req: EnrichRequest, now: datetim
 
 def _reread_user(app: App, loaded: Loaded, uid: str, now: datetime) -> None:
     """Never refuse on a cached "free": the user may have just upgraded."""
-    path = user_path(uid)
-    loaded.user = gate_view(app.store.get_many([path], {path: GATE_FIELDS})[path])
+    loaded.user = read_gate_view(app.store, uid)
     loaded.user_fresh = True
     app.users.put(uid, loaded.user, now)
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from common.logs import log
+from stores.base import read_one
 from stores.schema import CV_FIELDS, EXTERNAL_DATA, cv_path
 from usecases.app import App
 
@@ -24,8 +25,7 @@ from usecases.app import App
 def run(app: App, cv_id: str, deleted_at: datetime | None = None) -> int:
     """Delete the results of the CV ``cv_id`` deleted at ``deleted_at`` (the event's time);
     returns how many documents went."""
-    path = cv_path(cv_id)
-    owner = (app.store.get_many([path], {path: CV_FIELDS})[path] or {}).get("userId")
+    owner = (read_one(app.store, cv_path(cv_id), CV_FIELDS) or {}).get("userId")
     results = app.store.query(f"{cv_path(cv_id)}/{EXTERNAL_DATA}")
     stale = [
         path

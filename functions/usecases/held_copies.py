@@ -35,8 +35,9 @@ def owner_of(app: App, cv_id: str, cv: Mapping[str, Any] | None, now: datetime) 
 def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
     """The CV document, read again when the instance's copy of its owner decided this call;
     sent before the increment, so the read costs no round trip of its own (None when this
-    call read the CV); only its owner is read (``CV_FIELDS``). Who owns a CV is never taken from a copy alone (contract 2.1: only the
-    owner may enrich it, a missing CV is ``not-found``): a CV deleted, or deleted and created
+    call read the CV); only its owner is read (``CV_FIELDS``). Who owns a CV is never taken
+    from a copy alone (contract 2.1: only the owner may enrich it, a missing CV is
+    ``not-found``): a CV deleted, or deleted and created
     again by another user, a moment ago counts, and no result is written under it. The user's
     entitlement copy is trusted for ``EXTERNAL_DATA_ENTITLEMENT_TTL_SECONDS`` (a cached
     "free" is re-read before any refusal); reading it again on every call too cost about
@@ -44,7 +45,7 @@ def start(app: App, loaded: Loaded, cv_id: str) -> Recheck | None:
     if loaded.owner_fresh:
         return None
     path = cv_path(cv_id)
-    return app.store.start_get_many([path], None, {path: CV_FIELDS})
+    return app.store.start_get_many([path], fields={path: CV_FIELDS})
 
 
 def stale(

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.clock import iso
-from gating.entitlements import GATE_FIELDS, gate_view, tier_of
+from gating.entitlements import read_gate_view, tier_of
 from gating.ratelimit import RateDecision, SlidingWindowLimiter, Window
-from stores.schema import user_path
 from usecases.app import App
 
 
@@ -38,8 +37,7 @@ def own_tier(app: App, uid: str, now: datetime) -> str:
     tiers (funnel events, data rights): one read unless the instance holds the user."""
     user = app.users.get(uid, now)
     if user is None:
-        path = user_path(uid)
-        user = gate_view(app.store.get_many([path], {path: GATE_FIELDS})[path])
+        user = read_gate_view(app.store, uid)
     return tier_of(user, now, app.settings.grace_days).value
 
 

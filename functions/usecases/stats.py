@@ -34,8 +34,9 @@ def _stats(app: App, ctx: CallContext, raw: Any) -> Served:
         raise PermissionDenied("You can only see your own usage.", facts=denied)
     cfg = app.config.current()
     window = app.limiter.window(target, ctx.now)
-    paths = [user_path(target), usage_path(target), window.current_path, window.previous_path]
-    got = app.store.get_many(paths, {paths[0]: GATE_FIELDS})
+    user_doc = user_path(target)
+    paths = [user_doc, usage_path(target), window.current_path, window.previous_path]
+    got = app.store.get_many(paths, {user_doc: GATE_FIELDS})
     user, usage = got[paths[0]] or {}, got[paths[1]] or {}
     current, previous = num(got[paths[2]] or {}, "count"), num(got[paths[3]] or {}, "count")
     premium = is_premium(user, ctx.now, app.settings.grace_days)
